@@ -1,0 +1,30 @@
+"""The ``catalog`` command: a root Typer app that only wires one module per command.
+
+Heavy modules (Scrapy, scikit-learn, the ``mcp`` SDK) are imported inside the commands
+that need them, so read commands such as ``catalog recommend`` start fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from catalog.cli import classify, crawl, export, introspect, recommend, stats
+
+app = typer.Typer(
+    name="catalog",
+    help="A catalogue of MCP servers and their tools, with risk verdicts and recommended gateway policies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("crawl")(crawl.crawl)
+app.command("introspect", context_settings={"allow_interspersed_args": False})(introspect.introspect)
+app.command("classify")(classify.classify)
+app.command("recommend")(recommend.recommend)
+app.command("show")(recommend.show)
+app.command("export")(export.export)
+app.command("stats")(stats.stats)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,69 @@
+"""``catalog classify INPUT.jsonl``: classify tool definitions from a file, store untouched."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from catalog.cli.common import fail
+
+
+def classify_line(line: str, lineno: int) -> dict[str, Any]:
+    from classifier import ToolDefinition, classify
+
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        return {"line": lineno, "error": f"invalid JSON: {exc}"}
+    if not isinstance(data, dict):
+        return {"line": lineno, "error": f"expected an object, got {type(data).__name__}"}
+    try:
+        defn = ToolDefinition.from_mapping(
+            data, server=data.get("server") if isinstance(data.get("server"), str) else None
+        )
+    except ValueError as exc:
+        return {**data, "line": lineno, "error": str(exc)}
+    verdict = classify(defn)
+    return {
+        **data,
+        "category": verdict.category,
+        "action": verdict.action,
+        "class": verdict.capability_class,
+        "risk": verdict.risk,
+        "confidence": verdict.confidence,
+        "rationale": verdict.rationale,
+        "findings": verdict.finding_ids,
+        "finding_details": [{"id": f.id, "rule": f.rule, "evidence": f.evidence} for f in verdict.findings],
+    }
+
+
+def classify(
+    input_file: Annotated[
+        str, typer.Argument(metavar="INPUT.jsonl", help="One tool definition per line ('-' for stdin).")
+    ],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Write JSONL here instead of stdout.")] = None,
+) -> None:
+    """Classify tool definitions (one JSON object per line); each output line is the input plus the verdict."""
+    if input_file != "-" and not Path(input_file).is_file():
+        raise fail(f"no such file: {input_file}")
+    src: TextIO = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8", errors="replace")  # noqa: SIM115
+    dst: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    errors = 0
+    try:
+        for lineno, line in enumerate(src, 1):
+            if not line.strip():
+                continue
+            out = classify_line(line, lineno)
+            errors += "error" in out
+            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+    finally:
+        if src is not sys.stdin:
+            src.close()
+        if dst is not sys.stdout:
+            dst.close()
+    if errors:
+        typer.echo(f'{errors} line(s) could not be classified (see their "error" field)', err=True)

@@ -1,0 +1,68 @@
+"""``catalog crawl``: crawl catalogues, introspect servers live, classify, store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from catalog.cli.common import DbOption, fail, friendly
+
+
+@friendly
+def crawl(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source", "-s", help="Catalogue to crawl (repeatable): official-registry, curated. Default: both."
+        ),
+    ] = None,
+    registry_url: Annotated[
+        str | None, typer.Option(help="Base URL of an MCP Registry API (default: the public registry).")
+    ] = None,
+    curated: Annotated[
+        str | None,
+        typer.Option("--curated", help="Curated list file in registry page shape (default: the project's own)."),
+    ] = None,
+    introspect: Annotated[
+        bool, typer.Option("--introspect/--no-introspect", help="Start servers / reach remotes to list their tools.")
+    ] = True,
+    install_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--install-from",
+            help="Sources whose packages may be installed and run (repeatable; 'all' for every "
+            "source). Default: curated. Remotes are always tried.",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per server for initialize + tools/list.")] = 30.0,
+    concurrency: Annotated[int, typer.Option(help="Servers introspected at once.")] = 8,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Package install cache (default: $CATALOG_CACHE_DIR or ~/.cache/mcp-catalog).")
+    ] = None,
+    unsafe_no_sandbox: Annotated[
+        bool,
+        typer.Option("--unsafe-no-sandbox", help="Run packages without the bubblewrap sandbox (only resource limits)."),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Crawl, introspect, classify and store; prints a one-line summary."""
+    from catalog.crawl_job import CrawlOptions, is_terminal, run_crawl
+
+    opts = CrawlOptions(
+        sources=source or ["official-registry", "curated"],
+        db_url=db,
+        registry_url=registry_url,
+        curated_path=curated,
+        introspect=introspect,
+        install_sources=install_from or ["curated"],
+        timeout=timeout,
+        concurrency=concurrency,
+        cache_dir=cache_dir,
+        sandbox="none" if unsafe_no_sandbox else "auto",
+        progress=is_terminal(),
+    )
+    summary = run_crawl(opts)
+    typer.echo(summary.line())
+    if summary.failed:
+        raise fail("every source failed; the catalogue was left as it was")

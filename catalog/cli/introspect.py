@@ -1,0 +1,77 @@
+"""``catalog introspect -- COMMAND [ARGS...]``: list one stdio server's tools, ad hoc."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog.cli.common import DbOption, fail, friendly
+
+
+def visible_paths(command: list[str]) -> list[Path]:
+    """What the sandbox must show read-only for an ad-hoc command: its executable's
+    directory (and virtualenv), and the directories of file arguments such as a script."""
+    paths: list[Path] = []
+    for i, part in enumerate(command):
+        p = Path(part)
+        if not p.is_absolute() and i > 0 and not p.exists():
+            continue
+        if not p.exists():
+            continue
+        p = p.absolute()
+        folder = p if p.is_dir() else p.parent
+        paths.append(folder)
+        if (folder.parent / "pyvenv.cfg").exists():
+            paths.append(folder.parent)
+    return list(dict.fromkeys(paths))
+
+
+@friendly
+def introspect(
+    command: Annotated[list[str], typer.Argument(help="The server command and its arguments (after --).")],
+    name: Annotated[str | None, typer.Option(help="Server name to store it under (default: local/<command>).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds for initialize + tools/list.")] = 30.0,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Save the tools in the catalogue.")] = True,
+    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    unsafe_no_sandbox: Annotated[
+        bool, typer.Option("--unsafe-no-sandbox", help="Run without the bubblewrap sandbox.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Start COMMAND in the sandbox, call initialize + tools/list, print (and store) its tools."""
+    import asyncio
+
+    from catalog.ingest import store_introspection
+    from crawler.introspection.installer import default_cache_dir
+    from crawler.introspection.runner import RunnerConfig, run_sandboxed
+
+    cfg = RunnerConfig(
+        cache_dir=default_cache_dir(), timeout=timeout, sandbox_mode="none" if unsafe_no_sandbox else "auto"
+    )
+    exe = Path(command[0])
+    result = asyncio.run(run_sandboxed(command, cfg, readonly=visible_paths(command)))
+    server = name or f"local/{exe.name}"
+    verdicts = store_introspection(db, server, result) if store else {}
+    if not result.ok:
+        raise fail(f"{' '.join(command)[:200]}: {result.outcome}: {result.error}")
+    if output == "json":
+        typer.echo(
+            json.dumps(
+                {
+                    "server": server,
+                    "protocol_version": result.protocol_version,
+                    "server_info": result.server_info,
+                    "tools": result.tools,
+                },
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"{server}: {len(result.tools)} tools (protocol {result.protocol_version}, {result.seconds:.1f}s)")
+    for tool in result.tools:
+        v = verdicts.get(tool["name"])
+        tag = f"  [{v.risk} · {v.category} · {v.action}]" if v else ""
+        typer.echo(f"  {tool['name']}{tag}")

@@ -1,0 +1,104 @@
+"""``catalog recommend TOOL`` and ``catalog show TOOL``: read commands, no heavy imports."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from catalog.cli.common import DbOption, friendly
+from catalog.errors import Ambiguous, CatalogError, NotFound
+from catalog.policies.generate import PolicyEntry, build_document, dumps
+from catalog.store.db import open_store
+from catalog.store.repository import ToolView, current_tools, similar_tool_names
+
+ServerOption = Annotated[str | None, typer.Option("--server", help="The server, when several expose the tool.")]
+
+
+def find_one(db: str | None, tool: str, server: str | None) -> ToolView:
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            rows = current_tools(session, name=tool, server=server)
+            if not rows:
+                where = f" on server {server!r}" if server else ""
+                hint = similar_tool_names(session, tool)
+                extra = f"; similar: {', '.join(hint)}" if hint else ""
+                raise NotFound(f"unknown tool {tool!r}{where}{extra}")
+            if len(rows) > 1:
+                names = ", ".join(r.server for r in rows[:20])
+                raise Ambiguous(f"tool {tool!r} is exposed by {len(rows)} servers ({names}); choose one with --server")
+            return rows[0]
+    finally:
+        store.dispose()
+
+
+def _policy(view: ToolView) -> dict:
+    v = view.verdict
+    if v is None:
+        raise CatalogError(f"tool {view.name!r} has no verdict yet; run `catalog crawl` to classify it")
+    poisoned = any(f.get("id") == "tool_poisoning" for f in v.findings or [])
+    return build_document([PolicyEntry(view.name, v.risk, poisoned, view.server)])
+
+
+@friendly
+def recommend(
+    tool: Annotated[str, typer.Argument(help="Tool name as the server exposes it.")],
+    server: ServerOption = None,
+    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    db: DbOption = None,
+) -> None:
+    """The recommended default policy for one tool, with the reasons."""
+    if output not in ("text", "json"):
+        raise CatalogError(f"unknown format {output!r} (text or json)")
+    view = find_one(db, tool, server)
+    doc = _policy(view)
+    if output == "json":
+        typer.echo(dumps(doc))
+        return
+    v = view.verdict
+    assert v is not None
+    desc = (view.definition.get("description") or "(no description)").strip()
+    findings = "; ".join(f"{f.get('id')}: {f.get('evidence')}" for f in v.findings or []) or "none"
+    lines = [
+        f"{view.name}  (server {view.server})",
+        f"  What it does : {desc[:400]}",
+        f"  Category     : {v.category}",
+        f"  Action       : {v.action}",
+        f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})",
+        f"  Why          : {v.rationale}",
+        f"  Findings     : {findings}",
+        f"  Policy       : {dumps(doc)}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@friendly
+def show(
+    tool: Annotated[str, typer.Argument(help="Tool name as the server exposes it.")],
+    server: ServerOption = None,
+    db: DbOption = None,
+) -> None:
+    """Everything stored about one tool: definition, hash, verdict."""
+    view = find_one(db, tool, server)
+    v = view.verdict
+    data = {
+        "server": view.server,
+        "name": view.name,
+        "hash": view.hash,
+        "definition": view.definition,
+        "verdict": None
+        if v is None
+        else {
+            "category": v.category,
+            "action": v.action,
+            "risk": v.risk,
+            "confidence": v.confidence,
+            "risk_rule": v.risk_rule,
+            "rationale": v.rationale,
+            "findings": v.findings,
+            "classifier_version": v.classifier_version,
+        },
+    }
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -1,0 +1,71 @@
+"""``catalog stats``: what the catalogue holds, by risk and category, and the latest runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from catalog.cli.common import DbOption, friendly
+from catalog.store.db import open_store
+from catalog.store.repository import current_tools
+from catalog.store.repository import stats as store_stats
+
+
+@friendly
+def stats(
+    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    db: DbOption = None,
+) -> None:
+    """Counts of servers, tools, verdicts and recent crawl runs."""
+    import json
+
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            s = store_stats(session)
+            tools = current_tools(session)
+    finally:
+        store.dispose()
+    risks = Counter(t.verdict.risk if t.verdict else "unclassified" for t in tools)
+    cats = Counter(t.verdict.category for t in tools if t.verdict)
+    runs = [
+        {
+            "id": r.id,
+            "source": r.source,
+            "status": r.status,
+            "started": r.started_at.isoformat(),
+            "servers": (r.counters or {}).get("servers", 0),
+            "error": r.error,
+        }
+        for r in s["recent_runs"]
+    ]
+    if output == "json":
+        typer.echo(
+            json.dumps(
+                {
+                    "servers": s["servers"],
+                    "tools": s["tools"],
+                    "definitions": s["definitions"],
+                    "risk": dict(risks),
+                    "category": dict(cats),
+                    "introspection": s["introspection"],
+                    "recent_runs": runs,
+                },
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"servers: {s['servers']}   tools: {s['tools']}   definitions (with history): {s['definitions']}")
+    typer.echo(
+        "risk: "
+        + ", ".join(
+            f"{k} {risks[k]}" for k in ("critical", "high", "medium", "low", "unknown", "unclassified") if risks[k]
+        )
+    )
+    typer.echo("category: " + ", ".join(f"{k} {v}" for k, v in cats.most_common()))
+    typer.echo("introspection: " + (", ".join(f"{k} {v}" for k, v in sorted(s["introspection"].items())) or "none"))
+    for r in runs:
+        err = f" — {r['error'][:120]}" if r["error"] else ""
+        typer.echo(f"run {r['id']}: {r['source']} {r['status']} ({r['servers']} servers) {r['started']}{err}")

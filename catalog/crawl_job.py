@@ -1,0 +1,176 @@
+"""The main job: crawl the chosen sources with Scrapy, then classify what is new.
+
+This is the one place that wires crawler -> store -> classifier together; the CLI only
+parses options and prints the summary.  Scrapy is imported here, inside the function,
+so read commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from catalog.errors import CatalogError
+from catalog.store.db import open_store, resolve_url
+from catalog.store.models import CrawlRun
+from catalog.store.repository import mark_interrupted_runs
+from catalog.verdicts import classify_pending
+
+SOURCES = {
+    "official-registry": "crawler.spiders.official_registry.OfficialRegistrySpider",
+    "curated": "crawler.spiders.curated.CuratedSpider",
+}
+
+
+@dataclass
+class CrawlOptions:
+    sources: list[str]
+    db_url: str | None = None
+    registry_url: str | None = None
+    curated_path: str | None = None
+    introspect: bool = True
+    install_sources: list[str] = field(default_factory=lambda: ["curated"])
+    timeout: float = 30.0
+    concurrency: int = 8
+    cache_dir: str | None = None
+    sandbox: str = "auto"
+    progress: bool = False
+
+
+@dataclass
+class CrawlSummary:
+    runs: list[dict[str, Any]]
+    classified: int
+    seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.runs) and all(r["status"] == "failed" for r in self.runs)
+
+    def total(self, key: str) -> int:
+        return sum(int(r["counters"].get(key, 0) or 0) for r in self.runs)
+
+    def line(self) -> str:
+        bad = [f"{r['source']}: {r['error']}" for r in self.runs if r["status"] == "failed"]
+        text = (
+            f"crawl finished: {self.total('servers')} servers, {self.total('tools')} tools "
+            f"({self.total('new_definitions')} new definitions, {self.classified} classified), "
+            f"{self.total('introspection_failures')} introspection failures, "
+            f"{self.total('malformed')} malformed entries skipped"
+        )
+        if bad:
+            text += f", {len(bad)} source(s) failed ({'; '.join(b[:160] for b in bad)})"
+        return text + f", {self.seconds:.1f}s"
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    mod = __import__(module, fromlist=[name])
+    return getattr(mod, name)
+
+
+def run_crawl(opts: CrawlOptions) -> CrawlSummary:
+    unknown = [s for s in opts.sources if s not in SOURCES]
+    if unknown:
+        raise CatalogError(f"unknown source {unknown[0]!r} (known: {', '.join(SOURCES)})")
+    url = resolve_url(opts.db_url)
+    store = open_store(url)  # fail fast, before any crawling, on a bad database URL
+    with store.session() as session:
+        mark_interrupted_runs(session)
+        session.commit()
+        first_new_run = (session.scalar(select(CrawlRun.id).order_by(CrawlRun.id.desc()).limit(1)) or 0) + 1
+    started = time.monotonic()
+
+    from scrapy import signals
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.setdict(
+        {
+            "CATALOG_DATABASE_URL": url,
+            "CATALOG_INTROSPECT": opts.introspect,
+            "CATALOG_INSTALL_SOURCES": opts.install_sources,
+            "CATALOG_INTROSPECT_TIMEOUT": opts.timeout,
+            "CATALOG_INTROSPECT_CONCURRENCY": opts.concurrency,
+            "CATALOG_CACHE_DIR": opts.cache_dir,
+            "CATALOG_SANDBOX": opts.sandbox,
+        },
+        priority="cmdline",
+    )
+    process = CrawlerProcess(settings)
+    # Both log a failed fetch (robots.txt with a traceback); the spider reports it once, in the summary.
+    for noisy in ("scrapy.downloadermiddlewares.robotstxt", "scrapy.downloadermiddlewares.retry"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    progress = _Progress() if opts.progress else None
+    for source in opts.sources:
+        kwargs: dict[str, Any] = {}
+        if source == "official-registry" and opts.registry_url:
+            kwargs["base_url"] = opts.registry_url
+        if source == "curated" and opts.curated_path:
+            kwargs["path"] = opts.curated_path
+        crawler = process.create_crawler(_import(SOURCES[source]))
+        if progress:
+            crawler.signals.connect(progress.stored, signal=signals.item_scraped)
+        process.crawl(crawler, **kwargs)
+    try:
+        if progress:
+            progress.start()
+        process.start()
+    finally:
+        if progress:
+            progress.stop()
+
+    with store.session() as session:
+        classified = classify_pending(session)
+        session.commit()
+        runs = session.scalars(select(CrawlRun).where(CrawlRun.id >= first_new_run).order_by(CrawlRun.id)).all()
+        summary = CrawlSummary(
+            runs=[
+                {"id": r.id, "source": r.source, "status": r.status, "counters": r.counters or {}, "error": r.error}
+                for r in runs
+            ],
+            classified=classified,
+            seconds=time.monotonic() - started,
+        )
+    store.dispose()
+    return summary
+
+
+class _Progress:
+    """A live line on a terminal: servers stored so far and how many have tools."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True, console=None
+        )
+        self.task = self.bar.add_task("crawling…", total=None)
+        self.servers = self.tools = self.failures = 0
+
+    def start(self) -> None:
+        self.bar.start()
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+    def stored(self, item: Any) -> None:
+        self.servers += 1
+        self.tools += len(item.tools or [])
+        self.failures += sum(1 for a in item.attempts if a.outcome != "ok")
+        self.bar.update(
+            self.task,
+            description=f"{self.servers} servers, {self.tools} tools, "
+            f"{self.failures} introspection failures — {item.name[:60]}",
+        )
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()

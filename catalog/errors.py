@@ -1,0 +1,19 @@
+"""Errors a user can act on: each carries a one-line message the CLI prints as is."""
+
+
+class CatalogError(Exception):
+    """A fatal, explained error: the CLI prints ``str(exc)`` and exits non-zero."""
+
+    exit_code = 1
+
+
+class DatabaseError(CatalogError):
+    exit_code = 3
+
+
+class NotFound(CatalogError):
+    exit_code = 2
+
+
+class Ambiguous(CatalogError):
+    exit_code = 2

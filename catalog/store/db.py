@@ -1,0 +1,114 @@
+"""Opening the store: URL resolution, friendly connection errors, migrations to head.
+
+Read commands call this too, so it avoids importing Alembic when the schema is already
+current (one ``SELECT`` on ``alembic_version``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.errors import DatabaseError
+
+DEFAULT_URL = "sqlite:///catalog.db"
+ENV_VAR = "CATALOG_DATABASE_URL"
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """``--db`` beats ``$CATALOG_DATABASE_URL`` beats ``sqlite:///catalog.db``."""
+    chosen = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    if chosen.startswith("postgresql://") or chosen.startswith("postgres://"):
+        chosen = "postgresql+psycopg://" + chosen.split("://", 1)[1]
+    return chosen
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return msg[0] if msg else exc.__class__.__name__
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    url: str
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"invalid database URL {url!r}: {_one_line(exc)}") from exc
+    kwargs: dict[str, object] = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+    try:
+        engine = create_engine(parsed, **kwargs)  # type: ignore[arg-type]
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise DatabaseError(f"unsupported database URL {parsed.render_as_string()!r}: {_one_line(exc)}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError:
+            conn.rollback()
+            return None
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema with Alembic (numbered migrations under migrations/versions)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def open_store(url: str | None = None, *, migrate_schema: bool = True) -> Store:
+    """Connect, check, and bring the schema to head. Errors are one-line DatabaseErrors."""
+    resolved = resolve_url(url)
+    engine = make_engine(resolved)
+    safe = engine.url.render_as_string(hide_password=True)
+    try:
+        if migrate_schema and current_revision(engine) != HEAD_REVISION:
+            migrate(engine)
+        else:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {safe}: {_one_line(exc)}") from exc
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {safe}: {_one_line(exc)}") from exc
+    return Store(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), url=safe)

@@ -1,0 +1,125 @@
+"""Typed tables of the catalogue.
+
+A tool's definition is never overwritten: a changed definition is a new row, keyed by
+the content hash of its canonical JSON, so history (and rug-pull detection) comes for free.
+Verdicts are keyed by definition hash + classifier version, so re-classifying with the
+same classifier is a no-op and a new classifier adds rows beside the old ones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Server(Base):
+    __tablename__ = "servers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(400), unique=True)
+    title: Mapped[str | None] = mapped_column(String(400))
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(String(100))
+    repository_url: Mapped[str | None] = mapped_column(Text)
+    website_url: Mapped[str | None] = mapped_column(Text)
+    packages: Mapped[list[Any]] = mapped_column(default=list)
+    remotes: Mapped[list[Any]] = mapped_column(default=list)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    published_at: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tools: Mapped[list[Tool]] = relationship(back_populates="server", cascade="all, delete-orphan")
+
+
+class Tool(Base):
+    __tablename__ = "tools"
+    __table_args__ = (UniqueConstraint("server_id", "name", name="uq_tools_server_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(400), index=True)
+    current_hash: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column()
+
+    server: Mapped[Server] = relationship(back_populates="tools")
+    definitions: Mapped[list[ToolDefinitionRow]] = relationship(back_populates="tool", cascade="all, delete-orphan")
+
+
+class ToolDefinitionRow(Base):
+    __tablename__ = "tool_definitions"
+    __table_args__ = (UniqueConstraint("tool_id", "hash", name="uq_tool_definitions_tool_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tool: Mapped[Tool] = relationship(back_populates="definitions")
+
+
+class Classification(Base):
+    __tablename__ = "classifications"
+    __table_args__ = (
+        UniqueConstraint("definition_hash", "classifier_version", name="uq_classifications_hash_version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_hash: Mapped[str] = mapped_column(String(64), index=True)
+    classifier_version: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(20))
+    risk: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    risk_rule: Mapped[str] = mapped_column(String(80), default="")
+    rationale: Mapped[str] = mapped_column(Text)
+    findings: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class IntrospectionAttempt(Base):
+    __tablename__ = "introspection_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
+    transport: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    tools_count: Mapped[int] = mapped_column(Integer, default=0)
+    protocol_version: Mapped[str | None] = mapped_column(String(40))
+    server_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,275 @@
+"""Writing to and reading from the catalogue.
+
+Writers hand in whole units (a server with its complete tool listing) inside the
+caller's transaction; nothing here commits.  That is what keeps a crash mid-crawl from
+leaving a half-written server behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from catalog.store.models import (
+    Classification,
+    CrawlRun,
+    IntrospectionAttempt,
+    Server,
+    Tool,
+    ToolDefinitionRow,
+    utcnow,
+)
+from catalog.store.records import AttemptRecord, ServerRecord
+from classifier.definition import definition_hash
+
+#: Fields kept from a tool listing entry (the hash covers only the first four).
+KEPT_FIELDS = ("name", "description", "inputSchema", "annotations", "title", "outputSchema")
+
+
+def normalise_tool(raw: Mapping[str, Any]) -> dict[str, Any]:
+    tool = {k: raw[k] for k in KEPT_FIELDS if k in raw and raw[k] is not None}
+    tool.setdefault("description", "")
+    tool.setdefault("inputSchema", {})
+    tool.setdefault("annotations", {})
+    return tool
+
+
+def upsert_server(session: Session, rec: ServerRecord, now: datetime | None = None) -> Server:
+    now = now or utcnow()
+    server = session.scalar(select(Server).where(Server.name == rec.name))
+    if server is None:
+        server = Server(name=rec.name, first_seen=now, sources=[])
+        session.add(server)
+    server.title = rec.title or server.title
+    server.description = rec.description if rec.description is not None else server.description
+    server.version = rec.version or server.version
+    server.repository_url = rec.repository_url or server.repository_url
+    server.website_url = rec.website_url or server.website_url
+    server.packages = list(rec.packages) or list(server.packages or [])
+    server.remotes = list(rec.remotes) or list(server.remotes or [])
+    server.published_at = rec.published_at or server.published_at
+    if rec.source not in (server.sources or []):
+        server.sources = [*(server.sources or []), rec.source]
+    server.last_seen = now
+    session.flush()
+    return server
+
+
+@dataclass
+class ToolChanges:
+    new_tools: int = 0
+    new_definitions: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+
+def record_tools(
+    session: Session,
+    server: Server,
+    tools: Sequence[Mapping[str, Any]],
+    now: datetime | None = None,
+    *,
+    complete: bool = True,
+) -> ToolChanges:
+    """Store a server's tool listing. A changed definition is a new row, never an overwrite.
+
+    ``complete`` says the listing is the whole truth, so tools missing from it are marked removed.
+    """
+    now = now or utcnow()
+    changes = ToolChanges()
+    existing = {t.name: t for t in session.scalars(select(Tool).where(Tool.server_id == server.id))}
+    seen: set[str] = set()
+    for raw in tools:
+        tool_json = normalise_tool(raw)
+        name = str(tool_json["name"])
+        if name in seen:
+            continue
+        seen.add(name)
+        digest = definition_hash(tool_json)
+        tool = existing.get(name)
+        if tool is None:
+            tool = Tool(server_id=server.id, name=name, current_hash=digest, first_seen=now, last_seen=now)
+            session.add(tool)
+            session.flush()
+            changes.new_tools += 1
+        elif tool.current_hash != digest:
+            changes.changed += 1
+        else:
+            changes.unchanged += 1
+        row = session.scalar(
+            select(ToolDefinitionRow).where(ToolDefinitionRow.tool_id == tool.id, ToolDefinitionRow.hash == digest)
+        )
+        if row is None:
+            session.add(
+                ToolDefinitionRow(tool_id=tool.id, hash=digest, definition=tool_json, first_seen=now, last_seen=now)
+            )
+            changes.new_definitions += 1
+        else:
+            row.last_seen = now
+        tool.current_hash = digest
+        tool.last_seen = now
+        tool.removed_at = None
+    if complete:
+        for name, tool in existing.items():
+            if name not in seen and tool.removed_at is None:
+                tool.removed_at = now
+                changes.removed += 1
+    session.flush()
+    return changes
+
+
+def record_attempt(
+    session: Session, server: Server, rec: AttemptRecord, run_id: int | None = None, now: datetime | None = None
+) -> IntrospectionAttempt:
+    attempt = IntrospectionAttempt(
+        server_id=server.id,
+        crawl_run_id=run_id,
+        transport=rec.transport,
+        target=rec.target[:2000],
+        outcome=rec.outcome,
+        error=(rec.error or None) and rec.error[:4000],
+        seconds=round(rec.seconds, 3),
+        tools_count=rec.tools_count,
+        protocol_version=rec.protocol_version,
+        server_info=dict(rec.server_info),
+        started_at=now or utcnow(),
+    )
+    session.add(attempt)
+    return attempt
+
+
+def start_run(session: Session, source: str) -> CrawlRun:
+    run = CrawlRun(source=source, status="running", counters={}, started_at=utcnow())
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(
+    session: Session, run_id: int, status: str, counters: Mapping[str, Any], error: str | None = None
+) -> None:
+    session.execute(
+        update(CrawlRun)
+        .where(CrawlRun.id == run_id)
+        .values(status=status, counters=dict(counters), error=error, finished_at=utcnow())
+    )
+
+
+def mark_interrupted_runs(session: Session) -> int:
+    """Runs still 'running' when a new crawl starts were killed: say so instead of lying."""
+    result = session.execute(
+        update(CrawlRun)
+        .where(CrawlRun.status == "running")
+        .values(status="interrupted", finished_at=utcnow(), error="the crawl process ended before finishing")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---- reads -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolView:
+    """A current tool with its server, definition and (if any) verdict for one classifier version."""
+
+    server: str
+    server_title: str | None
+    name: str
+    hash: str
+    definition: dict[str, Any]
+    verdict: Classification | None
+
+
+def _latest_verdicts(session: Session, hashes: Iterable[str]) -> dict[str, Classification]:
+    wanted = list(set(hashes))
+    out: dict[str, Classification] = {}
+    for i in range(0, len(wanted), 500):
+        rows = session.scalars(
+            select(Classification)
+            .where(Classification.definition_hash.in_(wanted[i : i + 500]))
+            .order_by(Classification.created_at, Classification.id)
+        )
+        for row in rows:
+            out[row.definition_hash] = row  # latest wins
+    return out
+
+
+def current_tools(session: Session, *, name: str | None = None, server: str | None = None) -> list[ToolView]:
+    q = (
+        select(Tool, Server, ToolDefinitionRow)
+        .join(Server, Tool.server_id == Server.id)
+        .join(ToolDefinitionRow, (ToolDefinitionRow.tool_id == Tool.id) & (ToolDefinitionRow.hash == Tool.current_hash))
+        .where(Tool.removed_at.is_(None))
+        .order_by(Server.name, Tool.name)
+    )
+    if name is not None:
+        q = q.where(Tool.name == name)
+    if server is not None:
+        q = q.where(Server.name == server)
+    rows = session.execute(q).all()
+    verdicts = _latest_verdicts(session, (t.current_hash for t, _, _ in rows))
+    return [
+        ToolView(
+            server=s.name,
+            server_title=s.title,
+            name=t.name,
+            hash=t.current_hash,
+            definition=d.definition,
+            verdict=verdicts.get(t.current_hash),
+        )
+        for t, s, d in rows
+    ]
+
+
+def similar_tool_names(session: Session, name: str, limit: int = 5) -> list[str]:
+    pattern = f"%{name.lower()[:40]}%"
+    return list(
+        session.scalars(
+            select(Tool.name).where(func.lower(Tool.name).like(pattern)).distinct().order_by(Tool.name).limit(limit)
+        )
+    )
+
+
+def server_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Server.name).order_by(Server.name)))
+
+
+def unclassified(session: Session, version: str) -> list[tuple[str, dict[str, Any], str]]:
+    """(hash, definition, server name) of current definitions with no verdict from ``version``."""
+    done = select(Classification.definition_hash).where(Classification.classifier_version == version)
+    q = (
+        select(ToolDefinitionRow.hash, ToolDefinitionRow.definition, Server.name)
+        .join(Tool, (Tool.id == ToolDefinitionRow.tool_id) & (Tool.current_hash == ToolDefinitionRow.hash))
+        .join(Server, Server.id == Tool.server_id)
+        .where(ToolDefinitionRow.hash.not_in(done))
+    )
+    seen: set[str] = set()
+    out = []
+    for digest, definition, server in session.execute(q):
+        if digest not in seen:
+            seen.add(digest)
+            out.append((digest, definition, server))
+    return out
+
+
+def stats(session: Session) -> dict[str, Any]:
+    servers = session.scalar(select(func.count()).select_from(Server)) or 0
+    tools = session.scalar(select(func.count()).select_from(Tool).where(Tool.removed_at.is_(None))) or 0
+    defs = session.scalar(select(func.count()).select_from(ToolDefinitionRow)) or 0
+    attempts = dict(
+        session.execute(select(IntrospectionAttempt.outcome, func.count()).group_by(IntrospectionAttempt.outcome)).all()
+    )
+    runs = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc()).limit(5)).all()
+    return {
+        "servers": servers,
+        "tools": tools,
+        "definitions": defs,
+        "introspection": {str(k): int(v) for k, v in attempts.items()},
+        "recent_runs": runs,
+    }

@@ -1,0 +1,542 @@
+"""Reading a definition: which domain it touches and what it does to it.
+
+Everything here is evidence gathering.  Each decision keeps the words that made it, so
+the rationale can name them and a person can check them against the definition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from classifier.definition import MAX_ANALYSED_DESCRIPTION, ToolDefinition
+from classifier.rules import RuleSet
+from classifier.tokens import split_name, words
+from classifier.verdict import ACTIONS, CATEGORIES
+
+#: Words that are verbs in some names and nouns in others (``order_status``,
+#: ``post_tweet``): a name's unambiguous verb wins over them.
+AMBIGUOUS_VERBS = frozenset(
+    {
+        "order",
+        "trade",
+        "transfer",
+        "swap",
+        "bid",
+        "fund",
+        "stake",
+        "text",
+        "page",
+        "message",
+        "call",
+        "post",
+        "log",
+        "record",
+        "schedule",
+        "tag",
+        "label",
+        "branch",
+        "process",
+        "stage",
+        "type",
+        "sum",
+        "mail",
+        "email",
+        "comment",
+        "book",
+        "charge",
+        "refund",
+        "payout",
+        "deposit",
+        "quote",
+        "status",
+        "history",
+        "info",
+        "detail",
+        "screenshot",
+        "snapshot",
+        "config",
+        "link",
+        "draft",
+        "python",
+        "shell",
+        "bash",
+        "javascript",
+        "sms",
+        "tweet",
+        "dm",
+        "webhook",
+        "echo",
+        "batch",
+        "test",
+        "lock",
+        "short",
+        "long",
+        "tip",
+        "claim",
+        "wrap",
+        "capture",
+        "sign",
+        "like",
+        "star",
+        "bridge",
+        "burn",
+        "mint",
+        "invite",
+        "share",
+        "file",
+        "stop",
+        "start",
+        "build",
+        "set",
+        "export",
+        "import",
+        "diff",
+        "review",
+        "audit",
+        "track",
+        "poll",
+        "scale",
+        "cmd",
+        "sh",
+        "zsh",
+        "powershell",
+        "monitor",
+    }
+)
+BATCH_WORDS = frozenset({"batch", "bulk", "multiple", "many", "all", "mass"})
+PATH_PARAMS = frozenset(
+    {
+        "path",
+        "file",
+        "filepath",
+        "file_path",
+        "filename",
+        "dir",
+        "directory",
+        "folder",
+        "root",
+        "dest",
+        "destination",
+        "source_path",
+        "target",
+        "url",
+        "uri",
+        "href",
+        "endpoint",
+        "link",
+        "webhook_url",
+        "paths",
+        "files",
+        "urls",
+        "attachment",
+        "attachments",
+        "cwd",
+        "output_path",
+        "input_path",
+    }
+)
+SECRET_WORDS = frozenset(
+    {
+        "secret",
+        "password",
+        "passphrase",
+        "private",
+        "credential",
+        "token",
+        "apikey",
+        "mnemonic",
+        "seed",
+        "keypair",
+        "pem",
+        "key",
+    }
+)
+GRANT_WORDS = frozenset(
+    {
+        "create",
+        "grant",
+        "add",
+        "assign",
+        "attach",
+        "elevate",
+        "revoke",
+        "rotate",
+        "reset",
+        "put",
+        "invite",
+        "enable",
+        "impersonate",
+        "promote",
+        "generate",
+        "issue",
+        "set",
+        "update",
+        "delete",
+        "remove",
+        "disable",
+    }
+)
+ACCESS_OBJECTS = frozenset(
+    {
+        "key",
+        "token",
+        "credential",
+        "password",
+        "role",
+        "permission",
+        "policy",
+        "access",
+        "group",
+        "member",
+        "user",
+        "secret",
+        "certificate",
+        "privilege",
+        "admin",
+        "acl",
+        "grant",
+        "mfa",
+        "sso",
+    }
+)
+PUBLIC_FINANCE = frozenset(
+    {
+        "price",
+        "ticker",
+        "quote",
+        "market",
+        "candle",
+        "kline",
+        "ohlc",
+        "orderbook",
+        "depth",
+        "rate",
+        "exchange",
+        "symbol",
+        "chart",
+        "news",
+        "indicator",
+        "stock",
+        "history",
+        "funding",
+        "volume",
+        "listing",
+        "info",
+        "pair",
+        "gas",
+        "fee",
+        "trending",
+        "coin",
+        "token",
+        "analysis",
+        "sentiment",
+    }
+)
+PRIVATE_FINANCE = frozenset(
+    {
+        "account",
+        "balance",
+        "wallet",
+        "portfolio",
+        "position",
+        "transaction",
+        "payment",
+        "invoice",
+        "customer",
+        "order",
+        "trade",
+        "deposit",
+        "withdrawal",
+        "statement",
+        "holding",
+        "subscription",
+        "payout",
+        "refund",
+        "charge",
+        "card",
+        "bank",
+        "my",
+        "user",
+        "asset",
+        "open",
+    }
+)
+PRIVATE_KNOWLEDGE = frozenset({"memory", "memorie", "entity", "entitie", "observation", "relation", "graph", "note"})
+CRYPTO_VALUE = frozenset(
+    {
+        "eth",
+        "btc",
+        "sol",
+        "usdc",
+        "usdt",
+        "token",
+        "coin",
+        "crypto",
+        "transaction",
+        "fund",
+        "money",
+        "payment",
+        "ether",
+        "lamport",
+        "sat",
+        "wei",
+        "native",
+        "asset",
+        "nft",
+    }
+)
+_MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the definition shows, extracted once and shared by every later step."""
+
+    name_tokens: tuple[str, ...]
+    desc_words: tuple[str, ...]
+    desc_lower: str
+    param_names: tuple[str, ...]
+    param_tokens: frozenset[str]
+    server_tokens: tuple[str, ...]
+    code_params: tuple[str, ...] = ()
+    path_params: tuple[str, ...] = ()
+    batch: str = ""
+    max_items: int | None = None
+    read_only_query: bool = False
+    operation_values: tuple[str, ...] = ()
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_tokens(self) -> frozenset[str]:
+        return frozenset(self.name_tokens) | frozenset(self.desc_words[:60]) | self.param_tokens
+
+
+@dataclass(frozen=True)
+class CategoryChoice:
+    id: str
+    score: float
+    runner_up: str
+    runner_up_score: float
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ActionChoice:
+    id: str
+    verb: str
+    source: str  # "name", "description", "operation enum", "code parameter", "financial object", "default"
+    note: str = ""
+
+
+def first_sentence(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    sentence = _SENTENCE.split(text, maxsplit=1)[0] if text else ""
+    if len(sentence) > limit:
+        sentence = sentence[: limit - 1].rstrip() + "…"
+    return sentence
+
+
+def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind not in (None, "string", ["string"]) and not (isinstance(kind, list) and "string" in kind):
+        if kind != "array":
+            return False
+        items = schema.get("items")
+        return isinstance(items, Mapping) and _unconstrained_string(items)
+    return "enum" not in schema and "pattern" not in schema and "const" not in schema
+
+
+def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
+    desc = defn.description[:MAX_ANALYSED_DESCRIPTION]
+    desc_lower = desc.lower()
+    name_tokens = tuple(split_name(defn.name))
+    desc_words = tuple(words(desc, limit=400))
+    props = defn.properties()
+    param_names = tuple(props)
+    param_tokens = frozenset(t for p in param_names for t in split_name(p))
+    code_params = tuple(p for p, s in props.items() if p.lower() in rules.code_params and _unconstrained_string(s))
+    query_params = tuple(p for p, s in props.items() if p.lower() in rules.query_params and _unconstrained_string(s))
+    if query_params and any(lang in desc_lower for lang in rules.query_languages):
+        code_params = code_params + query_params
+    path_params = tuple(
+        p
+        for p, s in props.items()
+        if (p.lower() in PATH_PARAMS or p.lower().endswith(("_path", "_url", "_file", "_dir")))
+        and _unconstrained_string(s)
+    )
+    batch = next((t for t in name_tokens if t in BATCH_WORDS), "")
+    if not batch:
+        batch = next((w for w in desc_words[:30] if w in BATCH_WORDS), "")
+    if not batch:
+        batch = next(
+            (
+                p
+                for p, s in props.items()
+                if s.get("type") == "array"
+                and split_name(p)[-1:] != ["path"]
+                and any(t in rules.financial_objects or t in {"id", "item", "record", "message"} for t in split_name(p))
+            ),
+            "",
+        )
+    m = _MAX_ITEMS.search(desc)
+    operation_values: list[str] = []
+    for p, s in props.items():
+        if p.lower() in rules.operation_params:
+            enum = s.get("enum")
+            if isinstance(enum, list):
+                operation_values.extend(str(v) for v in enum[:64])
+    return Facts(
+        name_tokens=name_tokens,
+        desc_words=desc_words,
+        desc_lower=desc_lower,
+        param_names=param_names,
+        param_tokens=param_tokens,
+        server_tokens=tuple(split_name(defn.server or "")),
+        code_params=code_params,
+        path_params=path_params,
+        batch=batch,
+        max_items=int(m.group(1)) if m else None,
+        read_only_query=any(p in desc_lower for p in rules.read_only_phrases),
+        operation_values=tuple(operation_values),
+        annotations=dict(defn.annotations),
+    )
+
+
+def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
+    scores: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
+    evidence: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+    distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
+    server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "io", "com", "github"}]
+    for rule in rules.categories:
+        c = rule.id
+        for tok in dict.fromkeys(facts.name_tokens):
+            if tok in rule.strong:
+                scores[c] += 4.0
+                evidence[c].append(tok)
+            elif tok in rule.terms:
+                scores[c] += 2.5
+                evidence[c].append(tok)
+        for w in distinct_desc:
+            if w in rule.strong:
+                scores[c] += 1.5
+                evidence[c].append(w)
+            elif w in rule.terms:
+                scores[c] += 0.5
+        for phrase in rule.phrases:
+            if phrase in facts.desc_lower:
+                scores[c] += 2.0
+                evidence[c].append(phrase)
+        for tok in facts.param_tokens:
+            if tok in rule.strong:
+                scores[c] += 1.0
+            elif tok in rule.terms:
+                scores[c] += 0.3
+        for tok in server:
+            if tok in rule.strong:
+                scores[c] += 1.0
+            elif tok in rule.terms:
+                scores[c] += 0.3
+    if facts.code_params and scores["database"] < scores["code_execution"] + 1:
+        scores["code_execution"] += 2.0
+    order = sorted(CATEGORIES, key=lambda c: (-scores[c], CATEGORIES.index(c)))
+    best, second = order[0], order[1]
+    return CategoryChoice(
+        id=best,
+        score=scores[best],
+        runner_up=second,
+        runner_up_score=scores[second],
+        evidence=tuple(dict.fromkeys(evidence[best]))[:6],
+    )
+
+
+def _name_verb(tokens: tuple[str, ...], rules: RuleSet) -> str:
+    verbs = [t for t in tokens if t in rules.verb_action]
+    if not verbs:
+        return ""
+    if "or" in tokens or "and" in tokens:
+        return max(verbs, key=lambda v: ACTIONS.index(rules.verb_action[v]))
+    clear = [v for v in verbs if v not in AMBIGUOUS_VERBS]
+    return clear[0] if clear else verbs[-1]
+
+
+def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
+    verb = _name_verb(facts.name_tokens, rules)
+    source = "name"
+    if not verb:
+        first = [w for w in facts.desc_words[:15] if w in rules.verb_action]
+        clear = [w for w in first if w not in AMBIGUOUS_VERBS]
+        verb = (clear or first or [""])[0]
+        source = "description"
+    action = rules.verb_action.get(verb, "")
+    if not action:
+        action, source = "read", "default"
+    choice = ActionChoice(action, verb, source)
+
+    if facts.operation_values:
+        ops = [
+            (v, rules.verb_action[t]) for v in facts.operation_values for t in split_name(v) if t in rules.verb_action
+        ]
+        if ops:
+            op_verb, op_action = max(ops, key=lambda o: ACTIONS.index(o[1]))
+            if ACTIONS.index(op_action) > ACTIONS.index(choice.id):
+                choice = ActionChoice(
+                    op_action,
+                    op_verb,
+                    "operation enum",
+                    "strongest of its operations: " + ", ".join(facts.operation_values[:8]),
+                )
+
+    if facts.code_params and category in {
+        "code_execution",
+        "database",
+        "browser_automation",
+        "infrastructure",
+        "system_device",
+    }:
+        if category == "database" and facts.read_only_query:
+            if choice.id not in ("read",) and choice.source == "name":
+                pass
+            else:
+                choice = ActionChoice(
+                    "read",
+                    choice.verb or "query",
+                    "code parameter",
+                    f"free-form query text ({facts.code_params[0]}) declared read-only",
+                )
+        elif ACTIONS.index(choice.id) < ACTIONS.index("execute"):
+            choice = ActionChoice(
+                "execute",
+                facts.code_params[0],
+                "code parameter",
+                f"takes free-form code or commands in `{facts.code_params[0]}`",
+            )
+
+    if category == "financial":
+        objects = [t for t in facts.name_tokens if t in rules.financial_objects]
+        if not objects and choice.source != "name":
+            objects = [w for w in facts.desc_words[:25] if w in rules.financial_objects]
+        value = [t for t in facts.name_tokens if t in CRYPTO_VALUE]
+        if (
+            choice.id in ("write", "delete")
+            and objects
+            and (choice.verb in rules.money_verbs or choice.id == "delete" or choice.verb in {"place", "add", "new"})
+            and objects[0] not in {"invoice", "subscription"}
+        ):
+            choice = ActionChoice(
+                "transact", choice.verb, choice.source, f"*{choice.verb}* on *{objects[0]}* moves value or commitments"
+            )
+        elif choice.id == "send" and (objects or value):
+            choice = ActionChoice(
+                "transact", choice.verb, choice.source, f"sends *{(objects or value)[0]}*: moves value"
+            )
+    elif choice.id == "transact" and choice.source != "operation enum":
+        # Outside finance a "transfer" moves files and an "order" sorts: a reversible write.
+        choice = ActionChoice("write", choice.verb, choice.source, "transaction verb outside a financial domain")
+
+    if category == "utility" and choice.id == "write" and not facts.path_params:
+        choice = ActionChoice("read", choice.verb, choice.source, "pure computation: no external effect")
+    return choice

@@ -1,0 +1,92 @@
+"""The input side of the classifier: one MCP tool definition, normalised.
+
+Catalogues and servers hand us tool definitions in several shapes (MCP ``inputSchema``,
+Docker's ``arguments`` lists, half-empty JSON).  Everything is folded into one frozen
+value here so the rest of the classifier never has to guess about types or sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Descriptions longer than this are cut before the (linear) keyword analysis; the
+#: poisoning scan gets a larger window.  A 1 MB description must not cost seconds.
+MAX_ANALYSED_DESCRIPTION = 8_000
+MAX_SCANNED_TEXT = 200_000
+
+
+def _as_mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A tool as a server declares it: the four hashed fields plus optional context."""
+
+    name: str
+    description: str = ""
+    input_schema: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    annotations: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    title: str | None = None
+    server: str | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], server: str | None = None) -> ToolDefinition:
+        """Build from an MCP ``tools/list`` entry (or a JSONL line); tolerant of junk types."""
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("tool definition has no name")
+        schema = data.get("inputSchema", data.get("input_schema"))
+        annotations = _as_mapping(data.get("annotations"))
+        title = data.get("title") or annotations.get("title")
+        return cls(
+            name=name.strip(),
+            description=_as_text(data.get("description")),
+            input_schema=_as_mapping(schema),
+            annotations=annotations,
+            title=title if isinstance(title, str) else None,
+            server=server if server is not None else (data.get("server") or None),
+        )
+
+    def canonical(self) -> dict[str, Any]:
+        """The hashed part: name, description, inputSchema, annotations."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": dict(self.input_schema),
+            "annotations": dict(self.annotations),
+        }
+
+    def content_hash(self) -> str:
+        return definition_hash(self.canonical())
+
+    def properties(self) -> dict[str, Mapping[str, Any]]:
+        """Top-level input properties, name -> schema (non-mapping schemas are dropped)."""
+        props = self.input_schema.get("properties")
+        if not isinstance(props, Mapping):
+            return {}
+        return {str(k): v for k, v in props.items() if isinstance(v, Mapping)}
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON: sorted keys, no whitespace, UTF-8 kept (so hashes match across runs)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def definition_hash(canonical: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a tool's name, description, inputSchema, annotations."""
+    body = {
+        "name": canonical.get("name"),
+        "description": canonical.get("description") or "",
+        "inputSchema": canonical.get("inputSchema") or {},
+        "annotations": canonical.get("annotations") or {},
+    }
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()

@@ -1,0 +1,112 @@
+"""Findings that do not depend on the risk level: tool poisoning and annotation mismatch.
+
+Poisoning is scanned in every text a model would read: the description, the title, and
+each ``description`` inside the input schema (hidden instructions like to sit in
+parameter docs).  Invisible Unicode is a finding on its own: nobody needs a zero-width
+joiner in a tool description.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from classifier.analysis import ActionChoice
+from classifier.definition import MAX_SCANNED_TEXT, ToolDefinition
+from classifier.rules import RuleSet
+from classifier.verdict import Finding
+
+#: Zero-width, bidi-override and tag characters: invisible to a person, read by a model.
+INVISIBLE = frozenset(
+    [
+        0x200B,
+        0x200C,
+        0x200D,
+        0x200E,
+        0x200F,
+        0x2060,
+        0x2061,
+        0x2062,
+        0x2063,
+        0x2064,
+        0x180E,
+        0xFEFF,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+)
+
+
+def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
+    if depth > 12:
+        return
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key in ("description", "title") and isinstance(value, str):
+                yield value
+            elif isinstance(value, Mapping | list):
+                yield from _schema_texts(value, depth + 1)
+    elif isinstance(node, list):
+        for item in node[:200]:
+            yield from _schema_texts(item, depth + 1)
+
+
+def scanned_text(defn: ToolDefinition) -> str:
+    parts = [defn.description, defn.title or ""]
+    parts.extend(_schema_texts(defn.input_schema))
+    return "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
+
+
+def _snippet(text: str, start: int, end: int) -> str:
+    lo, hi = max(0, start - 20), min(len(text), end + 20)
+    s = " ".join(text[lo:hi].split())
+    return s if len(s) <= 160 else s[:159] + "…"
+
+
+def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
+    text = scanned_text(defn)
+    found: list[Finding] = []
+    for rule in rules.poisoning:
+        m = rule.pattern.search(text)
+        if m:
+            found.append(
+                Finding(
+                    "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
+                )
+            )
+    hidden = [(i, ch) for i, ch in enumerate(text) if ord(ch) in INVISIBLE or 0xE0000 <= ord(ch) <= 0xE007F]
+    if hidden:
+        names = sorted({unicodedata.name(ch, f"U+{ord(ch):04X}") for _, ch in hidden})[:3]
+        found.append(
+            Finding(
+                "tool_poisoning",
+                f"{len(hidden)} invisible Unicode character(s) ({', '.join(names)})",
+                rule="invisible-unicode",
+                severe=True,
+            )
+        )
+    return found
+
+
+def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Finding]:
+    ann = defn.annotations
+    found: list[Finding] = []
+    said = f"the {action.source} says *{action.verb}*" if action.verb else f"it does {action.id}"
+    if ann.get("readOnlyHint") is True and action.id != "read":
+        found.append(
+            Finding(
+                "annotation_mismatch",
+                f"declares readOnlyHint: true but {said} ({action.id})",
+                rule="read-only-but-acts",
+            )
+        )
+    if ann.get("destructiveHint") is False and action.id in ("delete", "transact"):
+        found.append(
+            Finding(
+                "annotation_mismatch",
+                f"declares destructiveHint: false but {said} ({action.id})",
+                rule="non-destructive-but-destroys",
+            )
+        )
+    return found

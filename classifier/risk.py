@@ -1,0 +1,212 @@
+"""The rubric's risk rules (taxonomy.md, "Risk levels"), first match wins.
+
+Each rule has an id that ends up in the verdict, so the rationale can always say which
+rule decided.  Annotations may raise a level, never lower one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from classifier.analysis import (
+    ACCESS_OBJECTS,
+    GRANT_WORDS,
+    PRIVATE_FINANCE,
+    PRIVATE_KNOWLEDGE,
+    PUBLIC_FINANCE,
+    SECRET_WORDS,
+    ActionChoice,
+    Facts,
+)
+from classifier.rules import RuleSet
+from classifier.verdict import RISK_LEVELS, UNKNOWN, Finding
+
+
+@dataclass(frozen=True)
+class Context:
+    category: str
+    action: ActionChoice
+    facts: Facts
+    findings: tuple[Finding, ...]
+    rules: RuleSet
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        return self.facts.all_tokens
+
+
+@dataclass(frozen=True)
+class RiskRule:
+    id: str
+    level: str
+    why: str
+    test: Callable[[Context], bool]
+
+
+def _money_write(c: Context) -> bool:
+    name = set(c.facts.name_tokens)
+    return (
+        c.category == "financial"
+        and c.action.id == "write"
+        and bool(
+            name & c.rules.money_objects or (c.action.verb in c.rules.money_verbs and c.tokens & c.rules.money_objects)
+        )
+    )
+
+
+def _grants_access(c: Context) -> bool:
+    if c.category != "identity_access" or c.action.id == "read":
+        return False
+    return bool(set(c.facts.name_tokens) & GRANT_WORDS or c.action.verb in GRANT_WORDS) and bool(
+        c.tokens & ACCESS_OBJECTS
+    )
+
+
+def _reads_secret(c: Context) -> bool:
+    if c.action.id != "read":
+        return False
+    name = set(c.facts.name_tokens)
+    if c.category == "identity_access" and name & (SECRET_WORDS - {"key"}):
+        return True
+    return bool(
+        {"secret", "password", "private", "mnemonic"} & name
+        and name & {"value", "key", "get", "read", "reveal", "export", "show"}
+    )
+
+
+def _free_form_code(c: Context) -> bool:
+    return c.category == "code_execution" and bool(c.facts.code_params)
+
+
+def _browser_acts(c: Context) -> bool:
+    return c.category == "browser_automation" and c.action.id != "read"
+
+
+def _db_bulk_write(c: Context) -> bool:
+    return (
+        c.category == "database"
+        and c.action.id == "write"
+        and bool(c.facts.batch or {"filter", "where", "query", "condition", "selector"} & c.facts.param_tokens)
+    )
+
+
+def _private_read(c: Context) -> bool:
+    if c.action.id != "read":
+        return False
+    cat = c.category
+    if cat in {
+        "filesystem",
+        "database",
+        "communication",
+        "identity_access",
+        "infrastructure",
+        "source_control",
+        "productivity",
+        "system_device",
+        "browser_automation",
+    }:
+        return True
+    if cat == "financial":
+        name = set(c.facts.name_tokens)
+        return bool(name & PRIVATE_FINANCE) and not (
+            name & PUBLIC_FINANCE and not name & {"account", "my", "wallet", "portfolio", "balance"}
+        )
+    if cat == "knowledge":
+        return bool(c.tokens & PRIVATE_KNOWLEDGE)
+    return False
+
+
+RULES: tuple[RiskRule, ...] = (
+    RiskRule(
+        "critical.poisoning",
+        "critical",
+        "a tool that carries hidden instructions must never reach an agent",
+        lambda c: any(f.id == "tool_poisoning" for f in c.findings),
+    ),
+    RiskRule(
+        "critical.transact",
+        "critical",
+        "moving value or placing, changing or cancelling orders cannot be undone by a later control",
+        lambda c: c.action.id == "transact",
+    ),
+    RiskRule("critical.financial-write", "critical", "it changes money or commitments", _money_write),
+    RiskRule(
+        "critical.delete",
+        "critical",
+        "destroying, cancelling or revoking is irreversible",
+        lambda c: c.action.id == "delete",
+    ),
+    RiskRule(
+        "critical.grant-access", "critical", "it grants, changes or revokes access or credentials", _grants_access
+    ),
+    RiskRule("critical.secret-read", "critical", "it returns secret values", _reads_secret),
+    RiskRule("critical.free-form-code", "critical", "it runs free-form commands or code", _free_form_code),
+    RiskRule(
+        "high.execute",
+        "high",
+        "it runs a workflow or command whose effects depend on its arguments",
+        lambda c: c.action.id == "execute",
+    ),
+    RiskRule("high.send", "high", "it reaches people outside the session", lambda c: c.action.id == "send"),
+    RiskRule("high.browser", "high", "it drives a real browser on the user's behalf", _browser_acts),
+    RiskRule(
+        "high.infra-identity-write",
+        "high",
+        "it changes infrastructure or access configuration",
+        lambda c: c.action.id == "write" and c.category in {"infrastructure", "identity_access"},
+    ),
+    RiskRule(
+        "high.database-bulk-write", "high", "it writes many rows at once through a filter or batch", _db_bulk_write
+    ),
+    RiskRule("medium.write", "medium", "a reversible change", lambda c: c.action.id == "write"),
+    RiskRule("medium.private-read", "medium", "it brings private data into the agent's context", _private_read),
+    RiskRule(
+        "medium.web",
+        "medium",
+        "open-world web content is untrusted (prompt injection, SSRF)",
+        lambda c: c.category == "web_access",
+    ),
+    RiskRule("low.read", "low", "read-only access to public information or pure computation", lambda c: True),
+)
+
+
+def _raise(level: str) -> str:
+    i = RISK_LEVELS.index(level)
+    return RISK_LEVELS[max(0, i - 1)]
+
+
+def assess(c: Context) -> tuple[str, str, str, list[str]]:
+    """Return (risk, rule id, why, modifiers applied); each modifier ends with the level it led to."""
+    rule = next(r for r in RULES if r.test(c))
+    level: str = rule.level
+    modifiers: list[str] = []
+    if level == "high" and c.facts.path_params:
+        level = _raise(level)
+        modifiers.append(
+            f"unconstrained path/URL argument `{c.facts.path_params[0]}` on a high-risk tool (+1 ⇒ {level})"
+        )
+    if (
+        c.action.id == "send"
+        and c.facts.path_params
+        and any(p.lower().startswith(("file", "path", "attach")) for p in c.facts.path_params)
+    ):
+        new = _raise(level)
+        if new != level:
+            level = new
+            modifiers.append(f"reads local files and sends them out: a single-tool exfiltration path (+1 ⇒ {level})")
+    if c.facts.annotations.get("destructiveHint") is True and level in ("medium", "low"):
+        level = _raise(level)
+        modifiers.append(f"declares destructiveHint: true (+1 ⇒ {level})")
+    return level, rule.id, rule.why, modifiers
+
+
+def unknown_reason(c: Context, category_score: float, has_description: bool) -> str | None:
+    if not has_description and c.action.source == "default":
+        return "no description and no telling verb in the name"
+    if category_score <= 0:
+        return "nothing in the definition points at a domain"
+    return None
+
+
+__all__ = ["RULES", "UNKNOWN", "Context", "RiskRule", "assess", "unknown_reason"]

@@ -1,0 +1,139 @@
+"""Loading the rule files under ``classifier/rules/``.
+
+Rules are data so that adding a keyword or a poisoning pattern never needs Python; this
+module turns the TOML into frozen lookup tables once per process and fingerprints them, so
+a changed rule file changes the classifier version (and stored verdicts get recomputed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from classifier.tokens import stem, words
+from classifier.verdict import ACTIONS, CATEGORIES
+
+RULES_DIR = Path(__file__).parent / "rules"
+RULE_FILES = ("categories.toml", "actions.toml", "poisoning.toml")
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    id: str
+    strong: frozenset[str]
+    terms: frozenset[str]
+    phrases: tuple[str, ...]
+    must_match: tuple[dict[str, Any], ...]
+    must_not_match: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class PoisoningRule:
+    id: str
+    why: str
+    pattern: re.Pattern[str]
+    must_match: tuple[str, ...]
+    must_not_match: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    categories: tuple[CategoryRule, ...]
+    verb_action: dict[str, str]
+    financial_objects: frozenset[str]
+    money_verbs: frozenset[str]
+    money_objects: frozenset[str]
+    code_params: frozenset[str]
+    query_params: frozenset[str]
+    query_languages: tuple[str, ...]
+    read_only_phrases: tuple[str, ...]
+    operation_params: frozenset[str]
+    action_cases: tuple[dict[str, Any], ...]
+    poisoning: tuple[PoisoningRule, ...]
+    digest: str
+
+
+def _stems(values: list[str]) -> frozenset[str]:
+    return frozenset(stem(v) for v in values)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def rules_digest(directory: Path = RULES_DIR) -> str:
+    h = hashlib.sha256()
+    for name in RULE_FILES:
+        h.update((directory / name).read_bytes())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def load_rules(directory: Path = RULES_DIR) -> RuleSet:
+    cats = _load(directory / "categories.toml")["category"]
+    seen = [c["id"] for c in cats]
+    if sorted(seen) != sorted(CATEGORIES):
+        raise ValueError(f"categories.toml must define exactly the rubric's categories, got {seen}")
+    categories = tuple(
+        CategoryRule(
+            id=c["id"],
+            strong=_stems(c.get("strong", [])),
+            terms=_stems(c.get("terms", [])),
+            phrases=tuple(p.lower() for p in c.get("phrases", [])),
+            must_match=tuple(c.get("must_match", [])),
+            must_not_match=tuple(c.get("must_not_match", [])),
+        )
+        for c in cats
+    )
+
+    acts = _load(directory / "actions.toml")
+    verb_action: dict[str, str] = {}
+    for entry in acts["action"]:
+        if entry["id"] not in ACTIONS:
+            raise ValueError(f"actions.toml: unknown action {entry['id']!r}")
+        for verb in entry["verbs"]:
+            for form in {verb.lower(), stem(verb)}:
+                # A verb listed under two actions keeps the stronger one.
+                old = verb_action.get(form)
+                if old is None or ACTIONS.index(entry["id"]) > ACTIONS.index(old):
+                    verb_action[form] = entry["id"]
+    fin = acts["financial"]
+    exe = acts["execution"]
+
+    pois = _load(directory / "poisoning.toml")["rule"]
+    poisoning = tuple(
+        PoisoningRule(
+            id=r["id"],
+            why=r["why"],
+            pattern=re.compile(r["pattern"], re.IGNORECASE),
+            must_match=tuple(r.get("must_match", [])),
+            must_not_match=tuple(r.get("must_not_match", [])),
+        )
+        for r in pois
+    )
+    return RuleSet(
+        categories=categories,
+        verb_action=verb_action,
+        financial_objects=_stems(fin["objects"]),
+        money_verbs=_stems(fin["money_verbs"]),
+        money_objects=_stems(fin["money_objects"]),
+        code_params=frozenset(p.lower() for p in exe["code_params"]),
+        query_params=frozenset(p.lower() for p in exe["query_params"]),
+        query_languages=tuple(q.lower() for q in exe["query_languages"]),
+        read_only_phrases=tuple(q.lower() for q in exe["read_only_phrases"]),
+        operation_params=frozenset(p.lower() for p in exe["operation_params"]),
+        action_cases=tuple(acts.get("cases", {}).get("must_match", [])),
+        poisoning=poisoning,
+        digest=rules_digest(directory),
+    )
+
+
+def description_verbs(text: str, rules: RuleSet, limit: int = 40) -> list[str]:
+    """Verbs of the description's first sentence(s) that the action table knows."""
+    return [w for w in words(text, limit=limit) if w in rules.verb_action]

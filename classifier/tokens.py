@@ -1,0 +1,88 @@
+"""Splitting tool names and texts into comparable word stems.
+
+Tool names come as ``camelCase``, ``snake_case``, ``kebab-case``, dotted paths and
+acronym soup (``BinanceFuturesCancelBatchOrders``, ``getHTTPResponse``); descriptions are
+prose.  Both are reduced to lower-case crude stems so that ``orders`` meets ``order``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
+_KEEP = frozenset(
+    {
+        "status",
+        "process",
+        "address",
+        "access",
+        "alias",
+        "bus",
+        "canvas",
+        "class",
+        "news",
+        "series",
+        "analysis",
+        "its",
+        "this",
+        "has",
+        "was",
+        "is",
+        "as",
+        "us",
+        "gas",
+        "ens",
+        "dns",
+        "aws",
+        "sms",
+        "ads",
+        "kubernetes",
+        "iss",
+        "https",
+        "http",
+        "pos",
+        "macos",
+        "ios",
+        "os",
+        "less",
+        "previous",
+    }
+)
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Crude plural folding: enough to match keywords, never a linguistic claim."""
+    w = word.lower()
+    if len(w) <= 3 or w in _KEEP or w.endswith(("ss", "us", "is")):
+        return w
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("ches", "shes", "xes", "sses")):
+        return w[:-2]
+    if w.endswith("s"):
+        return w[:-1]
+    return w
+
+
+def split_name(name: str) -> list[str]:
+    """``BinanceFuturesCancelBatchOrders`` -> ``[binance, future, cancel, batch, order]``."""
+    out: list[str] = []
+    for chunk in re.split(r"[^A-Za-z0-9]+", name):
+        for part in _CAMEL.findall(chunk):
+            if part.isdigit():
+                continue
+            out.append(stem(part))
+    return out
+
+
+def words(text: str, limit: int | None = None) -> list[str]:
+    """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
+    out: list[str] = []
+    for match in _WORD.finditer(text):
+        out.append(stem(match.group(0).strip("'")))
+        if limit is not None and len(out) >= limit:
+            break
+    return out

@@ -1,0 +1,1 @@
+"""The Scrapy project: spiders enumerate catalogues, pipelines introspect and store servers."""

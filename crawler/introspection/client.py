@@ -1,0 +1,200 @@
+"""Talking MCP to one server with the official SDK, bounded in time and size.
+
+Every failure mode becomes an ``IntrospectionResult`` with a one-line reason: a server
+that hangs mid-handshake (timeout), exits at once (crashed, with its last stderr line),
+wants credentials (auth_required), or prints garbage (error).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from crawler.introspection.result import IntrospectionResult
+
+_INPUT_VALUE = re.compile(r"input_value='([^']{0,80})")
+MAX_TOOLS = 20_000
+MAX_PAGES = 500
+CLIENT_NAME = "mcp-catalog"
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for sub in exc.exceptions:
+            out.extend(_leaves(sub))
+        return out
+    return [exc]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """Map an exception (or exception group) to (outcome, one-line reason)."""
+    leaves = _leaves(exc)
+    for leaf in leaves:
+        status = getattr(getattr(leaf, "response", None), "status_code", None)
+        if status in (401, 403):
+            return "auth_required", f"the server requires authentication (HTTP {status})"
+        if status is not None:
+            return "error", f"HTTP {status} from the server"
+    if isinstance(exc, ProtocolNoise):
+        return "error", str(exc)
+    leaf = next((e for e in leaves if not isinstance(e, anyio.get_cancelled_exc_class())), leaves[0])
+    name = type(leaf).__name__
+    text = str(leaf) or name
+    if name == "MCPError" and "connection closed" in text.lower():
+        return "crashed", "the server exited or closed stdout before answering"
+    if isinstance(leaf, TimeoutError):
+        return "timeout", "timed out"
+    if "Connect" in name or isinstance(leaf, ConnectionError):
+        return "error", f"connection failed: {_one_line(text)}"
+    if isinstance(leaf, anyio.ClosedResourceError | anyio.EndOfStream | anyio.BrokenResourceError | BrokenPipeError):
+        return "crashed", "the server closed the connection"
+    return "error", f"{name}: {_one_line(text)}"
+
+
+def _tool_json(tool: Any) -> dict[str, Any]:
+    data = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+    keep = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+    return {k: data[k] for k in keep if k in data}
+
+
+async def _list_all_tools(client: Any) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools.extend(_tool_json(t) for t in page.tools)
+        cursor = page.next_cursor
+        if not cursor or len(tools) >= MAX_TOOLS:
+            break
+    return tools[:MAX_TOOLS]
+
+
+async def _session(server: Any, result: IntrospectionResult, timeout: float) -> None:
+    from mcp import Client
+    from mcp_types import Implementation
+
+    noise: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        # Transport-level exceptions arrive here: lines on stdout that are not JSON-RPC.
+        if isinstance(message, Exception) and len(noise) < 5:
+            found = _INPUT_VALUE.search(str(message))
+            noise.append(_one_line(f"got {found.group(1)!r}" if found else type(message).__name__, 160))
+
+    try:
+        with anyio.fail_after(timeout):
+            async with Client(
+                server,
+                client_info=Implementation(name=CLIENT_NAME, version="0.1.0"),
+                read_timeout_seconds=timeout,
+                cache=None,
+                message_handler=on_message,
+            ) as client:
+                result.protocol_version = client.protocol_version
+                info = client.server_info
+                result.server_info = info.model_dump(mode="json", exclude_none=True) if info else {}
+                caps = client.server_capabilities
+                result.server_info["capabilities"] = caps.model_dump(mode="json", exclude_none=True) if caps else {}
+                if client.instructions:
+                    result.server_info["instructions"] = client.instructions[:20_000]
+                result.tools = await _list_all_tools(client)
+    except BaseException as exc:
+        if noise and not isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise ProtocolNoise(f"the server wrote output that is not JSON-RPC ({noise[0]})") from exc
+        raise
+    if noise:
+        result.server_info["stdout_noise"] = noise
+
+
+class ProtocolNoise(Exception):
+    """The server answered with garbage instead of JSON-RPC."""
+
+
+async def introspect_stdio(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 30.0,
+    target: str | None = None,
+) -> IntrospectionResult:
+    """Start ``command`` as a stdio server (already wrapped in a sandbox by the caller)."""
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    # The SDK logs each non-JSON stdout line with a traceback; we report it once, in the result.
+    logging.getLogger("mcp.client.stdio").setLevel(logging.CRITICAL)
+    result = IntrospectionResult("stdio", target or " ".join(command), "ok")
+    started = time.monotonic()
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
+        params = StdioServerParameters(
+            command=command[0], args=list(command[1:]), env=dict(env or {}), cwd=cwd, encoding_error_handler="replace"
+        )
+        try:
+            await _session(stdio_client(params, errlog=errlog), result, timeout)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            result.outcome, result.error = describe_failure(exc)
+            if isinstance(exc, FileNotFoundError) or any(isinstance(e, FileNotFoundError) for e in _leaves(exc)):
+                result.outcome, result.error = "error", f"command not found: {command[0]}"
+            elif result.outcome == "timeout":
+                result.error = f"no answer within {timeout:g}s (hung during initialize or tools/list)"
+            tail = _stderr_tail(errlog)
+            if tail and result.outcome != "timeout":
+                result.error = f"{result.error}; stderr: {tail}"
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _stderr_tail(errlog: Any) -> str:
+    try:
+        errlog.flush()
+        errlog.seek(0, os.SEEK_END)
+        size = errlog.tell()
+        errlog.seek(max(0, size - 4000))
+        lines = [ln.strip() for ln in errlog.read().splitlines() if ln.strip()]
+    except (OSError, ValueError):
+        return ""
+    return _one_line(lines[-1], 200) if lines else ""
+
+
+async def introspect_http(
+    url: str, *, transport: str = "streamable-http", headers: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> IntrospectionResult:
+    """Connect to a remote server over streamable HTTP or SSE."""
+    import httpx2
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    result = IntrospectionResult(transport, url, "ok")
+    started = time.monotonic()
+    try:
+        http_timeout = httpx2.Timeout(timeout, read=timeout)
+        if transport == "sse":
+            server: Any = sse_client(url, headers=dict(headers or {}), timeout=timeout, sse_read_timeout=timeout)
+            await _session(server, result, timeout)
+        else:
+            async with create_mcp_http_client(headers=dict(headers or {}), timeout=http_timeout) as http:
+                await _session(streamable_http_client(url, http_client=http), result, timeout)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        result.outcome, result.error = describe_failure(exc)
+        if result.outcome == "timeout":
+            result.error = f"no answer within {timeout:g}s"
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,197 @@
+"""Installing a catalogue entry's package into a per-package cache, and finding its command.
+
+A venv per PyPI package, an npm prefix per npm package, both under the cache directory
+and reused across crawls.  Installation needs the package registries, so it runs in its
+own step (sandboxed with network, writing only the package's own directory); the server
+later runs from that directory with no network.  npm lifecycle scripts are not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from crawler.introspection import sandbox
+
+SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_ENTRY_POINTS = (
+    "import importlib.metadata as m, json, sys\n"
+    "d = m.distribution(sys.argv[1])\n"
+    "print(json.dumps([e.name for e in d.entry_points if e.group == 'console_scripts']))\n"
+)
+
+
+class InstallError(RuntimeError):
+    """The package could not be installed or has no command to run."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    command: list[str]
+    directory: Path
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("CATALOG_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / ("" if os.environ.get("CATALOG_CACHE_DIR") else "mcp-catalog")
+
+
+def _slot(cache: Path, kind: str, identifier: str, version: str | None) -> Path:
+    return cache / kind / SAFE.sub("_", f"{identifier}@{version or 'latest'}")
+
+
+async def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=str(cwd) if cwd else None,
+        start_new_session=True,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode("utf-8", "replace")
+
+
+def _last_error(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "error" in ln.lower()] or lines
+    return " ".join(errs[-1].split())[:300] if errs else "no output"
+
+
+def _sandboxed_install(cmd: list[str], target: Path, mode: str) -> list[str]:
+    """Installs get network (registries) but may write only their own directory."""
+    if mode == "none":
+        return cmd
+    args = [
+        "bwrap",
+        "--die-with-parent",
+        "--unshare-all",
+        "--share-net",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+    ]
+    home = Path(os.path.expanduser("~"))
+    for entry in sandbox.SENSITIVE_HOME_ENTRIES:
+        p = home / entry
+        if p.is_dir() and entry not in (".config", ".npmrc"):
+            args += ["--tmpfs", str(p)]
+    args += ["--bind", str(target), str(target), "--setenv", "HOME", str(target / ".home"), "--", *cmd]
+    return args
+
+
+async def install_pypi(identifier: str, version: str | None, cache: Path, *, timeout: float, mode: str) -> Installed:
+    slot = _slot(cache, "pypi", identifier, version)
+    marker = slot / "launch.json"
+    if marker.exists():
+        return Installed(json.loads(marker.read_text())["command"], slot)
+    # Venvs are not relocatable, so it is built at its final path; the marker written last
+    # tells a finished install from one a crash interrupted (which is redone).
+    shutil.rmtree(slot, ignore_errors=True)
+    (slot / ".home").mkdir(parents=True)
+    try:
+        code, out = await _run([sys.executable, "-m", "venv", str(slot / "venv")], timeout)
+        if code:
+            raise InstallError(f"venv creation failed: {_last_error(out)}")
+        spec = f"{identifier}=={version}" if version and version != "latest" else identifier
+        pip = [
+            str(slot / "venv" / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+            spec,
+        ]
+        code, out = await _run(_sandboxed_install(pip, slot, mode), timeout)
+        if code:
+            raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
+        code, out = await _run([str(slot / "venv" / "bin" / "python"), "-c", _ENTRY_POINTS, identifier], 60)
+        scripts = json.loads(out.strip().splitlines()[-1]) if code == 0 and out.strip() else []
+    except BaseException:
+        shutil.rmtree(slot, ignore_errors=True)
+        raise
+    if not scripts:
+        shutil.rmtree(slot, ignore_errors=True)
+        raise InstallError(f"{identifier} installs no console script to start")
+    name = _pick(scripts, identifier)
+    command = [str(slot / "venv" / "bin" / name)]
+    marker.write_text(json.dumps({"command": command, "scripts": scripts}))
+    return Installed(command, slot)
+
+
+def _pick(names: list[str], identifier: str) -> str:
+    base = identifier.split("/")[-1].lower()
+    for cond in (lambda n: n.lower() == base, lambda n: "mcp" in n.lower(), lambda n: True):
+        for n in sorted(names):
+            if cond(n):
+                return n
+    raise InstallError("no command")
+
+
+async def install_npm(identifier: str, version: str | None, cache: Path, *, timeout: float, mode: str) -> Installed:
+    slot = _slot(cache, "npm", identifier, version)
+    marker = slot / "launch.json"
+    if marker.exists():
+        return Installed(json.loads(marker.read_text())["command"], slot)
+    shutil.rmtree(slot, ignore_errors=True)
+    slot.mkdir(parents=True)
+    (slot / ".home").mkdir()
+    spec = f"{identifier}@{version}" if version and version != "latest" else identifier
+    npm = [
+        "npm",
+        "install",
+        "--prefix",
+        str(slot),
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--omit=dev",
+        "--loglevel=error",
+        "--cache",
+        str(slot / ".home" / "npm-cache"),
+        spec,
+    ]
+    try:
+        if shutil.which("npm") is None:
+            raise InstallError("npm is not installed on this machine")
+        code, out = await _run(_sandboxed_install(npm, slot, mode), timeout)
+        if code:
+            raise InstallError(f"npm install {spec} failed: {_last_error(out)}")
+        pkg_json = slot / "node_modules" / identifier / "package.json"
+        meta = json.loads(pkg_json.read_text())
+    except BaseException:
+        shutil.rmtree(slot, ignore_errors=True)
+        raise
+    bins = meta.get("bin")
+    if isinstance(bins, str):
+        bins = {identifier.split("/")[-1]: bins}
+    if not isinstance(bins, dict) or not bins:
+        shutil.rmtree(slot, ignore_errors=True)
+        raise InstallError(f"{identifier} declares no bin to start")
+    name = _pick(list(bins), identifier)
+    script = (slot / "node_modules" / identifier / bins[name]).resolve()
+    command = ["node", str(script)]
+    marker.write_text(json.dumps({"command": command, "bins": bins}))
+    shutil.rmtree(slot / ".home" / "npm-cache", ignore_errors=True)
+    return Installed(command, slot)

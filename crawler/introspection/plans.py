@@ -1,0 +1,103 @@
+"""From a catalogue entry to the ways of reaching its server.
+
+A ``server.json`` entry declares ``remotes`` (URLs) and ``packages`` (registry type,
+identifier, version, transport, arguments, environment variables).  Each becomes a plan;
+remotes come first (cheapest, no code of theirs runs here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SUPPORTED_REGISTRIES = ("pypi", "npm")
+PLACEHOLDER = "placeholder-not-a-real-secret"
+
+
+@dataclass(frozen=True)
+class RemotePlan:
+    transport: str  # streamable-http | sse
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    registry: str  # pypi | npm
+    identifier: str
+    version: str | None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    placeholders: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.registry}:{self.identifier}" + (f"@{self.version}" if self.version else "")
+
+
+def _value(arg: Mapping[str, Any], placeholders: list[str]) -> str | None:
+    for key in ("value", "default"):
+        if isinstance(arg.get(key), str) and "{" not in arg[key]:
+            return str(arg[key])
+    if arg.get("isRequired") or arg.get("type") == "positional":
+        name = str(arg.get("name") or arg.get("valueHint") or "value")
+        placeholders.append(name)
+        return PLACEHOLDER
+    return None
+
+
+def _arguments(items: Sequence[Any], placeholders: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in items[:64]:
+        if not isinstance(arg, Mapping):
+            continue
+        if arg.get("type") == "named":
+            name = arg.get("name")
+            if not isinstance(name, str):
+                continue
+            value = _value(arg, placeholders) if ("value" in arg or "default" in arg or arg.get("isRequired")) else None
+            out.extend([name] if value is None else [name, value])
+        else:
+            value = _value(arg, placeholders)
+            if value is not None:
+                out.append(value)
+    return out
+
+
+def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[str, Any]]) -> list[Any]:
+    plans: list[Any] = []
+    for remote in remotes:
+        kind, url = remote.get("type"), remote.get("url")
+        if kind in ("streamable-http", "sse") and isinstance(url, str) and url.startswith(("http://", "https://")):
+            if "{" in url:
+                continue  # templated URL: needs user-specific values
+            headers = {}
+            for h in remote.get("headers") or []:
+                if isinstance(h, Mapping) and isinstance(h.get("name"), str):
+                    headers[h["name"]] = str(h.get("value") or h.get("default") or PLACEHOLDER)
+            plans.append(RemotePlan(kind, url, headers))
+    for pkg in packages:
+        registry = pkg.get("registryType") or pkg.get("registry_name")
+        transport = (
+            (pkg.get("transport") or {}).get("type", "stdio") if isinstance(pkg.get("transport"), Mapping) else "stdio"
+        )
+        ident = pkg.get("identifier") or pkg.get("name")
+        if registry not in SUPPORTED_REGISTRIES or transport != "stdio" or not isinstance(ident, str):
+            continue
+        placeholders: list[str] = []
+        args = _arguments(pkg.get("packageArguments") or pkg.get("package_arguments") or [], placeholders)
+        env: dict[str, str] = {}
+        for var in pkg.get("environmentVariables") or pkg.get("environment_variables") or []:
+            if not isinstance(var, Mapping) or not isinstance(var.get("name"), str):
+                continue
+            value = _value({**var, "type": "env"}, placeholders)
+            if value is not None:
+                env[var["name"]] = value
+        version = pkg.get("version")
+        plans.append(
+            PackagePlan(
+                registry, ident, version if isinstance(version, str) else None, tuple(args), env, tuple(placeholders)
+            )
+        )
+    return plans

@@ -1,0 +1,117 @@
+"""Introspecting one catalogue entry: try its plans in order until one answers.
+
+Every plan tried leaves an attempt (outcome, reason, seconds), so a crawl can report
+exactly why a server has no tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crawler.introspection import sandbox
+from crawler.introspection.client import introspect_http, introspect_stdio
+from crawler.introspection.installer import InstallError, install_npm, install_pypi
+from crawler.introspection.plans import PackagePlan, RemotePlan, plans_for
+from crawler.introspection.result import IntrospectionResult
+
+
+@dataclass
+class RunnerConfig:
+    cache_dir: Path
+    timeout: float = 30.0
+    install_timeout: float = 300.0
+    sandbox_mode: str = "auto"  # auto | bwrap | none
+    install: bool = True
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+
+
+_install_locks: dict[str, asyncio.Lock] = {}
+
+
+async def run_sandboxed(
+    command: Sequence[str],
+    cfg: RunnerConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    readonly: Sequence[Path] = (),
+    target: str | None = None,
+) -> IntrospectionResult:
+    """Start a stdio server command in the sandbox and list its tools."""
+    try:
+        mode = sandbox.resolve_mode(cfg.sandbox_mode)
+    except sandbox.SandboxUnavailable as exc:
+        return IntrospectionResult("stdio", target or " ".join(command), "refused", error=str(exc))
+    home = Path(tempfile.mkdtemp(prefix="mcp-catalog-home-"))
+    try:
+        wrapped = sandbox.wrap(command, home=home, mode=mode, readonly_paths=readonly, limits=cfg.limits)
+        return await introspect_stdio(
+            wrapped,
+            env=sandbox.sandbox_env(home, dict(env or {})),
+            cwd=str(home),
+            timeout=cfg.timeout,
+            target=target or " ".join(command),
+        )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _package(plan: PackagePlan, cfg: RunnerConfig) -> IntrospectionResult:
+    started = time.monotonic()
+    try:
+        mode = sandbox.resolve_mode(cfg.sandbox_mode)
+    except sandbox.SandboxUnavailable as exc:
+        return IntrospectionResult("stdio", plan.label, "refused", error=str(exc))
+    installer = install_pypi if plan.registry == "pypi" else install_npm
+    lock = _install_locks.setdefault(plan.label, asyncio.Lock())
+    try:
+        async with lock:
+            installed = await installer(
+                plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode
+            )
+    except InstallError as exc:
+        return IntrospectionResult("stdio", plan.label, "install_failed", time.monotonic() - started, str(exc))
+    except TimeoutError:
+        return IntrospectionResult(
+            "stdio",
+            plan.label,
+            "install_failed",
+            time.monotonic() - started,
+            f"installation took longer than {cfg.install_timeout:g}s",
+        )
+    result = await run_sandboxed(
+        [*installed.command, *plan.args], cfg, env=plan.env, readonly=[installed.directory], target=plan.label
+    )
+    if plan.placeholders:
+        result.server_info["placeholders"] = list(plan.placeholders)
+        if not result.ok:
+            result.error = f"{result.error} (started with placeholder values for {', '.join(plan.placeholders)})"
+    return result
+
+
+async def introspect_entry(
+    packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[str, Any]], cfg: RunnerConfig
+) -> list[IntrospectionResult]:
+    """Attempts in order; stops at the first that lists tools."""
+    attempts: list[IntrospectionResult] = []
+    for plan in plans_for(packages, remotes):
+        if isinstance(plan, RemotePlan):
+            result = await introspect_http(
+                plan.url, transport=plan.transport, headers=plan.headers, timeout=cfg.timeout
+            )
+        elif not cfg.install:
+            result = IntrospectionResult(
+                "stdio", plan.label, "skipped", error="installing packages from this source is not enabled"
+            )
+        else:
+            result = await _package(plan, cfg)
+        attempts.append(result)
+        if result.ok:
+            break
+    return attempts

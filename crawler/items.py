@@ -1,0 +1,40 @@
+"""Typed items: what a spider hands to the pipelines.
+
+A ``ServerItem`` is one catalogue entry, normalised to the official ``server.json``
+fields we keep.  ``tools`` is ``None`` until someone (the catalogue or live
+introspection) knows the listing; an empty list means "the server has no tools".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class AttemptItem:
+    transport: str
+    target: str
+    outcome: str
+    seconds: float
+    error: str | None = None
+    tools_count: int = 0
+    protocol_version: str | None = None
+    server_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServerItem:
+    name: str
+    source: str
+    description: str | None = None
+    title: str | None = None
+    version: str | None = None
+    repository_url: str | None = None
+    website_url: str | None = None
+    packages: list[dict[str, Any]] = field(default_factory=list)
+    remotes: list[dict[str, Any]] = field(default_factory=list)
+    published_at: str | None = None
+    is_latest: bool | None = None
+    tools: list[dict[str, Any]] | None = None
+    attempts: list[AttemptItem] = field(default_factory=list)

@@ -1,0 +1,67 @@
+"""Introspect: learn a server's tools by asking it, when the catalogue did not say.
+
+Bounded by a semaphore (``CATALOG_INTROSPECT_CONCURRENCY``); each server is bounded by
+its own timeout inside the runner, so one hung server costs at most that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from scrapy.crawler import Crawler
+
+from crawler.introspection.installer import default_cache_dir
+from crawler.introspection.runner import RunnerConfig, introspect_entry
+from crawler.items import AttemptItem, ServerItem
+
+
+class IntrospectPipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        self.crawler = crawler
+        self.enabled = s.getbool("CATALOG_INTROSPECT", True)
+        self.install_sources = set(s.getlist("CATALOG_INSTALL_SOURCES", ["curated"]))
+        cache = s.get("CATALOG_CACHE_DIR")
+        self.config = RunnerConfig(
+            cache_dir=Path(cache) if cache else default_cache_dir(),
+            timeout=s.getfloat("CATALOG_INTROSPECT_TIMEOUT", 30.0),
+            install_timeout=s.getfloat("CATALOG_INSTALL_TIMEOUT", 300.0),
+            sandbox_mode=s.get("CATALOG_SANDBOX", "auto"),
+        )
+        self.semaphore = asyncio.Semaphore(max(1, s.getint("CATALOG_INTROSPECT_CONCURRENCY", 8)))
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> IntrospectPipeline:
+        return cls(crawler)
+
+    async def process_item(self, item: ServerItem) -> ServerItem:
+        if not self.enabled or item.tools is not None or not (item.packages or item.remotes):
+            return item
+        spider = self.crawler.spider
+        source = spider.name if spider is not None else item.source
+        cfg = self.config
+        allowed = "all" in self.install_sources or source in self.install_sources
+        if cfg.install != allowed:
+            cfg = RunnerConfig(**{**cfg.__dict__, "install": allowed})
+        async with self.semaphore:
+            results = await introspect_entry(item.packages, item.remotes, cfg)
+        stats = self.crawler.stats
+        for r in results:
+            stats.inc_value(f"catalog/introspect/{r.outcome}")
+            item.attempts.append(
+                AttemptItem(
+                    r.transport,
+                    r.target,
+                    r.outcome,
+                    r.seconds,
+                    r.error,
+                    len(r.tools),
+                    r.protocol_version,
+                    r.server_info,
+                )
+            )
+        ok = next((r for r in results if r.ok), None)
+        if ok is not None:
+            item.tools = ok.tools
+        return item

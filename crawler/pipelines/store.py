@@ -1,0 +1,130 @@
+"""Store: write each server, with its tools and attempts, as one unit.
+
+Last in the ladder and owner of its session: opened with the spider, committed every
+``CATALOG_COMMIT_EVERY`` servers, closed with the spider.  A crash loses at most the
+uncommitted batch and never leaves a server half-written; the crawl run's row says how
+the run ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.crawler import Crawler
+from sqlalchemy.orm import Session
+
+from catalog.store.db import Store, open_store
+from catalog.store.records import AttemptRecord, ServerRecord
+from catalog.store.repository import finish_run, record_attempt, record_tools, start_run, upsert_server
+from crawler.items import ServerItem
+
+
+class StorePipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.url = crawler.settings.get("CATALOG_DATABASE_URL")
+        self.every = max(1, crawler.settings.getint("CATALOG_COMMIT_EVERY", 25))
+        self.store: Store | None = None
+        self.session: Session | None = None
+        self.run_id: int | None = None
+        self.pending = 0
+        self.counters: dict[str, int] = {
+            "servers": 0,
+            "tools": 0,
+            "new_tools": 0,
+            "new_definitions": 0,
+            "changed_definitions": 0,
+            "removed_tools": 0,
+            "introspected": 0,
+            "introspection_failures": 0,
+        }
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        self.store = open_store(self.url)
+        self.session = self.store.session()
+        spider = self.crawler.spider
+        run = start_run(self.session, spider.name if spider else "unknown")
+        self.session.commit()
+        self.run_id = run.id
+
+    def process_item(self, item: ServerItem) -> ServerItem:
+        assert self.session is not None
+        try:
+            with self.session.begin_nested():
+                self._write(item)
+        except Exception as exc:  # one bad server must not sink the batch
+            spider: Any = self.crawler.spider
+            if spider is not None and hasattr(spider, "note_malformed"):
+                spider.note_malformed(f"{item.name}: not stored ({type(exc).__name__}: {exc})")
+            return item
+        self.pending += 1
+        if self.pending >= self.every:
+            self.session.commit()
+            self.pending = 0
+        return item
+
+    def _write(self, item: ServerItem) -> None:
+        assert self.session is not None
+        server = upsert_server(
+            self.session,
+            ServerRecord(
+                name=item.name,
+                source=item.source,
+                title=item.title,
+                description=item.description,
+                version=item.version,
+                repository_url=item.repository_url,
+                website_url=item.website_url,
+                packages=item.packages,
+                remotes=item.remotes,
+                published_at=item.published_at,
+            ),
+        )
+        self.counters["servers"] += 1
+        for a in item.attempts:
+            record_attempt(
+                self.session,
+                server,
+                AttemptRecord(
+                    a.transport,
+                    a.target,
+                    a.outcome,
+                    a.seconds,
+                    a.error,
+                    a.tools_count,
+                    a.protocol_version,
+                    a.server_info,
+                ),
+                run_id=self.run_id,
+            )
+            self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
+        if item.tools is not None:
+            changes = record_tools(self.session, server, item.tools)
+            self.counters["tools"] += len(item.tools)
+            self.counters["new_tools"] += changes.new_tools
+            self.counters["new_definitions"] += changes.new_definitions
+            self.counters["changed_definitions"] += changes.changed
+            self.counters["removed_tools"] += changes.removed
+
+    def close_spider(self) -> None:
+        if self.session is None or self.store is None or self.run_id is None:
+            return
+        spider: Any = self.crawler.spider
+        errors = list(getattr(spider, "errors", []))
+        malformed = list(getattr(spider, "malformed", []))
+        counters: dict[str, Any] = dict(self.counters)
+        counters["malformed"] = int(self.crawler.stats.get_value("catalog/malformed_entries", 0) or 0)
+        counters["malformed_reasons"] = malformed[:20]
+        counters["pages"] = int(self.crawler.stats.get_value("catalog/pages", 0) or 0)
+        status = "failed" if errors and counters["pages"] == 0 else "partial" if errors or malformed else "ok"
+        try:
+            self.session.commit()
+            finish_run(self.session, self.run_id, status, counters, "; ".join(errors)[:4000] or None)
+            self.session.commit()
+        finally:
+            self.session.close()
+            self.store.dispose()

@@ -1,0 +1,170 @@
+"""The MCP Registry API shape: ``GET {base}/v0.1/servers?cursor=&limit=``.
+
+Pages look like ``{"servers": [{"server": <server.json>, "_meta": {...}}], "metadata":
+{"nextCursor": ..., "count": ...}}``.  Any catalogue that serves this shape (the official
+registry, a sub-registry, our curated file) is a small subclass.  Malformed entries are
+counted and skipped with their reason; a malformed page ends this source's crawl with a
+recorded error and leaves everything already stored untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import scrapy
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawler.items import ServerItem
+
+OFFICIAL_META = "io.modelcontextprotocol.registry/official"
+MAX_REASONS = 50
+
+
+class EntryError(ValueError):
+    """A catalogue entry that cannot become a ServerItem."""
+
+
+def _str(value: Any, field: str, *, required: bool = False, limit: int = 20_000) -> str | None:
+    if value is None:
+        if required:
+            raise EntryError(f"missing {field}")
+        return None
+    if not isinstance(value, str):
+        raise EntryError(f"{field} is {type(value).__name__}, not a string")
+    value = value.strip()
+    if required and not value:
+        raise EntryError(f"empty {field}")
+    return value[:limit]
+
+
+def _list_of_objects(value: Any, field: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise EntryError(f"{field} is not a list of objects")
+    return [dict(v) for v in value]
+
+
+def parse_entry(entry: Any, source: str) -> ServerItem:
+    """One list entry (``{"server": ..., "_meta": ...}`` or a bare server.json) -> ServerItem."""
+    if not isinstance(entry, Mapping):
+        raise EntryError(f"entry is {type(entry).__name__}, not an object")
+    server = entry.get("server") if isinstance(entry.get("server"), Mapping) else entry
+    meta = entry.get("_meta") if isinstance(entry.get("_meta"), Mapping) else server.get("_meta") or {}
+    official = meta.get(OFFICIAL_META) if isinstance(meta, Mapping) else None
+    official = official if isinstance(official, Mapping) else {}
+    name = _str(server.get("name"), "name", required=True, limit=400)
+    if name is None or len(name) < 3 or ("/" not in name and "." not in name and source != "curated"):
+        raise EntryError(f"name {name!r} is not a reverse-DNS server name")
+    repo = server.get("repository")
+    repo_url = repo.get("url") if isinstance(repo, Mapping) and isinstance(repo.get("url"), str) else None
+    tools = server.get("tools")
+    return ServerItem(
+        name=name,
+        source=source,
+        description=_str(server.get("description"), "description"),
+        title=_str(server.get("title"), "title", limit=400),
+        version=_str(server.get("version"), "version", limit=100),
+        repository_url=repo_url or None,
+        website_url=_str(server.get("websiteUrl"), "websiteUrl", limit=2000),
+        packages=_list_of_objects(server.get("packages"), "packages"),
+        remotes=_list_of_objects(server.get("remotes"), "remotes"),
+        published_at=str(official.get("publishedAt") or "") or None,
+        is_latest=official.get("isLatest") if isinstance(official.get("isLatest"), bool) else None,
+        tools=[dict(t) for t in tools if isinstance(t, Mapping)] if isinstance(tools, list) else None,
+    )
+
+
+def _label(entry: Any) -> str:
+    server = entry.get("server", entry) if isinstance(entry, Mapping) else None
+    name = server.get("name") if isinstance(server, Mapping) else None
+    return f" ({name[:100]})" if isinstance(name, str) else ""
+
+
+class RegistryApiSpider(scrapy.Spider):
+    """Base spider for catalogues that speak the MCP Registry list API."""
+
+    name = "registry-api"
+    default_base_url = ""
+    api_versions: tuple[str, ...] = ("v0.1", "v0")
+    page_size = 100
+    max_pages = 10_000
+
+    def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.malformed: list[str] = []
+        self.errors: list[str] = []
+        self.pages = 0
+
+    # -- requests ---------------------------------------------------------------------------
+    def page_url(self, api: str, cursor: str | None) -> str:
+        params: dict[str, Any] = {"limit": self.page_size, "version": "latest"}
+        if cursor:
+            params["cursor"] = cursor
+        return f"{self.base_url}/{api}/servers?{urlencode(params)}"
+
+    def page_request(self, api: str, cursor: str | None = None) -> scrapy.Request:
+        return scrapy.Request(
+            self.page_url(api, cursor),
+            callback=self.parse_page,
+            errback=self.page_failed,
+            cb_kwargs={"api": api},
+            meta={"api": api, "handle_httpstatus_list": [404]},
+            dont_filter=True,
+        )
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        yield self.page_request(self.api_versions[0])
+
+    # -- parsing ----------------------------------------------------------------------------
+    def note_malformed(self, reason: str) -> None:
+        self.crawler.stats.inc_value("catalog/malformed_entries")
+        if len(self.malformed) < MAX_REASONS:
+            self.malformed.append(reason)
+        self.logger.warning("skipped malformed entry: %s", reason)
+
+    def note_error(self, reason: str) -> None:
+        self.crawler.stats.inc_value("catalog/source_errors")
+        self.errors.append(reason)
+        self.logger.error("%s: %s", self.name, reason)
+
+    def parse_page(self, response: Response, api: str) -> Iterator[Any]:
+        if response.status == 404:
+            later = self.api_versions[self.api_versions.index(api) + 1 :] if api in self.api_versions else ()
+            if later and self.pages == 0:
+                yield self.page_request(later[0])
+            else:
+                self.note_error(f"{response.url}: HTTP 404")
+            return
+        try:
+            data = json.loads(response.body)
+        except ValueError as exc:
+            self.note_error(f"{response.url}: malformed JSON ({exc})")
+            return
+        if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
+            self.note_error(f"{response.url}: not a server list (no 'servers' array)")
+            return
+        self.pages += 1
+        self.crawler.stats.inc_value("catalog/pages")
+        for i, entry in enumerate(data["servers"]):
+            try:
+                yield parse_entry(entry, self.name)
+            except EntryError as exc:
+                self.note_malformed(f"page {self.pages} entry {i}{_label(entry)}: {exc}")
+        metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+        cursor = metadata.get("nextCursor") or metadata.get("next_cursor")
+        if isinstance(cursor, str) and cursor and data["servers"]:
+            if self.pages >= self.max_pages:
+                self.note_error(f"stopped after {self.max_pages} pages")
+            else:
+                yield self.page_request(api, cursor)
+
+    def page_failed(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else self.base_url
+        self.note_error(f"{url}: {failure.getErrorMessage() or failure.type.__name__}")

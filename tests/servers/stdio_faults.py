@@ -1,0 +1,23 @@
+"""Misbehaving stdio servers for the tests: python stdio_faults.py MODE.
+
+hang     reads requests and never answers (stuck in the handshake)
+crash    prints a reason on stderr and exits 3 at once
+garbage  answers every line with text that is not JSON-RPC
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+mode = sys.argv[1] if len(sys.argv) > 1 else "hang"
+if mode == "crash":
+    print("fatal: STRIPE_API_KEY is not set", file=sys.stderr, flush=True)
+    sys.exit(3)
+if mode == "garbage":
+    for _line in sys.stdin:
+        print("Welcome to my server! <<<not json>>>", flush=True)
+    sys.exit(0)
+while True:  # hang
+    sys.stdin.readline()
+    time.sleep(0.1)
