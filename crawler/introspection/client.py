@@ -171,16 +171,24 @@ def _stderr_tail(errlog: Any) -> str:
     return _one_line(lines[-1], 200) if lines else ""
 
 
+def _remember_status(statuses: list[tuple[int, str]]) -> Any:
+    async def hook(response: Any) -> None:
+        statuses.append((response.status_code, _one_line(response.headers.get("www-authenticate", ""), 120)))
+
+    return hook
+
+
 async def introspect_http(
     url: str, *, transport: str = "streamable-http", headers: Mapping[str, str] | None = None, timeout: float = 30.0
 ) -> IntrospectionResult:
-    """Connect to a remote server over streamable HTTP or SSE."""
+    """Connect to a remote server over streamable HTTP or SSE; 401/403 are ``auth_required``."""
     import httpx2
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     result = IntrospectionResult(transport, url, "ok")
+    statuses: list[tuple[int, str]] = []
     started = time.monotonic()
     try:
         http_timeout = httpx2.Timeout(timeout, read=timeout)
@@ -189,6 +197,8 @@ async def introspect_http(
             await _session(server, result, timeout)
         else:
             async with create_mcp_http_client(headers=dict(headers or {}), timeout=http_timeout) as http:
+                # The SDK turns HTTP errors into a generic JSON-RPC error; keep the statuses ourselves.
+                http.event_hooks["response"].append(_remember_status(statuses))
                 await _session(streamable_http_client(url, http_client=http), result, timeout)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -196,5 +206,12 @@ async def introspect_http(
         result.outcome, result.error = describe_failure(exc)
         if result.outcome == "timeout":
             result.error = f"no answer within {timeout:g}s"
+        denied = [(code, why) for code, why in statuses if code in (401, 403)]
+        if denied:
+            code, why = denied[0]
+            result.outcome = "auth_required"
+            result.error = f"the server requires authentication (HTTP {code}{'; ' + why if why else ''})"
+        elif statuses and statuses[-1][0] >= 400 and result.outcome == "error":
+            result.error = f"HTTP {statuses[-1][0]} from the server ({result.error})"
     result.seconds = time.monotonic() - started
     return result

@@ -1,6 +1,6 @@
 """A stdio MCP server that reports what the sandbox let it see, in its tool descriptions.
 
-python probe_stdio.py PORT: tries a TCP connection to 127.0.0.1:PORT and checks HOME and
+python probe_stdio.py PORT [SECRET_DIR]: tries a TCP connection to 127.0.0.1:PORT and checks HOME and
 ~/.ssh; a second tool carries a 1 MB hostile description.
 """
 
@@ -18,7 +18,7 @@ try:
         network = "open"
 except OSError as exc:
     network = f"blocked ({type(exc).__name__})"
-ssh = os.path.join(os.path.expanduser("~root"), ".ssh")
+ssh = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.expanduser("~root"), ".ssh")
 ssh_state = "visible" if os.path.isdir(ssh) and os.listdir(ssh) else "hidden"
 
 server = MCPServer("probe", version="0.0.1")

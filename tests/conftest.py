@@ -1,0 +1,166 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores, loopback HTTP servers, real MCP servers.
+
+PostgreSQL runs at 127.0.0.1:5432 (trust auth, database ``test``); each test session gets
+its own schema so runs never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+SERVERS = Path(__file__).parent / "servers"
+PG_BASE = os.environ.get("CATALOG_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
+#: Packages installed by the tests are cached across runs (git-ignored).
+PACKAGE_CACHE = Path(os.environ.get("CATALOG_TEST_CACHE", ROOT / ".cache" / "test-packages"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    schema = f"catalog_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_BASE)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield schema
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_schema: str) -> Iterator[str]:
+    """A fresh schema per test (inside the session's), selected through search_path."""
+    inner = f"{pg_schema}_{uuid.uuid4().hex[:6]}"
+    engine = create_engine(PG_BASE)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{inner}"'))
+    yield f"{PG_BASE}?options=-csearch_path%3D{inner}"
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{inner}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+class Routes:
+    """A tiny loopback HTTP server whose answers the test sets per path (query ignored unless given)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, bytes, str]] = {}
+        self.hits: list[str] = []
+
+    def set(self, path: str, body: Any, status: int = 200, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.routes[path] = (status, raw, content_type)
+
+    def answer(self, full_path: str) -> tuple[int, bytes, str]:
+        self.hits.append(full_path)
+        if full_path in self.routes:
+            return self.routes[full_path]
+        path = full_path.split("?", 1)[0]
+        if path in self.routes:
+            return self.routes[path]
+        return 404, b'{"error":"not found"}', "application/json"
+
+
+@pytest.fixture
+def http_routes() -> Iterator[tuple[str, Routes]]:
+    routes = Routes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            status, body, ctype = routes.answer(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", routes
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def trading_server() -> Iterator[str]:
+    """The loopback streamable-HTTP MCP server from tests/servers/trading_http.py; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(SERVERS / "trading_http.py"), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:  # a test left a request hanging (/hang): no graceful exit
+            proc.kill()
+            proc.wait(5)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``catalog`` as a real subprocess (the console script's module)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "catalog", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=str(cwd or ROOT), check=False)
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_cli
+
+
+def registry_page(entries: list[dict[str, Any]], next_cursor: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"count": len(entries)}
+    if next_cursor:
+        meta["nextCursor"] = next_cursor
+    return {"servers": entries, "metadata": meta}

@@ -1,0 +1,125 @@
+"""Live introspection against real MCP servers (PyPI, npm, loopback HTTP) and misbehaving ones."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crawler.introspection.client import introspect_http
+from crawler.introspection.installer import InstallError, install_npm, install_pypi
+from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
+from tests.conftest import PACKAGE_CACHE, SERVERS, free_port
+
+pytestmark = pytest.mark.live
+
+
+def cfg(timeout: float = 30.0) -> RunnerConfig:
+    return RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=timeout)
+
+
+def names(result) -> set[str]:  # type: ignore[no-untyped-def]
+    return {t["name"] for t in result.tools}
+
+
+def test_pypi_packages_install_and_answer_in_the_sandbox() -> None:
+    async def go():  # type: ignore[no-untyped-def]
+        time_ = await introspect_entry([{"registryType": "pypi", "identifier": "mcp-server-time",
+                                         "transport": {"type": "stdio"}}], [], cfg())
+        git = await introspect_entry([{"registryType": "pypi", "identifier": "mcp-server-git",
+                                       "transport": {"type": "stdio"}}], [], cfg())
+        return time_, git
+
+    time_attempts, git_attempts = asyncio.run(go())
+    assert [a.outcome for a in time_attempts] == ["ok"]
+    assert {"get_current_time", "convert_time"} <= names(time_attempts[0])
+    assert time_attempts[0].server_info["name"] == "mcp-time"
+    assert [a.outcome for a in git_attempts] == ["ok"]
+    assert {"git_status", "git_commit", "git_reset"} <= names(git_attempts[0])
+    schema = next(t for t in git_attempts[0].tools if t["name"] == "git_status")["inputSchema"]
+    assert "repo_path" in schema["properties"]
+
+
+def test_npm_packages_install_and_answer_in_the_sandbox() -> None:
+    entry = [{"registryType": "npm", "identifier": "@modelcontextprotocol/server-filesystem",
+              "transport": {"type": "stdio"},
+              "packageArguments": [{"type": "positional", "valueHint": "dir", "value": "/tmp"}]},
+             {"registryType": "npm", "identifier": "@modelcontextprotocol/server-everything",
+              "transport": {"type": "stdio"}}]
+    fs = asyncio.run(introspect_entry(entry[:1], [], cfg()))
+    everything = asyncio.run(introspect_entry(entry[1:], [], cfg()))
+    assert fs[-1].ok and {"read_file", "write_file", "move_file"} <= names(fs[-1])
+    write = next(t for t in fs[-1].tools if t["name"] == "write_file")
+    assert write["annotations"]["destructiveHint"] is True
+    assert everything[-1].ok and {"echo", "get-sum"} <= names(everything[-1])
+
+
+def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None:
+    with pytest.raises(InstallError, match="pip install"):
+        asyncio.run(install_pypi("mcp-catalog-no-such-package-xyz", None, tmp_path, timeout=120, mode="auto"))
+    with pytest.raises(InstallError, match="npm install"):
+        asyncio.run(install_npm("@mcp-catalog-no-such-scope/no-such-pkg", None, tmp_path, timeout=120, mode="auto"))
+    assert not any((tmp_path / "pypi").iterdir())
+
+
+def test_streamable_http_server_on_loopback(trading_server: str) -> None:
+    ok = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=10))
+    assert ok.outcome == "ok", ok.error
+    assert names(ok) == {"BinanceFuturesCancelBatchOrders", "get_ticker_price", "withdraw_funds", "add_numbers"}
+    seed = next(t for t in ok.tools if t["name"] == "BinanceFuturesCancelBatchOrders")
+    assert seed["description"] == "Cancel multiple USD-M Futures orders in batch (max 10 orders)"
+    assert ok.server_info["instructions"] == "A test trading server."
+
+
+def test_http_failures_are_recorded_with_reasons(trading_server: str) -> None:
+    auth = asyncio.run(introspect_http(f"{trading_server}/private/mcp", timeout=10))
+    assert auth.outcome == "auth_required" and "401" in (auth.error or "")
+    started = time.monotonic()
+    hung = asyncio.run(introspect_http(f"{trading_server}/hang/mcp", timeout=2))
+    assert hung.outcome == "timeout" and time.monotonic() - started < 10
+    closed = asyncio.run(introspect_http(f"http://127.0.0.1:{free_port()}/mcp", timeout=5))
+    assert closed.outcome == "error" and "connection" in (closed.error or "").lower()
+
+
+@pytest.mark.parametrize(("mode", "outcome", "text"), [
+    ("hang", "timeout", "no answer within 2s"),
+    ("crash", "crashed", "STRIPE_API_KEY is not set"),
+    ("garbage", "error", "not JSON-RPC"),
+])
+def test_misbehaving_stdio_servers(mode: str, outcome: str, text: str) -> None:
+    started = time.monotonic()
+    result = asyncio.run(run_sandboxed([sys.executable, str(SERVERS / "stdio_faults.py"), mode], cfg(timeout=2),
+                                       readonly=[SERVERS, Path(sys.prefix)]))
+    assert result.outcome == outcome and text in (result.error or ""), result.error
+    assert time.monotonic() - started < 12  # a hung server costs its timeout plus the kill grace
+
+
+def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE")
+    monkeypatch.setenv("HOME", str(home))
+    listener_port = free_port()
+
+    async def go():  # type: ignore[no-untyped-def]
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", listener_port)
+        async with server:
+            return await run_sandboxed([sys.executable, str(SERVERS / "probe_stdio.py"), str(listener_port),
+                                        str(home / ".ssh")], cfg(), readonly=[SERVERS, Path(sys.prefix)])
+
+    result = asyncio.run(go())
+    assert result.ok, result.error
+    report = next(t for t in result.tools if t["name"] == "probe_report")["description"]
+    assert "network: blocked" in report
+    assert "secret: hidden" in report or "root-ssh: hidden" in report
+    fresh_home = report.split("home: ")[1].split(";")[0]
+    assert fresh_home != str(home) and "mcp-catalog-home-" in fresh_home
+    assert not Path(fresh_home).exists()  # removed after the run
+    huge = next(t for t in result.tools if t["name"] == "huge_description")
+    assert len(huge["description"]) > 1_000_000
+    assert os.environ["HOME"] == str(home)

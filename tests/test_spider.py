@@ -1,0 +1,90 @@
+"""Spiders parse registry pages written in the real API shape; each field is asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scrapy.http import Request, TextResponse
+from scrapy.utils.test import get_crawler
+
+from crawler.items import ServerItem
+from crawler.spiders.curated import CURATED_FILE, CuratedSpider
+from crawler.spiders.official_registry import OfficialRegistrySpider
+from crawler.spiders.registry_api import EntryError, parse_entry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def spider(base: str = "http://registry.test") -> OfficialRegistrySpider:
+    crawler = get_crawler(OfficialRegistrySpider)
+    sp = OfficialRegistrySpider.from_crawler(crawler, base_url=base)
+    return sp
+
+
+def response(url: str, body: bytes, status: int = 200) -> TextResponse:
+    return TextResponse(url=url, body=body, status=status, encoding="utf-8", request=Request(url))
+
+
+def test_page_is_parsed_field_by_field_and_malformed_entries_are_counted() -> None:
+    sp = spider()
+    url = sp.page_url("v0.1", None)
+    assert url == "http://registry.test/v0.1/servers?limit=100&version=latest"
+    out = list(sp.parse_page(response(url, (FIXTURES / "registry_page1.json").read_bytes()), api="v0.1"))
+    items = [o for o in out if isinstance(o, ServerItem)]
+    requests = [o for o in out if isinstance(o, Request)]
+    weather, payments = items
+    assert weather.name == "io.github.example/weather" and weather.title == "Weather"
+    assert weather.version == "1.2.0" and weather.description == "Weather forecasts for any city."
+    assert weather.repository_url == "https://github.com/example/weather-mcp"
+    assert weather.website_url == "https://example.org/weather"
+    assert weather.packages[0]["identifier"] == "weather-mcp" and weather.remotes == []
+    assert weather.published_at == "2025-10-01T10:00:00Z" and weather.is_latest is True
+    assert weather.tools is None and weather.source == "official-registry"
+    assert payments.remotes[0]["url"] == "https://mcp.example.com/mcp" and payments.repository_url is None
+    # Three malformed entries: no name, packages not a list, not an object.
+    assert sp.crawler.stats.get_value("catalog/malformed_entries") == 3
+    assert any("missing name" in r for r in sp.malformed)
+    assert any("broken-packages" in r and "packages is not a list" in r for r in sp.malformed)
+    # The next page follows the cursor.
+    assert len(requests) == 1 and "cursor=io.github.example%2Fweather%3A1.2.0" in requests[0].url
+
+
+def test_last_page_stops_pagination() -> None:
+    sp = spider()
+    out = list(sp.parse_page(response("http://registry.test/v0.1/servers?cursor=x",
+                                      (FIXTURES / "registry_page2.json").read_bytes()), api="v0.1"))
+    assert [o.name for o in out] == ["io.github.example/notes"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"servers": "nope"}'])
+def test_malformed_page_is_a_recorded_error_not_a_crash(body: bytes) -> None:
+    sp = spider()
+    assert list(sp.parse_page(response("http://registry.test/v0.1/servers", body), api="v0.1")) == []
+    assert len(sp.errors) == 1 and sp.crawler.stats.get_value("catalog/source_errors") == 1
+
+
+def test_404_on_v0_1_falls_back_to_v0() -> None:
+    sp = spider()
+    out = list(sp.parse_page(response("http://registry.test/v0.1/servers", b"{}", status=404), api="v0.1"))
+    assert len(out) == 1 and "/v0/servers?" in out[0].url
+
+
+def test_legacy_flat_entry_and_name_checks() -> None:
+    item = parse_entry({"name": "io.github.a/b", "description": "d", "version": "1",
+                        "tools": [{"name": "t1", "description": "x"}, "junk"]}, "x")
+    assert item.tools == [{"name": "t1", "description": "x"}]
+    with pytest.raises(EntryError, match="reverse-DNS"):
+        parse_entry({"server": {"name": "bare", "description": "d"}}, "official-registry")
+    with pytest.raises(EntryError, match="not a string"):
+        parse_entry({"server": {"name": "io.a/b", "description": 42}}, "official-registry")
+
+
+def test_curated_list_is_valid_registry_shape() -> None:
+    data = json.loads(CURATED_FILE.read_text())
+    crawler = get_crawler(CuratedSpider)
+    sp = CuratedSpider.from_crawler(crawler)
+    items = list(sp.parse_page(response(CURATED_FILE.as_uri(), CURATED_FILE.read_bytes()), api="file"))
+    assert len(items) == len(data["servers"]) >= 2 and not sp.malformed
+    assert {p["registryType"] for i in items for p in i.packages} == {"pypi", "npm"}
