@@ -333,7 +333,7 @@ class ActionChoice:
 
 
 def first_sentence(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
+    text = " ".join(text[: limit * 4].split())
     sentence = _SENTENCE.split(text, maxsplit=1)[0] if text else ""
     if len(sentence) > limit:
         sentence = sentence[: limit - 1].rstrip() + "…"

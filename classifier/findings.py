@@ -8,6 +8,7 @@ joiner in a tool description.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -18,24 +19,7 @@ from classifier.rules import RuleSet
 from classifier.verdict import Finding
 
 #: Zero-width, bidi-override and tag characters: invisible to a person, read by a model.
-INVISIBLE = frozenset(
-    [
-        0x200B,
-        0x200C,
-        0x200D,
-        0x200E,
-        0x200F,
-        0x2060,
-        0x2061,
-        0x2062,
-        0x2063,
-        0x2064,
-        0x180E,
-        0xFEFF,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-    ]
-)
+INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u180e\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 
 
 def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
@@ -75,9 +59,9 @@ def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
                     "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
                 )
             )
-    hidden = [(i, ch) for i, ch in enumerate(text) if ord(ch) in INVISIBLE or 0xE0000 <= ord(ch) <= 0xE007F]
+    hidden = INVISIBLE.findall(text)
     if hidden:
-        names = sorted({unicodedata.name(ch, f"U+{ord(ch):04X}") for _, ch in hidden})[:3]
+        names = sorted({unicodedata.name(ch, f"U+{ord(ch):04X}") for ch in hidden})[:3]
         found.append(
             Finding(
                 "tool_poisoning",

@@ -109,7 +109,7 @@ def http_routes() -> Iterator[tuple[str, Routes]]:
     routes = Routes()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             status, body, ctype = routes.answer(self.path)
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -132,8 +132,9 @@ def http_routes() -> Iterator[tuple[str, Routes]]:
 def trading_server() -> Iterator[str]:
     """The loopback streamable-HTTP MCP server from tests/servers/trading_http.py; yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(SERVERS / "trading_http.py"), str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVERS / "trading_http.py"), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
@@ -146,12 +147,20 @@ def trading_server() -> Iterator[str]:
             proc.wait(5)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``catalog`` as a real subprocess (the console script's module)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "catalog", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=str(cwd or ROOT), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "catalog", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(cwd or ROOT),
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -28,10 +28,12 @@ def names(result) -> set[str]:  # type: ignore[no-untyped-def]
 
 def test_pypi_packages_install_and_answer_in_the_sandbox() -> None:
     async def go():  # type: ignore[no-untyped-def]
-        time_ = await introspect_entry([{"registryType": "pypi", "identifier": "mcp-server-time",
-                                         "transport": {"type": "stdio"}}], [], cfg())
-        git = await introspect_entry([{"registryType": "pypi", "identifier": "mcp-server-git",
-                                       "transport": {"type": "stdio"}}], [], cfg())
+        time_ = await introspect_entry(
+            [{"registryType": "pypi", "identifier": "mcp-server-time", "transport": {"type": "stdio"}}], [], cfg()
+        )
+        git = await introspect_entry(
+            [{"registryType": "pypi", "identifier": "mcp-server-git", "transport": {"type": "stdio"}}], [], cfg()
+        )
         return time_, git
 
     time_attempts, git_attempts = asyncio.run(go())
@@ -45,11 +47,19 @@ def test_pypi_packages_install_and_answer_in_the_sandbox() -> None:
 
 
 def test_npm_packages_install_and_answer_in_the_sandbox() -> None:
-    entry = [{"registryType": "npm", "identifier": "@modelcontextprotocol/server-filesystem",
-              "transport": {"type": "stdio"},
-              "packageArguments": [{"type": "positional", "valueHint": "dir", "value": "/tmp"}]},
-             {"registryType": "npm", "identifier": "@modelcontextprotocol/server-everything",
-              "transport": {"type": "stdio"}}]
+    entry = [
+        {
+            "registryType": "npm",
+            "identifier": "@modelcontextprotocol/server-filesystem",
+            "transport": {"type": "stdio"},
+            "packageArguments": [{"type": "positional", "valueHint": "dir", "value": "/tmp"}],
+        },
+        {
+            "registryType": "npm",
+            "identifier": "@modelcontextprotocol/server-everything",
+            "transport": {"type": "stdio"},
+        },
+    ]
     fs = asyncio.run(introspect_entry(entry[:1], [], cfg()))
     everything = asyncio.run(introspect_entry(entry[1:], [], cfg()))
     assert fs[-1].ok and {"read_file", "write_file", "move_file"} <= names(fs[-1])
@@ -85,21 +95,30 @@ def test_http_failures_are_recorded_with_reasons(trading_server: str) -> None:
     assert closed.outcome == "error" and "connection" in (closed.error or "").lower()
 
 
-@pytest.mark.parametrize(("mode", "outcome", "text"), [
-    ("hang", "timeout", "no answer within 2s"),
-    ("crash", "crashed", "STRIPE_API_KEY is not set"),
-    ("garbage", "error", "not JSON-RPC"),
-])
+@pytest.mark.parametrize(
+    ("mode", "outcome", "text"),
+    [
+        ("hang", "timeout", "no answer within 2s"),
+        ("crash", "crashed", "STRIPE_API_KEY is not set"),
+        ("garbage", "error", "not JSON-RPC"),
+    ],
+)
 def test_misbehaving_stdio_servers(mode: str, outcome: str, text: str) -> None:
     started = time.monotonic()
-    result = asyncio.run(run_sandboxed([sys.executable, str(SERVERS / "stdio_faults.py"), mode], cfg(timeout=2),
-                                       readonly=[SERVERS, Path(sys.prefix)]))
+    result = asyncio.run(
+        run_sandboxed(
+            [sys.executable, str(SERVERS / "stdio_faults.py"), mode],
+            cfg(timeout=2),
+            readonly=[SERVERS, Path(sys.prefix)],
+        )
+    )
     assert result.outcome == outcome and text in (result.error or ""), result.error
     assert time.monotonic() - started < 12  # a hung server costs its timeout plus the kill grace
 
 
-def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text("PRIVATE")
@@ -109,8 +128,11 @@ def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(tmp_path: P
     async def go():  # type: ignore[no-untyped-def]
         server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", listener_port)
         async with server:
-            return await run_sandboxed([sys.executable, str(SERVERS / "probe_stdio.py"), str(listener_port),
-                                        str(home / ".ssh")], cfg(), readonly=[SERVERS, Path(sys.prefix)])
+            return await run_sandboxed(
+                [sys.executable, str(SERVERS / "probe_stdio.py"), str(listener_port), str(home / ".ssh")],
+                cfg(),
+                readonly=[SERVERS, Path(sys.prefix)],
+            )
 
     result = asyncio.run(go())
     assert result.ok, result.error

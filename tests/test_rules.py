@@ -31,8 +31,9 @@ CATEGORY_CASES = [(r.id, c, True) for r in RULES.categories for c in r.must_matc
 ]
 
 
-@pytest.mark.parametrize(("category", "case", "expected"), CATEGORY_CASES,
-                         ids=lambda v: v["name"] if isinstance(v, dict) else str(v))
+@pytest.mark.parametrize(
+    ("category", "case", "expected"), CATEGORY_CASES, ids=lambda v: v["name"] if isinstance(v, dict) else str(v)
+)
 def test_category_cases(category: str, case: dict, expected: bool) -> None:
     verdict = classify(ToolDefinition.from_mapping(case))
     assert (verdict.category == category) is expected, verdict.rationale

@@ -53,8 +53,12 @@ def test_page_is_parsed_field_by_field_and_malformed_entries_are_counted() -> No
 
 def test_last_page_stops_pagination() -> None:
     sp = spider()
-    out = list(sp.parse_page(response("http://registry.test/v0.1/servers?cursor=x",
-                                      (FIXTURES / "registry_page2.json").read_bytes()), api="v0.1"))
+    out = list(
+        sp.parse_page(
+            response("http://registry.test/v0.1/servers?cursor=x", (FIXTURES / "registry_page2.json").read_bytes()),
+            api="v0.1",
+        )
+    )
     assert [o.name for o in out] == ["io.github.example/notes"]
 
 
@@ -72,8 +76,15 @@ def test_404_on_v0_1_falls_back_to_v0() -> None:
 
 
 def test_legacy_flat_entry_and_name_checks() -> None:
-    item = parse_entry({"name": "io.github.a/b", "description": "d", "version": "1",
-                        "tools": [{"name": "t1", "description": "x"}, "junk"]}, "x")
+    item = parse_entry(
+        {
+            "name": "io.github.a/b",
+            "description": "d",
+            "version": "1",
+            "tools": [{"name": "t1", "description": "x"}, "junk"],
+        },
+        "x",
+    )
     assert item.tools == [{"name": "t1", "description": "x"}]
     with pytest.raises(EntryError, match="reverse-DNS"):
         parse_entry({"server": {"name": "bare", "description": "d"}}, "official-registry")

@@ -53,7 +53,8 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
     """One list entry (``{"server": ..., "_meta": ...}`` or a bare server.json) -> ServerItem."""
     if not isinstance(entry, Mapping):
         raise EntryError(f"entry is {type(entry).__name__}, not an object")
-    server = entry.get("server") if isinstance(entry.get("server"), Mapping) else entry
+    inner = entry.get("server")
+    server: Mapping[str, Any] = inner if isinstance(inner, Mapping) else entry
     meta = entry.get("_meta") if isinstance(entry.get("_meta"), Mapping) else server.get("_meta") or {}
     official = meta.get(OFFICIAL_META) if isinstance(meta, Mapping) else None
     official = official if isinstance(official, Mapping) else {}
@@ -156,7 +157,7 @@ class RegistryApiSpider(scrapy.Spider):
                 yield parse_entry(entry, self.name)
             except EntryError as exc:
                 self.note_malformed(f"page {self.pages} entry {i}{_label(entry)}: {exc}")
-        metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+        metadata: Mapping[str, Any] = data["metadata"] if isinstance(data.get("metadata"), Mapping) else {}
         cursor = metadata.get("nextCursor") or metadata.get("next_cursor")
         if isinstance(cursor, str) and cursor and data["servers"]:
             if self.pages >= self.max_pages:

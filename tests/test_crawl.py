@@ -1,0 +1,172 @@
+"""The whole pipeline as a user runs it: `catalog crawl` in a subprocess against a registry on
+loopback, real servers (a PyPI package installed live, a streamable-HTTP server), faults, then
+the read commands on what it stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PACKAGE_CACHE, free_port, registry_page, run_cli
+from tests.test_policies import SEED_POLICY
+
+pytestmark = pytest.mark.live
+
+
+def entry(
+    name: str,
+    *,
+    remotes: list[dict[str, Any]] | None = None,
+    packages: list[dict[str, Any]] | None = None,
+    published: str = "2025-10-01T00:00:00Z",
+    latest: bool = True,
+) -> dict[str, Any]:
+    server: dict[str, Any] = {"name": name, "description": f"{name} test server", "version": "1.0.0"}
+    if remotes:
+        server["remotes"] = remotes
+    if packages:
+        server["packages"] = packages
+    return {
+        "server": server,
+        "_meta": {
+            "io.modelcontextprotocol.registry/official": {
+                "status": "active",
+                "publishedAt": published,
+                "isLatest": latest,
+            }
+        },
+    }
+
+
+def crawl(db: str, registry: str, *extra: str) -> Any:
+    return run_cli(
+        "crawl",
+        "--source",
+        "official-registry",
+        "--registry-url",
+        registry,
+        "--install-from",
+        "official-registry",
+        "--timeout",
+        "5",
+        "--cache-dir",
+        str(PACKAGE_CACHE),
+        "--db",
+        db,
+        *extra,
+    )
+
+
+def stats(db: str) -> dict[str, Any]:
+    out = run_cli("stats", "--format", "json", "--db", db)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_end_to_end_crawl_store_classify_recommend(http_routes, trading_server: str, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'catalog.db'}"
+    page1 = registry_page(
+        [
+            entry("io.github.test/trading", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}]),
+            entry(
+                "io.github.test/trading",
+                remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}],
+                published="2025-01-01T00:00:00Z",
+                latest=False,
+            ),  # an older version: dropped
+            entry(
+                "io.github.test/needs-oauth",
+                remotes=[{"type": "streamable-http", "url": f"{trading_server}/private/mcp"}],
+            ),
+            entry("io.github.test/hangs", remotes=[{"type": "streamable-http", "url": f"{trading_server}/hang/mcp"}]),
+            entry(
+                "io.github.test/gone",
+                remotes=[{"type": "streamable-http", "url": f"http://127.0.0.1:{free_port()}/mcp"}],
+            ),
+            {"server": {"description": "no name"}},
+            {
+                "server": {
+                    "name": "io.github.test/bad-remote",
+                    "description": "x",
+                    "remotes": [{"type": "sse", "url": "ftp://x"}],
+                }
+            },
+        ],
+        next_cursor="page2",
+    )
+    page2 = registry_page(
+        [
+            entry(
+                "io.github.modelcontextprotocol/time",
+                packages=[{"registryType": "pypi", "identifier": "mcp-server-time", "transport": {"type": "stdio"}}],
+            ),
+        ]
+    )
+    routes.set("/v0.1/servers?limit=100&version=latest", page1)
+    routes.set("/v0.1/servers?limit=100&version=latest&cursor=page2", page2)
+
+    result = crawl(db, base)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("crawl finished: 5 servers, 6 tools") and "2 malformed entries skipped" in line
+    assert "/robots.txt" in routes.hits  # a polite crawler asks first
+
+    s = stats(db)
+    assert s["servers"] == 5 and s["tools"] == 6
+    assert s["introspection"] == {"ok": 2, "auth_required": 1, "timeout": 1, "error": 1}
+    assert s["recent_runs"][0]["status"] == "partial"  # malformed entries were skipped
+
+    rec = run_cli("recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", db)
+    assert rec.returncode == 0 and rec.stdout.strip() == SEED_POLICY
+    shown = json.loads(run_cli("show", "withdraw_funds", "--db", db).stdout)
+    assert shown["verdict"]["risk"] == "critical"
+    assert {f["id"] for f in shown["verdict"]["findings"]} == {"annotation_mismatch"}
+    exported = json.loads(run_cli("export", "--db", db).stdout)
+    assert exported["hide"] == ["add_numbers"] and exported["tools"]["get_current_time"] == {}
+
+    # The same crawl again changes nothing; a broken registry afterwards loses nothing.
+    again = crawl(db, base)
+    assert again.returncode == 0 and "(0 new definitions, 0 classified)" in again.stdout
+    routes.set("/v0.1/servers?limit=100&version=latest", b"{this is not json", content_type="application/json")
+    broken = crawl(db, base)
+    assert broken.returncode == 1
+    assert "malformed JSON" in broken.stdout and "every source failed" in broken.stderr
+    after = stats(db)
+    assert (after["servers"], after["tools"]) == (5, 6)
+    assert after["recent_runs"][0]["status"] == "failed"
+
+
+@pytest.mark.postgres
+def test_crawl_on_postgresql_with_remote_only(http_routes, trading_server: str, pg_url: str) -> None:
+    base, routes = http_routes
+    routes.set(
+        "/v0.1/servers",
+        registry_page(
+            [entry("io.github.test/trading", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}])]
+        ),
+    )
+    result = crawl(pg_url, base)
+    assert result.returncode == 0, result.stderr
+    assert stats(pg_url)["tools"] == 4
+    rec = run_cli("recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", pg_url)
+    assert rec.stdout.strip() == SEED_POLICY
+
+
+def test_no_introspect_and_unreachable_registry(http_routes, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    routes.set(
+        "/v0.1/servers",
+        registry_page(
+            [entry("io.github.test/t", remotes=[{"type": "streamable-http", "url": "http://127.0.0.1:9/mcp"}])]
+        ),
+    )
+    ok = crawl(db, base, "--no-introspect")
+    assert ok.returncode == 0 and "1 servers, 0 tools" in ok.stdout
+    assert stats(db)["introspection"] == {}
+    down = crawl(db, f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 1 and "Connection refused" in down.stdout
