@@ -395,7 +395,8 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         desc_lower=desc_lower,
         param_names=param_names,
         param_tokens=param_tokens,
-        server_tokens=tuple(split_name(defn.server or "")),
+        # The server's own name, not its namespace: "io.github.acme/stripe-mcp" -> stripe.
+        server_tokens=tuple(split_name((defn.server or "").rsplit("/", 1)[-1])),
         code_params=code_params,
         path_params=path_params,
         batch=batch,
@@ -410,7 +411,8 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
     scores: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
     evidence: dict[str, list[str]] = {c: [] for c in CATEGORIES}
     distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
-    server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "io", "com", "github"}]
+    server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "local"}]
+    context = frozenset(facts.name_tokens) | frozenset(distinct_desc[:60]) | frozenset(server)
     for rule in rules.categories:
         c = rule.id
         for tok in dict.fromkeys(facts.name_tokens):
@@ -437,9 +439,12 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
                 scores[c] += 0.3
         for tok in server:
             if tok in rule.strong:
-                scores[c] += 1.0
+                scores[c] += 2.0
             elif tok in rule.terms:
                 scores[c] += 0.3
+        if rule.elsewhere and context & rule.elsewhere:
+            # The words say the thing lives somewhere else (a file in a GitHub repository is not local).
+            scores[c] *= 0.2
     if facts.code_params and scores["database"] < scores["code_execution"] + 1:
         scores["code_execution"] += 2.0
     order = sorted(CATEGORIES, key=lambda c: (-scores[c], CATEGORIES.index(c)))
@@ -466,6 +471,11 @@ def _name_verb(tokens: tuple[str, ...], rules: RuleSet) -> str:
 def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
     verb = _name_verb(facts.name_tokens, rules)
     source = "name"
+    if verb in AMBIGUOUS_VERBS:
+        # `git_branch` may create or list: the description's opening verb says which.
+        opening = [w for w in facts.desc_words[:6] if w in rules.verb_action and w not in AMBIGUOUS_VERBS]
+        if opening:
+            verb, source = opening[0], "description"
     if not verb:
         first = [w for w in facts.desc_words[:15] if w in rules.verb_action]
         clear = [w for w in first if w not in AMBIGUOUS_VERBS]

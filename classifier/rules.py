@@ -28,6 +28,7 @@ class CategoryRule:
     strong: frozenset[str]
     terms: frozenset[str]
     phrases: tuple[str, ...]
+    elsewhere: frozenset[str]
     must_match: tuple[dict[str, Any], ...]
     must_not_match: tuple[dict[str, Any], ...]
 
@@ -86,6 +87,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
             strong=_stems(c.get("strong", [])),
             terms=_stems(c.get("terms", [])),
             phrases=tuple(p.lower() for p in c.get("phrases", [])),
+            elsewhere=_stems(c.get("elsewhere", [])),
             must_match=tuple(c.get("must_match", [])),
             must_not_match=tuple(c.get("must_not_match", [])),
         )
