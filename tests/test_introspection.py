@@ -13,7 +13,8 @@ import pytest
 from crawler.introspection.client import introspect_http
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
 from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
-from tests.conftest import PACKAGE_CACHE, SERVERS, free_port
+from crawler.introspection.sandbox import drops_privileges
+from tests.conftest import PACKAGE_CACHE, SERVERS, free_port, run_cli
 
 pytestmark = pytest.mark.live
 
@@ -138,10 +139,85 @@ def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(
     assert result.ok, result.error
     report = next(t for t in result.tools if t["name"] == "probe_report")["description"]
     assert "network: blocked" in report
-    assert "secret: hidden" in report or "root-ssh: hidden" in report
+    assert "secret: hidden" in report
+    assert "memory: limited" in report
     fresh_home = report.split("home: ")[1].split(";")[0]
     assert fresh_home != str(home) and "mcp-catalog-home-" in fresh_home
     assert not Path(fresh_home).exists()  # removed after the run
+    if drops_privileges():  # as root the server runs as nobody, where the process limit binds
+        assert "uid: 65534" in report
+        started = int(report.split("processes: ")[1].split(";")[0])
+        assert started < 256, report
     huge = next(t for t in result.tools if t["name"] == "huge_description")
     assert len(huge["description"]) > 1_000_000
     assert os.environ["HOME"] == str(home)
+
+
+def test_ten_thousand_tools_are_all_recorded() -> None:
+    result = asyncio.run(
+        run_sandboxed(
+            [sys.executable, str(SERVERS / "probe_stdio.py"), "many"],
+            cfg(timeout=60),
+            readonly=[SERVERS, Path(sys.prefix)],
+        )
+    )
+    assert result.ok, result.error
+    assert len(result.tools) == 10_000 and result.tools[-1]["name"] == "tool_09999"
+
+
+def test_transient_failures_are_retried_and_others_are_not(trading_server: str) -> None:
+    flaky = asyncio.run(
+        introspect_entry(
+            [],
+            [{"type": "streamable-http", "url": f"{trading_server}/flaky/a/mcp"}],
+            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retry_delay=0.1),
+        )
+    )
+    # The first attempt may spend both 503s (the SDK probes, then falls back to initialize).
+    assert [a.outcome for a in flaky] == ["ok"] and flaky[0].server_info["retries"] in (1, 2)
+    no_retry = asyncio.run(
+        introspect_entry(
+            [],
+            [{"type": "streamable-http", "url": f"{trading_server}/flaky/b/mcp"}],
+            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retries=0),
+        )
+    )
+    assert no_retry[0].outcome == "error" and "HTTP 503" in (no_retry[0].error or "")
+    auth = asyncio.run(
+        introspect_entry(
+            [],
+            [{"type": "streamable-http", "url": f"{trading_server}/private/mcp"}],
+            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retry_delay=0.1),
+        )
+    )
+    assert auth[0].outcome == "auth_required" and "retries" not in auth[0].server_info
+
+
+def test_unsupported_packages_are_recorded_as_skipped() -> None:
+    attempts = asyncio.run(
+        introspect_entry(
+            [
+                {"registryType": "oci", "identifier": "docker.io/acme/mcp:1", "transport": {"type": "stdio"}},
+                {"registryType": "nuget", "identifier": "Acme.Mcp", "transport": {"type": "stdio"}},
+            ],
+            [],
+            cfg(),
+        )
+    )
+    assert [a.outcome for a in attempts] == ["skipped", "skipped"]
+    assert "container runtime" in (attempts[0].error or "") and "nuget" in (attempts[1].error or "")
+
+
+def test_packages_are_refused_without_a_sandbox_unless_asked(tmp_path: Path) -> None:
+    # A PATH where bubblewrap does not exist: the real CLI must refuse, and run with the flag.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("prlimit", "setpriv"):
+        (bin_dir / tool).symlink_to(f"/usr/bin/{tool}")
+    env = {"PATH": f"{bin_dir}:{Path(sys.executable).parent}"}
+    cmd = ["introspect", "--no-store", "--", sys.executable, str(SERVERS / "probe_stdio.py"), "9"]
+    refused = run_cli(*cmd, env=env)
+    assert refused.returncode == 1 and "refused" in refused.stderr and "--unsafe-no-sandbox" in refused.stderr
+    allowed = run_cli(*cmd[:2], "--unsafe-no-sandbox", *cmd[2:], env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "probe_report" in allowed.stdout

@@ -65,6 +65,30 @@ async def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple
     return proc.returncode or 0, out.decode("utf-8", "replace")
 
 
+#: pip/npm output that means the registry or the network hiccuped, not that the package is bad.
+NETWORK_TROUBLE = (
+    "ECONNRESET",
+    "ETIMEDOUT",
+    "EAI_AGAIN",
+    "ENOTFOUND",
+    "socket hang up",
+    "ReadTimeoutError",
+    "Connection reset",
+    "Temporary failure in name resolution",
+    "ConnectionError",
+    "HTTP error 5",
+)
+
+
+async def _install(cmd: list[str], timeout: float) -> tuple[int, str]:
+    """Run an install command; once more after a pause if it failed on the network."""
+    code, out = await _run(cmd, timeout)
+    if code and any(mark in out for mark in NETWORK_TROUBLE):
+        await asyncio.sleep(2)
+        code, out = await _run(cmd, timeout)
+    return code, out
+
+
 def _last_error(output: str) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     errs = [ln for ln in lines if "error" in ln.lower()] or lines
@@ -123,7 +147,7 @@ async def install_pypi(identifier: str, version: str | None, cache: Path, *, tim
             "-q",
             spec,
         ]
-        code, out = await _run(_sandboxed_install(pip, slot, mode), timeout)
+        code, out = await _install(_sandboxed_install(pip, slot, mode), timeout)
         if code:
             raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
         code, out = await _run([str(slot / "venv" / "bin" / "python"), "-c", _ENTRY_POINTS, identifier], 60)
@@ -175,7 +199,7 @@ async def install_npm(identifier: str, version: str | None, cache: Path, *, time
     try:
         if shutil.which("npm") is None:
             raise InstallError("npm is not installed on this machine")
-        code, out = await _run(_sandboxed_install(npm, slot, mode), timeout)
+        code, out = await _install(_sandboxed_install(npm, slot, mode), timeout)
         if code:
             raise InstallError(f"npm install {spec} failed: {_last_error(out)}")
         pkg_json = slot / "node_modules" / identifier / "package.json"

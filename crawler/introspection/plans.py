@@ -36,6 +36,14 @@ class PackagePlan:
         return f"{self.registry}:{self.identifier}" + (f"@{self.version}" if self.version else "")
 
 
+@dataclass(frozen=True)
+class SkippedPlan:
+    """A declared way to run the server that this machine cannot use, kept so the reason is recorded."""
+
+    label: str
+    reason: str
+
+
 def _value(arg: Mapping[str, Any], placeholders: list[str]) -> str | None:
     for key in ("value", "default"):
         if isinstance(arg.get(key), str) and "{" not in arg[key]:
@@ -83,7 +91,16 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             (pkg.get("transport") or {}).get("type", "stdio") if isinstance(pkg.get("transport"), Mapping) else "stdio"
         )
         ident = pkg.get("identifier") or pkg.get("name")
-        if registry not in SUPPORTED_REGISTRIES or transport != "stdio" or not isinstance(ident, str):
+        if not isinstance(ident, str):
+            continue
+        if registry not in SUPPORTED_REGISTRIES or transport != "stdio":
+            why = (
+                f"transport {transport!r} of a package is not supported"
+                if registry in SUPPORTED_REGISTRIES
+                else f"registry type {registry!r} is not supported"
+                + (" (needs a container runtime)" if registry == "oci" else "")
+            )
+            plans.append(SkippedPlan(f"{registry}:{ident}", why))
             continue
         placeholders: list[str] = []
         args = _arguments(pkg.get("packageArguments") or pkg.get("package_arguments") or [], placeholders)

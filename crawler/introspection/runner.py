@@ -18,7 +18,7 @@ from typing import Any
 from crawler.introspection import sandbox
 from crawler.introspection.client import introspect_http, introspect_stdio
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
-from crawler.introspection.plans import PackagePlan, RemotePlan, plans_for
+from crawler.introspection.plans import PackagePlan, RemotePlan, SkippedPlan, plans_for
 from crawler.introspection.result import IntrospectionResult
 
 
@@ -29,6 +29,8 @@ class RunnerConfig:
     install_timeout: float = 300.0
     sandbox_mode: str = "auto"  # auto | bwrap | none
     install: bool = True
+    retries: int = 2
+    retry_delay: float = 1.0
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
 
 
@@ -50,6 +52,8 @@ async def run_sandboxed(
         return IntrospectionResult("stdio", target or " ".join(command), "refused", error=str(exc))
     home = Path(tempfile.mkdtemp(prefix="mcp-catalog-home-"))
     try:
+        if mode == "bwrap":
+            sandbox.prepare_home(home)
         wrapped = sandbox.wrap(command, home=home, mode=mode, readonly_paths=readonly, limits=cfg.limits)
         return await introspect_stdio(
             wrapped,
@@ -95,16 +99,39 @@ async def _package(plan: PackagePlan, cfg: RunnerConfig) -> IntrospectionResult:
     return result
 
 
+#: Failures worth another try: the network or an overloaded server, not a broken one.
+TRANSIENT = ("connection failed", "HTTP 429", "HTTP 502", "HTTP 503", "HTTP 504", "ConnectionReset", "ReadError")
+
+
+def is_transient(result: IntrospectionResult) -> bool:
+    return result.outcome == "error" and any(mark in (result.error or "") for mark in TRANSIENT)
+
+
+async def _remote(plan: RemotePlan, cfg: RunnerConfig) -> IntrospectionResult:
+    """A remote, retried with back-off on transient failures only (never on a timeout: a hung
+    server would cost its timeout again)."""
+    delay = cfg.retry_delay
+    for attempt in range(cfg.retries + 1):
+        result = await introspect_http(plan.url, transport=plan.transport, headers=plan.headers, timeout=cfg.timeout)
+        if not is_transient(result) or attempt == cfg.retries:
+            break
+        await asyncio.sleep(delay)
+        delay *= 2
+    if attempt:
+        result.server_info["retries"] = attempt
+    return result
+
+
 async def introspect_entry(
     packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[str, Any]], cfg: RunnerConfig
 ) -> list[IntrospectionResult]:
     """Attempts in order; stops at the first that lists tools."""
     attempts: list[IntrospectionResult] = []
     for plan in plans_for(packages, remotes):
-        if isinstance(plan, RemotePlan):
-            result = await introspect_http(
-                plan.url, transport=plan.transport, headers=plan.headers, timeout=cfg.timeout
-            )
+        if isinstance(plan, SkippedPlan):
+            result = IntrospectionResult("stdio", plan.label, "skipped", error=plan.reason)
+        elif isinstance(plan, RemotePlan):
+            result = await _remote(plan, cfg)
         elif not cfg.install:
             result = IntrospectionResult(
                 "stdio", plan.label, "skipped", error="installing packages from this source is not enabled"

@@ -1,9 +1,10 @@
 """Running strangers' servers in a bubblewrap sandbox.
 
-What a sandboxed server gets: a read-only view of the file system with the user's
-credential stores hidden, a fresh writable HOME and /tmp, its own PID, IPC, UTS and
-network namespaces (no network at all for stdio servers), CPU-time, address-space and
-open-file limits, and death with its parent, so killing the sandbox kills the whole tree.
+What a sandboxed server gets: a read-only view of the file system with every home
+directory hidden, a fresh writable HOME and /tmp, its own PID, IPC, UTS and network
+namespaces (no network at all for stdio servers), CPU-time, address-space, open-file and
+(when we run as root, by switching it to ``nobody``) process-count limits, and death with
+its parent, so killing the sandbox kills the whole tree.
 Installation happens in a separate step (see ``installer``), never inside a run.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -52,6 +54,11 @@ class Limits:
     cpu_seconds: int = 120
     memory_bytes: int = 4 * 1024**3
     open_files: int = 1024
+    processes: int = 256
+
+
+#: The unprivileged user a server runs as when we are root (RLIMIT_NPROC does not bind root).
+NOBODY = 65534
 
 
 @lru_cache(maxsize=1)
@@ -85,6 +92,24 @@ def resolve_mode(mode: str) -> str:
     )
 
 
+def drops_privileges() -> bool:
+    return os.geteuid() == 0 and shutil.which("setpriv") is not None
+
+
+def prepare_home(home: Path) -> None:
+    """The fresh HOME must be writable by the user the server runs as."""
+    if drops_privileges():
+        os.chown(home, NOBODY, NOBODY)
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
 def wrap(
     command: Sequence[str],
     *,
@@ -95,31 +120,48 @@ def wrap(
     limits: Limits = Limits(),
 ) -> list[str]:
     """The command line that runs ``command`` sandboxed (or merely resource-limited for ``none``)."""
-    limited = [
-        "prlimit",
-        f"--cpu={limits.cpu_seconds}",
-        f"--as={limits.memory_bytes}",
-        f"--nofile={limits.open_files}",
-        "--",
-        *command,
-    ]
+    limited = ["prlimit", f"--cpu={limits.cpu_seconds}", f"--as={limits.memory_bytes}", f"--nofile={limits.open_files}"]
     if shutil.which("prlimit") is None:
-        limited = list(command)
+        limited = []
     if mode == "none":
-        return limited
-    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all"]
-    if network:
-        args.append("--share-net")
-    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    real_home = Path(os.path.expanduser("~"))
-    for entry in SENSITIVE_HOME_ENTRIES:
-        p = real_home / entry
-        if p.is_dir():
-            args += ["--tmpfs", str(p)]
-        elif p.exists():
-            args += ["--ro-bind", "/dev/null", str(p)]
-    for path in readonly_paths:
-        args += ["--ro-bind-try", str(path), str(path)]
+        return [*limited, "--", *command] if limited else list(command)
+    privileged = drops_privileges()
+    args = ["bwrap", "--die-with-parent", "--new-session"]
+    if privileged:
+        # As root: no user namespace, so the server can be switched to nobody, where the
+        # process-count limit binds and root-only files are out of reach.
+        args += [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+        ]
+        if not network:
+            args.append("--unshare-net")
+    else:
+        args.append("--unshare-all")
+        if network:
+            args.append("--share-net")
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+    # Every home directory disappears (credentials, shell history, other projects); what the
+    # server needs from there (its install directory, the Python it runs on) is shown read-only.
+    real_home = Path(os.path.expanduser("~")).resolve()
+    hidden = list(dict.fromkeys(h for h in (real_home, Path("/root"), Path("/home")) if h.is_dir() and h != Path("/")))
+    for h in hidden:
+        args += ["--perms", "0755", "--tmpfs", str(h)]
+    needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
+    for path in dict.fromkeys(needed):
+        root = next((h for h in (*hidden, Path("/tmp")) if _under(path, h) and path != h), None)
+        if root is None or not path.exists():
+            continue
+        # Directories bwrap creates on the way are private (0700): create them readable.
+        for parent in reversed(path.relative_to(root).parents[:-1]):
+            args += ["--perms", "0755", "--dir", str(root / parent)]
+        args += ["--ro-bind", str(path), str(path)]
     args += [
         "--bind",
         str(home),
@@ -133,9 +175,19 @@ def wrap(
         "TMPDIR",
         "/tmp",
         "--",
-        *limited,
     ]
-    return args
+    if privileged:
+        args += [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
+        limited = [*limited, f"--nproc={limits.processes}"] if limited else []
+    return [*args, *limited, "--", *command] if limited else [*args, *command]
 
 
 def sandbox_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

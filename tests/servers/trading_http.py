@@ -1,7 +1,8 @@
 """A streamable-HTTP MCP server for the tests, on loopback: a small trading API.
 
 Run: python trading_http.py PORT.  ``/mcp`` answers MCP; ``/private/mcp`` answers 401 like
-a server that needs OAuth; ``/hang/mcp`` accepts the request and never answers.
+a server that needs OAuth; ``/hang/mcp`` accepts the request and never answers; ``/flaky/KEY/mcp``
+fails twice with 503, then works.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def add(a: int, b: int, note: str = "") -> int:
 
 
 mcp_app = server.streamable_http_app()
+FLAKY: dict[str, int] = {}
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,6 +70,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         )
         await send({"type": "http.response.body", "body": b"unauthorized"})
         return
+    if scope["type"] == "http" and path.startswith("/flaky/"):
+        # /flaky/KEY/mcp answers 503 to the first two requests for KEY, then serves MCP at /mcp.
+        key = path.split("/")[2]
+        FLAKY[key] = FLAKY.get(key, 0) + 1
+        if FLAKY[key] <= 2:
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"overloaded"})
+            return
+        scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
     if scope["type"] == "http" and path.startswith("/hang"):
         await asyncio.sleep(3600)
         return
