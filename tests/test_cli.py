@@ -94,7 +94,9 @@ def test_ambiguous_and_unknown_tools_exit_non_zero(filled: str) -> None:
         app, ["recommend", "query", "--server", "io.github.example/postgres", "--format", "json", "--db", filled]
     )
     assert picked.exit_code == 0
-    assert json.loads(picked.stdout)["tools"]["query"] == {"rate_limit": {"max": 10, "window": 60}}
+    rule = json.loads(picked.stdout)["tools"]["query"]
+    assert rule["rate_limit"] == {"max": 10, "window": 60}
+    assert rule["deny_if"][0]["conditions"][0]["path"] == "args.sql"  # raw SQL may only read
     unknown = runner.invoke(app, ["recommend", "BinanceFutures", "--db", filled])
     assert unknown.exit_code == 2
     assert unknown.stderr.count("\n") == 1 and "unknown tool 'BinanceFutures'" in unknown.stderr
@@ -108,7 +110,7 @@ def test_export_whole_catalogue_server_and_min_risk(filled: str, tmp_path: Path)
     doc = json.loads(out.read_text())
     assert doc["default"] == "deny" and doc["hide"] == ["add"]
     assert set(doc["tools"]) == {"BinanceFuturesCancelBatchOrders", "get_ticker_price", "query", "add"}
-    assert doc["tools"]["query"] == {"rate_limit": {"max": 10, "window": 60}}  # stricter of the two servers
+    assert doc["tools"]["query"]["rate_limit"] == {"max": 10, "window": 60}  # stricter of the two servers
     crit = json.loads(runner.invoke(app, ["export", "--min-risk", "critical", "--db", filled]).stdout)
     assert set(crit["tools"]) == {"BinanceFuturesCancelBatchOrders", "add"}
     one = json.loads(runner.invoke(app, ["export", "--server", "io.github.example/binance", "--db", filled]).stdout)
@@ -188,3 +190,94 @@ def test_every_command_has_help_and_is_documented() -> None:
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0 and "Usage" in result.stdout
         assert f"catalog {name}" in readme, f"README does not document `catalog {name}`"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "marker"),
+    [
+        ("intercept", 'version: "1"'),
+        ("claude-code", '"permissions"'),
+        ("codex", "[mcp_servers."),
+        ("csv", "server,tool,category"),
+        ("markdown", "# MCP tool policy report"),
+    ],
+)
+def test_export_formats_from_the_store(filled: str, fmt: str, marker: str) -> None:
+    result = runner.invoke(app, ["export", "--format", fmt, "--db", filled])
+    assert result.exit_code == 0, result.output
+    assert marker in result.stdout and "BinanceFuturesCancelBatchOrders" in result.stdout
+
+
+def test_export_category_filter_and_pin(filled: str) -> None:
+    doc = json.loads(runner.invoke(app, ["export", "--category", "financial", "--pin", "--db", filled]).stdout)
+    assert set(doc["tools"]) == {"BinanceFuturesCancelBatchOrders", "get_ticker_price"}
+    assert all(len(rule["pin"]) == 64 for rule in doc["tools"].values())
+    claude = json.loads(
+        runner.invoke(
+            app,
+            ["export", "-f", "claude-code", "--server", "io.github.example/binance", "--alias", "bnb", "--db", filled],
+        ).stdout
+    )
+    assert "mcp__bnb__BinanceFuturesCancelBatchOrders" in claude["permissions"]["ask"]
+
+
+def test_overrides_survive_recrawls_and_are_flagged_when_the_tool_changes(filled: str, tmp_path: Path) -> None:
+    ok = runner.invoke(
+        app,
+        [
+            "override",
+            "BinanceFuturesCancelBatchOrders",
+            "--allow",
+            "--reason",
+            "paper account",
+            "--by",
+            "alice",
+            "--db",
+            filled,
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    rule_file = tmp_path / "rule.json"
+    rule_file.write_text(json.dumps({"rate_limit": {"max": 1, "window": 3600}}))
+    assert runner.invoke(app, ["override", "get_ticker_price", "--rule", str(rule_file), "--db", filled]).exit_code == 0
+    doc = json.loads(runner.invoke(app, ["export", "--db", filled]).stdout)
+    assert doc["tools"]["BinanceFuturesCancelBatchOrders"] == {}
+    assert doc["tools"]["get_ticker_price"] == {"rate_limit": {"max": 1, "window": 3600}}
+    # A re-crawl that changes the tool's definition keeps the override and flags it for review.
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.github.example/binance", source="test"))
+        record_tools(
+            s,
+            server,
+            [
+                {**SEED, "description": SEED["description"] + " Also closes positions."},
+                {"name": "get_ticker_price", "description": "Get the public market price"},
+            ],
+            complete=False,
+        )
+        classify_pending(s)
+    store.dispose()
+    listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+    by_tool = {o["tool"]: o for o in listed}
+    assert by_tool["BinanceFuturesCancelBatchOrders"]["review"] is True
+    assert by_tool["BinanceFuturesCancelBatchOrders"]["by"] == "alice"
+    assert by_tool["get_ticker_price"]["review"] is False
+    text = runner.invoke(app, ["overrides", "--db", filled]).stdout
+    assert "REVIEW: definition changed since" in text
+    again = json.loads(runner.invoke(app, ["export", "--db", filled]).stdout)
+    assert again["tools"]["BinanceFuturesCancelBatchOrders"] == {}
+    assert runner.invoke(app, ["override", "BinanceFuturesCancelBatchOrders", "--clear", "--db", filled]).exit_code == 0
+    restored = json.loads(runner.invoke(app, ["export", "--db", filled]).stdout)
+    assert restored["tools"]["BinanceFuturesCancelBatchOrders"]["deny_if"][0]["conditions"] == []
+
+
+def test_override_input_errors(filled: str, tmp_path: Path) -> None:
+    both = runner.invoke(app, ["override", "add", "--allow", "--deny", "--db", filled])
+    assert both.exit_code == 1 and "exactly one" in both.stderr
+    unknown = runner.invoke(app, ["override", "nope", "--deny", "--db", filled])
+    assert unknown.exit_code == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rate_limit": {"max": 0}}')
+    invalid = runner.invoke(app, ["override", "add", "--rule", str(bad), "--db", filled])
+    assert invalid.exit_code == 1 and "not a valid rule" in invalid.stderr

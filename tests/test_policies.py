@@ -1,66 +1,275 @@
-"""Policy generation per the rubric, and the shipped JSON Schema."""
+"""Policies v1: rubric rules, argument guards, overrides, and every export format against a
+complete expected document plus that format's schema."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
-from catalog.policies.generate import PolicyEntry, build_document, dumps, rule_for, validate_document
+from catalog.errors import CatalogError
+from catalog.policies.formats import ExportOptions, Format, exporter, schema_errors
+from catalog.policies.formats.seed import seed_document
+from catalog.policies.generate import Override, ToolPolicy, dumps
+from catalog.policies.guards import guards_for
+from catalog.policies.settings import PolicySettings, load_settings
 
+EXPECTED = Path(__file__).parent / "fixtures" / "exports"
 SEED_POLICY = (
     '{"version":"1","default":"deny","tools":{"BinanceFuturesCancelBatchOrders":{"deny_if":'
     '[{"conditions":[],"on_deny":"Requires human approval."}]}}}'
 )
+SETTINGS = PolicySettings(
+    max_amount=500,
+    max_batch=5,
+    allowed_roots=["/srv/agent"],
+    allowed_email_domains=["example.com"],
+    guard_levels=["high"],
+)
+
+
+def policy(
+    tool: str,
+    risk: str,
+    definition: dict | None = None,
+    *,
+    category: str = "utility",
+    action: str = "read",
+    server: str = "io.github.acme/demo",
+    poisoned: bool = False,
+    override: Override | None = None,
+    settings: PolicySettings = SETTINGS,
+) -> ToolPolicy:
+    guards = tuple(guards_for(definition or {}, category, action, settings))
+    return ToolPolicy(
+        tool=tool,
+        risk=risk,
+        server=server,
+        category=category,
+        action=action,
+        rationale=f"{tool} rationale | with a pipe",
+        hash=hashlib.sha256(tool.encode()).hexdigest(),
+        poisoned=poisoned,
+        guards=guards,
+        override=override,
+        settings=settings,
+    )
+
+
+def sample() -> list[ToolPolicy]:
+    """One tool per decision the exporters must spell."""
+    return [
+        policy(
+            "BinanceFuturesCancelBatchOrders",
+            "critical",
+            {
+                "inputSchema": {
+                    "properties": {
+                        "symbol": {"type": "string"},
+                        "orderIdList": {"type": "array", "items": {"type": "integer"}},
+                    }
+                }
+            },
+            category="financial",
+            action="transact",
+            server="io.github.acme/binance",
+        ),
+        policy(
+            "send_email",
+            "high",
+            {"inputSchema": {"properties": {"to": {"type": "string"}, "attachment_path": {"type": "string"}}}},
+            category="communication",
+            action="send",
+            server="io.github.acme/mail",
+        ),
+        policy(
+            "write_file",
+            "medium",
+            {"inputSchema": {"properties": {"path": {"type": "string"}}}},
+            category="filesystem",
+            action="write",
+            server="io.github.acme/files",
+        ),
+        policy("get_current_time", "low", server="io.github.acme/time"),
+        policy("mystery", "unknown", server="io.github.acme/time"),
+        policy("add_numbers", "critical", poisoned=True, server="io.github.acme/time"),
+        policy(
+            "drop_table",
+            "critical",
+            category="database",
+            action="delete",
+            server="io.github.acme/db",
+            override=Override("allow", "sandbox database only", "alice", definition_hash="0" * 64),
+        ),
+    ]
 
 
 def test_seed_policy_is_reproduced_exactly() -> None:
-    doc = build_document([PolicyEntry("BinanceFuturesCancelBatchOrders", "critical")])
-    assert dumps(doc) == SEED_POLICY
-    assert validate_document(doc) == []
+    p = policy("BinanceFuturesCancelBatchOrders", "critical", category="financial", action="transact")
+    assert dumps(seed_document([p])) == SEED_POLICY
+
+
+def test_guards_from_the_input_schema() -> None:
+    defn = {
+        "inputSchema": {
+            "properties": {
+                "amount": {"type": "number"},
+                "orders": {"type": "array"},
+                "path": {"type": "string"},
+                "to": {"type": "string"},
+                "url": {"type": "string"},
+                "command": {"type": "string"},
+                "mode": {"type": "string", "enum": ["a", "b"]},
+            }
+        }
+    }
+    ids = {g.id: g for g in guards_for(defn, "financial", "transact", SETTINGS)}
+    assert set(ids) == {"amount-cap", "batch-size", "path-traversal", "path-root", "url-private"}
+    assert ids["amount-cap"].deny.as_dict() == {"path": "args.amount", "op": "gt", "value": 500}
+    assert ids["amount-cap"].allow.as_dict() == {"path": "args.amount", "op": "lte", "value": 500}
+    assert ids["batch-size"].deny.path == "args.orders.length" and ids["batch-size"].allow is None
+    root = ids["path-root"]
+    assert re.search(root.deny.value, "/etc/passwd") and not re.search(root.deny.value, "/srv/agent/x")
+    assert re.search(root.allow.value, "/srv/agent/x") and not re.search(root.allow.value, "/srv/agentx")
+    traversal = ids["path-traversal"].allow.value
+    assert re.fullmatch(traversal, "/srv/agent/a.b") and not re.fullmatch(traversal, "/srv/agent/../x")
+    private = ids["url-private"].deny.value
+    assert all(re.search(private, u) for u in ("http://127.0.0.1/x", "http://169.254.169.254/", "https://10.0.0.1"))
+    assert not re.search(private, "https://example.org/")
+    comm = {g.id for g in guards_for(defn, "communication", "send", SETTINGS)}
+    assert "recipient-domain" in comm and "amount-cap" not in comm
+    code = {g.id: g for g in guards_for(defn, "code_execution", "execute", SETTINGS)}
+    assert re.search(code["command-blocklist"].deny.value, "sudo rm -rf /")
+    assert not re.search(code["command-blocklist"].deny.value, "ls -la")
+
+
+def test_high_tools_get_their_guards_and_critical_ones_wait_for_a_person() -> None:
+    mail, crit = sample()[1], sample()[0]
+    rule = seed_document([mail])["tools"]["send_email"]
+    assert rule["rate_limit"] == {"max": 10, "window": 60}
+    assert [d["conditions"][0]["path"] for d in rule["deny_if"]] == [
+        "args.to",
+        "args.attachment_path",
+        "args.attachment_path",
+    ]
+    assert any("only example.com" in line for line in mail.explanation())
+    assert seed_document([crit])["tools"][crit.tool] == {
+        "deny_if": [{"conditions": [], "on_deny": "Requires human approval."}]
+    }
+    gated = policy(
+        crit.tool,
+        "critical",
+        {"inputSchema": {"properties": {"orderIdList": {"type": "array"}}}},
+        category="financial",
+        action="transact",
+        settings=PolicySettings(critical="argument-gated", max_batch=5),
+    )
+    assert seed_document([gated])["tools"][crit.tool] == {
+        "deny_if": [
+            {
+                "conditions": [{"path": "args.orderIdList.length", "op": "gt", "value": 5}],
+                "on_deny": "At most 5 items per call.",
+            }
+        ]
+    }
+
+
+def test_override_wins_and_is_flagged_when_the_definition_changed() -> None:
+    p = sample()[-1]
+    assert p.decision == "allow" and seed_document([p])["tools"]["drop_table"] == {}
+    assert p.stale_override and "review" in " ".join(p.explanation())
+    denied = policy("get_current_time", "low", override=Override("deny", "not needed", "bob"))
+    assert (
+        seed_document([denied])["tools"]["get_current_time"]["deny_if"][0]["on_deny"] == "Denied by policy: not needed"
+    )
+
+
+def test_pinning_adds_the_definition_hash() -> None:
+    p = sample()[3]
+    assert seed_document([p], pin=True)["tools"]["get_current_time"] == {"pin": p.hash}
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_each_format_matches_its_complete_expected_document(fmt: Format) -> None:
+    exp = exporter(fmt)
+    text = exp.render(sample(), ExportOptions(aliases={"io.github.acme/binance": "binance-futures"}))
+    expected = (
+        (EXPECTED / f"sample{exp.suffix}").read_text()
+        if fmt is not Format.SEED
+        else (EXPECTED / "sample.seed.json").read_text()
+    )
+    assert text == expected
+    assert exp.validate(text) == []
+
+
+def test_exports_parse_as_their_formats() -> None:
+    opts = ExportOptions()
+    intercept = yaml.safe_load(exporter(Format.INTERCEPT).render(sample(), opts))
+    assert intercept["default"] == "deny" and intercept["hide"] == ["add_numbers"]
+    assert intercept["tools"]["get_current_time"] == {"rules": []}
+    assert "mystery" not in intercept["tools"]
+    claude = json.loads(exporter(Format.CLAUDE_CODE).render(sample(), opts))["permissions"]
+    assert (
+        "mcp__time__add_numbers" in claude["deny"] and "mcp__binance__BinanceFuturesCancelBatchOrders" in claude["ask"]
+    )
+    assert "mcp__time__get_current_time" in claude["allow"]
 
 
 @pytest.mark.parametrize(
-    ("risk", "rule"),
+    ("fmt", "bad"),
     [
-        ("high", {"rate_limit": {"max": 10, "window": 60}}),
-        ("medium", {"rate_limit": {"max": 30, "window": 60}}),
-        ("low", {}),
-        ("unknown", None),
+        (Format.SEED, '{"version": "2", "default": "deny", "tools": {}}'),
+        (
+            Format.SEED,
+            '{"version": "1", "default": "deny", "tools": {"x": {"deny_if": [{"conditions": '
+            '[{"path": "a", "op": "bigger"}], "on_deny": "no"}]}}}',
+        ),
+        (Format.INTERCEPT, 'version: "1"\ntools:\n  x:\n    rules:\n      - name: "r"\n        action: "evaluate"\n'),
+        (
+            Format.INTERCEPT,
+            'version: "1"\ntools:\n  x:\n    rules:\n      - name: "r"\n        conditions:\n'
+            '          - path: "args.p"\n            op: "regex"\n            value: "^(?!/x)"\n',
+        ),
+        (Format.CLAUDE_CODE, '{"permissions": {"allow": ["Bash(rm:*)"]}}'),
+        (Format.CLAUDE_CODE, '{"permissions": {"allow": ["mcp__a__b"], "deny": ["mcp__a__b"]}}'),
+        (Format.CODEX, '[mcp_servers.a]\ndisabled_tools = "x"\n'),
+        (Format.CSV, "server,tool\n"),
+        (Format.MARKDOWN, "# MCP tool policy report\n| a | b |\n"),
     ],
 )
-def test_rules_by_level(risk: str, rule: dict | None) -> None:
-    assert rule_for(risk) == rule
+def test_validators_reject_malformed_documents(fmt: Format, bad: str) -> None:
+    assert exporter(fmt).validate(bad)
 
 
-def test_document_hides_poisoned_tools_and_omits_unknown_ones() -> None:
-    doc = build_document([PolicyEntry("a", "low"), PolicyEntry("b", "unknown"), PolicyEntry("c", "critical", True)])
-    assert set(doc["tools"]) == {"a", "c"}
-    assert doc["hide"] == ["c"]
-    assert validate_document(doc) == []
+def test_seed_schema_accepts_pins_and_conditions() -> None:
+    doc = {
+        "version": "1",
+        "default": "deny",
+        "tools": {
+            "x": {
+                "rate_limit": {"max": 10, "window": 60},
+                "deny_if": [{"conditions": [{"path": "args.amount", "op": "gt", "value": 5}], "on_deny": "no"}],
+                "pin": "a" * 64,
+            }
+        },
+    }
+    assert schema_errors(doc, "seed.schema.json") == []
 
 
-def test_same_name_on_two_servers_gets_the_stricter_rule() -> None:
-    doc = build_document(
-        [
-            PolicyEntry("query", "medium", server="s1"),
-            PolicyEntry("query", "critical", server="s2"),
-            PolicyEntry("query", "low", server="s3"),
-        ]
-    )
-    assert doc["tools"]["query"] == rule_for("critical")
-
-
-def test_schema_rejects_malformed_documents() -> None:
-    assert validate_document({"version": "2", "default": "deny", "tools": {}})
-    assert validate_document(
-        {"version": "1", "default": "deny", "tools": {"x": {"rate_limit": {"max": 0, "window": 60}}}}
-    )
-    assert validate_document(
-        {
-            "version": "1",
-            "default": "deny",
-            "tools": {
-                "x": {"deny_if": [{"conditions": [{"path": "amount", "op": "bigger", "value": 1}], "on_deny": "no"}]}
-            },
-        }
-    )
-    assert validate_document({"version": "1", "default": "deny", "tools": {}, "extra": 1})
+def test_settings_file(tmp_path: Path) -> None:
+    f = tmp_path / "policy.toml"
+    f.write_text('max_amount = 250\nallowed_roots = ["/data"]\ncritical = "argument-gated"\n')
+    s = load_settings(f)
+    assert (s.max_amount, s.allowed_roots, s.critical, s.max_batch) == (250, ["/data"], "argument-gated", 10)
+    f.write_text("max_amont = 3\n")
+    with pytest.raises(CatalogError, match="unknown key 'max_amont'"):
+        load_settings(f)
+    f.write_text('critical = "sometimes"\n')
+    with pytest.raises(CatalogError, match="critical must be"):
+        load_settings(f)
+    with pytest.raises(CatalogError, match="not found"):
+        load_settings(tmp_path / "missing.toml")

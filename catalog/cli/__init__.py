@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from catalog.cli import classify, crawl, export, introspect, recommend, stats
+from catalog.cli import classify, crawl, export, introspect, override, recommend, stats
 
 app = typer.Typer(
     name="catalog",
@@ -24,6 +24,8 @@ app.command("recommend")(recommend.recommend)
 app.command("show")(recommend.show)
 app.command("export")(export.export)
 app.command("stats")(stats.stats)
+app.command("override")(override.override)
+app.command("overrides")(override.overrides)
 
 
 def main() -> None:

@@ -20,6 +20,17 @@ DbOption = Annotated[
 ]
 
 
+SettingsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--settings",
+        help="Policy settings TOML (default: $CATALOG_POLICY_SETTINGS or "
+        "~/.config/mcp-catalog/policy.toml; built-in defaults otherwise).",
+        show_default=False,
+    ),
+]
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)

@@ -1,4 +1,4 @@
-"""``catalog export``: one policy document for a tool set, validated against the shipped schema."""
+"""``catalog export``: the recommended policy for a tool set, in the format a gateway or client reads."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, fail, friendly
+from catalog.cli.common import DbOption, SettingsOption, fail, friendly
 from catalog.errors import CatalogError, NotFound
-from catalog.policies.generate import RISK_ORDER, PolicyEntry, build_document, dumps, validate_document
+from catalog.policies.collect import collect
+from catalog.policies.formats import ExportOptions, Format, exporter
+from catalog.policies.generate import RISK_ORDER
+from catalog.policies.settings import load_settings
 from catalog.store.db import open_store
-from catalog.store.repository import current_tools, server_names
+from catalog.store.repository import server_names
 
 LEVELS = ("low", "medium", "high", "critical")
 
 
 @friendly
 def export(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.SEED,
     server: Annotated[str | None, typer.Option("--server", help="Only this server's tools.")] = None,
     tool: Annotated[str | None, typer.Option("--tool", help="Only this tool.")] = None,
     min_risk: Annotated[
@@ -27,37 +31,53 @@ def export(
             help="Only tools at or above: low, medium, high, critical (unknown tools are always denied by default).",
         ),
     ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only these categories (repeatable).")
+    ] = None,
+    pin: Annotated[
+        bool,
+        typer.Option(
+            "--pin",
+            help="Pin each rule to the tool's definition hash, so a gateway "
+            "can refuse a tool whose definition changed after review.",
+        ),
+    ] = False,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="Server name as your client config calls it (claude-code, codex; with --server)."),
+    ] = None,
     output: Annotated[str | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")] = None,
+    settings_file: SettingsOption = None,
     db: DbOption = None,
 ) -> None:
     """Export the recommended policy for one tool, a server, or the whole catalogue."""
     if min_risk is not None and min_risk not in LEVELS:
         raise CatalogError(f"unknown risk level {min_risk!r} (one of {', '.join(LEVELS)})")
+    if alias and not server:
+        raise CatalogError("--alias names one server: use it with --server")
+    settings = load_settings(settings_file)
     store = open_store(db)
     try:
         with store.session() as session:
             if server and server not in server_names(session):
                 raise NotFound(f"unknown server {server!r}")
-            rows = current_tools(session, server=server, name=tool)
+            policies = collect(session, settings, server=server, tool=tool)
     finally:
         store.dispose()
-    entries = []
-    for r in rows:
-        if r.verdict is None:
-            continue
-        if min_risk and RISK_ORDER.index(r.verdict.risk) < RISK_ORDER.index(min_risk):
-            continue
-        poisoned = any(f.get("id") == "tool_poisoning" for f in r.verdict.findings or [])
-        entries.append(PolicyEntry(r.name, r.verdict.risk, poisoned, r.server))
-    if tool and not rows:
+    if tool and not policies:
         raise NotFound(f"unknown tool {tool!r}")
-    doc = build_document(entries)
-    problems = validate_document(doc)
+    if min_risk:
+        policies = [p for p in policies if RISK_ORDER.index(p.risk) >= RISK_ORDER.index(min_risk)]
+    if category:
+        policies = [p for p in policies if p.category in category]
+    opts = ExportOptions(pin=pin, aliases={server: alias} if server and alias else {})
+    fmt_exporter = exporter(fmt)
+    text = fmt_exporter.render(policies, opts)
+    problems = fmt_exporter.validate(text)
     if problems:
-        raise fail("generated policy does not validate: " + "; ".join(problems[:3]))
-    text = dumps(doc, compact=False) + "\n"
+        raise fail(f"generated {fmt.value} export does not validate: " + "; ".join(problems[:3]))
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {len(doc['tools'])} tool rules to {output}", err=True)
+        typer.echo(f"wrote {len(policies)} tools as {fmt.value} to {output}", err=True)
     else:
         typer.echo(text, nl=False)

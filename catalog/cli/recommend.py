@@ -7,39 +7,30 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, friendly
+from catalog.cli.common import DbOption, SettingsOption, friendly
 from catalog.errors import Ambiguous, CatalogError, NotFound
-from catalog.policies.generate import PolicyEntry, build_document, dumps
+from catalog.policies.collect import policy_for
+from catalog.policies.formats.seed import seed_document
+from catalog.policies.generate import dumps
+from catalog.policies.settings import load_settings
 from catalog.store.db import open_store
+from catalog.store.overrides import all_overrides
 from catalog.store.repository import ToolView, current_tools, similar_tool_names
 
 ServerOption = Annotated[str | None, typer.Option("--server", help="The server, when several expose the tool.")]
 
 
-def find_one(db: str | None, tool: str, server: str | None) -> ToolView:
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            rows = current_tools(session, name=tool, server=server)
-            if not rows:
-                where = f" on server {server!r}" if server else ""
-                hint = similar_tool_names(session, tool)
-                extra = f"; similar: {', '.join(hint)}" if hint else ""
-                raise NotFound(f"unknown tool {tool!r}{where}{extra}")
-            if len(rows) > 1:
-                names = ", ".join(r.server for r in rows[:20])
-                raise Ambiguous(f"tool {tool!r} is exposed by {len(rows)} servers ({names}); choose one with --server")
-            return rows[0]
-    finally:
-        store.dispose()
-
-
-def _policy(view: ToolView) -> dict:
-    v = view.verdict
-    if v is None:
-        raise CatalogError(f"tool {view.name!r} has no verdict yet; run `catalog crawl` to classify it")
-    poisoned = any(f.get("id") == "tool_poisoning" for f in v.findings or [])
-    return build_document([PolicyEntry(view.name, v.risk, poisoned, view.server)])
+def find_one(session, tool: str, server: str | None) -> ToolView:  # type: ignore[no-untyped-def]
+    rows = current_tools(session, name=tool, server=server)
+    if not rows:
+        where = f" on server {server!r}" if server else ""
+        hint = similar_tool_names(session, tool)
+        extra = f"; similar: {', '.join(hint)}" if hint else ""
+        raise NotFound(f"unknown tool {tool!r}{where}{extra}")
+    if len(rows) > 1:
+        names = ", ".join(r.server for r in rows[:20])
+        raise Ambiguous(f"tool {tool!r} is exposed by {len(rows)} servers ({names}); choose one with --server")
+    return rows[0]
 
 
 @friendly
@@ -47,13 +38,24 @@ def recommend(
     tool: Annotated[str, typer.Argument(help="Tool name as the server exposes it.")],
     server: ServerOption = None,
     output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    pin: Annotated[bool, typer.Option("--pin", help="Pin the rule to the tool's definition hash.")] = False,
+    settings_file: SettingsOption = None,
     db: DbOption = None,
 ) -> None:
     """The recommended default policy for one tool, with the reasons."""
     if output not in ("text", "json"):
         raise CatalogError(f"unknown format {output!r} (text or json)")
-    view = find_one(db, tool, server)
-    doc = _policy(view)
+    settings = load_settings(settings_file)
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            view = find_one(session, tool, server)
+            policy = policy_for(view, settings, all_overrides(session))
+    finally:
+        store.dispose()
+    if policy is None:
+        raise CatalogError(f"tool {tool!r} has no verdict yet; run `catalog crawl` to classify it")
+    doc = seed_document([policy], pin=pin)
     if output == "json":
         typer.echo(dumps(doc))
         return
@@ -69,8 +71,10 @@ def recommend(
         f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})",
         f"  Why          : {v.rationale}",
         f"  Findings     : {findings}",
-        f"  Policy       : {dumps(doc)}",
+        f"  Decision     : {policy.decision}",
     ]
+    lines += [f"  Condition    : {why}" for why in policy.explanation()]
+    lines.append(f"  Policy       : {dumps(doc)}")
     typer.echo("\n".join(lines))
 
 
@@ -81,7 +85,12 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Everything stored about one tool: definition, hash, verdict."""
-    view = find_one(db, tool, server)
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            view = find_one(session, tool, server)
+    finally:
+        store.dispose()
     v = view.verdict
     data = {
         "server": view.server,

@@ -1,5 +1,5 @@
-"""Recommended gateway policies, generated from verdicts (taxonomy.md, "Recommended default policy")."""
+"""Recommended gateway policies: verdict + overrides + settings -> ToolPolicy -> an export format."""
 
-from catalog.policies.generate import PolicyEntry, build_document, rule_for, validate_document
+from catalog.policies.generate import Override, ToolPolicy, seed_rule
 
-__all__ = ["PolicyEntry", "build_document", "rule_for", "validate_document"]
+__all__ = ["Override", "ToolPolicy", "seed_rule"]

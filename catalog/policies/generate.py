@@ -1,85 +1,166 @@
-"""Verdict -> policy rule -> policy document.
+"""Verdict (+ the user's overrides and settings) -> one policy per tool.
 
-The document format is the seed's: ``{"version": "1", "default": "deny", "tools": {...},
-"hide": [...]}``.  ``default: deny`` means a tool that is not listed (risk ``unknown``) is
-blocked; a ``low`` tool is listed with an empty rule so that it is allowed.
+``ToolPolicy`` is the format-neutral decision; exporters under ``formats/`` spell it for a
+gateway or a client.  The rubric (taxonomy.md): critical -> a person approves, high ->
+10 calls/min plus argument guards, medium -> 30 calls/min, low -> allowed, unknown -> not
+listed (denied by ``default: deny``), poisoned -> hidden.  A person's override always wins
+and survives every re-crawl.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-SCHEMA_PATH = Path(__file__).parent / "policy.schema.json"
+from catalog.policies.guards import Guard, guards_for
+from catalog.policies.settings import PolicySettings
+
 HUMAN_APPROVAL = "Requires human approval."
 RISK_ORDER = ("low", "medium", "high", "critical", "unknown")
+RATE_LIMITS = {"high": (10, 60), "medium": (30, 60)}
 
 
 @dataclass(frozen=True)
-class PolicyEntry:
+class Override:
+    """A person's decision about a tool, stored apart from generated rules."""
+
+    decision: str  # allow | deny | rule
+    reason: str
+    author: str
+    created_at: datetime | None = None
+    rule: dict[str, Any] | None = None
+    definition_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
     tool: str
     risk: str
-    poisoned: bool = False
     server: str | None = None
+    category: str = ""
+    action: str = ""
+    rationale: str = ""
+    hash: str = ""
+    poisoned: bool = False
+    guards: tuple[Guard, ...] = ()
+    override: Override | None = None
+    settings: PolicySettings = field(default_factory=PolicySettings)
+
+    @property
+    def stale_override(self) -> bool:
+        """The definition changed since the person decided: their decision needs a new look."""
+        o = self.override
+        return bool(o and o.definition_hash and self.hash and o.definition_hash != self.hash)
+
+    @property
+    def decision(self) -> str:
+        """hide | deny | approve | guarded | limit | allow | omit — what a gateway should do."""
+        if self.override is not None:
+            return {"allow": "allow", "deny": "deny"}.get(self.override.decision, "custom")
+        if self.poisoned:
+            return "hide"
+        if self.risk == "critical":
+            return "guarded" if self.settings.critical == "argument-gated" and self.guards else "approve"
+        if self.risk in RATE_LIMITS:
+            return "limit"
+        if self.risk == "low":
+            return "allow"
+        return "omit"
+
+    @property
+    def rate_limit(self) -> tuple[int, int] | None:
+        return RATE_LIMITS.get(self.risk) if self.decision == "limit" else None
+
+    @property
+    def active_guards(self) -> tuple[Guard, ...]:
+        if self.override is not None:
+            return ()
+        if self.decision == "guarded" or (self.decision == "limit" and self.risk in self.settings.guard_levels):
+            return self.guards
+        return ()
+
+    def explanation(self) -> list[str]:
+        lines = []
+        if self.override is not None:
+            o = self.override
+            lines.append(f"override by {o.author}: {o.decision} ({o.reason or 'no reason given'})")
+            if self.stale_override:
+                lines.append("the tool's definition changed since this override: review it")
+        lines.extend(g.why for g in self.active_guards)
+        return lines
 
 
-def rule_for(risk: str) -> dict[str, Any] | None:
-    """The rubric's rule for a risk level; ``None`` means "do not list" (denied by default)."""
-    if risk == "critical":
-        return {"deny_if": [{"conditions": [], "on_deny": HUMAN_APPROVAL}]}
-    if risk == "high":
-        return {"rate_limit": {"max": 10, "window": 60}}
-    if risk == "medium":
-        return {"rate_limit": {"max": 30, "window": 60}}
-    if risk == "low":
-        return {}
-    return None
+def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
+    """The tool's rule in the seed format; ``None``: leave it out (denied by default)."""
+    rule: dict[str, Any] | None
+    if p.override is not None:
+        o = p.override
+        if o.decision == "allow":
+            rule = {}
+        elif o.decision == "deny":
+            rule = {"deny_if": [{"conditions": [], "on_deny": f"Denied by policy: {o.reason or 'override'}"}]}
+        else:
+            rule = dict(o.rule or {})
+    elif p.decision in ("approve", "hide"):
+        rule = {"deny_if": [{"conditions": [], "on_deny": HUMAN_APPROVAL}]}
+    elif p.decision == "guarded":
+        rule = {"deny_if": [{"conditions": [g.deny.as_dict()], "on_deny": g.on_deny} for g in p.active_guards]}
+    elif p.decision == "limit":
+        limit = p.rate_limit
+        assert limit is not None
+        rule = {"rate_limit": {"max": limit[0], "window": limit[1]}}
+        if p.active_guards:
+            rule["deny_if"] = [{"conditions": [g.deny.as_dict()], "on_deny": g.on_deny} for g in p.active_guards]
+    elif p.decision == "allow":
+        rule = {}
+    else:
+        rule = None
+    if rule is not None and pin and p.hash:
+        rule["pin"] = p.hash
+    return rule
 
 
-def strictness(risk: str) -> int:
-    return RISK_ORDER.index(risk) if risk in RISK_ORDER else len(RISK_ORDER)
+def strictness(p: ToolPolicy) -> tuple[int, int, int]:
+    order = ("allow", "custom", "limit", "guarded", "approve", "omit", "deny", "hide")
+    risk = RISK_ORDER.index(p.risk) if p.risk in RISK_ORDER else len(RISK_ORDER)
+    return order.index(p.decision), risk, len(p.active_guards)
 
 
-def build_document(entries: Iterable[PolicyEntry]) -> dict[str, Any]:
-    """One policy document. Two servers exposing the same tool name get the stricter rule,
-    since a gateway keyed by tool name cannot tell them apart."""
-    by_name: dict[str, PolicyEntry] = {}
-    hide: set[str] = set()
-    for e in entries:
-        if e.poisoned:
-            hide.add(e.tool)
-        old = by_name.get(e.tool)
-        if old is None or strictness(e.risk) > strictness(old.risk):
-            by_name[e.tool] = e
-    tools: dict[str, Any] = {}
-    for name in sorted(by_name):
-        rule = rule_for(by_name[name].risk)
-        if rule is not None:
-            tools[name] = rule
-    doc: dict[str, Any] = {"version": "1", "default": "deny", "tools": tools}
-    if hide:
-        doc["hide"] = sorted(hide)
-    return doc
+def merge_by_name(policies: Iterable[ToolPolicy]) -> dict[str, ToolPolicy]:
+    """Two servers exposing the same tool name: a gateway keyed by name gets the stricter one."""
+    by_name: dict[str, ToolPolicy] = {}
+    for p in policies:
+        old = by_name.get(p.tool)
+        if old is None or strictness(p) > strictness(old):
+            by_name[p.tool] = p
+    return by_name
 
 
-def dumps(doc: dict[str, Any], *, compact: bool = True) -> str:
+def build_policy(view: Any, settings: PolicySettings, override: Override | None = None) -> ToolPolicy | None:
+    """From a stored tool (``ToolView``) with its verdict; ``None`` when it has no verdict yet."""
+    v = view.verdict
+    if v is None:
+        return None
+    findings: Sequence[Mapping[str, Any]] = v.findings or []
+    return ToolPolicy(
+        tool=view.name,
+        risk=v.risk,
+        server=view.server,
+        category=v.category,
+        action=v.action,
+        rationale=v.rationale,
+        hash=view.hash,
+        poisoned=any(f.get("id") == "tool_poisoning" for f in findings),
+        guards=tuple(guards_for(view.definition, v.category, v.action, settings)),
+        override=override,
+        settings=settings,
+    )
+
+
+def dumps(doc: Mapping[str, Any], *, compact: bool = True) -> str:
     if compact:
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     return json.dumps(doc, indent=2, ensure_ascii=False)
-
-
-@lru_cache(maxsize=1)
-def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-def validate_document(doc: dict[str, Any]) -> Sequence[str]:
-    """Errors against the shipped JSON Schema (empty when valid)."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema())
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(doc)]

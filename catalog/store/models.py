@@ -123,3 +123,21 @@ class IntrospectionAttempt(Base):
     protocol_version: Mapped[str | None] = mapped_column(String(40))
     server_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OverrideRow(Base):
+    """A person's decision about a tool: kept apart from generated rules, never touched by crawls."""
+
+    __tablename__ = "overrides"
+    __table_args__ = (UniqueConstraint("tool", "server", name="uq_overrides_tool_server"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool: Mapped[str] = mapped_column(String(400), index=True)
+    #: "" means every server exposing the tool.
+    server: Mapped[str] = mapped_column(String(400), default="")
+    decision: Mapped[str] = mapped_column(String(10))  # allow | deny | rule
+    rule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(200))
+    definition_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -136,6 +136,7 @@ async def introspect_stdio(
 
     # The SDK logs each non-JSON stdout line with a traceback; we report it once, in the result.
     logging.getLogger("mcp.client.stdio").setLevel(logging.CRITICAL)
+    _short_shutdown()
     result = IntrospectionResult("stdio", target or " ".join(command), "ok")
     started = time.monotonic()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
@@ -157,6 +158,16 @@ async def introspect_stdio(
                 result.error = f"{result.error}; stderr: {tail}"
         result.seconds = time.monotonic() - started
     return result
+
+
+def _short_shutdown() -> None:
+    """The SDK gives a server 2 s to exit after stdin closes and 2 s more after SIGTERM. Our
+    servers run in a throw-away sandbox, so half a second each keeps a hung server's cost
+    close to its timeout."""
+    from mcp.client import stdio
+
+    stdio.PROCESS_TERMINATION_TIMEOUT = min(stdio.PROCESS_TERMINATION_TIMEOUT, 0.5)
+    stdio.FORCE_KILL_TIMEOUT = min(stdio.FORCE_KILL_TIMEOUT, 0.5)
 
 
 def _stderr_tail(errlog: Any) -> str:

@@ -1,0 +1,136 @@
+"""``catalog override`` and ``catalog overrides``: a person's decisions, kept across crawls."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from catalog.cli.common import DbOption, friendly
+from catalog.errors import CatalogError, NotFound
+from catalog.policies.formats import schema_errors
+from catalog.store.db import open_store
+from catalog.store.overrides import all_overrides, clear_override, set_override
+from catalog.store.repository import current_tools
+
+
+def _author(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return os.environ.get("CATALOG_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _load_rule(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise CatalogError(f"no such rule file: {path}")
+    try:
+        rule = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CatalogError(f"rule file {path} is not JSON: {exc}") from exc
+    problems = schema_errors({"version": "1", "default": "deny", "tools": {"x": rule}}, "seed.schema.json")
+    if problems:
+        raise CatalogError(f"rule file {path} is not a valid rule: {problems[0]}")
+    return dict(rule)
+
+
+@friendly
+def override(
+    tool: Annotated[str, typer.Argument(help="Tool name as the server exposes it.")],
+    allow: Annotated[bool, typer.Option("--allow", help="Allow the tool without conditions.")] = False,
+    deny: Annotated[bool, typer.Option("--deny", help="Deny the tool outright.")] = False,
+    rule: Annotated[str | None, typer.Option("--rule", help="A JSON rule file (seed format) to use instead.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the override.")] = False,
+    server: Annotated[
+        str | None, typer.Option("--server", help="Only for this server (default: every server exposing the tool).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown in exports and reports.")] = "",
+    by: Annotated[str | None, typer.Option("--by", help="Who decided (default: $CATALOG_USER or the login).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Record a person's decision about a tool; every export applies it and crawls never drop it."""
+    chosen = [
+        name for name, on in (("allow", allow), ("deny", deny), ("rule", rule is not None), ("clear", clear)) if on
+    ]
+    if len(chosen) != 1:
+        raise CatalogError("choose exactly one of --allow, --deny, --rule FILE, --clear")
+    decision = chosen[0]
+    rule_doc = _load_rule(rule) if rule is not None else None
+    store = open_store(db)
+    try:
+        with store.session() as session, session.begin():
+            if decision == "clear":
+                if not clear_override(session, tool, server):
+                    raise NotFound(f"no override for {tool!r}" + (f" on {server!r}" if server else ""))
+                typer.echo(f"override for {tool} cleared")
+                return
+            views = current_tools(session, name=tool, server=server)
+            if not views:
+                raise NotFound(f"unknown tool {tool!r}" + (f" on server {server!r}" if server else ""))
+            digest = views[0].hash if len(views) == 1 else None
+            set_override(
+                session,
+                tool,
+                server,
+                decision,
+                reason=reason,
+                author=_author(by),
+                rule=rule_doc,
+                definition_hash=digest,
+            )
+    finally:
+        store.dispose()
+    where = f" on {server}" if server else (f" on {len(views)} servers" if len(views) > 1 else "")
+    typer.echo(f"override for {tool}{where}: {decision}" + (f" ({reason})" if reason else ""))
+
+
+@friendly
+def overrides(
+    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    db: DbOption = None,
+) -> None:
+    """List overrides; one whose tool definition changed since is flagged for review."""
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            rows = all_overrides(session)
+            current = {(v.server, v.name): v.hash for v in current_tools(session)}
+    finally:
+        store.dispose()
+    items = []
+    for r in rows:
+        hashes = {h for (srv, name), h in current.items() if name == r.tool and (not r.server or srv == r.server)}
+        review = bool(r.definition_hash) and bool(hashes) and hashes != {r.definition_hash}
+        items.append(
+            {
+                "tool": r.tool,
+                "server": r.server or "*",
+                "decision": r.decision,
+                "reason": r.reason,
+                "by": r.author,
+                "at": r.created_at.isoformat(),
+                "review": review,
+                "missing": not hashes,
+            }
+        )
+    if output == "json":
+        typer.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        typer.echo("no overrides")
+    for it in items:
+        flag = (
+            "  REVIEW: definition changed since"
+            if it["review"]
+            else ("  (tool not in catalogue)" if it["missing"] else "")
+        )
+        typer.echo(
+            f"{it['tool']} [{it['server']}] {it['decision']} by {it['by']} at {it['at']}: {it['reason'] or '-'}{flag}"
+        )

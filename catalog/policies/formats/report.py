@@ -1,0 +1,121 @@
+"""Reports for people: CSV (one row per tool) and Markdown (a table per risk level)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+
+from catalog.policies.formats import ExportOptions, Format
+from catalog.policies.generate import RISK_ORDER, ToolPolicy
+
+COLUMNS = (
+    "server",
+    "tool",
+    "category",
+    "action",
+    "class",
+    "risk",
+    "decision",
+    "rate_limit",
+    "guards",
+    "override",
+    "hash",
+    "rationale",
+)
+CLASS = {
+    "read": "Read",
+    "write": "Write",
+    "send": "Write",
+    "execute": "Execute",
+    "delete": "Destructive",
+    "transact": "Financial",
+}
+
+
+def row(p: ToolPolicy, opts: ExportOptions) -> dict[str, str]:
+    limit = p.rate_limit
+    o = p.override
+    override = ""
+    if o is not None:
+        override = f"{o.decision} by {o.author}: {o.reason}" + (
+            " (REVIEW: definition changed)" if p.stale_override else ""
+        )
+    return {
+        "server": p.server or "",
+        "tool": p.tool,
+        "category": p.category,
+        "action": p.action,
+        "class": CLASS.get(p.action, ""),
+        "risk": p.risk,
+        "decision": p.decision,
+        "rate_limit": f"{limit[0]}/{limit[1]}s" if limit else "",
+        "guards": "; ".join(g.why for g in p.active_guards),
+        "override": override,
+        "hash": p.hash if opts.pin else p.hash[:12],
+        "rationale": p.rationale,
+    }
+
+
+def ordered(policies: Sequence[ToolPolicy]) -> list[ToolPolicy]:
+    return sorted(
+        policies, key=lambda p: (-RISK_ORDER.index(p.risk) if p.risk in RISK_ORDER else 0, p.server or "", p.tool)
+    )
+
+
+class CsvExporter:
+    format = Format.CSV
+    suffix = ".csv"
+
+    def render(self, policies: Sequence[ToolPolicy], opts: ExportOptions) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for p in ordered(policies):
+            writer.writerow(row(p, opts))
+        return buf.getvalue()
+
+    def validate(self, text: str) -> list[str]:
+        reader = csv.DictReader(io.StringIO(text))
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            return [f"columns are {reader.fieldnames}, expected {list(COLUMNS)}"]
+        return [f"row {i}: risk {r['risk']!r}" for i, r in enumerate(reader, 2) if r["risk"] not in RISK_ORDER]
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+class MarkdownExporter:
+    format = Format.MARKDOWN
+    suffix = ".md"
+
+    def render(self, policies: Sequence[ToolPolicy], opts: ExportOptions) -> str:
+        out = ["# MCP tool policy report", "", f"{len(policies)} tools. {opts.description}.", ""]
+        for risk in reversed(RISK_ORDER):
+            group = [p for p in ordered(policies) if p.risk == risk]
+            if not group:
+                continue
+            out += [
+                f"## {risk} ({len(group)})",
+                "",
+                "| server | tool | category | class | decision | guards / override | rationale |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for p in group:
+                r = row(p, opts)
+                extra = "; ".join(x for x in (r["rate_limit"], r["guards"], r["override"]) if x)
+                out.append(
+                    f"| {_cell(r['server'])} | `{_cell(p.tool)}` | {r['category']} | {r['class']} | "
+                    f"{r['decision']} | {_cell(extra)} | {_cell(p.rationale)} |"
+                )
+            out.append("")
+        return "\n".join(out)
+
+    def validate(self, text: str) -> list[str]:
+        errors = [] if text.startswith("# MCP tool policy report") else ["missing title"]
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.startswith("| ") and len(re.findall(r"(?<!\\)\|", line)) != 8:
+                errors.append(f"line {i}: a table row needs 7 cells")
+        return errors

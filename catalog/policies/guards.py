@@ -1,0 +1,228 @@
+"""Argument-aware conditions: what a tool's inputSchema lets a gateway check per call.
+
+Each guard is one check with two spellings of the same rule: ``deny`` (the seed format's
+``deny_if``: refuse when it holds) and ``allow`` (Intercept's ``evaluate``: pass only when it
+holds, RE2 regular expressions, so no look-arounds).  Where a check cannot be spelled one
+way (Intercept has no array length), that side is ``None`` and the exporter says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from catalog.policies.settings import PolicySettings
+
+AMOUNT_PARAMS = {
+    "amount",
+    "quantity",
+    "qty",
+    "size",
+    "value",
+    "notional",
+    "total",
+    "volume",
+    "sum",
+    "budget",
+    "price_amount",
+    "amount_in",
+    "amount_out",
+    "sell_amount",
+    "buy_amount",
+    "units",
+    "shares",
+    "lots",
+}
+PATH_PARAMS = {
+    "path",
+    "file",
+    "filepath",
+    "file_path",
+    "filename",
+    "dir",
+    "directory",
+    "folder",
+    "root",
+    "source",
+    "destination",
+    "dest",
+    "target",
+    "cwd",
+    "repo_path",
+    "output_path",
+    "input_path",
+    "source_path",
+    "destination_path",
+    "working_directory",
+}
+RECIPIENT_PARAMS = {"to", "recipient", "recipients", "email", "email_address", "cc", "bcc", "to_address", "address"}
+URL_PARAMS = {"url", "uri", "href", "endpoint", "link", "webhook", "webhook_url", "callback_url", "target_url"}
+COMMAND_PARAMS = {"command", "cmd", "script", "shell", "commands", "code", "expression", "program"}
+SQL_PARAMS = {"sql", "query", "statement", "stmt", "sql_query"}
+PRIVATE_HOSTS = r"^[a-z][a-z0-9+.-]*://(localhost|127\.|0\.0\.0\.0|10\.|192\.168\.|169\.254\.|172\.(1[6-9]|2\d|3[01])\.|\[?::1\]?|\[?f[cd][0-9a-f]{2}:)"
+
+
+@dataclass(frozen=True)
+class Condition:
+    path: str
+    op: str
+    value: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "op": self.op, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Guard:
+    id: str
+    deny: Condition
+    allow: Condition | None
+    on_deny: str
+    why: str
+
+
+def _type(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else ""
+
+
+def _free_string(schema: Mapping[str, Any]) -> bool:
+    return _type(schema) in ("string", "") and not {"enum", "const", "pattern"} & set(schema)
+
+
+def _alternation(values: list[str]) -> str:
+    return "|".join(re.escape(v) for v in values)
+
+
+def guards_for(definition: Mapping[str, Any], category: str, action: str, settings: PolicySettings) -> list[Guard]:
+    """All guards the tool's top-level arguments allow, in a stable order."""
+    props = (definition.get("inputSchema") or {}).get("properties") or {}
+    if not isinstance(props, Mapping):
+        return []
+    out: list[Guard] = []
+    moves_value = action == "transact" or category == "financial"
+    for name, schema in props.items():
+        if not isinstance(schema, Mapping):
+            continue
+        key = str(name).lower()
+        arg = f"args.{name}"
+        kind = _type(schema)
+        if moves_value and key in AMOUNT_PARAMS and kind in ("number", "integer"):
+            cap = settings.max_amount
+            out.append(
+                Guard(
+                    "amount-cap",
+                    Condition(arg, "gt", cap),
+                    Condition(arg, "lte", cap),
+                    f"{name} above {cap:g} requires human approval.",
+                    f"`{name}` is an amount: calls above {cap:g} (settings max_amount) are refused",
+                )
+            )
+        if kind == "array" and action in ("transact", "delete", "send", "write", "execute"):
+            n = settings.max_batch
+            out.append(
+                Guard(
+                    "batch-size",
+                    Condition(f"{arg}.length", "gt", n),
+                    None,
+                    f"At most {n} items per call.",
+                    f"`{name}` is a list: batches over {n} items (settings max_batch) are refused",
+                )
+            )
+        if (
+            kind in ("string", "")
+            and (key in PATH_PARAMS or key.endswith(("_path", "_dir", "_file")))
+            and _free_string(schema)
+            and category not in ("web_access", "browser_automation")
+        ):
+            out.append(
+                Guard(
+                    "path-traversal",
+                    Condition(arg, "contains", ".."),
+                    Condition(arg, "regex", r"^([^.]|\.[^.])*\.?$"),
+                    f"{name} must not climb out with '..'.",
+                    f"`{name}` is a free path: `..` segments are refused",
+                )
+            )
+            if settings.allowed_roots:
+                roots = [r.rstrip("/") or "/" for r in settings.allowed_roots]
+                inside = f"({_alternation(roots)})(/|$)"
+                out.append(
+                    Guard(
+                        "path-root",
+                        Condition(arg, "regex", f"^(?!{inside})"),
+                        Condition(arg, "regex", f"^{inside}"),
+                        f"{name} must stay inside {', '.join(roots)}.",
+                        f"`{name}` must stay inside the allowed roots ({', '.join(roots)})",
+                    )
+                )
+        if (
+            key in RECIPIENT_PARAMS
+            and kind in ("string", "")
+            and settings.allowed_email_domains
+            and (category == "communication" or action == "send")
+        ):
+            domains = _alternation(settings.allowed_email_domains)
+            out.append(
+                Guard(
+                    "recipient-domain",
+                    Condition(arg, "regex", f"^(?!.*@({domains})$)"),
+                    Condition(arg, "regex", f"^[^@]+@({domains})$"),
+                    f"{name} must be an address at {', '.join(settings.allowed_email_domains)}.",
+                    f"`{name}` is a recipient: only {', '.join(settings.allowed_email_domains)} "
+                    "(settings allowed_email_domains)",
+                )
+            )
+        if (key in URL_PARAMS or key.endswith("_url")) and _free_string(schema):
+            if settings.allowed_url_hosts:
+                hosts = _alternation(settings.allowed_url_hosts)
+                allowed = rf"^https?://([^/@]*\.)?({hosts})(:\d+)?(/|$)"
+                out.append(
+                    Guard(
+                        "url-host",
+                        Condition(arg, "regex", f"^(?!https?://([^/@]*\\.)?({hosts})(:\\d+)?(/|$))"),
+                        Condition(arg, "regex", allowed),
+                        f"{name} must point at an allowed host.",
+                        f"`{name}` is a URL: only {', '.join(settings.allowed_url_hosts)} (settings allowed_url_hosts)",
+                    )
+                )
+            else:
+                out.append(
+                    Guard(
+                        "url-private",
+                        Condition(arg, "regex", PRIVATE_HOSTS),
+                        None,
+                        f"{name} must not point at loopback or private addresses.",
+                        f"`{name}` is a URL: loopback, private and link-local targets are refused (SSRF)",
+                    )
+                )
+        if (
+            key in COMMAND_PARAMS
+            and _free_string(schema)
+            and category in ("code_execution", "system_device", "infrastructure")
+        ):
+            out.append(
+                Guard(
+                    "command-blocklist",
+                    Condition(arg, "regex", settings.blocked_commands),
+                    None,
+                    f"{name} contains a command that is never run unattended.",
+                    f"`{name}` is a free-form command: destructive or privilege-raising commands "
+                    "(settings blocked_commands) are refused",
+                )
+            )
+        if key in SQL_PARAMS and _free_string(schema) and category == "database" and action == "execute":
+            out.append(
+                Guard(
+                    "sql-mutation",
+                    Condition(arg, "regex", settings.mutating_sql),
+                    None,
+                    f"{name} may only read.",
+                    f"`{name}` is raw SQL: statements that change data or schema are refused",
+                )
+            )
+    return out
