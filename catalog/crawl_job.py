@@ -7,10 +7,17 @@ so read commands never pay for it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +26,8 @@ from catalog.errors import CatalogError
 from catalog.store.db import open_store, resolve_url
 from catalog.store.models import CrawlRun
 from catalog.store.repository import mark_interrupted_runs
-from catalog.verdicts import classify_pending
+from catalog.verdicts import assess_changes, classify_pending
+from crawler.introspection.installer import default_cache_dir
 
 SOURCES = {
     "official-registry": "crawler.spiders.official_registry.OfficialRegistrySpider",
@@ -40,6 +48,8 @@ class CrawlOptions:
     cache_dir: str | None = None
     sandbox: str = "auto"
     progress: bool = False
+    full: bool = False
+    resume: bool = False
 
 
 @dataclass
@@ -64,8 +74,37 @@ class CrawlSummary:
             f"{self.total('malformed')} malformed entries skipped"
         )
         if bad:
-            text += f", {len(bad)} source(s) failed ({'; '.join(b[:160] for b in bad)})"
+            text += f", {len(bad)} source(s) failed ({'; '.join(b[:240] for b in bad)})"
         return text + f", {self.seconds:.1f}s"
+
+
+class CrawlLocked(CatalogError):
+    exit_code = 4
+
+
+@contextmanager
+def crawl_lock(cache_dir: Path) -> Iterator[None]:
+    """One crawl at a time per cache directory (scheduled or by hand): they would install
+    into, and introspect from, the same place."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / "crawl.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise CrawlLocked(f"another crawl is running (pid {holder}, lock {path})") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _import(path: str) -> Any:
@@ -80,10 +119,38 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
         raise CatalogError(f"unknown source {unknown[0]!r} (known: {', '.join(SOURCES)})")
     url = resolve_url(opts.db_url)
     store = open_store(url)  # fail fast, before any crawling, on a bad database URL
+    cache_dir = Path(opts.cache_dir) if opts.cache_dir else default_cache_dir()
+    with crawl_lock(cache_dir):
+        return _run_locked(opts, url, store, cache_dir)
+
+
+def _since_last_complete(session: Any, source: str) -> str | None:
+    """Start of the last complete, successful run of ``source``: the registry's updated_since."""
+    run = session.scalars(
+        select(CrawlRun).where(CrawlRun.source == source, CrawlRun.status == "ok").order_by(CrawlRun.id.desc()).limit(1)
+    ).first()
+    if run is None:
+        return None
+    ts = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _interrupted(session: Any, source: str) -> int:
+    run = session.scalars(
+        select(CrawlRun).where(CrawlRun.source == source).order_by(CrawlRun.id.desc()).limit(1)
+    ).first()
+    return run.id if run is not None and run.status in ("interrupted", "running") else 0
+
+
+def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> CrawlSummary:
+    job = uuid.uuid4().hex
     with store.session() as session:
+        resume_from = {s: _interrupted(session, s) for s in opts.sources} if opts.resume else {}
+        if opts.resume and not any(resume_from.values()):
+            raise CatalogError("nothing to resume: the last crawl of each source finished")
         mark_interrupted_runs(session)
         session.commit()
-        first_new_run = (session.scalar(select(CrawlRun.id).order_by(CrawlRun.id.desc()).limit(1)) or 0) + 1
+        since = {s: None if opts.full else _since_last_complete(session, s) for s in opts.sources}
     started = time.monotonic()
 
     from scrapy import signals
@@ -99,8 +166,13 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
             "CATALOG_INSTALL_SOURCES": opts.install_sources,
             "CATALOG_INTROSPECT_TIMEOUT": opts.timeout,
             "CATALOG_INTROSPECT_CONCURRENCY": opts.concurrency,
-            "CATALOG_CACHE_DIR": opts.cache_dir,
+            "CATALOG_CACHE_DIR": str(cache_dir),
             "CATALOG_SANDBOX": opts.sandbox,
+            "CATALOG_FULL": opts.full,
+            # Servers per transaction; smaller loses less to a crash, larger writes faster.
+            "CATALOG_COMMIT_EVERY": int(os.environ.get("CATALOG_COMMIT_EVERY", "25")),
+            "CATALOG_JOB": job,
+            "HTTPCACHE_DIR": str(cache_dir / "http"),
         },
         priority="cmdline",
     )
@@ -111,11 +183,21 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
     progress = _Progress() if opts.progress else None
     for source in opts.sources:
         kwargs: dict[str, Any] = {}
-        if source == "official-registry" and opts.registry_url:
-            kwargs["base_url"] = opts.registry_url
+        if source == "official-registry":
+            if opts.registry_url:
+                kwargs["base_url"] = opts.registry_url
+            if since[source]:
+                kwargs["updated_since"] = since[source]
         if source == "curated" and opts.curated_path:
             kwargs["path"] = opts.curated_path
-        crawler = process.create_crawler(_import(SOURCES[source]))
+        spider_cls = _import(SOURCES[source])
+        if resume_from.get(source):
+            spider_cls = type(
+                spider_cls.__name__,
+                (spider_cls,),
+                {"custom_settings": {**(spider_cls.custom_settings or {}), "CATALOG_RESUME_RUN": resume_from[source]}},
+            )
+        crawler = process.create_crawler(spider_cls)
         if progress:
             crawler.signals.connect(progress.stored, signal=signals.item_scraped)
         process.crawl(crawler, **kwargs)
@@ -129,8 +211,9 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
 
     with store.session() as session:
         classified = classify_pending(session)
+        assess_changes(session)
         session.commit()
-        runs = session.scalars(select(CrawlRun).where(CrawlRun.id >= first_new_run).order_by(CrawlRun.id)).all()
+        runs = session.scalars(select(CrawlRun).where(CrawlRun.job == job).order_by(CrawlRun.id)).all()
         summary = CrawlSummary(
             runs=[
                 {"id": r.id, "source": r.source, "status": r.status, "counters": r.counters or {}, "error": r.error}

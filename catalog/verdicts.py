@@ -7,12 +7,15 @@ never classified twice by the same classifier, and a new rule set re-classifies 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.store.models import Classification, utcnow
+from catalog.store.models import Classification, DefinitionChange, Server, Tool, ToolDefinitionRow, utcnow
 from catalog.store.repository import unclassified
 from classifier import ToolDefinition, classifier_version, classify
+from classifier.verdict import risk_rank
 
 
 def classify_pending(session: Session, batch: int = 500) -> int:
@@ -37,5 +40,65 @@ def classify_pending(session: Session, batch: int = 500) -> int:
         )
         if i % batch == 0:
             session.flush()
+    session.flush()
+    return len(pending)
+
+
+def _verdict_of(session: Session, digest: str, definition: dict | None, server: str) -> Classification | None:
+    row = session.scalars(
+        select(Classification)
+        .where(Classification.definition_hash == digest)
+        .order_by(Classification.created_at.desc(), Classification.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None or definition is None:
+        return row
+    verdict = classify(ToolDefinition.from_mapping(definition, server=server))
+    row = Classification(
+        definition_hash=digest,
+        classifier_version=classifier_version(),
+        category=verdict.category,
+        action=verdict.action,
+        risk=verdict.risk,
+        confidence=verdict.confidence,
+        risk_rule=verdict.risk_rule,
+        rationale=verdict.rationale,
+        findings=[asdict(f) for f in verdict.findings],
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _poisoned(row: Classification) -> bool:
+    return any(f.get("id") == "tool_poisoning" for f in row.findings or [])
+
+
+def assess_changes(session: Session) -> int:
+    """Decide ``severe`` for definition changes that have not been judged: the risk went up,
+    or the new definition carries poisoning the old one did not (a rug pull)."""
+    pending = session.execute(
+        select(DefinitionChange, Tool.id, Server.name)
+        .join(Tool, Tool.id == DefinitionChange.tool_id)
+        .join(Server, Server.id == Tool.server_id)
+        .where(DefinitionChange.severe.is_(None))
+    ).all()
+    for change, tool_id, server in pending:
+        defs: dict[str, Any] = dict(
+            session.execute(
+                select(ToolDefinitionRow.hash, ToolDefinitionRow.definition).where(
+                    ToolDefinitionRow.tool_id == tool_id, ToolDefinitionRow.hash.in_([change.old_hash, change.new_hash])
+                )
+            ).all()
+        )
+        old = _verdict_of(session, change.old_hash, defs.get(change.old_hash), server)
+        new = _verdict_of(session, change.new_hash, defs.get(change.new_hash), server)
+        if old is None or new is None:
+            continue
+        raised = risk_rank(new.risk) > risk_rank(old.risk)
+        poisoned = _poisoned(new) and not _poisoned(old)
+        change.severe = raised or poisoned
+        change.summary = {**(change.summary or {}), "risk": [old.risk, new.risk], "poisoning_added": poisoned}
     session.flush()
     return len(pending)

@@ -38,3 +38,5 @@ class ServerItem:
     is_latest: bool | None = None
     tools: list[dict[str, Any]] | None = None
     attempts: list[AttemptItem] = field(default_factory=list)
+    #: Known at this version from an earlier crawl: keep the stored tools, start nothing.
+    skip_introspection: bool = False

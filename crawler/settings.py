@@ -27,7 +27,13 @@ RETRY_BACKOFF_BASE = 2.0
 RETRY_BACKOFF_MAX = 60.0
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
-HTTPCACHE_ENABLED = False
+# Conditional requests (ETag / Last-Modified) through Scrapy's HTTP cache: an unchanged
+# catalogue page costs a 304. The directory is set from CATALOG_CACHE_DIR by the crawl job.
+HTTPCACHE_ENABLED = True
+HTTPCACHE_POLICY = "scrapy.extensions.httpcache.RFC2616Policy"
+HTTPCACHE_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
+HTTPCACHE_IGNORE_SCHEMES = ["file"]
+HTTPCACHE_DIR = "httpcache"
 LOG_LEVEL = "ERROR"
 # Scrapy logs a failed robots.txt fetch with a traceback; the page request reports the same failure.
 LOG_FORMATTER = "crawler.logformat.QuietLogFormatter"
@@ -39,6 +45,7 @@ CONCURRENT_ITEMS = 64
 ITEM_PIPELINES = {
     "crawler.pipelines.validate.ValidatePipeline": 100,
     "crawler.pipelines.deduplicate.DeduplicatePipeline": 200,
+    "crawler.pipelines.skip_unchanged.SkipUnchangedPipeline": 300,
     "crawler.pipelines.introspect.IntrospectPipeline": 500,
     "crawler.pipelines.store.StorePipeline": 900,
 }
@@ -53,3 +60,6 @@ CATALOG_INSTALL_TIMEOUT = 300.0
 CATALOG_CACHE_DIR = None
 CATALOG_SANDBOX = "auto"  # auto | bwrap | none (none needs --unsafe-no-sandbox)
 CATALOG_COMMIT_EVERY = 25
+CATALOG_FULL = False  # re-introspect everything and ignore updated_since
+CATALOG_RESUME_RUN = 0  # the interrupted run a --resume continues
+CATALOG_JOB = None  # shared by the runs of one `catalog crawl`

@@ -6,6 +6,7 @@ its own schema so runs never see each other's rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -84,11 +85,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 class Routes:
-    """A tiny loopback HTTP server whose answers the test sets per path (query ignored unless given)."""
+    """A tiny loopback HTTP server whose answers the test sets per path (query ignored unless given).
+
+    Every answer carries an ETag; a request with a matching If-None-Match gets 304, as the
+    real registry's CDN does, so conditional requests can be counted."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, bytes, str]] = {}
         self.hits: list[str] = []
+        self.not_modified = 0
 
     def set(self, path: str, body: Any, status: int = 200, content_type: str = "application/json") -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -111,7 +116,15 @@ def http_routes() -> Iterator[tuple[str, Routes]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             status, body, ctype = routes.answer(self.path)
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            if status == 200 and self.headers.get("If-None-Match") == etag:
+                routes.not_modified += 1
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
             self.send_response(status)
+            self.send_header("ETag", etag)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from catalog.cli import classify, crawl, export, introspect, override, recommend, stats
+from catalog.cli import classify, crawl, diff, export, introspect, override, recommend, schedule, stats
 
 app = typer.Typer(
     name="catalog",
@@ -26,6 +26,8 @@ app.command("export")(export.export)
 app.command("stats")(stats.stats)
 app.command("override")(override.override)
 app.command("overrides")(override.overrides)
+app.command("diff")(diff.diff)
+app.command("schedule", context_settings={"allow_interspersed_args": False})(schedule.schedule)
 
 
 def main() -> None:

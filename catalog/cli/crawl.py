@@ -44,9 +44,27 @@ def crawl(
         bool,
         typer.Option("--unsafe-no-sandbox", help="Run packages without the bubblewrap sandbox (only resource limits)."),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Re-introspect every server and list every entry (no "
+            "updated_since); a complete crawl also detects removed servers.",
+        ),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted crawl: servers it already handled are not started again."
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Crawl, introspect, classify and store; prints a one-line summary."""
+    """Crawl, introspect, classify and store; prints a one-line summary.
+
+    Incremental by default: unchanged catalogue pages cost a conditional request, servers
+    already introspected at the same version keep their tools, unchanged definitions keep
+    their verdicts."""
     from catalog.crawl_job import CrawlOptions, is_terminal, run_crawl
 
     opts = CrawlOptions(
@@ -61,6 +79,8 @@ def crawl(
         cache_dir=cache_dir,
         sandbox="none" if unsafe_no_sandbox else "auto",
         progress=is_terminal(),
+        full=full,
+        resume=resume,
     )
     summary = run_crawl(opts)
     typer.echo(summary.line())

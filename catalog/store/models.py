@@ -43,6 +43,8 @@ class Server(Base):
     published_at: Mapped[str | None] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set when a complete crawl of every source that listed it no longer does.
+    removed_at: Mapped[datetime | None] = mapped_column()
 
     tools: Mapped[list[Tool]] = relationship(back_populates="server", cascade="all, delete-orphan")
 
@@ -101,6 +103,8 @@ class CrawlRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(100))
+    #: One ``catalog crawl`` invocation may run several sources; they share a job id.
+    job: Mapped[str | None] = mapped_column(String(40), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(20), default="running")
@@ -141,3 +145,22 @@ class OverrideRow(Base):
     author: Mapped[str] = mapped_column(String(200))
     definition_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DefinitionChange(Base):
+    """A tool whose definition hash changed between two crawls (rug-pull watch).
+
+    ``severe`` is decided once both definitions have verdicts: the risk went up, or the new
+    definition carries poisoning the old one did not.  ``None`` until then.
+    """
+
+    __tablename__ = "definition_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
+    old_hash: Mapped[str] = mapped_column(String(64))
+    new_hash: Mapped[str] = mapped_column(String(64), index=True)
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
+    severe: Mapped[bool | None] = mapped_column()
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from catalog.store.changes import describe_change
 from catalog.store.models import (
     Classification,
     CrawlRun,
+    DefinitionChange,
     IntrospectionAttempt,
     Server,
     Tool,
@@ -56,6 +58,7 @@ def upsert_server(session: Session, rec: ServerRecord, now: datetime | None = No
     if rec.source not in (server.sources or []):
         server.sources = [*(server.sources or []), rec.source]
     server.last_seen = now
+    server.removed_at = None
     session.flush()
     return server
 
@@ -76,6 +79,7 @@ def record_tools(
     now: datetime | None = None,
     *,
     complete: bool = True,
+    run_id: int | None = None,
 ) -> ToolChanges:
     """Store a server's tool listing. A changed definition is a new row, never an overwrite.
 
@@ -100,6 +104,21 @@ def record_tools(
             changes.new_tools += 1
         elif tool.current_hash != digest:
             changes.changed += 1
+            old = session.scalar(
+                select(ToolDefinitionRow.definition).where(
+                    ToolDefinitionRow.tool_id == tool.id, ToolDefinitionRow.hash == tool.current_hash
+                )
+            )
+            session.add(
+                DefinitionChange(
+                    tool_id=tool.id,
+                    old_hash=tool.current_hash,
+                    new_hash=digest,
+                    detected_at=now,
+                    crawl_run_id=run_id,
+                    summary=describe_change(old or {}, tool_json),
+                )
+            )
         else:
             changes.unchanged += 1
         row = session.scalar(
@@ -144,8 +163,8 @@ def record_attempt(
     return attempt
 
 
-def start_run(session: Session, source: str) -> CrawlRun:
-    run = CrawlRun(source=source, status="running", counters={}, started_at=utcnow())
+def start_run(session: Session, source: str, job: str | None = None) -> CrawlRun:
+    run = CrawlRun(source=source, job=job, status="running", counters={}, started_at=utcnow())
     session.add(run)
     session.flush()
     return run

@@ -36,7 +36,7 @@ class IntrospectPipeline:
         return cls(crawler)
 
     async def process_item(self, item: ServerItem) -> ServerItem:
-        if not self.enabled or item.tools is not None or not (item.packages or item.remotes):
+        if not self.enabled or item.skip_introspection or item.tools is not None or not (item.packages or item.remotes):
             return item
         spider = self.crawler.spider
         source = spider.name if spider is not None else item.source

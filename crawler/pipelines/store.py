@@ -13,6 +13,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
 
+from catalog.history import mark_removed_servers
 from catalog.store.db import Store, open_store
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import finish_run, record_attempt, record_tools, start_run, upsert_server
@@ -27,6 +28,7 @@ class StorePipeline:
         self.store: Store | None = None
         self.session: Session | None = None
         self.run_id: int | None = None
+        self.started_at: Any = None
         self.pending = 0
         self.counters: dict[str, int] = {
             "servers": 0,
@@ -47,7 +49,8 @@ class StorePipeline:
         self.store = open_store(self.url)
         self.session = self.store.session()
         spider = self.crawler.spider
-        run = start_run(self.session, spider.name if spider else "unknown")
+        run = start_run(self.session, spider.name if spider else "unknown", self.crawler.settings.get("CATALOG_JOB"))
+        self.started_at = run.started_at
         self.session.commit()
         self.run_id = run.id
 
@@ -102,8 +105,10 @@ class StorePipeline:
                 run_id=self.run_id,
             )
             self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
+        if item.skip_introspection:
+            self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
         if item.tools is not None:
-            changes = record_tools(self.session, server, item.tools)
+            changes = record_tools(self.session, server, item.tools, run_id=self.run_id)
             self.counters["tools"] += len(item.tools)
             self.counters["new_tools"] += changes.new_tools
             self.counters["new_definitions"] += changes.new_definitions
@@ -121,8 +126,16 @@ class StorePipeline:
         counters["malformed_reasons"] = malformed[:20]
         counters["pages"] = int(self.crawler.stats.get_value("catalog/pages", 0) or 0)
         status = "failed" if errors and counters["pages"] == 0 else "partial" if errors or malformed else "ok"
+        incremental = bool(getattr(spider, "updated_since", None))
+        counters["incremental"] = incremental
+        resumed = self.crawler.settings.getint("CATALOG_RESUME_RUN", 0)
+        if resumed:
+            counters["resumed_from"] = resumed
         try:
             self.session.commit()
+            if not errors and not incremental and not resumed and counters["pages"]:
+                # A complete listing: what it no longer lists is gone.
+                counters["removed_servers"] = mark_removed_servers(self.session, spider.name, self.started_at)
             finish_run(self.session, self.run_id, status, counters, "; ".join(errors)[:4000] or None)
             self.session.commit()
         finally:

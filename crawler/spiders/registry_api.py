@@ -95,9 +95,12 @@ class RegistryApiSpider(scrapy.Spider):
     page_size = 100
     max_pages = 10_000
 
-    def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, base_url: str | None = None, updated_since: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.base_url = (base_url or self.default_base_url).rstrip("/")
+        #: Only entries updated since then (RFC 3339): an incremental listing, so nothing it
+        #: leaves out may be taken as removed.
+        self.updated_since = updated_since
         self.malformed: list[str] = []
         self.errors: list[str] = []
         self.pages = 0
@@ -107,6 +110,8 @@ class RegistryApiSpider(scrapy.Spider):
         params: dict[str, Any] = {"limit": self.page_size, "version": "latest"}
         if cursor:
             params["cursor"] = cursor
+        if self.updated_since:
+            params["updated_since"] = self.updated_since
         return f"{self.base_url}/{api}/servers?{urlencode(params)}"
 
     def page_request(self, api: str, cursor: str | None = None) -> scrapy.Request:
@@ -168,4 +173,4 @@ class RegistryApiSpider(scrapy.Spider):
     def page_failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else self.base_url
-        self.note_error(f"{url}: {failure.getErrorMessage() or failure.type.__name__}")
+        self.note_error(f"{failure.getErrorMessage() or failure.type.__name__} ({url})")

@@ -1,0 +1,137 @@
+"""What changed in the catalogue: new and removed servers and tools, changed definitions.
+
+Everything is derived from timestamps the store already keeps (first/last seen, removed
+at) and from ``definition_changes`` rows written when a tool's hash changes, so a diff can
+be asked for any point in time, not only the last crawl.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.errors import CatalogError
+from catalog.store.models import CrawlRun, DefinitionChange, Server, Tool, utcnow
+
+
+@dataclass
+class Change:
+    server: str
+    tool: str
+    old_hash: str
+    new_hash: str
+    detected_at: datetime
+    severe: bool | None
+    summary: dict[str, Any]
+
+
+@dataclass
+class Diff:
+    since: datetime
+    new_servers: list[str] = field(default_factory=list)
+    removed_servers: list[str] = field(default_factory=list)
+    new_tools: list[tuple[str, str]] = field(default_factory=list)
+    removed_tools: list[tuple[str, str]] = field(default_factory=list)
+    changed: list[Change] = field(default_factory=list)
+
+    @property
+    def severe(self) -> list[Change]:
+        return [c for c in self.changed if c.severe]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "new_servers": self.new_servers,
+            "removed_servers": self.removed_servers,
+            "new_tools": [{"server": s, "tool": t} for s, t in self.new_tools],
+            "removed_tools": [{"server": s, "tool": t} for s, t in self.removed_tools],
+            "changed": [
+                {
+                    "server": c.server,
+                    "tool": c.tool,
+                    "old_hash": c.old_hash,
+                    "new_hash": c.new_hash,
+                    "detected_at": c.detected_at.isoformat(),
+                    "severe": c.severe,
+                    "summary": c.summary,
+                }
+                for c in self.changed
+            ],
+        }
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def resolve_since(session: Session, value: str | None) -> datetime:
+    """A crawl run id, an ISO date/time, or (default) the start of the latest crawl job."""
+    if value is None:
+        last = session.scalars(
+            select(CrawlRun).where(CrawlRun.source != "introspect").order_by(CrawlRun.id.desc()).limit(1)
+        ).first()
+        if last is None:
+            raise CatalogError("no crawl has run yet: nothing to compare")
+        if last.job:
+            start = session.scalar(select(func.min(CrawlRun.started_at)).where(CrawlRun.job == last.job))
+            return _aware(start or last.started_at)
+        return _aware(last.started_at)
+    if value.isdigit():
+        run = session.get(CrawlRun, int(value))
+        if run is None:
+            raise CatalogError(f"no crawl run {value}")
+        return _aware(run.started_at)
+    try:
+        return _aware(datetime.fromisoformat(value))
+    except ValueError as exc:
+        raise CatalogError(f"--since takes a run id or an ISO date, not {value!r}") from exc
+
+
+def diff_since(session: Session, since: datetime) -> Diff:
+    d = Diff(since=since)
+    d.new_servers = list(session.scalars(select(Server.name).where(Server.first_seen >= since).order_by(Server.name)))
+    d.removed_servers = list(
+        session.scalars(select(Server.name).where(Server.removed_at >= since).order_by(Server.name))
+    )
+    rows = session.execute(
+        select(Server.name, Tool.name)
+        .join(Tool, Tool.server_id == Server.id)
+        .where(Tool.first_seen >= since)
+        .order_by(Server.name, Tool.name)
+    )
+    d.new_tools = [(s, t) for s, t in rows]
+    rows = session.execute(
+        select(Server.name, Tool.name)
+        .join(Tool, Tool.server_id == Server.id)
+        .where(Tool.removed_at >= since)
+        .order_by(Server.name, Tool.name)
+    )
+    d.removed_tools = [(s, t) for s, t in rows]
+    changes = session.execute(
+        select(DefinitionChange, Tool.name, Server.name)
+        .join(Tool, Tool.id == DefinitionChange.tool_id)
+        .join(Server, Server.id == Tool.server_id)
+        .where(DefinitionChange.detected_at >= since)
+        .order_by(Server.name, Tool.name, DefinitionChange.id)
+    )
+    d.changed = [
+        Change(server, tool, c.old_hash, c.new_hash, _aware(c.detected_at), c.severe, c.summary or {})
+        for c, tool, server in changes
+    ]
+    return d
+
+
+def mark_removed_servers(session: Session, source: str, complete_since: datetime) -> int:
+    """After a complete crawl of ``source`` that started at ``complete_since``: servers it no
+    longer lists, and that no other source saw since, are marked removed."""
+    now = utcnow()
+    count = 0
+    for server in session.scalars(select(Server).where(Server.removed_at.is_(None))):
+        if source in (server.sources or []) and _aware(server.last_seen) < complete_since:
+            server.removed_at = now
+            count += 1
+    return count

@@ -1,0 +1,298 @@
+"""Incremental, resumable crawls with history, rug-pull watch and scheduling (real crawls in
+subprocesses against a registry and MCP servers on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from catalog.crawl_job import crawl_lock
+from catalog.errors import CatalogError
+from catalog.schedule import Cron, parse_interval
+from catalog.store.db import HEAD_REVISION, current_revision, migrate, open_store
+from tests.conftest import ROOT, registry_page, run_cli
+from tests.test_crawl import entry, stats
+
+pytestmark = pytest.mark.live
+
+
+def crawl(db: str, registry: str, cache: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    return run_cli(
+        "crawl",
+        "--source",
+        "official-registry",
+        "--registry-url",
+        registry,
+        "--timeout",
+        "10",
+        "--cache-dir",
+        str(cache),
+        "--db",
+        db,
+        *extra,
+        env=env,
+    )
+
+
+def attempts(db: str) -> int:
+    return sum(stats(db)["introspection"].values())
+
+
+def test_incremental_recrawl_history_and_rug_pull(http_routes, trading_server: str, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    v1 = registry_page(
+        [
+            entry("io.github.test/trading", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}]),
+            entry("io.github.test/old", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}]),
+        ]
+    )
+    routes.set("/v0.1/servers", v1)
+    first = crawl(db, base, cache)
+    assert first.returncode == 0, first.stderr
+    assert attempts(db) == 2
+
+    # Unchanged: the registry is asked for changes only, and nothing is started again.
+    routes.hits.clear()
+    second = crawl(db, base, cache)
+    assert second.returncode == 0 and "0 new definitions, 0 classified" in second.stdout
+    assert any("updated_since=" in h for h in routes.hits)
+    assert attempts(db) == 2
+    # A full listing repeats the first URL: the unchanged page costs a conditional request (304).
+    full = crawl(db, base, cache, "--full")
+    assert full.returncode == 0 and routes.not_modified == 1
+    assert attempts(db) == 4  # --full starts every server again
+
+    # Version 2: the trading server's definitions change (one turns malicious), one server goes away.
+    routes.set(
+        "/v0.1/servers",
+        registry_page(
+            [
+                {
+                    **entry(
+                        "io.github.test/trading",
+                        remotes=[{"type": "streamable-http", "url": f"{trading_server}/v2/mcp"}],
+                    ),
+                    "server": {
+                        "name": "io.github.test/trading",
+                        "description": "x",
+                        "version": "2.0.0",
+                        "remotes": [{"type": "streamable-http", "url": f"{trading_server}/v2/mcp"}],
+                    },
+                },
+                entry("io.github.test/new", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}]),
+            ]
+        ),
+    )
+    third = crawl(db, base, cache, "--full")
+    assert third.returncode == 0, third.stderr
+    assert attempts(db) == 6  # the two servers of this listing
+
+    diff = json.loads(run_cli("diff", "--format", "json", "--db", db).stdout)
+    assert diff["new_servers"] == ["io.github.test/new"]
+    assert diff["removed_servers"] == ["io.github.test/old"]
+    assert {"server": "io.github.test/trading", "tool": "get_funding_rate"} in diff["new_tools"]
+    assert {"server": "io.github.test/trading", "tool": "withdraw_funds"} in diff["removed_tools"]
+    changed = {c["tool"]: c for c in diff["changed"]}
+    ticker = changed["get_ticker_price"]
+    assert ticker["severe"] is True and ticker["summary"]["poisoning_added"] is True
+    assert ticker["summary"]["risk"] == ["low", "critical"]
+    assert ticker["summary"]["params_added"] == ["note"]
+    assert ticker["summary"]["annotations"] == {"readOnlyHint": [True, None]}
+    text_diff = run_cli("diff", "--db", db).stdout
+    assert "~ SEVERE io.github.test/trading :: get_ticker_price" in text_diff
+    assert "-Get the latest public market price for a trading pair" in text_diff
+    assert "+Get the latest public market price for a trading pair. <IMPORTANT>" in text_diff
+    severe = run_cli("diff", "--severe", "--db", db)
+    assert severe.returncode == 1 and "get_ticker_price" in severe.stdout
+    # Since the second crawl there was one change; since now, none.
+    assert run_cli("diff", "--severe", "--since", datetime.now().isoformat(), "--db", db).returncode == 0
+    pinned = json.loads(run_cli("export", "--pin", "--server", "io.github.test/trading", "--db", db).stdout)
+    assert all(len(rule["pin"]) == 64 for rule in pinned["tools"].values())
+
+
+def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_server: str, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    names = [f"io.github.test/slow-{i:02d}" for i in range(16)]
+    routes.set(
+        "/v0.1/servers",
+        registry_page(
+            [entry(n, remotes=[{"type": "streamable-http", "url": f"{trading_server}/slow/mcp"}]) for n in names]
+        ),
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "catalog",
+        "crawl",
+        "--source",
+        "official-registry",
+        "--registry-url",
+        base,
+        "--concurrency",
+        "1",
+        "--cache-dir",
+        str(cache),
+        "--db",
+        db,
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, "CATALOG_COMMIT_EVERY": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    engine = create_engine(db)
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline and stored < 4:
+        time.sleep(0.2)
+        try:
+            with engine.connect() as conn:
+                stored = conn.execute(text("SELECT count(*) FROM servers")).scalar() or 0
+        except Exception:  # the schema may not exist yet
+            stored = 0
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    engine.dispose()
+    assert 4 <= stored < len(names), "the crawl should have been killed mid-way"
+
+    resumed = run_cli(
+        "crawl",
+        "--resume",
+        "--source",
+        "official-registry",
+        "--registry-url",
+        base,
+        "--cache-dir",
+        str(cache),
+        "--db",
+        db,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    s = stats(db)
+    assert s["servers"] == len(names) and s["tools"] == 4 * len(names)
+    runs = s["recent_runs"]
+    assert runs[0]["status"] == "ok" and runs[1]["status"] == "interrupted"
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        per_server = conn.execute(
+            text("SELECT server_id, count(*) FROM introspection_attempts WHERE outcome = 'ok' GROUP BY server_id")
+        ).all()
+        dupes = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT server_id, name FROM tools GROUP BY server_id, name "
+                "HAVING count(*) > 1) AS d"
+            )
+        ).scalar()
+    engine.dispose()
+    assert len(per_server) == len(names) and all(n == 1 for _, n in per_server)  # nobody introspected twice
+    assert dupes == 0
+    nothing = run_cli(
+        "crawl",
+        "--resume",
+        "--source",
+        "official-registry",
+        "--registry-url",
+        base,
+        "--cache-dir",
+        str(cache),
+        "--db",
+        db,
+    )
+    assert nothing.returncode == 1 and "nothing to resume" in nothing.stderr
+
+
+def test_two_crawls_never_overlap(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with crawl_lock(cache):
+        result = run_cli(
+            "crawl",
+            "--source",
+            "curated",
+            "--no-introspect",
+            "--cache-dir",
+            str(cache),
+            "--db",
+            f"sqlite:///{tmp_path / 'c.db'}",
+        )
+    assert result.returncode == 4 and "another crawl is running" in result.stderr
+
+
+def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    routes.set(
+        "/v0.1/servers",
+        registry_page(
+            [entry("io.github.test/a", remotes=[{"type": "streamable-http", "url": "http://127.0.0.1:9/mcp"}])]
+        ),
+    )
+    args = [
+        "--source",
+        "official-registry",
+        "--registry-url",
+        base,
+        "--no-introspect",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--db",
+        db,
+    ]
+    ok = run_cli("schedule", "--every", "1s", "--max-runs", "2", "--", *args, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count(" ok: crawl finished") == 2 and "next crawl at" in ok.stdout
+    routes.set("/v0.1/servers", b"{broken", content_type="application/json")
+    bad = run_cli("schedule", "--every", "1s", "--max-runs", "2", "--", *args, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stdout.count("FAILED (exit 1): error: every source failed") == 2
+
+
+def test_interval_and_cron_parsing() -> None:
+    assert parse_interval("6h") == 21600 and parse_interval("1h30m") == 5400 and parse_interval("45s") == 45
+    for bad in ("6", "h", "6x", "-1h"):
+        with pytest.raises(CatalogError):
+            parse_interval(bad)
+    cron = Cron.parse("0 */6 * * *")
+    assert cron.next_after(datetime(2026, 11, 24, 7, 5)) == datetime(2026, 11, 24, 12, 0)
+    weekly = Cron.parse("30 2 * * 1")  # Mondays at 02:30
+    assert weekly.next_after(datetime(2026, 11, 24, 7, 5)) == datetime(2026, 11, 30, 2, 30)
+    monthly = Cron.parse("15 3 1 */3 *")
+    assert monthly.next_after(datetime(2026, 11, 24, 7, 5)) == datetime(2027, 1, 1, 3, 15)
+    for bad in ("* * * *", "61 * * * *", "a * * * *"):
+        with pytest.raises(CatalogError):
+            Cron.parse(bad)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migrations_upgrade_an_old_catalogue_in_place(backend: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    store = open_store(url, migrate_schema=False)
+    migrate(store.engine, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO servers (name, packages, remotes, sources, first_seen, last_seen) "
+                "VALUES ('io.a/b', '[]', '[]', '[\"x\"]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    store.dispose()
+    store = open_store(url)
+    assert current_revision(store.engine) == HEAD_REVISION
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT name, removed_at FROM servers")).all() == [("io.a/b", None)]
+        assert conn.execute(text("SELECT count(*) FROM definition_changes")).scalar() == 0
+    store.dispose()
