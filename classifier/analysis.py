@@ -220,11 +220,11 @@ PUBLIC_FINANCE = frozenset(
         "news",
         "indicator",
         "stock",
-        "history",
         "funding",
         "volume",
+        "book",
+        "public",
         "listing",
-        "info",
         "pair",
         "gas",
         "fee",
@@ -233,6 +233,7 @@ PUBLIC_FINANCE = frozenset(
         "token",
         "analysis",
         "sentiment",
+        "instrument",
     }
 )
 PRIVATE_FINANCE = frozenset(
@@ -250,6 +251,7 @@ PRIVATE_FINANCE = frozenset(
         "trade",
         "deposit",
         "withdrawal",
+        "withdraw",
         "statement",
         "holding",
         "subscription",
@@ -262,6 +264,12 @@ PRIVATE_FINANCE = frozenset(
         "user",
         "asset",
         "open",
+        "pnl",
+        "transfer",
+        "liquidation",
+        "revenue",
+        "activity",
+        "activitie",
     }
 )
 PRIVATE_KNOWLEDGE = frozenset({"memory", "memorie", "entity", "entitie", "observation", "relation", "graph", "note"})
@@ -288,6 +296,8 @@ CRYPTO_VALUE = frozenset(
         "nft",
     }
 )
+#: What an account holds: converting or exchanging it moves value.
+VALUE_HELD = frozenset({"dust", "bnb", "asset", "coin", "token", "crypto", "balance", "position", "currency", "fund"})
 _MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
 
@@ -539,6 +549,8 @@ def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
             choice = ActionChoice(
                 "transact", choice.verb, choice.source, f"*{choice.verb}* on *{objects[0]}* moves value or commitments"
             )
+        elif choice.verb in rules.value_verbs and (objects or value or set(facts.name_tokens) & VALUE_HELD):
+            choice = ActionChoice("transact", choice.verb, choice.source, f"*{choice.verb}* on held assets moves value")
         elif choice.id == "send" and (objects or value):
             choice = ActionChoice(
                 "transact", choice.verb, choice.source, f"sends *{(objects or value)[0]}*: moves value"

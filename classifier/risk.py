@@ -109,9 +109,24 @@ def _private_read(c: Context) -> bool:
         return True
     if cat == "financial":
         name = set(c.facts.name_tokens)
-        return bool(name & PRIVATE_FINANCE) and not (
-            name & PUBLIC_FINANCE and not name & {"account", "my", "wallet", "portfolio", "balance"}
-        )
+        if name & {
+            "my",
+            "account",
+            "wallet",
+            "portfolio",
+            "balance",
+            "pnl",
+            "position",
+            "deposit",
+            "withdraw",
+            "withdrawal",
+            "transfer",
+            "liquidation",
+            "activity",
+            "activitie",
+        }:
+            return True
+        return bool(name & PRIVATE_FINANCE) and not name & PUBLIC_FINANCE
     if cat == "knowledge":
         return bool(c.tokens & PRIVATE_KNOWLEDGE)
     return False

@@ -48,6 +48,7 @@ class RuleSet:
     verb_action: dict[str, str]
     financial_objects: frozenset[str]
     money_verbs: frozenset[str]
+    value_verbs: frozenset[str]
     money_objects: frozenset[str]
     code_params: frozenset[str]
     query_params: frozenset[str]
@@ -124,6 +125,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
         verb_action=verb_action,
         financial_objects=_stems(fin["objects"]),
         money_verbs=_stems(fin["money_verbs"]),
+        value_verbs=_stems(fin.get("value_verbs", [])),
         money_objects=_stems(fin["money_objects"]),
         code_params=frozenset(p.lower() for p in exe["code_params"]),
         query_params=frozenset(p.lower() for p in exe["query_params"]),

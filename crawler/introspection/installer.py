@@ -123,8 +123,14 @@ def _sandboxed_install(cmd: list[str], target: Path, mode: str) -> list[str]:
     return args
 
 
-async def install_pypi(identifier: str, version: str | None, cache: Path, *, timeout: float, mode: str) -> Installed:
+async def install_pypi(
+    identifier: str, version: str | None, cache: Path, *, timeout: float, mode: str, extra: tuple[str, ...] = ()
+) -> Installed:
+    """``extra`` requirements are installed alongside (e.g. ``mcp<2`` for servers written for
+    the 1.x SDK that do not pin it); such an install gets its own slot."""
     slot = _slot(cache, "pypi", identifier, version)
+    if extra:
+        slot = slot.with_name(slot.name + "+" + SAFE.sub("_", "+".join(extra)))
     marker = slot / "launch.json"
     if marker.exists():
         return Installed(json.loads(marker.read_text())["command"], slot)
@@ -146,6 +152,7 @@ async def install_pypi(identifier: str, version: str | None, cache: Path, *, tim
             "--no-input",
             "-q",
             spec,
+            *extra,
         ]
         code, out = await _install(_sandboxed_install(pip, slot, mode), timeout)
         if code:

@@ -66,19 +66,50 @@ async def run_sandboxed(
         shutil.rmtree(home, ignore_errors=True)
 
 
+#: Signs that a server was written for the 1.x SDK and broke on 2.x, which pip picked
+#: because the server does not pin ``mcp``: worth one retry with ``mcp<2``.
+SDK1_BREAKAGE = (
+    "mcp.server.fastmcp",
+    "cannot import name 'FastMCP'",
+    "object has no attribute 'list_tools'",
+    "object has no attribute 'list_resources'",
+    "object has no attribute 'call_tool'",
+    "This is mcp 2.x",
+)
+
+
+def broke_on_sdk2(result: IntrospectionResult) -> bool:
+    return result.outcome == "crashed" and any(mark in (result.error or "") for mark in SDK1_BREAKAGE)
+
+
 async def _package(plan: PackagePlan, cfg: RunnerConfig) -> IntrospectionResult:
+    result = await _package_once(plan, cfg)
+    if plan.registry == "pypi" and broke_on_sdk2(result):
+        retry = await _package_once(plan, cfg, extra=("mcp<2",))
+        retry.server_info["compat"] = "installed with mcp<2: the server does not run on the 2.x SDK"
+        if not retry.ok:
+            retry.error = f"{retry.error} (also failed on the 2.x SDK: {result.error})"
+        return retry
+    return result
+
+
+async def _package_once(plan: PackagePlan, cfg: RunnerConfig, extra: tuple[str, ...] = ()) -> IntrospectionResult:
     started = time.monotonic()
     try:
         mode = sandbox.resolve_mode(cfg.sandbox_mode)
     except sandbox.SandboxUnavailable as exc:
         return IntrospectionResult("stdio", plan.label, "refused", error=str(exc))
-    installer = install_pypi if plan.registry == "pypi" else install_npm
-    lock = _install_locks.setdefault(plan.label, asyncio.Lock())
+    lock = _install_locks.setdefault(plan.label + "+".join(extra), asyncio.Lock())
     try:
         async with lock:
-            installed = await installer(
-                plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode
-            )
+            if plan.registry == "pypi":
+                installed = await install_pypi(
+                    plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode, extra=extra
+                )
+            else:
+                installed = await install_npm(
+                    plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode
+                )
     except InstallError as exc:
         return IntrospectionResult("stdio", plan.label, "install_failed", time.monotonic() - started, str(exc))
     except TimeoutError:
