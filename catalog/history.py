@@ -135,3 +135,17 @@ def mark_removed_servers(session: Session, source: str, complete_since: datetime
             server.removed_at = now
             count += 1
     return count
+
+
+def changes_of(session: Session, server: str, tool: str) -> list[Change]:
+    """Every recorded definition change of one tool, oldest first (for ``show`` and ``recommend``)."""
+    rows = session.execute(
+        select(DefinitionChange)
+        .join(Tool, Tool.id == DefinitionChange.tool_id)
+        .join(Server, Server.id == Tool.server_id)
+        .where(Server.name == server, Tool.name == tool)
+        .order_by(DefinitionChange.id)
+    )
+    return [
+        Change(server, tool, c.old_hash, c.new_hash, _aware(c.detected_at), c.severe, c.summary or {}) for (c,) in rows
+    ]

@@ -117,6 +117,10 @@ def test_incremental_recrawl_history_and_rug_pull(http_routes, trading_server: s
     assert severe.returncode == 1 and "get_ticker_price" in severe.stdout
     # Since the second crawl there was one change; since now, none.
     assert run_cli("diff", "--severe", "--since", datetime.now().isoformat(), "--db", db).returncode == 0
+    shown = json.loads(run_cli("show", "get_ticker_price", "--server", "io.github.test/trading", "--db", db).stdout)
+    assert [c["severe"] for c in shown["definition_changes"]] == [True]
+    rec = run_cli("recommend", "get_ticker_price", "--server", "io.github.test/trading", "--db", db).stdout
+    assert "definition_changed (SEVERE)" in rec and "tool_poisoning" in rec
     pinned = json.loads(run_cli("export", "--pin", "--server", "io.github.test/trading", "--db", db).stdout)
     assert all(len(rule["pin"]) == 64 for rule in pinned["tools"].values())
 

@@ -9,6 +9,7 @@ import typer
 
 from catalog.cli.common import DbOption, SettingsOption, friendly
 from catalog.errors import Ambiguous, CatalogError, NotFound
+from catalog.history import changes_of
 from catalog.policies.collect import policy_for
 from catalog.policies.formats.seed import seed_document
 from catalog.policies.generate import dumps
@@ -51,6 +52,7 @@ def recommend(
         with store.session() as session:
             view = find_one(session, tool, server)
             policy = policy_for(view, settings, all_overrides(session))
+            changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
     finally:
         store.dispose()
     if policy is None:
@@ -62,7 +64,13 @@ def recommend(
     v = view.verdict
     assert v is not None
     desc = (view.definition.get("description") or "(no description)").strip()
-    findings = "; ".join(f"{f.get('id')}: {f.get('evidence')}" for f in v.findings or []) or "none"
+    found = [f"{f.get('id')}: {f.get('evidence')}" for f in v.findings or []]
+    found += [
+        f"definition_changed{' (SEVERE)' if c.severe else ''}: {c.old_hash[:12]} -> {c.new_hash[:12]} on "
+        f"{c.detected_at:%Y-%m-%d}, changed {', '.join(c.summary.get('fields', [])) or 'nothing visible'}"
+        for c in changes
+    ]
+    findings = "; ".join(found) or "none"
     lines = [
         f"{view.name}  (server {view.server})",
         f"  What it does : {desc[:400]}",
@@ -89,6 +97,7 @@ def show(
     try:
         with store.session() as session:
             view = find_one(session, tool, server)
+            history = changes_of(session, view.server, view.name)
     finally:
         store.dispose()
     v = view.verdict
@@ -109,5 +118,15 @@ def show(
             "findings": v.findings,
             "classifier_version": v.classifier_version,
         },
+        "definition_changes": [
+            {
+                "old_hash": c.old_hash,
+                "new_hash": c.new_hash,
+                "detected_at": c.detected_at.isoformat(),
+                "severe": c.severe,
+                "summary": c.summary,
+            }
+            for c in history
+        ],
     }
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
