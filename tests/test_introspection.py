@@ -221,3 +221,25 @@ def test_packages_are_refused_without_a_sandbox_unless_asked(tmp_path: Path) -> 
     allowed = run_cli(*cmd[:2], "--unsafe-no-sandbox", *cmd[2:], env=env)
     assert allowed.returncode == 0, allowed.stderr
     assert "probe_report" in allowed.stdout
+
+
+def test_a_server_broken_by_the_2x_sdk_is_retried_with_mcp_below_2() -> None:
+    # mcp-server-sqlite does not pin mcp and fails on the 2.x SDK; the retry installs mcp<2 beside it.
+    attempts = asyncio.run(
+        introspect_entry(
+            [
+                {
+                    "registryType": "pypi",
+                    "identifier": "mcp-server-sqlite",
+                    "version": "2025.4.25",
+                    "transport": {"type": "stdio"},
+                    "packageArguments": [{"type": "named", "name": "--db-path", "value": "/tmp/mcp-catalog-test.db"}],
+                }
+            ],
+            [],
+            cfg(timeout=60),
+        )
+    )
+    assert [a.outcome for a in attempts] == ["ok"], attempts[0].error
+    assert "mcp<2" in attempts[0].server_info["compat"]
+    assert {"read_query", "write_query", "create_table"} <= names(attempts[0])
