@@ -7,6 +7,7 @@ never classified twice by the same classifier, and a new rule set re-classifies 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -18,33 +19,39 @@ from classifier import ToolDefinition, classifier_version, classify
 from classifier.verdict import risk_rank
 
 
+def verdict_row(
+    digest: str, definition: dict[str, Any], server: str, version: str, now: datetime | None = None
+) -> Classification:
+    """Classify one stored definition into a row keyed by its hash and the classifier version."""
+    verdict = classify(ToolDefinition.from_mapping(definition, server=server))
+    return Classification(
+        definition_hash=digest,
+        classifier_version=version,
+        category=verdict.category,
+        action=verdict.action,
+        risk=verdict.risk,
+        confidence=verdict.confidence,
+        risk_rule=verdict.risk_rule,
+        rationale=verdict.rationale,
+        findings=[asdict(f) for f in verdict.findings],
+        created_at=now or utcnow(),
+    )
+
+
 def classify_pending(session: Session, batch: int = 500) -> int:
     version = classifier_version()
     pending = unclassified(session, version)
     now = utcnow()
     for i, (digest, definition, server) in enumerate(pending, 1):
-        verdict = classify(ToolDefinition.from_mapping(definition, server=server))
-        session.add(
-            Classification(
-                definition_hash=digest,
-                classifier_version=version,
-                category=verdict.category,
-                action=verdict.action,
-                risk=verdict.risk,
-                confidence=verdict.confidence,
-                risk_rule=verdict.risk_rule,
-                rationale=verdict.rationale,
-                findings=[asdict(f) for f in verdict.findings],
-                created_at=now,
-            )
-        )
+        session.add(verdict_row(digest, definition, server, version, now))
         if i % batch == 0:
             session.flush()
     session.flush()
     return len(pending)
 
 
-def _verdict_of(session: Session, digest: str, definition: dict | None, server: str) -> Classification | None:
+def _verdict_of(session: Session, digest: str, definition: dict[str, Any] | None, server: str) -> Classification | None:
+    """The latest verdict of a definition; classified now if it never was (an old definition)."""
     row = session.scalars(
         select(Classification)
         .where(Classification.definition_hash == digest)
@@ -53,19 +60,7 @@ def _verdict_of(session: Session, digest: str, definition: dict | None, server: 
     ).first()
     if row is not None or definition is None:
         return row
-    verdict = classify(ToolDefinition.from_mapping(definition, server=server))
-    row = Classification(
-        definition_hash=digest,
-        classifier_version=classifier_version(),
-        category=verdict.category,
-        action=verdict.action,
-        risk=verdict.risk,
-        confidence=verdict.confidence,
-        risk_rule=verdict.risk_rule,
-        rationale=verdict.rationale,
-        findings=[asdict(f) for f in verdict.findings],
-        created_at=utcnow(),
-    )
+    row = verdict_row(digest, definition, server, classifier_version())
     session.add(row)
     session.flush()
     return row

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError
+from catalog.store.db import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,3 +50,14 @@ def friendly(func: F) -> F:
             raise fail(str(exc), exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def store_session(db: str | None) -> Iterator[Session]:
+    """A session on the catalogue for one command; the engine is closed when it ends."""
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            yield session
+    finally:
+        store.dispose()

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, friendly
+from catalog.cli.common import DbOption, friendly, store_session
 from catalog.history import Diff, diff_since, resolve_since
-from catalog.store.db import open_store
 
 
 def _render(d: Diff, severe_only: bool) -> list[str]:
@@ -66,12 +65,8 @@ def diff(
     db: DbOption = None,
 ) -> None:
     """New and removed servers and tools, and changed tool definitions with what changed."""
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            d = diff_since(session, resolve_since(session, since))
-    finally:
-        store.dispose()
+    with store_session(db) as session:
+        d = diff_since(session, resolve_since(session, since))
     if output == "json":
         data = d.to_dict()
         if severe:

@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, SettingsOption, fail, friendly
+from catalog.cli.common import DbOption, SettingsOption, fail, friendly, store_session
 from catalog.errors import CatalogError, NotFound
 from catalog.policies.collect import collect
 from catalog.policies.formats import ExportOptions, Format, exporter
 from catalog.policies.generate import RISK_ORDER
 from catalog.policies.settings import load_settings
-from catalog.store.db import open_store
 from catalog.store.repository import server_names
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -56,14 +55,10 @@ def export(
     if alias and not server:
         raise CatalogError("--alias names one server: use it with --server")
     settings = load_settings(settings_file)
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            if server and server not in server_names(session):
-                raise NotFound(f"unknown server {server!r}")
-            policies = collect(session, settings, server=server, tool=tool)
-    finally:
-        store.dispose()
+    with store_session(db) as session:
+        if server and server not in server_names(session):
+            raise NotFound(f"unknown server {server!r}")
+        policies = collect(session, settings, server=server, tool=tool)
     if tool and not policies:
         raise NotFound(f"unknown tool {tool!r}")
     if min_risk:

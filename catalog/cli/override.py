@@ -10,10 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from catalog.cli.common import DbOption, friendly
+from catalog.cli.common import DbOption, friendly, store_session
 from catalog.errors import CatalogError, NotFound
 from catalog.policies.formats import schema_errors
-from catalog.store.db import open_store
 from catalog.store.overrides import all_overrides, clear_override, set_override
 from catalog.store.repository import current_tools
 
@@ -63,30 +62,26 @@ def override(
         raise CatalogError("choose exactly one of --allow, --deny, --rule FILE, --clear")
     decision = chosen[0]
     rule_doc = _load_rule(rule) if rule is not None else None
-    store = open_store(db)
-    try:
-        with store.session() as session, session.begin():
-            if decision == "clear":
-                if not clear_override(session, tool, server):
-                    raise NotFound(f"no override for {tool!r}" + (f" on {server!r}" if server else ""))
-                typer.echo(f"override for {tool} cleared")
-                return
-            views = current_tools(session, name=tool, server=server)
-            if not views:
-                raise NotFound(f"unknown tool {tool!r}" + (f" on server {server!r}" if server else ""))
-            digest = views[0].hash if len(views) == 1 else None
-            set_override(
-                session,
-                tool,
-                server,
-                decision,
-                reason=reason,
-                author=_author(by),
-                rule=rule_doc,
-                definition_hash=digest,
-            )
-    finally:
-        store.dispose()
+    with store_session(db) as session, session.begin():
+        if decision == "clear":
+            if not clear_override(session, tool, server):
+                raise NotFound(f"no override for {tool!r}" + (f" on {server!r}" if server else ""))
+            typer.echo(f"override for {tool} cleared")
+            return
+        views = current_tools(session, name=tool, server=server)
+        if not views:
+            raise NotFound(f"unknown tool {tool!r}" + (f" on server {server!r}" if server else ""))
+        digest = views[0].hash if len(views) == 1 else None
+        set_override(
+            session,
+            tool,
+            server,
+            decision,
+            reason=reason,
+            author=_author(by),
+            rule=rule_doc,
+            definition_hash=digest,
+        )
     where = f" on {server}" if server else (f" on {len(views)} servers" if len(views) > 1 else "")
     typer.echo(f"override for {tool}{where}: {decision}" + (f" ({reason})" if reason else ""))
 
@@ -97,13 +92,9 @@ def overrides(
     db: DbOption = None,
 ) -> None:
     """List overrides; one whose tool definition changed since is flagged for review."""
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            rows = all_overrides(session)
-            current = {(v.server, v.name): v.hash for v in current_tools(session)}
-    finally:
-        store.dispose()
+    with store_session(db) as session:
+        rows = all_overrides(session)
+        current = {(v.server, v.name): v.hash for v in current_tools(session)}
     items = []
     for r in rows:
         hashes = {h for (srv, name), h in current.items() if name == r.tool and (not r.server or srv == r.server)}

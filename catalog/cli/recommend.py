@@ -7,14 +7,13 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, SettingsOption, friendly
+from catalog.cli.common import DbOption, SettingsOption, friendly, store_session
 from catalog.errors import Ambiguous, CatalogError, NotFound
 from catalog.history import changes_of
 from catalog.policies.collect import policy_for
 from catalog.policies.formats.seed import seed_document
 from catalog.policies.generate import dumps
 from catalog.policies.settings import load_settings
-from catalog.store.db import open_store
 from catalog.store.overrides import all_overrides
 from catalog.store.repository import ToolView, current_tools, similar_tool_names
 
@@ -47,14 +46,10 @@ def recommend(
     if output not in ("text", "json"):
         raise CatalogError(f"unknown format {output!r} (text or json)")
     settings = load_settings(settings_file)
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            view = find_one(session, tool, server)
-            policy = policy_for(view, settings, all_overrides(session))
-            changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
-    finally:
-        store.dispose()
+    with store_session(db) as session:
+        view = find_one(session, tool, server)
+        policy = policy_for(view, settings, all_overrides(session))
+        changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
     if policy is None:
         raise CatalogError(f"tool {tool!r} has no verdict yet; run `catalog crawl` to classify it")
     doc = seed_document([policy], pin=pin)
@@ -93,13 +88,9 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Everything stored about one tool: definition, hash, verdict."""
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            view = find_one(session, tool, server)
-            history = changes_of(session, view.server, view.name)
-    finally:
-        store.dispose()
+    with store_session(db) as session:
+        view = find_one(session, tool, server)
+        history = changes_of(session, view.server, view.name)
     v = view.verdict
     data = {
         "server": view.server,

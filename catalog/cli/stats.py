@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, friendly
-from catalog.store.db import open_store
+from catalog.cli.common import DbOption, friendly, store_session
 from catalog.store.repository import current_tools
 from catalog.store.repository import stats as store_stats
 
@@ -21,13 +20,9 @@ def stats(
     """Counts of servers, tools, verdicts and recent crawl runs."""
     import json
 
-    store = open_store(db)
-    try:
-        with store.session() as session:
-            s = store_stats(session)
-            tools = current_tools(session)
-    finally:
-        store.dispose()
+    with store_session(db) as session:
+        s = store_stats(session)
+        tools = current_tools(session)
     risks = Counter(t.verdict.risk if t.verdict else "unclassified" for t in tools)
     cats = Counter(t.verdict.category for t in tools if t.verdict)
     runs = [

@@ -3,7 +3,7 @@
 What a sandboxed server gets: a read-only view of the file system with every home
 directory hidden, a fresh writable HOME and /tmp, its own PID, IPC, UTS and network
 namespaces (no network at all for stdio servers), CPU-time, address-space, open-file and
-(when we run as root, by switching it to ``nobody``) process-count limits, and death with
+(when we run as root, by switching it to an unprivileged uid of its own) process-count limits, and death with
 its parent, so killing the sandbox kills the whole tree.
 Installation happens in a separate step (see ``installer``), never inside a run.
 """
@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,8 +58,16 @@ class Limits:
     processes: int = 256
 
 
-#: The unprivileged user a server runs as when we are root (RLIMIT_NPROC does not bind root).
-NOBODY = 65534
+#: When we are root, each sandbox runs as an unprivileged uid of its own (RLIMIT_NPROC does
+#: not bind root, and counts every thread of a uid: servers sharing one uid would share the
+#: budget, so eight Node servers at once would starve each other).
+SANDBOX_UIDS = (100_000, 900_000)
+
+
+def sandbox_uid(home: Path) -> int:
+    """A uid for the sandbox whose fresh HOME is ``home`` (stable for that path)."""
+    lo, span = SANDBOX_UIDS
+    return lo + zlib.crc32(str(home).encode()) % span
 
 
 @lru_cache(maxsize=1)
@@ -99,7 +108,8 @@ def drops_privileges() -> bool:
 def prepare_home(home: Path) -> None:
     """The fresh HOME must be writable by the user the server runs as."""
     if drops_privileges():
-        os.chown(home, NOBODY, NOBODY)
+        uid = sandbox_uid(home)
+        os.chown(home, uid, uid)
 
 
 def _under(path: Path, root: Path) -> bool:
@@ -128,7 +138,7 @@ def wrap(
     privileged = drops_privileges()
     args = ["bwrap", "--die-with-parent", "--new-session"]
     if privileged:
-        # As root: no user namespace, so the server can be switched to nobody, where the
+        # As root: no user namespace, so the server can be switched to a uid of its own, where the
         # process-count limit binds and root-only files are out of reach.
         args += [
             "--unshare-ipc",
@@ -179,8 +189,8 @@ def wrap(
     if privileged:
         args += [
             "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
+            f"--reuid={sandbox_uid(home)}",
+            f"--regid={sandbox_uid(home)}",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",

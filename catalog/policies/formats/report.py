@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from catalog.policies.formats import ExportOptions, Format
 from catalog.policies.generate import RISK_ORDER, ToolPolicy
+from classifier.verdict import ACTION_CLASS
 
 COLUMNS = (
     "server",
@@ -24,14 +25,6 @@ COLUMNS = (
     "hash",
     "rationale",
 )
-CLASS = {
-    "read": "Read",
-    "write": "Write",
-    "send": "Write",
-    "execute": "Execute",
-    "delete": "Destructive",
-    "transact": "Financial",
-}
 
 
 def row(p: ToolPolicy, opts: ExportOptions) -> dict[str, str]:
@@ -47,7 +40,7 @@ def row(p: ToolPolicy, opts: ExportOptions) -> dict[str, str]:
         "tool": p.tool,
         "category": p.category,
         "action": p.action,
-        "class": CLASS.get(p.action, ""),
+        "class": ACTION_CLASS.get(p.action, ""),
         "risk": p.risk,
         "decision": p.decision,
         "rate_limit": f"{limit[0]}/{limit[1]}s" if limit else "",
