@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from catalog.cli import classify, crawl, diff, export, introspect, override, recommend, schedule, stats
+from catalog.cli import (
+    classify,
+    crawl,
+    diff,
+    evaluate,
+    export,
+    introspect,
+    override,
+    recommend,
+    schedule,
+    stats,
+)
 
 app = typer.Typer(
     name="catalog",
@@ -27,6 +38,7 @@ app.command("stats")(stats.stats)
 app.command("override")(override.override)
 app.command("overrides")(override.overrides)
 app.command("diff")(diff.diff)
+app.command("evaluate")(evaluate.evaluate)
 app.command("schedule", context_settings={"allow_interspersed_args": False})(schedule.schedule)
 
 

@@ -1,0 +1,53 @@
+"""Metrics for labelled tool sets: accuracy, macro-F1, risk distance, recall and precision.
+
+Written out rather than imported so the figures are exact, dependency-free and easy to check.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+RISK_SCALE = ("low", "medium", "high", "critical")
+
+
+def accuracy(gold: Sequence[str], pred: Sequence[str]) -> float:
+    return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold) if gold else 0.0
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    labels = sorted(set(gold))
+    scores = []
+    for label in labels:
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        fp = sum(p == label and g != label for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == label and p != label for g, p in zip(gold, pred, strict=True))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def within_one(gold: Sequence[str], pred: Sequence[str]) -> float:
+    """Risk within one level; ``unknown`` counts as a miss (it is never a level)."""
+    ok = 0
+    for g, p in zip(gold, pred, strict=True):
+        if g in RISK_SCALE and p in RISK_SCALE and abs(RISK_SCALE.index(g) - RISK_SCALE.index(p)) <= 1:
+            ok += 1
+    return ok / len(gold) if gold else 0.0
+
+
+def recall_of(label: str, gold: Sequence[str], pred: Sequence[str]) -> float:
+    relevant = [p for g, p in zip(gold, pred, strict=True) if g == label]
+    return sum(p == label for p in relevant) / len(relevant) if relevant else 0.0
+
+
+def precision_recall(gold: Sequence[bool], pred: Sequence[bool]) -> tuple[float, float]:
+    tp = sum(g and p for g, p in zip(gold, pred, strict=True))
+    fp = sum(p and not g for g, p in zip(gold, pred, strict=True))
+    fn = sum(g and not p for g, p in zip(gold, pred, strict=True))
+    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+
+
+def confusion(gold: Sequence[str], pred: Sequence[str]) -> Counter[tuple[str, str]]:
+    return Counter((g, p) for g, p in zip(gold, pred, strict=True) if g != p)

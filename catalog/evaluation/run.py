@@ -1,0 +1,200 @@
+"""Evaluate the classifier on a labelled JSONL file, beside the keyword baseline and (where
+installed) Cisco's mcp-scanner YARA analyzer, on the same tools in the same run.
+
+A labelled line is a tool definition plus ``category``, ``action``, ``risk`` and optionally
+``poisoned`` (true/false) or ``findings`` (a list containing ``tool_poisoning``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import CatalogError
+from catalog.evaluation import metrics
+from catalog.evaluation.baseline import keyword_verdict
+from classifier import ToolDefinition, classify
+
+
+@dataclass(frozen=True)
+class Labelled:
+    definition: dict[str, Any]
+    category: str
+    action: str
+    risk: str
+    poisoned: bool
+
+
+@dataclass
+class Report:
+    n: int
+    figures: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    confusion_category: list[tuple[str, str, int]] = field(default_factory=list)
+    confusion_risk: list[tuple[str, str, int]] = field(default_factory=list)
+    slowest: list[tuple[str, float]] = field(default_factory=list)
+    confused: list[dict[str, str]] = field(default_factory=list)
+    peers: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "figures": self.figures,
+            "confusion_category": self.confusion_category,
+            "confusion_risk": self.confusion_risk,
+            "slowest": self.slowest,
+            "confused": self.confused,
+            "peers": self.peers,
+        }
+
+
+def load(path: Path) -> list[Labelled]:
+    if not path.is_file():
+        raise CatalogError(f"no such file: {path}")
+    items: list[Labelled] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            label = {k: data[k] for k in ("category", "action", "risk")}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CatalogError(f"{path}:{lineno}: not a labelled tool ({exc})") from exc
+        poisoned = bool(data.get("poisoned")) or "tool_poisoning" in (data.get("findings") or [])
+        items.append(Labelled(data, label["category"], label["action"], label["risk"], poisoned))
+    if not items:
+        raise CatalogError(f"{path}: no labelled tools")
+    return items
+
+
+def scanner_verdicts(items: Sequence[Labelled], timeout: float = 300) -> tuple[list[bool] | None, str]:
+    """Cisco mcp-scanner's offline YARA analyzer: unsafe -> poisoned. ``None`` when not installed."""
+    exe = shutil.which("mcp-scanner")
+    if exe is None:
+        return None, "mcp-scanner not installed (pip install cisco-ai-mcp-scanner to compare)"
+    tools = [
+        {
+            "name": i.definition.get("name"),
+            "description": i.definition.get("description") or "",
+            "inputSchema": i.definition.get("inputSchema") or {"type": "object"},
+            "annotations": i.definition.get("annotations") or {},
+        }
+        for i in items
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tools.json"
+        path.write_text(json.dumps({"tools": tools}))
+        try:
+            proc = subprocess.run(
+                [exe, "--analyzers", "yara", "--format", "raw", "static", "--tools", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            out = proc.stdout
+            data = json.loads(out[out.index("{") :])
+        except (subprocess.TimeoutExpired, ValueError) as exc:
+            return None, f"mcp-scanner failed: {exc}"
+    results = data.get("scan_results") or []
+    if len(results) != len(items):
+        return None, f"mcp-scanner returned {len(results)} results for {len(items)} tools"
+    return [not r.get("is_safe", True) for r in results], "mcp-scanner YARA analyzer"
+
+
+def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
+    ours, timings = [], []
+    for item in items:
+        start = time.perf_counter()
+        verdict = classify(ToolDefinition.from_mapping(item.definition))
+        timings.append((item.definition.get("name", "?"), time.perf_counter() - start))
+        ours.append(verdict)
+    gold_cat = [i.category for i in items]
+    gold_act = [i.action for i in items]
+    gold_risk = [i.risk for i in items]
+    gold_poison = [i.poisoned for i in items]
+    report = Report(n=len(items))
+
+    def figures(cat: list[str] | None, act: list[str], risk: list[str], poison: list[bool] | None) -> dict:
+        benign = [p for g, p in zip(gold_poison, poison or [], strict=False) if not g]
+        fp_rate = sum(benign) / len(benign) if poison is not None and benign else None
+        prec, rec = metrics.precision_recall(gold_poison, poison) if poison is not None else (None, None)
+        return {
+            "category_accuracy": metrics.accuracy(gold_cat, cat) if cat else None,
+            "category_macro_f1": metrics.macro_f1(gold_cat, cat) if cat else None,
+            "action_accuracy": metrics.accuracy(gold_act, act),
+            "action_macro_f1": metrics.macro_f1(gold_act, act),
+            "risk_exact": metrics.accuracy(gold_risk, risk),
+            "risk_within_one": metrics.within_one(gold_risk, risk),
+            "critical_recall": metrics.recall_of("critical", gold_risk, risk),
+            "poisoning_precision": prec,
+            "poisoning_recall": rec,
+            "poisoning_false_alarms": fp_rate,
+        }
+
+    report.figures["ours"] = figures(
+        [v.category for v in ours],
+        [v.action for v in ours],
+        [v.risk for v in ours],
+        ["tool_poisoning" in v.finding_ids for v in ours],
+    )
+    base = [keyword_verdict(str(i.definition.get("name", ""))) for i in items]
+    report.figures["keyword baseline"] = figures(None, [a for a, _ in base], [r for _, r in base], None)
+    report.peers["keyword baseline"] = "verb lexicon on the split name (peers.md)"
+    if peers:
+        scanned, note = scanner_verdicts(items)
+        report.peers["mcp-scanner"] = note
+        if scanned is not None:
+            empty = [""] * len(items)
+            report.figures["mcp-scanner"] = {
+                k: v for k, v in figures(None, empty, empty, scanned).items() if k.startswith("poisoning")
+            }
+    report.confusion_category = [
+        (g, p, n) for (g, p), n in metrics.confusion(gold_cat, [v.category for v in ours]).most_common(10)
+    ]
+    report.confusion_risk = [
+        (g, p, n) for (g, p), n in metrics.confusion(gold_risk, [v.risk for v in ours]).most_common(10)
+    ]
+    report.slowest = sorted(timings, key=lambda t: -t[1])[:5]
+    report.confused = [
+        {
+            "name": str(i.definition.get("name")),
+            "gold": f"{i.category}/{i.action}/{i.risk}",
+            "ours": f"{v.category}/{v.action}/{v.risk}",
+        }
+        for i, v in zip(items, ours, strict=True)
+        if (i.category, i.risk) != (v.category, v.risk)
+    ][:15]
+    return report
+
+
+def render(report: Report) -> str:
+    names = list(report.figures)
+    keys = list(report.figures["ours"])
+    lines = [f"{report.n} labelled tools", "", f"{'metric':26}" + "".join(f"{n:>18}" for n in names)]
+    for k in keys:
+        cells = []
+        for n in names:
+            v = report.figures[n].get(k)
+            cells.append(f"{'—' if v is None else f'{v:.3f}':>18}")
+        lines.append(f"{k:26}" + "".join(cells))
+    lines += [
+        "",
+        "peers: " + "; ".join(f"{k}: {v}" for k, v in report.peers.items()),
+        "",
+        "most confused categories (gold -> ours):",
+    ]
+    lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_category] or ["  none"]
+    lines.append("most confused risk levels (gold -> ours):")
+    lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_risk] or ["  none"]
+    lines.append("slowest tools:")
+    lines += [f"  {name}: {secs * 1000:.2f} ms" for name, secs in report.slowest]
+    lines.append("examples where ours differs (category/action/risk):")
+    lines += [f"  {c['name']}: gold {c['gold']}, ours {c['ours']}" for c in report.confused] or ["  none"]
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""The evaluation harness: metrics checked by hand, and a run beside the keyword baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from catalog.errors import CatalogError
+from catalog.evaluation import metrics
+from catalog.evaluation.baseline import keyword_verdict
+from catalog.evaluation.run import evaluate, load, render
+from tests.conftest import run_cli
+
+SAMPLE = Path(__file__).parent / "fixtures" / "labelled_sample.jsonl"
+
+
+def test_metrics_by_hand() -> None:
+    gold = ["a", "a", "b", "c"]
+    pred = ["a", "b", "b", "b"]
+    assert metrics.accuracy(gold, pred) == 0.5
+    # F1: a = 2/3 (p 1, r .5), b = 0.5 (p 1/3, r 1), c = 0 -> mean 0.3889
+    assert metrics.macro_f1(gold, pred) == pytest.approx((2 / 3 + 0.5 + 0) / 3)
+    assert metrics.within_one(["low", "critical", "high", "low"], ["medium", "medium", "unknown", "low"]) == 0.5
+    assert metrics.recall_of("critical", ["critical", "critical", "low"], ["critical", "high", "critical"]) == 0.5
+    assert metrics.precision_recall([True, False, True], [True, True, False]) == (0.5, 0.5)
+
+
+def test_keyword_baseline_is_the_floor() -> None:
+    assert keyword_verdict("BinanceFuturesCancelBatchOrders") == ("delete", "critical")
+    assert keyword_verdict("get_current_time") == ("read", "low")
+    assert keyword_verdict("frobnicate") == ("read", "low")
+
+
+def test_evaluation_on_labelled_tools() -> None:
+    report = evaluate(load(SAMPLE), peers=False)
+    ours, base = report.figures["ours"], report.figures["keyword baseline"]
+    assert report.n == 10
+    assert ours["category_accuracy"] == 1.0 and ours["risk_exact"] == 1.0 and ours["critical_recall"] == 1.0
+    assert ours["poisoning_recall"] == 1.0 and ours["poisoning_false_alarms"] == 0.0
+    assert base["risk_exact"] < ours["risk_exact"] and base["category_accuracy"] is None
+    text = render(report)
+    assert "category_accuracy" in text and "keyword baseline" in text and "slowest tools:" in text
+
+
+def test_evaluate_command_and_bad_input(tmp_path: Path) -> None:
+    out = run_cli("evaluate", str(SAMPLE), "--format", "json", "--no-peers")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["figures"]["ours"]["action_accuracy"] == 1.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"name": "x"}\n')
+    with pytest.raises(CatalogError, match="not a labelled tool"):
+        load(bad)
+    missing = run_cli("evaluate", str(tmp_path / "none.jsonl"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
