@@ -244,3 +244,15 @@ def test_a_server_broken_by_the_2x_sdk_is_retried_with_mcp_below_2() -> None:
     assert [a.outcome for a in attempts] == ["ok"], attempts[0].error
     assert "mcp<2" in attempts[0].server_info["compat"]
     assert {"read_query", "write_query", "create_table"} <= names(attempts[0])
+
+
+def test_a_listing_the_sdk_rejects_is_recorded_as_declared() -> None:
+    result = asyncio.run(
+        run_sandboxed(
+            [sys.executable, str(SERVERS / "raw_stdio.py")], cfg(timeout=20), readonly=[SERVERS, Path(sys.prefix)]
+        )
+    )
+    assert result.ok, result.error
+    assert names(result) == {"create_merge_request", "list_projects"}
+    assert "type" not in result.tools[0]["inputSchema"]  # stored as the server declared it
+    assert "validation error" in result.server_info["listing_invalid"]

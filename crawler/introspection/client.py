@@ -70,14 +70,46 @@ def _tool_json(tool: Any) -> dict[str, Any]:
     return {k: data[k] for k in keep if k in data}
 
 
-async def _list_all_tools(client: Any) -> list[dict[str, Any]]:
+async def _list_all_tools(client: Any, result: IntrospectionResult) -> list[dict[str, Any]]:
+    """Page through tools/list.
+
+    Real servers declare schemas the SDK rejects (an inputSchema without ``"type":
+    "object"`` fails its validation, and with it the whole listing). A catalogue must record
+    what servers really declare, so such a listing is fetched again unvalidated, and the
+    attempt says so.
+    """
+    from pydantic import ValidationError
+
+    tools: list[dict[str, Any]] = []
+    cursor: str | None = None
+    try:
+        for _ in range(MAX_PAGES):
+            page = await client.list_tools(cursor=cursor)
+            tools.extend(_tool_json(t) for t in page.tools)
+            cursor = page.next_cursor
+            if not cursor or len(tools) >= MAX_TOOLS:
+                break
+    except ValidationError as exc:
+        raw = getattr(getattr(client.session, "_dispatcher", None), "send_raw_request", None)
+        if raw is None:  # an SDK without the raw path: report the validation error
+            raise
+        result.server_info["listing_invalid"] = _one_line(str(exc), 300)
+        return await _list_raw(raw)
+    return tools[:MAX_TOOLS]
+
+
+async def _list_raw(send_raw_request: Any) -> list[dict[str, Any]]:
+    keep = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
     tools: list[dict[str, Any]] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools.extend(_tool_json(t) for t in page.tools)
-        cursor = page.next_cursor
-        if not cursor or len(tools) >= MAX_TOOLS:
+        page = await send_raw_request("tools/list", {"cursor": cursor} if cursor else None, {})
+        listed = page.get("tools") if isinstance(page, dict) else None
+        for t in listed if isinstance(listed, list) else []:
+            if isinstance(t, dict) and isinstance(t.get("name"), str):
+                tools.append({k: t[k] for k in keep if k in t})
+        cursor = page.get("nextCursor") if isinstance(page, dict) else None
+        if not isinstance(cursor, str) or not cursor or len(tools) >= MAX_TOOLS:
             break
     return tools[:MAX_TOOLS]
 
@@ -110,7 +142,7 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
                 result.server_info["capabilities"] = caps.model_dump(mode="json", exclude_none=True) if caps else {}
                 if client.instructions:
                     result.server_info["instructions"] = client.instructions[:20_000]
-                result.tools = await _list_all_tools(client)
+                result.tools = await _list_all_tools(client, result)
     except BaseException as exc:
         if noise and not isinstance(exc, KeyboardInterrupt | SystemExit):
             raise ProtocolNoise(f"the server wrote output that is not JSON-RPC ({noise[0]})") from exc
