@@ -174,18 +174,7 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_se
     engine.dispose()
     assert 4 <= stored < len(names), "the crawl should have been killed mid-way"
 
-    resumed = run_cli(
-        "crawl",
-        "--resume",
-        "--source",
-        "official-registry",
-        "--registry-url",
-        base,
-        "--cache-dir",
-        str(cache),
-        "--db",
-        db,
-    )
+    resumed = crawl(db, base, cache, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     s = stats(db)
     assert s["servers"] == len(names) and s["tools"] == 4 * len(names)
@@ -205,18 +194,7 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_se
     engine.dispose()
     assert len(per_server) == len(names) and all(n == 1 for _, n in per_server)  # nobody introspected twice
     assert dupes == 0
-    nothing = run_cli(
-        "crawl",
-        "--resume",
-        "--source",
-        "official-registry",
-        "--registry-url",
-        base,
-        "--cache-dir",
-        str(cache),
-        "--db",
-        db,
-    )
+    nothing = crawl(db, base, cache, "--resume")
     assert nothing.returncode == 1 and "nothing to resume" in nothing.stderr
 
 
