@@ -51,7 +51,10 @@ def _snippet(text: str, start: int, end: int) -> str:
 def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
     text = scanned_text(defn)
     found: list[Finding] = []
+    lower = text.lower()
     for rule in rules.poisoning:
+        if rule.requires and not any(word in lower for word in rule.requires):
+            continue
         m = rule.pattern.search(text)
         if m:
             found.append(

@@ -38,6 +38,7 @@ class PoisoningRule:
     id: str
     why: str
     pattern: re.Pattern[str]
+    requires: tuple[str, ...]
     must_match: tuple[str, ...]
     must_not_match: tuple[str, ...]
 
@@ -115,6 +116,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
             id=r["id"],
             why=r["why"],
             pattern=re.compile(r["pattern"], re.IGNORECASE),
+            requires=tuple(w.lower() for w in r.get("requires", [])),
             must_match=tuple(r.get("must_match", [])),
             must_not_match=tuple(r.get("must_not_match", [])),
         )
