@@ -53,11 +53,21 @@ async def collect(pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: in
         rows = []
         for tool in last.tools:
             v = classify(ToolDefinition.from_mapping(tool, server=p["identifier"]))
-            rows.append({**tool, "server": p["identifier"], "provenance": {
-                "registry": p["registryType"], "package": p["identifier"], "version": p.get("version"),
-                "server_version": last.server_info.get("version"), "introspected": today,
-                "compat": last.server_info.get("compat")},
-                "draft": {"category": v.category, "action": v.action, "risk": v.risk, "by": v.classifier_version}})
+            rows.append(
+                {
+                    **tool,
+                    "server": p["identifier"],
+                    "provenance": {
+                        "registry": p["registryType"],
+                        "package": p["identifier"],
+                        "version": p.get("version"),
+                        "server_version": last.server_info.get("version"),
+                        "introspected": today,
+                        "compat": last.server_info.get("compat"),
+                    },
+                    "draft": {"category": v.category, "action": v.action, "risk": v.risk, "by": v.classifier_version},
+                }
+            )
         return rows
 
     results = await asyncio.gather(*(one(p) for p in pkgs))

@@ -256,3 +256,14 @@ def test_a_listing_the_sdk_rejects_is_recorded_as_declared() -> None:
     assert names(result) == {"create_merge_request", "list_projects"}
     assert "type" not in result.tools[0]["inputSchema"]  # stored as the server declared it
     assert "validation error" in result.server_info["listing_invalid"]
+
+
+def test_node_servers_get_a_heap_cap_instead_of_an_address_space_limit(tmp_path: Path) -> None:
+    # V8 reserves more address space than it uses: RLIMIT_AS kills Node servers at start.
+    from crawler.introspection.sandbox import Limits, wrap
+
+    node = wrap(["node", "server.js"], home=tmp_path, mode="none", limits=Limits(memory_bytes=2 * 1024**3))
+    python = wrap(["python3", "server.py"], home=tmp_path, mode="none", limits=Limits(memory_bytes=2 * 1024**3))
+    assert not any(a.startswith("--as=") for a in node) and "--max-old-space-size=1024" in node
+    assert node[node.index("node") + 1] == "--max-old-space-size=1024"
+    assert f"--as={2 * 1024**3}" in python

@@ -130,7 +130,14 @@ def wrap(
     limits: Limits = Limits(),
 ) -> list[str]:
     """The command line that runs ``command`` sandboxed (or merely resource-limited for ``none``)."""
-    limited = ["prlimit", f"--cpu={limits.cpu_seconds}", f"--as={limits.memory_bytes}", f"--nofile={limits.open_files}"]
+    command = list(command)
+    memory = [f"--as={limits.memory_bytes}"]
+    if Path(command[0]).name == "node":
+        # V8 reserves far more address space than it uses (WebAssembly cages): an address-space
+        # limit kills Node servers at start. Node's heap is capped by its own flag instead.
+        memory = []
+        command = [command[0], f"--max-old-space-size={limits.memory_bytes // 2**20 // 2}", *command[1:]]
+    limited = ["prlimit", f"--cpu={limits.cpu_seconds}", *memory, f"--nofile={limits.open_files}"]
     if shutil.which("prlimit") is None:
         limited = []
     if mode == "none":
