@@ -4,8 +4,9 @@
 Each line is one tool as its server declares it, with provenance (registry, package,
 version, date, how it was started) and a *draft* verdict from the rules classifier under
 ``draft``: a person labels by the rubric by reading the tool; a draft is never a label.
-The packages come from the curated list and scripts/bench_packages.json unless --packages
-names other files (lists of server.json package objects).
+The packages come from the curated list, scripts/bench_packages.json and
+scripts/collect_packages.json (real servers found to answer tools/list here) unless
+--packages names other files (lists of server.json package objects).
 
 Usage: .venv/bin/python scripts/collect_tools.py -o tools.jsonl [--packages FILE ...] [--concurrency 6]
 """
@@ -33,7 +34,7 @@ def packages(files: list[Path]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if not files:
         found += [p for s in json.loads(CURATED_FILE.read_text())["servers"] for p in s["server"].get("packages", [])]
-        files = [ROOT / "scripts" / "bench_packages.json"]
+        files = [ROOT / "scripts" / "bench_packages.json", ROOT / "scripts" / "collect_packages.json"]
     for f in files:
         found += json.loads(f.read_text())
     unique = {(p["registryType"], p["identifier"]): p for p in found}
