@@ -417,42 +417,71 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     )
 
 
+@dataclass(frozen=True)
+class _CategoryIndex:
+    """The category word lists turned inside out: word -> [(category, is_strong)].
+
+    Scoring then costs one lookup per word instead of one per word and category.
+    """
+
+    words: dict[str, tuple[tuple[str, bool], ...]]
+    phrases: tuple[tuple[str, str], ...]
+    elsewhere: tuple[tuple[str, frozenset[str]], ...]
+
+
+_INDEXES: dict[str, _CategoryIndex] = {}
+
+
+def _category_index(rules: RuleSet) -> _CategoryIndex:
+    index = _INDEXES.get(rules.digest)
+    if index is None:
+        table: dict[str, list[tuple[str, bool]]] = {}
+        for rule in rules.categories:
+            for w in rule.strong:
+                table.setdefault(w, []).append((rule.id, True))
+            for w in rule.terms - rule.strong:
+                table.setdefault(w, []).append((rule.id, False))
+        index = _CategoryIndex(
+            words={w: tuple(v) for w, v in table.items()},
+            phrases=tuple((rule.id, p) for rule in rules.categories for p in rule.phrases),
+            elsewhere=tuple((rule.id, rule.elsewhere) for rule in rules.categories if rule.elsewhere),
+        )
+        _INDEXES[rules.digest] = index
+    return index
+
+
 def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
+    index = _category_index(rules)
+    lookup = index.words.get
     scores: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
     evidence: dict[str, list[str]] = {c: [] for c in CATEGORIES}
     distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
     server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "local"}]
     context = frozenset(facts.name_tokens) | frozenset(distinct_desc[:60]) | frozenset(server)
-    for rule in rules.categories:
-        c = rule.id
-        for tok in dict.fromkeys(facts.name_tokens):
-            if tok in rule.strong:
-                scores[c] += 4.0
-                evidence[c].append(tok)
-            elif tok in rule.terms:
-                scores[c] += 2.5
-                evidence[c].append(tok)
-        for w in distinct_desc:
-            if w in rule.strong:
+    for tok in dict.fromkeys(facts.name_tokens):
+        for c, strong in lookup(tok, ()):
+            scores[c] += 4.0 if strong else 2.5
+            evidence[c].append(tok)
+    for w in distinct_desc:
+        for c, strong in lookup(w, ()):
+            if strong:
                 scores[c] += 1.5
                 evidence[c].append(w)
-            elif w in rule.terms:
+            else:
                 scores[c] += 0.5
-        for phrase in rule.phrases:
-            if phrase in facts.desc_lower:
-                scores[c] += 2.0
-                evidence[c].append(phrase)
-        for tok in facts.param_tokens:
-            if tok in rule.strong:
-                scores[c] += 1.0
-            elif tok in rule.terms:
-                scores[c] += 0.3
-        for tok in server:
-            if tok in rule.strong:
-                scores[c] += 2.0
-            elif tok in rule.terms:
-                scores[c] += 0.3
-        if rule.elsewhere and context & rule.elsewhere:
+    desc_lower = facts.desc_lower
+    for c, phrase in index.phrases:
+        if phrase in desc_lower:
+            scores[c] += 2.0
+            evidence[c].append(phrase)
+    for tok in sorted(facts.param_tokens):
+        for c, strong in lookup(tok, ()):
+            scores[c] += 1.0 if strong else 0.3
+    for tok in server:
+        for c, strong in lookup(tok, ()):
+            scores[c] += 2.0 if strong else 0.3
+    for c, elsewhere in index.elsewhere:
+        if context & elsewhere:
             # The words say the thing lives somewhere else (a file in a GitHub repository is not local).
             scores[c] *= 0.2
     if facts.code_params and scores["database"] < scores["code_execution"] + 1:

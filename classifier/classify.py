@@ -1,18 +1,41 @@
-"""``classify(definition) -> Verdict``: the rules path of the classifier.
+"""``classify(definition) -> Verdict``: rules and a learned model, reading one definition together.
 
-Pure: a definition in, a verdict out, no I/O beyond reading the rule files once.
+The rules gather the evidence (tokens, verbs, parameters, batch forms) and make a first
+reading; the learned model (:mod:`classifier.model`), which sees the same words plus what
+the rules concluded, decides category and action with a calibrated probability; the
+rubric's risk rules (:mod:`classifier.risk`) then decide the level from category, action
+and modifiers, so the rationale always names the rule.  Doubt is never rounded toward
+safety: below ``DOUBT`` the strictest plausible reading sets the risk, below
+``UNKNOWN_BELOW`` the risk is ``unknown`` (denied by default).
+
+Pure: a definition in, a verdict out; the only I/O is reading the rule files and the
+model's training data (or its JSON cache) once per process.
 """
 
 from __future__ import annotations
 
-from classifier.analysis import Facts, choose_action, choose_category, first_sentence, gather
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from classifier.analysis import ActionChoice, Facts, choose_action, choose_category, first_sentence, gather
 from classifier.definition import ToolDefinition
+from classifier.features import extract
 from classifier.findings import annotation_mismatch, poisoning
-from classifier.risk import Context, assess, unknown_reason
+from classifier.model import DATA_DIR, TRAIN_FILES, Model, load_model
+from classifier.risk import Context, assess
 from classifier.rules import RuleSet, load_rules
-from classifier.verdict import UNKNOWN, Finding, Verdict
+from classifier.verdict import UNKNOWN, Finding, Verdict, risk_rank
 
 RULES_VERSION = "rules-0.1"
+#: Below this joint confidence (category x action) the strictest plausible reading sets the risk.
+DOUBT = 0.6
+#: A reading the model gives at least this probability is plausible.
+ALTERNATIVE = 0.2
+#: Below this joint confidence the verdict is ``unknown``: the tool is denied until a person decides.
+UNKNOWN_BELOW = 0.12
 
 CATEGORY_TITLE = {
     "financial": "Financial",
@@ -33,9 +56,23 @@ CATEGORY_TITLE = {
 }
 
 
-def classifier_version(rules: RuleSet | None = None) -> str:
+@lru_cache(maxsize=1)
+def current_model() -> Model | None:
+    """The learned model, or ``None`` when it is switched off (``MCP_CATALOG_RULES_ONLY=1``)
+    or there is no labelled data to learn from."""
+    if os.environ.get("MCP_CATALOG_RULES_ONLY") == "1":
+        return None
+    if not all((DATA_DIR / name).exists() for name in TRAIN_FILES):
+        return None
+    return load_model()
+
+
+def classifier_version(rules: RuleSet | None = None, model: Model | None = None, *, learned: bool = True) -> str:
+    """Rules digest plus model key: a change to either marks stored verdicts stale."""
     rules = rules or load_rules()
-    return f"{RULES_VERSION}+{rules.digest[:10]}"
+    version = f"{RULES_VERSION}+{rules.digest[:10]}"
+    model = model or (current_model() if learned else None)
+    return f"{version}+m{model.key[:12]}" if model else version
 
 
 def _confidence(score: float, runner_up: float, action_source: str) -> float:
@@ -89,40 +126,155 @@ def _rationale(
     return text
 
 
-def classify(defn: ToolDefinition, rules: RuleSet | None = None) -> Verdict:
+def rule_features(data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None) -> list[str]:
+    """The learned model's features for a definition (or a labelled JSONL row)."""
+    rules = rules or load_rules()
+    defn = data if isinstance(data, ToolDefinition) else ToolDefinition.from_mapping(data)
+    facts = gather(defn, rules)
+    cat = choose_category(facts, rules)
+    return extract(facts, cat, choose_action(facts, cat.id, rules))
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One way to read the tool: a category and an action, with the risk the rubric gives them."""
+
+    category: str
+    action: ActionChoice
+    findings: tuple[Finding, ...]
+    risk: str
+    rule_id: str
+    why: str
+    modifiers: tuple[str, ...]
+
+
+def _read_as(defn: ToolDefinition, facts: Facts, category: str, action: str | None, rules: RuleSet) -> _Reading:
+    """Risk by the rubric for ``category`` and ``action``; the rules' own action where none is given."""
+    choice = choose_action(facts, category, rules)
+    if action is not None and action != choice.id:
+        choice = ActionChoice(action, choice.verb if choice.source == "name" else "", "model")
+    findings = tuple(poisoning(defn, rules) + annotation_mismatch(defn, choice))
+    risk, rule_id, why, modifiers = assess(Context(category, choice, facts, findings, rules))
+    return _Reading(category, choice, findings, risk, rule_id, why, tuple(modifiers))
+
+
+def _unknown_reason(rule_action: ActionChoice, category_score: float, described: bool, confidence: float | None) -> str:
+    """Why the verdict cannot be trusted at all (risk ``unknown``), or "" when it can."""
+    if not described and rule_action.source == "default":
+        return "no description and no telling verb in the name"
+    if confidence is None:
+        return "nothing in the definition points at a domain" if category_score <= 0 else ""
+    if confidence < UNKNOWN_BELOW:
+        return f"confidence {confidence:.2f} is below {UNKNOWN_BELOW}"
+    return ""
+
+
+def _words(head_contributions: list[tuple[str, float]]) -> str:
+    shown = [f.split(":", 1)[1] for f, _ in head_contributions if not f.startswith(("r", "f:", "a:"))]
+    return ", ".join(f"*{w}*" for w in shown[:3])
+
+
+def _learned_reading(
+    defn: ToolDefinition,
+    facts: Facts,
+    rules: RuleSet,
+    model: Model,
+    feats: list[str],
+    p_cat: list[tuple[str, float]],
+    p_act: list[tuple[str, float]],
+) -> tuple[_Reading, float, str]:
+    """The model's reading, its confidence, and a sentence saying what it rests on.
+
+    Below ``DOUBT`` the risk comes from the strictest plausible reading (any category or
+    action the model gives at least ``ALTERNATIVE``), so doubt never makes a tool look safer.
+    """
+    (category, pc), (action, pa) = p_cat[0], p_act[0]
+    confidence = pc * pa
+    best = _read_as(defn, facts, category, action, rules)
+    cat_words = _words(model.category.contributions(feats, category))
+    act_words = _words(model.action.contributions(feats, action))
+    note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
+    note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + ")."
+    if confidence >= DOUBT:
+        return best, confidence, note
+    strictest = best
+    for alt_cat, q_cat in p_cat[:3]:
+        for alt_act, q_act in p_act[:3]:
+            if (alt_cat, alt_act) == (category, action) or min(q_cat, q_act) < ALTERNATIVE:
+                continue
+            alt = _read_as(defn, facts, alt_cat, alt_act, rules)
+            if risk_rank(alt.risk) > risk_rank(strictest.risk):
+                strictest = alt
+    if strictest is best:
+        note += f" Confidence {confidence:.2f} is below {DOUBT}; no plausible reading is stricter."
+        return best, confidence, note
+    note += (
+        f" Confidence {confidence:.2f} is below {DOUBT}: risk follows the stricter reading"
+        f" {strictest.category} + {strictest.action.id} ({strictest.rule_id})."
+    )
+    merged = _Reading(
+        best.category,
+        best.action,
+        tuple(dict.fromkeys(best.findings + strictest.findings)),
+        strictest.risk,
+        strictest.rule_id,
+        strictest.why,
+        strictest.modifiers,
+    )
+    return merged, confidence, note
+
+
+def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: bool = True) -> Verdict:
+    """Classify one definition.  ``learned=False`` gives the rules-only verdict (for comparison)."""
     rules = rules or load_rules()
     facts = gather(defn, rules)
     cat = choose_category(facts, rules)
     act = choose_action(facts, cat.id, rules)
-    findings = poisoning(defn, rules) + annotation_mismatch(defn, act)
-    ctx = Context(cat.id, act, facts, tuple(findings), rules)
-    risk, rule_id, why, modifiers = assess(ctx)
-    reason = None if rule_id == "critical.poisoning" else unknown_reason(ctx, cat.score, bool(defn.description))
+    model = current_model() if learned else None
+    if model is None:
+        reading = _read_as(defn, facts, cat.id, None, rules)
+        confidence = _confidence(cat.score, cat.runner_up_score, act.source)
+        note = ""
+        version = classifier_version(rules, learned=False)
+    else:
+        feats = extract(facts, cat, act)
+        p_cat = model.category.probabilities(feats)
+        p_act = model.action.probabilities(feats)
+        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, p_cat, p_act)
+        version = classifier_version(rules, model)
+    risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
+    findings = list(reading.findings)
+    reason = None
+    if rule_id != "critical.poisoning":
+        reason = _unknown_reason(act, cat.score, bool(defn.description), confidence if model else None)
     if reason:
         risk, rule_id, why, modifiers = UNKNOWN, "unknown.evidence", reason, []
+    evidence = cat.evidence if reading.category == cat.id else ()
     rationale = _rationale(
         defn,
         facts,
-        cat.id,
-        cat.evidence,
-        act.verb,
-        act.source,
-        act.note,
-        act.id,
+        reading.category,
+        evidence,
+        reading.action.verb,
+        reading.action.source,
+        reading.action.note,
+        reading.action.id,
         risk,
         rule_id,
         why,
         modifiers,
         findings,
     )
+    if note:
+        rationale += " " + note
     return Verdict(
-        category=cat.id,
-        action=act.id,
+        category=reading.category,
+        action=reading.action.id,
         risk=risk,
         rationale=rationale,
         findings=tuple(findings),
-        confidence=_confidence(cat.score, cat.runner_up_score, act.source),
+        confidence=round(confidence, 3),
         risk_rule=rule_id,
-        classifier_version=classifier_version(rules),
-        evidence=tuple(cat.evidence),
+        classifier_version=version,
+        evidence=tuple(evidence),
     )

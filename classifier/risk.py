@@ -216,12 +216,4 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
     return level, rule.id, rule.why, modifiers
 
 
-def unknown_reason(c: Context, category_score: float, has_description: bool) -> str | None:
-    if not has_description and c.action.source == "default":
-        return "no description and no telling verb in the name"
-    if category_score <= 0:
-        return "nothing in the definition points at a domain"
-    return None
-
-
-__all__ = ["RULES", "UNKNOWN", "Context", "RiskRule", "assess", "unknown_reason"]
+__all__ = ["RULES", "UNKNOWN", "Context", "RiskRule", "assess"]

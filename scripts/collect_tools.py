@@ -19,7 +19,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,7 +41,10 @@ def packages(files: list[Path]) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-async def collect(pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: int) -> list[dict[str, Any]]:
+async def collect(
+    pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: int, out: TextIO
+) -> list[dict[str, Any]]:
+    """Introspect every package; each server's tools are written to ``out`` as soon as it answers."""
     sem = asyncio.Semaphore(concurrency)
     today = datetime.now(UTC).date().isoformat()
 
@@ -69,6 +72,9 @@ async def collect(pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: in
                     "draft": {"category": v.category, "action": v.action, "risk": v.risk, "by": v.classifier_version},
                 }
             )
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.flush()
         return rows
 
     results = await asyncio.gather(*(one(p) for p in pkgs))
@@ -83,10 +89,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
     cfg = RunnerConfig(cache_dir=default_cache_dir(), timeout=args.timeout, install_timeout=600)
-    rows = asyncio.run(collect(packages(args.packages), cfg, args.concurrency))
     with args.output.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        rows = asyncio.run(collect(packages(args.packages), cfg, args.concurrency, fh))
     servers = len({r["server"] for r in rows})
     print(f"{len(rows)} tools from {servers} servers -> {args.output}", file=sys.stderr)
 

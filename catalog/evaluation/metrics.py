@@ -42,6 +42,12 @@ def recall_of(label: str, gold: Sequence[str], pred: Sequence[str]) -> float:
     return sum(p == label for p in relevant) / len(relevant) if relevant else 0.0
 
 
+def share_in(label: str, gold: Sequence[str], pred: Sequence[str], accepted: set[str]) -> float:
+    """Of the items labelled ``label``, the share predicted as one of ``accepted``."""
+    relevant = [p for g, p in zip(gold, pred, strict=True) if g == label]
+    return sum(p in accepted for p in relevant) / len(relevant) if relevant else 0.0
+
+
 def precision_recall(gold: Sequence[bool], pred: Sequence[bool]) -> tuple[float, float]:
     tp = sum(g and p for g, p in zip(gold, pred, strict=True))
     fp = sum(p and not g for g, p in zip(gold, pred, strict=True))
@@ -51,3 +57,24 @@ def precision_recall(gold: Sequence[bool], pred: Sequence[bool]) -> tuple[float,
 
 def confusion(gold: Sequence[str], pred: Sequence[str]) -> Counter[tuple[str, str]]:
     return Counter((g, p) for g, p in zip(gold, pred, strict=True) if g != p)
+
+
+def calibration_error(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: how far stated confidence is from observed accuracy.
+
+    Verdicts are put in ``bins`` equal-width confidence bins; the error is the
+    size-weighted mean gap between each bin's mean confidence and its accuracy.
+    """
+    if not confidence:
+        return 0.0
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [
+            (c, ok) for c, ok in zip(confidence, correct, strict=True) if lo <= c < hi or (b == bins - 1 and c == 1.0)
+        ]
+        if members:
+            mean_conf = sum(c for c, _ in members) / len(members)
+            acc = sum(ok for _, ok in members) / len(members)
+            total += len(members) * abs(mean_conf - acc)
+    return total / len(confidence)

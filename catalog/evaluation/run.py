@@ -133,6 +133,8 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
             "risk_exact": metrics.accuracy(gold_risk, risk),
             "risk_within_one": metrics.within_one(gold_risk, risk),
             "critical_recall": metrics.recall_of("critical", gold_risk, risk),
+            # Policy view: a critical tool rated unknown is denied too (default: deny).
+            "critical_denied": metrics.share_in("critical", gold_risk, risk, {"critical", "unknown"}),
             "poisoning_precision": prec,
             "poisoning_recall": rec,
             "poisoning_false_alarms": fp_rate,
@@ -144,6 +146,19 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
         [v.risk for v in ours],
         ["tool_poisoning" in v.finding_ids for v in ours],
     )
+    report.figures["ours"]["confidence_ece"] = metrics.calibration_error(
+        [v.confidence for v in ours],
+        [v.category == c and v.action == a for v, c, a in zip(ours, gold_cat, gold_act, strict=True)],
+    )
+    report.figures["ours"]["unknown_share"] = sum(v.risk == "unknown" for v in ours) / len(ours)
+    rules_only = [classify(ToolDefinition.from_mapping(i.definition), learned=False) for i in items]
+    report.figures["rules only"] = figures(
+        [v.category for v in rules_only],
+        [v.action for v in rules_only],
+        [v.risk for v in rules_only],
+        ["tool_poisoning" in v.finding_ids for v in rules_only],
+    )
+    report.peers["rules only"] = "the same classifier with the learned model switched off"
     base = [keyword_verdict(str(i.definition.get("name", ""))) for i in items]
     report.figures["keyword baseline"] = figures(None, [a for a, _ in base], [r for _, r in base], None)
     report.peers["keyword baseline"] = "verb lexicon on the split name (peers.md)"

@@ -1,0 +1,272 @@
+"""The learned half of the classifier: two linear models (category, action) kept as JSON.
+
+Why linear, and why JSON: a multinomial logistic regression over sparse word features is
+fast (a verdict is a sum of a few dozen weight rows), explains itself (every weight belongs
+to a word a person can find in the definition) and is stored as plain numbers, so nothing
+executable is ever loaded from disk (no pickles).
+
+The weights are trained from the labelled data committed under ``classifier/data/`` the
+first time they are needed, then cached under a key made of the data's hash, the feature
+code's hash and the library versions; any change to any of them trains afresh.  Training
+takes a few seconds and is deterministic (fixed data order, a deterministic solver, weights
+rounded before they are stored), so every machine gets the same verdicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA_DIR = Path(__file__).parent / "data"
+#: The files the model learns from; ``test.jsonl`` is never read by training or tuning.
+TRAIN_FILES = ("train.jsonl",)
+DEV_FILE = "dev.jsonl"
+MODEL_FORMAT = 1
+#: Inverse regularisation strength, chosen on the dev split (scripts/tune_model.py).
+C = 4.0
+#: Weights below this magnitude are dropped: they never change a decision and cost memory.
+PRUNE = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class Head:
+    """One linear softmax classifier: ``classes``, a feature index, weights and a temperature."""
+
+    classes: tuple[str, ...]
+    index: dict[str, int]
+    weights: np.ndarray  # features x classes
+    bias: np.ndarray
+    temperature: float = 1.0
+
+    def rows(self, features: Iterable[str]) -> list[int]:
+        index = self.index
+        return [i for i in map(index.get, features) if i is not None]
+
+    def scores(self, features: Iterable[str]) -> np.ndarray:
+        rows = self.rows(features)
+        if not rows:
+            return self.bias.copy()
+        return self.bias + self.weights[rows].sum(axis=0)
+
+    def probabilities(self, features: Iterable[str]) -> list[tuple[str, float]]:
+        """Calibrated class probabilities, most likely first."""
+        z = self.scores(features) / self.temperature
+        e = np.exp(z - z.max())
+        p = e / e.sum()
+        order = np.argsort(-p, kind="stable")
+        return [(self.classes[i], float(p[i])) for i in order]
+
+    def contributions(self, features: Iterable[str], label: str, limit: int = 4) -> list[tuple[str, float]]:
+        """The features that pushed hardest toward ``label`` against the other classes (for the rationale)."""
+        k = self.classes.index(label)
+        n = len(self.classes)
+        found = []
+        for f in dict.fromkeys(features):
+            i = self.index.get(f)
+            if i is not None:
+                row = self.weights[i]
+                margin = float(row[k] - (row.sum() - row[k]) / max(1, n - 1))
+                if margin > 0:
+                    found.append((f, margin))
+        found.sort(key=lambda p: (-p[1], p[0]))
+        return found[:limit]
+
+    def to_dict(self) -> dict[str, Any]:
+        features = sorted(self.index, key=self.index.__getitem__)
+        return {
+            "classes": list(self.classes),
+            "features": features,
+            "weights": self.weights.tolist(),
+            "bias": self.bias.tolist(),
+            "temperature": self.temperature,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Head:
+        features = data["features"]
+        weights = np.asarray(data["weights"], dtype=np.float64)
+        classes = tuple(str(c) for c in data["classes"])
+        if weights.shape != (len(features), len(classes)):
+            raise ValueError("model file: weights do not match features x classes")
+        return cls(
+            classes=classes,
+            index={str(f): i for i, f in enumerate(features)},
+            weights=weights,
+            bias=np.asarray(data["bias"], dtype=np.float64),
+            temperature=float(data.get("temperature", 1.0)),
+        )
+
+
+@dataclass(frozen=True)
+class Model:
+    category: Head
+    action: Head
+    key: str
+    trained_on: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MODEL_FORMAT,
+            "key": self.key,
+            "trained_on": self.trained_on,
+            "category": self.category.to_dict(),
+            "action": self.action.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Model:
+        if data.get("format") != MODEL_FORMAT:
+            raise ValueError("model file: unknown format")
+        return cls(
+            category=Head.from_dict(data["category"]),
+            action=Head.from_dict(data["action"]),
+            key=str(data["key"]),
+            trained_on=int(data["trained_on"]),
+        )
+
+
+# --------------------------------------------------------------------------- data
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def data_files(directory: Path = DATA_DIR) -> list[Path]:
+    return [directory / name for name in (*TRAIN_FILES, DEV_FILE)]
+
+
+def cache_key(directory: Path = DATA_DIR) -> str:
+    """Hash of everything the trained weights depend on."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256()
+    libs = f"sklearn={version('scikit-learn')};numpy={np.__version__};scipy={version('scipy')}"
+    h.update(f"format={MODEL_FORMAT};C={C};{libs}".encode())
+    here = Path(__file__).parent
+    for src in ("features.py", "model.py", "analysis.py", "tokens.py"):
+        h.update((here / src).read_bytes())
+    for rule in sorted((here / "rules").glob("*.toml")):
+        h.update(rule.read_bytes())
+    for path in data_files(directory):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("MCP_CATALOG_MODEL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mcp-catalog" / "model"
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _fit_head(
+    rows: Sequence[list[str]], labels: Sequence[str], dev_rows: Sequence[list[str]], dev_labels: Sequence[str]
+) -> Head:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = DictVectorizer(sort=True)
+    x = vec.fit_transform([dict.fromkeys(r, 1) for r in rows])
+    clf = LogisticRegression(C=C, max_iter=3000, solver="lbfgs")
+    clf.fit(x, list(labels))
+    classes = tuple(str(c) for c in clf.classes_)
+    coef = clf.coef_.T  # features x classes
+    names = vec.get_feature_names_out()
+    keep = np.abs(coef).max(axis=1) >= PRUNE
+    index = {str(name): i for i, name in enumerate(n for n, k in zip(names, keep, strict=True) if k)}
+    weights = np.round(coef[keep], 6)
+    bias = np.round(clf.intercept_.astype(np.float64), 6)
+    head = Head(classes, index, weights, bias)
+    return Head(classes, index, weights, bias, _temperature(head, dev_rows, dev_labels))
+
+
+def _temperature(head: Head, rows: Sequence[list[str]], labels: Sequence[str]) -> float:
+    """Temperature scaling on the dev split: the T that minimises its log-loss (calibration)."""
+    if not rows:
+        return 1.0
+    scores = [head.scores(r) for r in rows]
+    gold = [head.classes.index(label) if label in head.classes else -1 for label in labels]
+
+    def nll(t: float) -> float:
+        total = 0.0
+        for z, g in zip(scores, gold, strict=True):
+            if g < 0:
+                continue
+            zt = z / t
+            top = zt.max()
+            total += float(top + np.log(np.exp(zt - top).sum()) - zt[g])
+        return total
+
+    grid = [round(0.4 + 0.05 * i, 2) for i in range(73)]  # 0.40 .. 4.00
+    return min(grid, key=lambda t: (nll(t), t))
+
+
+def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), key: str = "") -> Model:
+    """Fit both heads on labelled rows (definition fields + ``category`` + ``action``)."""
+    from classifier.classify import rule_features
+
+    feats = [rule_features(r) for r in rows]
+    dev_feats = [rule_features(r) for r in dev]
+    category = _fit_head(feats, [r["category"] for r in rows], dev_feats, [r["category"] for r in dev])
+    action = _fit_head(feats, [r["action"] for r in rows], dev_feats, [r["action"] for r in dev])
+    return Model(category=category, action=action, key=key, trained_on=len(rows))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@lru_cache(maxsize=1)
+def load_model(directory: Path = DATA_DIR) -> Model:
+    """The trained model: from the JSON cache when its key matches, else trained now and cached.
+
+    A cache that cannot be written (read-only HOME in a sandbox) only costs a retrain in
+    the next process; a corrupt cache file is ignored and replaced.
+    """
+    key = cache_key(directory)
+    path = _cache_dir() / f"{key[:24]}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        model = Model.from_dict(data)
+        if model.key == key:
+            return model
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    train_rows = [row for name in TRAIN_FILES for row in read_jsonl(directory / name)]
+    dev_path = directory / DEV_FILE
+    dev_rows = read_jsonl(dev_path) if dev_path.exists() else []
+    model = train(train_rows, dev_rows, key)
+    with contextlib.suppress(OSError):
+        _write_atomic(path, json.dumps(model.to_dict(), separators=(",", ":")))
+    return model
+
+
+__all__ = ["DATA_DIR", "C", "Head", "Model", "cache_key", "load_model", "read_jsonl", "train"]

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Build classifier/data/{train,dev,test}.jsonl from collected tools and reviewed labels.
+
+Inputs:
+* ``--tools``: JSONL written by scripts/collect_tools.py (real definitions, introspected live,
+  with provenance and a rules *draft*);
+* ``--labels``: JSONL of reviewed labels, one per tool: ``id`` (``server::name``),
+  ``category``, ``action``, ``risk``, ``reason`` and optionally ``poisoned``;
+* ``--payloads``: optional JSONL of published tool-poisoning payloads (``id``, ``technique``,
+  ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
+  matching split (group A in train/dev, group B in test) to make the poisoning cases.
+
+The split is by **server**: a server's tools all land in one split, decided by a hash of
+its name, so the test split measures tools from servers the model never saw.  Output rows
+are sorted, so the same inputs always give byte-identical files.
+
+Usage: .venv/bin/python scripts/build_dataset.py --tools a.jsonl b.jsonl --labels l/*.jsonl \
+    [--payloads payloads.jsonl] [-o classifier/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
+
+SPLITS = (("train", 70), ("dev", 85), ("test", 100))
+
+
+def split_of(server: str) -> str:
+    bucket = int(hashlib.sha256(server.encode()).hexdigest()[:8], 16) % 100
+    return next(name for name, upper in SPLITS if bucket < upper)
+
+
+def read(paths: list[Path]) -> list[dict[str, Any]]:
+    rows = []
+    for p in paths:
+        rows += [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows
+
+
+def check_label(label: dict[str, Any]) -> None:
+    problems = []
+    if label.get("category") not in CATEGORIES:
+        problems.append(f"category {label.get('category')!r}")
+    if label.get("action") not in ACTIONS:
+        problems.append(f"action {label.get('action')!r}")
+    if label.get("risk") not in RISK_LEVELS:
+        problems.append(f"risk {label.get('risk')!r}")
+    if not str(label.get("reason") or "").strip():
+        problems.append("no reason")
+    if problems:
+        raise SystemExit(f"label {label.get('id')}: " + ", ".join(problems))
+
+
+def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "name": tool["name"],
+        "description": tool.get("description") or "",
+        "inputSchema": tool.get("inputSchema") or {},
+        "annotations": tool.get("annotations") or {},
+        "server": tool["server"],
+        "category": label["category"],
+        "action": label["action"],
+        "risk": label["risk"],
+        "poisoned": bool(label.get("poisoned")),
+        "reason": label["reason"].strip(),
+        "provenance": {
+            **tool.get("provenance", {}),
+            "label": "reviewed by reading the definition against the rubric",
+            "draft": {k: tool.get("draft", {}).get(k) for k in ("category", "action", "risk")},
+        },
+    }
+    if tool.get("title"):
+        row["title"] = tool["title"]
+    return row
+
+
+def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """A real tool with a published poisoning payload planted where the payload says."""
+    row = json.loads(json.dumps(base))
+    where = payload.get("where", "description")
+    text = payload["payload"]
+    if where == "parameter":
+        props = row["inputSchema"].setdefault("properties", {})
+        target = next((k for k, v in props.items() if isinstance(v, dict)), None)
+        if target is None:
+            row["inputSchema"]["type"] = "object"
+            props["notes"] = {"type": "string", "description": text}
+        else:
+            props[target]["description"] = (str(props[target].get("description") or "") + " " + text).strip()
+    elif where == "title":
+        row["title"] = text
+    else:
+        row["description"] = (row["description"] + "\n\n" + text).strip()
+    row["name"] = base["name"]
+    row["poisoned"] = True
+    row["risk"] = "critical"
+    row["reason"] = (
+        f"The real tool {base['name']} ({base['category']} + {base['action']}) with a poisoning payload "
+        f"planted in its {where} ({payload['technique']}): instructions aimed at the model ⇒ critical."
+    )
+    row["provenance"] = {
+        **base["provenance"],
+        "derived": f"payload {payload['id']} ({payload['technique']}) after {payload['source']}",
+    }
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tools", type=Path, nargs="+", required=True)
+    ap.add_argument("--labels", type=Path, nargs="+", required=True)
+    ap.add_argument("--payloads", type=Path)
+    ap.add_argument("-o", "--output", type=Path, default=ROOT / "classifier" / "data")
+    args = ap.parse_args()
+
+    tools = {f"{t['server']}::{t['name']}": t for t in read(args.tools)}
+    labels = read(args.labels)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in SPLITS}
+    seen: set[str] = set()
+    for label in labels:
+        check_label(label)
+        key = label["id"]
+        if key in seen:
+            continue
+        tool = tools.get(key)
+        if tool is None:
+            raise SystemExit(f"label {key}: no such collected tool")
+        seen.add(key)
+        rows[split_of(tool["server"])].append(row_for(tool, label))
+
+    if args.payloads:
+        payloads = sorted(read([args.payloads]), key=lambda p: p["id"])
+        for split, group in (("train", "A"), ("dev", "A"), ("test", "B")):
+            mine = [p for p in payloads if p.get("group") == group]
+            if split != "test":  # group A is shared between train and dev, alternately
+                mine = mine[split == "dev" :: 2]
+            benign = sorted(
+                (r for r in rows[split] if not r["poisoned"]),
+                key=lambda r: hashlib.sha256(f"{r['server']}::{r['name']}".encode()).hexdigest(),
+            )
+            for base, payload in zip(benign, mine, strict=False):
+                rows[split].append(plant(base, payload))
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    for split, items in rows.items():
+        items.sort(key=lambda r: (r["server"], r["name"], r["poisoned"], r.get("provenance", {}).get("derived", "")))
+        with (args.output / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
+            for r in items:
+                fh.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+        cats = Counter(r["category"] for r in items)
+        missing = [c for c in CATEGORIES if c not in cats]
+        print(
+            f"{split}: {len(items)} tools from {len({r['server'] for r in items})} servers, "
+            f"{sum(r['poisoned'] for r in items)} poisoned, risk {dict(Counter(r['risk'] for r in items))}"
+            + (f"; categories missing: {missing}" if missing else ""),
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    main()
