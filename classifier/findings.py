@@ -18,8 +18,12 @@ from classifier.definition import MAX_SCANNED_TEXT, ToolDefinition
 from classifier.rules import RuleSet
 from classifier.verdict import Finding
 
-#: Zero-width, bidi-override and tag characters: invisible to a person, read by a model.
-INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u180e\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
+#: Zero-width, bidi-override and tag characters, and terminal control codes (ANSI escapes
+#: can hide text on a terminal): invisible to a person, read by a model.
+INVISIBLE = re.compile(
+    "[\u200b-\u200f\u2060-\u2064\u180e\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f"
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)
 
 
 def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
@@ -37,8 +41,12 @@ def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
 
 
 def scanned_text(defn: ToolDefinition) -> str:
+    """Every text of the definition a model reads, property names included (``_`` read as a space)."""
     parts = [defn.description, defn.title or ""]
     parts.extend(_schema_texts(defn.input_schema))
+    names = " ".join(list(defn.properties())[:200])
+    if names:
+        parts.append(names.replace("_", " "))
     return "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
 
 
