@@ -41,9 +41,7 @@ def packages(files: list[Path]) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-async def collect(
-    pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: int, out: TextIO
-) -> list[dict[str, Any]]:
+async def collect(pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: int, out: TextIO) -> list[dict[str, Any]]:
     """Introspect every package; each server's tools are written to ``out`` as soon as it answers."""
     sem = asyncio.Semaphore(concurrency)
     today = datetime.now(UTC).date().isoformat()
