@@ -61,7 +61,7 @@ def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
     found: list[Finding] = []
     lower = text.lower()
     for rule in rules.poisoning:
-        if rule.requires and not any(word in lower for word in rule.requires):
+        if not all(any(word in lower for word in group) for group in rule.requires):
             continue
         m = rule.pattern.search(text)
         if m:

@@ -38,7 +38,7 @@ class PoisoningRule:
     id: str
     why: str
     pattern: re.Pattern[str]
-    requires: tuple[str, ...]
+    requires: tuple[tuple[str, ...], ...]  # each group must have one of its words in the text
     must_match: tuple[str, ...]
     must_not_match: tuple[str, ...]
 
@@ -63,6 +63,14 @@ class RuleSet:
 
 def _stems(values: list[str]) -> frozenset[str]:
     return frozenset(stem(v) for v in values)
+
+
+def _gates(spec: list[Any]) -> tuple[tuple[str, ...], ...]:
+    """``requires`` is one list of words (any must occur) or a list of such lists (each must)."""
+    if not spec:
+        return ()
+    groups = spec if isinstance(spec[0], list) else [spec]
+    return tuple(tuple(w.lower() for w in group) for group in groups)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -116,7 +124,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
             id=r["id"],
             why=r["why"],
             pattern=re.compile(r["pattern"], re.IGNORECASE),
-            requires=tuple(w.lower() for w in r.get("requires", [])),
+            requires=_gates(r.get("requires", [])),
             must_match=tuple(r.get("must_match", [])),
             must_not_match=tuple(r.get("must_not_match", [])),
         )

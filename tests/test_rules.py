@@ -50,7 +50,8 @@ def test_poisoning_rule_cases(rule) -> None:  # type: ignore[no-untyped-def]
     assert rule.why and rule.must_match and rule.must_not_match
     for text in rule.must_match:
         assert rule.pattern.search(text), f"{rule.id} misses {text!r}"
-        assert not rule.requires or any(w in text.lower() for w in rule.requires), f"{rule.id} gate drops {text!r}"
+        gates = all(any(w in text.lower() for w in group) for group in rule.requires)
+        assert gates, f"{rule.id} gate drops {text!r}"
     for text in rule.must_not_match:
         assert not rule.pattern.search(text), f"{rule.id} falsely matches {text!r}"
 
