@@ -18,16 +18,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classifier.analysis import ActionChoice, Facts, choose_action, choose_category, first_sentence, gather
 from classifier.definition import ToolDefinition
 from classifier.features import extract
 from classifier.findings import annotation_mismatch, poisoning
-from classifier.model import DATA_DIR, TRAIN_FILES, Model, load_model
 from classifier.risk import Context, assess
 from classifier.rules import RuleSet, load_rules
 from classifier.verdict import UNKNOWN, Finding, Verdict, risk_rank
+
+if TYPE_CHECKING:  # numpy loads with the model, not with every import of the classifier
+    from classifier.model import Model
 
 RULES_VERSION = "rules-0.1"
 #: Below this joint confidence (category x action) the strictest plausible reading sets the risk.
@@ -62,9 +64,9 @@ def current_model() -> Model | None:
     or there is no labelled data to learn from."""
     if os.environ.get("MCP_CATALOG_RULES_ONLY") == "1":
         return None
-    if not all((DATA_DIR / name).exists() for name in TRAIN_FILES):
-        return None
-    return load_model()
+    from classifier.model import load_model, training_data_present
+
+    return load_model() if training_data_present() else None
 
 
 def classifier_version(rules: RuleSet | None = None, model: Model | None = None, *, learned: bool = True) -> str:

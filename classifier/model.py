@@ -34,6 +34,11 @@ DEV_FILE = "dev.jsonl"
 MODEL_FORMAT = 1
 #: Inverse regularisation strength, chosen on the dev split (scripts/tune_model.py).
 C = 4.0
+#: Value of the rules' own conclusions as features (see :func:`feature_value`).
+RULE_WEIGHT = 3.0
+RULE_PREFIXES = ("rc:", "ra:", "rs:", "rv:")
+#: ``"balanced"`` weighs rare classes up (macro-F1), ``None`` follows the data (accuracy).
+CLASS_WEIGHT: str | None = None
 #: Weights below this magnitude are dropped: they never change a decision and cost memory.
 PRUNE = 1e-4
 
@@ -147,6 +152,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def training_data_present(directory: Path = DATA_DIR) -> bool:
+    return all((directory / name).exists() for name in TRAIN_FILES)
+
+
 def data_files(directory: Path = DATA_DIR) -> list[Path]:
     return [directory / name for name in (*TRAIN_FILES, DEV_FILE)]
 
@@ -157,7 +166,7 @@ def cache_key(directory: Path = DATA_DIR) -> str:
 
     h = hashlib.sha256()
     libs = f"sklearn={version('scikit-learn')};numpy={np.__version__};scipy={version('scipy')}"
-    h.update(f"format={MODEL_FORMAT};C={C};{libs}".encode())
+    h.update(f"format={MODEL_FORMAT};C={C};rw={RULE_WEIGHT};cw={CLASS_WEIGHT};{libs}".encode())
     here = Path(__file__).parent
     for src in ("features.py", "model.py", "analysis.py", "tokens.py"):
         h.update((here / src).read_bytes())
@@ -179,25 +188,51 @@ def _cache_dir() -> Path:
 # --------------------------------------------------------------------------- training
 
 
-def _fit_head(
-    rows: Sequence[list[str]], labels: Sequence[str], dev_rows: Sequence[list[str]], dev_labels: Sequence[str]
+def feature_value(feature: str, rule_weight: float = RULE_WEIGHT) -> float:
+    """Rule conclusions enter the model with a larger value than single words: one rule
+    reading sums up many words, and L2 regularisation should not drown it in them."""
+    return rule_weight if feature.startswith(RULE_PREFIXES) else 1.0
+
+
+def fit_head(
+    rows: Sequence[list[str]],
+    labels: Sequence[str],
+    *,
+    c: float = C,
+    rule_weight: float = RULE_WEIGHT,
+    class_weight: str | None = CLASS_WEIGHT,
+    sample_weight: Sequence[float] | None = None,
 ) -> Head:
+    """Fit one multinomial logistic regression; feature values are folded into the stored
+    weights, so inference only sums the rows of the features present."""
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = DictVectorizer(sort=True)
-    x = vec.fit_transform([dict.fromkeys(r, 1) for r in rows])
-    clf = LogisticRegression(C=C, max_iter=3000, solver="lbfgs")
-    clf.fit(x, list(labels))
-    classes = tuple(str(c) for c in clf.classes_)
-    coef = clf.coef_.T  # features x classes
-    names = vec.get_feature_names_out()
+    x = vec.fit_transform([{f: feature_value(f, rule_weight) for f in r} for r in rows])
+    from threadpoolctl import threadpool_limits
+
+    clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs", class_weight=class_weight)
+    # One BLAS thread: multi-threaded reductions may differ in the last bit between runs
+    # (determinism), and spinning BLAS threads made training 25x slower on a busy machine.
+    with threadpool_limits(limits=1):
+        clf.fit(x, list(labels), sample_weight=None if sample_weight is None else np.asarray(sample_weight))
+    classes = tuple(str(k) for k in clf.classes_)
+    names = [str(n) for n in vec.get_feature_names_out()]
+    values = np.array([feature_value(n, rule_weight) for n in names])
+    coef = clf.coef_.T * values[:, None]  # features x classes, value folded in
     keep = np.abs(coef).max(axis=1) >= PRUNE
-    index = {str(name): i for i, name in enumerate(n for n, k in zip(names, keep, strict=True) if k)}
+    index = {name: i for i, name in enumerate(n for n, k in zip(names, keep, strict=True) if k)}
     weights = np.round(coef[keep], 6)
     bias = np.round(clf.intercept_.astype(np.float64), 6)
-    head = Head(classes, index, weights, bias)
-    return Head(classes, index, weights, bias, _temperature(head, dev_rows, dev_labels))
+    return Head(classes, index, weights, bias)
+
+
+def _fit_head(
+    rows: Sequence[list[str]], labels: Sequence[str], dev_rows: Sequence[list[str]], dev_labels: Sequence[str]
+) -> Head:
+    head = fit_head(rows, labels)
+    return Head(head.classes, head.index, head.weights, head.bias, _temperature(head, dev_rows, dev_labels))
 
 
 def _temperature(head: Head, rows: Sequence[list[str]], labels: Sequence[str]) -> float:

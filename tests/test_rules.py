@@ -35,13 +35,13 @@ CATEGORY_CASES = [(r.id, c, True) for r in RULES.categories for c in r.must_matc
     ("category", "case", "expected"), CATEGORY_CASES, ids=lambda v: v["name"] if isinstance(v, dict) else str(v)
 )
 def test_category_cases(category: str, case: dict, expected: bool) -> None:
-    verdict = classify(ToolDefinition.from_mapping(case))
+    verdict = classify(ToolDefinition.from_mapping(case), learned=False)
     assert (verdict.category == category) is expected, verdict.rationale
 
 
 @pytest.mark.parametrize("case", RULES.action_cases, ids=lambda c: c["name"])
 def test_action_cases(case: dict) -> None:
-    verdict = classify(ToolDefinition.from_mapping(case))
+    verdict = classify(ToolDefinition.from_mapping(case), learned=False)
     assert verdict.action == case["action"], verdict.rationale
 
 

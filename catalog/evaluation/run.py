@@ -109,6 +109,9 @@ def scanner_verdicts(items: Sequence[Labelled], timeout: float = 300) -> tuple[l
 
 
 def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
+    from classifier.classify import current_model
+
+    current_model()  # train or load once, outside the per-tool timings
     ours, timings = [], []
     for item in items:
         start = time.perf_counter()

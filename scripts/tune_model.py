@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Choose the learned model's settings by cross-validation grouped by server.
+
+Only train.jsonl and dev.jsonl are read: the test split stays untouched by tuning.  Every
+fold holds out whole servers (as the test split does), so the figures estimate accuracy
+on servers the model has not seen.  Prints category and action accuracy and macro-F1 per
+setting, best first; the chosen values are the constants at the top of
+classifier/model.py.
+
+Usage: .venv/bin/python scripts/tune_model.py [--folds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sklearn.metrics import f1_score  # noqa: E402
+from sklearn.model_selection import GroupKFold  # noqa: E402
+
+from classifier.classify import rule_features  # noqa: E402
+from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_head, read_jsonl  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folds", type=int, default=5)
+    args = ap.parse_args()
+    rows = [r for name in (*TRAIN_FILES, DEV_FILE) for r in read_jsonl(DATA_DIR / name)]
+    feats = [rule_features(r) for r in rows]
+    groups = [r["server"] for r in rows]
+    folds = list(GroupKFold(n_splits=args.folds).split(feats, groups=groups))
+    print(f"{len(rows)} tools from {len(set(groups))} servers, {args.folds} server-grouped folds")
+    results = []
+    for c, rw, cw in itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (1.0, 2.0, 3.0, 5.0), (None, "balanced")):
+        scores = []
+        for task in ("category", "action"):
+            gold, pred = [], []
+            for tr, te in folds:
+                train_x, train_y = [feats[i] for i in tr], [rows[i][task] for i in tr]
+                head = fit_head(train_x, train_y, c=c, rule_weight=rw, class_weight=cw)
+                gold += [rows[i][task] for i in te]
+                pred += [head.probabilities(feats[i])[0][0] for i in te]
+            acc = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
+            scores += [acc, f1_score(gold, pred, average="macro")]
+        results.append((c, rw, cw, *scores))
+        print(f"C={c:<4} rule_weight={rw:<4} class_weight={cw!s:9} " + " ".join(f"{s:.3f}" for s in scores), flush=True)
+    results.sort(key=lambda r: -(r[3] + r[5]))
+    print("\nbest (category acc + action acc):")
+    for r in results[:5]:
+        setting = f"C={r[0]} rule_weight={r[1]} class_weight={r[2]}"
+        print(f"{setting}: category {r[3]:.3f}/{r[4]:.3f} action {r[5]:.3f}/{r[6]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The learned model: trained from the committed labelled data, cached as JSON, deterministic,
+and careful when unsure (doubt raises the risk, it never lowers it)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier import CATEGORIES, ToolDefinition, classify
+from classifier.classify import ALTERNATIVE, DOUBT, UNKNOWN_BELOW, current_model, rule_features
+from classifier.model import DATA_DIR, Head, Model, cache_key, load_model, read_jsonl, train
+from classifier.verdict import ACTIONS, RISK_LEVELS, risk_rank
+
+SPLITS = ("train", "dev", "test")
+#: The module, not the function the package re-exports under the same name.
+classify_module = importlib.import_module("classifier.classify")
+
+
+def split_rows(name: str) -> list[dict]:
+    return read_jsonl(DATA_DIR / f"{name}.jsonl")
+
+
+# --------------------------------------------------------------------------- the labelled data
+
+
+def test_labelled_data_meets_the_floors() -> None:
+    rows = [r for s in SPLITS for r in split_rows(s) if not r["provenance"].get("derived")]
+    servers = {r["server"] for r in rows}
+    assert len(rows) >= 2000
+    assert len(servers) >= 150
+    assert set(Counter(r["category"] for r in rows)) == set(CATEGORIES)
+    for r in rows:
+        assert r["category"] in CATEGORIES and r["action"] in ACTIONS and r["risk"] in RISK_LEVELS, r["name"]
+        assert len(r["reason"]) > 20, r["name"]
+        prov = r["provenance"]
+        assert prov["registry"] in ("pypi", "npm") and prov["package"] == r["server"], r["name"]
+        assert prov["introspected"] and "reviewed" in prov["label"], r["name"]
+
+
+def test_splits_never_share_a_server() -> None:
+    servers = {s: {r["server"] for r in split_rows(s)} for s in SPLITS}
+    assert not servers["train"] & servers["dev"]
+    assert not servers["train"] & servers["test"]
+    assert not servers["dev"] & servers["test"]
+
+
+def test_every_split_has_poisoning_cases_planted_in_real_tools() -> None:
+    for split in SPLITS:
+        poisoned = [r for r in split_rows(split) if r["poisoned"]]
+        assert len(poisoned) >= 15, split
+        for r in poisoned:
+            assert r["risk"] == "critical" and "derived" in r["provenance"], r["name"]
+
+
+# --------------------------------------------------------------------------- training and the cache
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MCP_CATALOG_MODEL_CACHE", str(tmp_path / "cache"))
+    load_model.cache_clear()
+    yield tmp_path / "cache"
+    load_model.cache_clear()
+
+
+def test_training_is_deterministic() -> None:
+    rows = split_rows("train")[:400]
+    first = json.dumps(train(rows, key="k").to_dict(), sort_keys=True)
+    second = json.dumps(train(rows, key="k").to_dict(), sort_keys=True)
+    assert first == second
+
+
+def test_the_model_is_cached_as_plain_json_and_reloads_identically(cache_dir: Path) -> None:
+    model = load_model()
+    files = list(cache_dir.iterdir())
+    assert [f.suffix for f in files] == [".json"]
+    data = json.loads(files[0].read_text())  # JSON, not a pickle: nothing executable
+    assert data["key"] == cache_key() == model.key
+    load_model.cache_clear()
+    again = load_model()
+    assert again.to_dict() == model.to_dict()
+    feats = rule_features({"name": "cancel_order", "description": "Cancel an open order"})
+    assert again.category.probabilities(feats) == model.category.probabilities(feats)
+
+
+def test_a_corrupt_cache_is_ignored_and_replaced(cache_dir: Path) -> None:
+    key = cache_key()
+    cache_dir.mkdir(parents=True)
+    path = cache_dir / f"{key[:24]}.json"
+    path.write_text("{not json")
+    model = load_model()
+    assert model.key == key
+    assert json.loads(path.read_text())["key"] == key
+
+
+def test_the_cache_key_follows_the_data(tmp_path: Path) -> None:
+    copy = tmp_path / "data"
+    shutil.copytree(DATA_DIR, copy)
+    before = cache_key(copy)
+    with (copy / "train.jsonl").open("a") as fh:
+        fh.write("\n")
+    assert cache_key(copy) != before
+    assert cache_key(DATA_DIR) == cache_key(DATA_DIR)
+
+
+def test_model_files_of_another_format_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Model.from_dict({"format": 99})
+    bad = {"classes": ["a", "b"], "features": ["x"], "weights": [[1.0]], "bias": [0, 0]}
+    with pytest.raises(ValueError):
+        Head.from_dict(bad)
+
+
+def test_rules_only_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    defn = ToolDefinition("get_weather", "Get the weather forecast for a city")
+    learned = classify(defn)
+    monkeypatch.setenv("MCP_CATALOG_RULES_ONLY", "1")
+    current_model.cache_clear()
+    try:
+        plain = classify(defn)
+    finally:
+        current_model.cache_clear()
+    assert "+m" in learned.classifier_version and "+m" not in plain.classifier_version
+    assert "Learned model" in learned.rationale and "Learned model" not in plain.rationale
+
+
+# --------------------------------------------------------------------------- doubt
+
+
+def _model(categories: dict[str, float], actions: dict[str, float]) -> Model:
+    """A model whose probabilities are fixed (bias only), to drive the doubt logic exactly."""
+
+    def head(probs: dict[str, float]) -> Head:
+        classes = tuple(sorted(probs))
+        bias = np.log(np.array([probs[c] for c in classes]))
+        return Head(classes, {}, np.zeros((0, len(classes))), bias)
+
+    return Model(category=head(categories), action=head(actions), key="f" * 64, trained_on=0)
+
+
+def _verdict_with(model: Model, defn: ToolDefinition, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(classify_module, "current_model", lambda: model)
+    return classify(defn)
+
+
+def test_a_confident_reading_keeps_its_own_risk(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model({"utility": 0.98, "financial": 0.02}, {"read": 0.97, "transact": 0.03})
+    v = _verdict_with(model, ToolDefinition("get_current_time", "Get the current time in a timezone"), monkeypatch)
+    assert (v.category, v.action, v.risk) == ("utility", "read", "low")
+    assert v.confidence >= DOUBT
+
+
+def test_doubt_takes_the_stricter_plausible_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Category split between a harmless and a financial reading: the risk must follow the
+    # financial one, while category and action stay the most likely.
+    model = _model({"utility": 0.55, "financial": 0.45}, {"read": 0.5, "transact": 0.5 - 1e-9})
+    defn = ToolDefinition("process", "Process the request")
+    v = _verdict_with(model, defn, monkeypatch)
+    assert v.confidence < DOUBT
+    assert v.risk == "critical" and v.risk_rule == "critical.transact"
+    assert v.category == "utility" and v.action == "read"
+    assert "stricter reading" in v.rationale
+
+
+def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    defn = ToolDefinition("get_current_time", "Get the current time")
+    # transact at 0.4 is plausible: the risk follows it.
+    v = _verdict_with(_model({"utility": 0.9, "financial": 0.1}, {"read": 0.6, "transact": 0.4}), defn, monkeypatch)
+    assert v.confidence < DOUBT and v.risk == "critical"
+    # Below ALTERNATIVE (financial 0.1, transact and write 0.19) nothing is plausible enough.
+    below = ALTERNATIVE - 0.01
+    model = _model({"utility": 0.9, "financial": 0.1}, {"read": 1 - 2 * below, "transact": below, "write": below})
+    v = _verdict_with(model, defn, monkeypatch)
+    assert v.confidence < DOUBT and v.risk == "low"
+    assert "no plausible reading is stricter" in v.rationale
+
+
+def test_very_low_confidence_is_unknown_and_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+    even = {c: 1 / len(CATEGORIES) for c in CATEGORIES}
+    model = _model(even, {a: 1 / len(ACTIONS) for a in ACTIONS})
+    v = _verdict_with(model, ToolDefinition("frobnicate", "Frobnicates the widget"), monkeypatch)
+    assert v.confidence < UNKNOWN_BELOW
+    assert v.risk == "unknown" and "confidence" in v.rationale
+    assert risk_rank(v.risk) > risk_rank("critical")  # denied, never mistaken for low
