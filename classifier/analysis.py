@@ -478,8 +478,10 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
         for c, strong in lookup(tok, ()):
             scores[c] += 1.0 if strong else 0.3
     for tok in server:
+        # A server is usually named for its domain (stripe, kubernetes, excel): on servers
+        # never seen before this was the most reliable single signal (scripts/tune_model.py data).
         for c, strong in lookup(tok, ()):
-            scores[c] += 2.0 if strong else 0.3
+            scores[c] += 5.0 if strong else 1.0
     for c, elsewhere in index.elsewhere:
         if context & elsewhere:
             # The words say the thing lives somewhere else (a file in a GitHub repository is not local).

@@ -14,13 +14,22 @@ model's training data (or its JSON cache) once per process.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from classifier.analysis import ActionChoice, Facts, choose_action, choose_category, first_sentence, gather
+from classifier.analysis import (
+    ActionChoice,
+    CategoryChoice,
+    Facts,
+    choose_action,
+    choose_category,
+    first_sentence,
+    gather,
+)
 from classifier.definition import ToolDefinition
 from classifier.features import extract
 from classifier.findings import annotation_mismatch, poisoning
@@ -36,6 +45,8 @@ RULES_VERSION = "rules-0.1"
 DOUBT = 0.6
 #: A reading the model gives at least this probability is plausible.
 ALTERNATIVE = 0.2
+#: The model overrides the rules' category only when at least this sure (see :func:`combine`).
+CATEGORY_OVERRIDE = 0.7
 #: Below this joint confidence the verdict is ``unknown``: the tool is denied until a person decides.
 UNKNOWN_BELOW = 0.12
 
@@ -128,13 +139,20 @@ def _rationale(
     return text
 
 
-def rule_features(data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None) -> list[str]:
-    """The learned model's features for a definition (or a labelled JSONL row)."""
+def rule_reading(
+    data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None
+) -> tuple[CategoryChoice, list[str]]:
+    """The rules' category and the learned model's features for a definition (or a JSONL row)."""
     rules = rules or load_rules()
     defn = data if isinstance(data, ToolDefinition) else ToolDefinition.from_mapping(data)
     facts = gather(defn, rules)
     cat = choose_category(facts, rules)
-    return extract(facts, cat, choose_action(facts, cat.id, rules))
+    return cat, extract(facts, cat, choose_action(facts, cat.id, rules))
+
+
+def rule_features(data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None) -> list[str]:
+    """The learned model's features for a definition (or a labelled JSONL row)."""
+    return rule_reading(data, rules)[1]
 
 
 @dataclass(frozen=True)
@@ -167,8 +185,35 @@ def _unknown_reason(rule_action: ActionChoice, category_score: float, described:
     if confidence is None:
         return "nothing in the definition points at a domain" if category_score <= 0 else ""
     if confidence < UNKNOWN_BELOW:
-        return f"confidence {confidence:.2f} is below {UNKNOWN_BELOW}"
+        return f"confidence {confidence:.3f} is below {UNKNOWN_BELOW}"
     return ""
+
+
+def combine(
+    rule_category: CategoryChoice, p_cat: list[tuple[str, float]], p_act: list[tuple[str, float]]
+) -> tuple[str, str, list[float]]:
+    """Category, action and the inputs of the confidence calibrator.
+
+    The action is the model's (it beat the verb rules on servers it had not seen).  The
+    category is the rules' unless they found no domain word or the model is sure of
+    another (``CATEGORY_OVERRIDE``): on unseen servers the rules' vocabulary generalised
+    better than the learned words, and the model's probability still rates the choice.
+    """
+    model_category, p_top = p_cat[0]
+    if rule_category.score <= 0 or (model_category != rule_category.id and p_top >= CATEGORY_OVERRIDE):
+        category = model_category
+    else:
+        category = rule_category.id
+    action, pa = p_act[0]
+    pc = dict(p_cat).get(category, 0.0)
+    margin = min(rule_category.score - rule_category.runner_up_score, 10.0) / 10.0
+    agree = 1.0 if category == rule_category.id == model_category else 0.0
+    return category, action, [_logit(pc), _logit(pa), margin, agree]
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
 
 
 def _words(head_contributions: list[tuple[str, float]]) -> str:
@@ -182,6 +227,7 @@ def _learned_reading(
     rules: RuleSet,
     model: Model,
     feats: list[str],
+    rule_category: CategoryChoice,
     p_cat: list[tuple[str, float]],
     p_act: list[tuple[str, float]],
 ) -> tuple[_Reading, float, str]:
@@ -190,13 +236,17 @@ def _learned_reading(
     Below ``DOUBT`` the risk comes from the strictest plausible reading (any category or
     action the model gives at least ``ALTERNATIVE``), so doubt never makes a tool look safer.
     """
-    (category, pc), (action, pa) = p_cat[0], p_act[0]
-    confidence = pc * pa
+    category, action, inputs = combine(rule_category, p_cat, p_act)
+    confidence = model.confidence(inputs)
+    pc, pa = dict(p_cat).get(category, 0.0), dict(p_act)[action]
     best = _read_as(defn, facts, category, action, rules)
     cat_words = _words(model.category.contributions(feats, category))
     act_words = _words(model.action.contributions(feats, action))
-    note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
-    note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + ")."
+    if category == rule_category.id:
+        note = f"Rules and learned model: {category} (model p={pc:.2f})"
+    else:
+        note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
+    note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + f"); confidence {confidence:.2f}."
     if confidence >= DOUBT:
         return best, confidence, note
     strictest = best
@@ -208,10 +258,10 @@ def _learned_reading(
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
                 strictest = alt
     if strictest is best:
-        note += f" Confidence {confidence:.2f} is below {DOUBT}; no plausible reading is stricter."
+        note += f" Below {DOUBT}, yet no plausible reading is stricter."
         return best, confidence, note
     note += (
-        f" Confidence {confidence:.2f} is below {DOUBT}: risk follows the stricter reading"
+        f" Below {DOUBT}: risk follows the stricter reading"
         f" {strictest.category} + {strictest.action.id} ({strictest.rule_id})."
     )
     merged = _Reading(
@@ -242,7 +292,7 @@ def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: boo
         feats = extract(facts, cat, act)
         p_cat = model.category.probabilities(feats)
         p_act = model.action.probabilities(feats)
-        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, p_cat, p_act)
+        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, cat, p_cat, p_act)
         version = classifier_version(rules, model)
     risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
     findings = list(reading.findings)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -73,6 +74,8 @@ class Head:
 
     def contributions(self, features: Iterable[str], label: str, limit: int = 4) -> list[tuple[str, float]]:
         """The features that pushed hardest toward ``label`` against the other classes (for the rationale)."""
+        if label not in self.classes:
+            return []
         k = self.classes.index(label)
         n = len(self.classes)
         found = []
@@ -118,6 +121,13 @@ class Model:
     action: Head
     key: str
     trained_on: int
+    #: Logistic calibration of "category and action both right", fitted on the dev split
+    #: over the inputs :func:`classifier.classify.combine` returns (bias first).
+    calibrator: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 0.0)
+
+    def confidence(self, inputs: Sequence[float]) -> float:
+        z = self.calibrator[0] + sum(w * x for w, x in zip(self.calibrator[1:], inputs, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +136,7 @@ class Model:
             "trained_on": self.trained_on,
             "category": self.category.to_dict(),
             "action": self.action.to_dict(),
+            "calibrator": list(self.calibrator),
         }
 
     @classmethod
@@ -137,6 +148,7 @@ class Model:
             action=Head.from_dict(data["action"]),
             key=str(data["key"]),
             trained_on=int(data["trained_on"]),
+            calibrator=tuple(float(w) for w in data["calibrator"]),
         )
 
 
@@ -258,13 +270,36 @@ def _temperature(head: Head, rows: Sequence[list[str]], labels: Sequence[str]) -
 
 def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), key: str = "") -> Model:
     """Fit both heads on labelled rows (definition fields + ``category`` + ``action``)."""
-    from classifier.classify import rule_features
+    from classifier.classify import rule_features, rule_reading
 
     feats = [rule_features(r) for r in rows]
-    dev_feats = [rule_features(r) for r in dev]
+    dev_read = [rule_reading(r) for r in dev]
+    dev_feats = [f for _, f in dev_read]
     category = _fit_head(feats, [r["category"] for r in rows], dev_feats, [r["category"] for r in dev])
     action = _fit_head(feats, [r["action"] for r in rows], dev_feats, [r["action"] for r in dev])
-    return Model(category=category, action=action, key=key, trained_on=len(rows))
+    calibrator = _fit_calibrator(category, action, dev, dev_read)
+    return Model(category=category, action=action, key=key, trained_on=len(rows), calibrator=calibrator)
+
+
+def _fit_calibrator(
+    category: Head, action: Head, dev: Sequence[dict[str, Any]], dev_read: Sequence[tuple[Any, list[str]]]
+) -> tuple[float, ...]:
+    """Logistic regression of "the verdict's category and action are right" on the dev split."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from classifier.classify import combine
+
+    xs, ys = [], []
+    for row, (rule_cat, feats) in zip(dev, dev_read, strict=True):
+        cat, act, inputs = combine(rule_cat, category.probabilities(feats), action.probabilities(feats))
+        xs.append(inputs)
+        ys.append(int(cat == row["category"] and act == row["action"]))
+    if len(set(ys)) < 2:
+        return Model.__dataclass_fields__["calibrator"].default
+    with threadpool_limits(limits=1):
+        clf = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(xs), np.array(ys))
+    return tuple(round(float(w), 6) for w in (clf.intercept_[0], *clf.coef_[0]))
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -36,9 +36,24 @@ from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
 
 
-def split_of(server: str) -> str:
-    bucket = int(hashlib.sha256(server.encode()).hexdigest()[:8], 16) % 100
+def split_of(server: str, salt: int = 0) -> str:
+    bucket = int(hashlib.sha256(f"{salt}:{server}".encode()).hexdigest()[:8], 16) % 100
     return next(name for name, upper in SPLITS if bucket < upper)
+
+
+def choose_salt(servers: dict[str, set[str]]) -> int:
+    """The first salt whose split gives every split every category (server -> categories).
+
+    Only coverage is looked at, never a model's score, so the choice cannot favour the
+    classifier; without it a small category can miss the training split entirely.
+    """
+    for salt in range(1000):
+        covered: dict[str, set[str]] = {name: set() for name, _ in SPLITS}
+        for server, cats in servers.items():
+            covered[split_of(server, salt)] |= cats
+        if all(covered[name] >= set(CATEGORIES) for name in ("train", "test")):
+            return salt
+    return 0
 
 
 def read(paths: list[Path]) -> list[dict[str, Any]]:
@@ -121,13 +136,16 @@ def main() -> None:
     ap.add_argument("--tools", type=Path, nargs="+", required=True)
     ap.add_argument("--labels", type=Path, nargs="+", required=True)
     ap.add_argument("--payloads", type=Path)
+    ap.add_argument("--exclude", nargs="*", default=[], help="servers to leave out (their labels are skipped)")
+    ap.add_argument("--salt", type=int, help="split salt (default: the first that covers every category)")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "classifier" / "data")
     args = ap.parse_args()
 
-    tools = {f"{t['server']}::{t['name']}": t for t in read(args.tools)}
-    labels = read(args.labels)
+    tools = {f"{t['server']}::{t['name']}": t for t in read(args.tools) if t["server"] not in args.exclude}
+    labels = [label for label in read(args.labels) if label["id"].split("::", 1)[0] not in args.exclude]
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in SPLITS}
     seen: set[str] = set()
+    pairs = []
     for label in labels:
         check_label(label)
         key = label["id"]
@@ -137,7 +155,14 @@ def main() -> None:
         if tool is None:
             raise SystemExit(f"label {key}: no such collected tool")
         seen.add(key)
-        rows[split_of(tool["server"])].append(row_for(tool, label))
+        pairs.append((tool, label))
+    server_cats: dict[str, set[str]] = {}
+    for tool, label in pairs:
+        server_cats.setdefault(tool["server"], set()).add(label["category"])
+    salt = args.salt if args.salt is not None else choose_salt(server_cats)
+    print(f"split salt {salt}", file=sys.stderr)
+    for tool, label in pairs:
+        rows[split_of(tool["server"], salt)].append(row_for(tool, label))
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])
