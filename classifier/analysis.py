@@ -425,7 +425,7 @@ class _CategoryIndex:
     """
 
     words: dict[str, tuple[tuple[str, bool], ...]]
-    phrases: tuple[tuple[str, str], ...]
+    phrases: tuple[tuple[str, str, str], ...]  # (category, phrase, stem of its first word)
     elsewhere: tuple[tuple[str, frozenset[str]], ...]
 
 
@@ -443,7 +443,7 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
                 table.setdefault(w, []).append((rule.id, False))
         index = _CategoryIndex(
             words={w: tuple(v) for w, v in table.items()},
-            phrases=tuple((rule.id, p) for rule in rules.categories for p in rule.phrases),
+            phrases=tuple((rule.id, p, (words(p) or [""])[0]) for rule in rules.categories for p in rule.phrases),
             elsewhere=tuple((rule.id, rule.elsewhere) for rule in rules.categories if rule.elsewhere),
         )
         _INDEXES[rules.digest] = index
@@ -470,8 +470,10 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
             else:
                 scores[c] += 0.5
     desc_lower = facts.desc_lower
-    for c, phrase in index.phrases:
-        if phrase in desc_lower:
+    present = set(facts.desc_words)
+    for c, phrase, first in index.phrases:
+        # The substring test only runs when the phrase's first word is in the text at all.
+        if first in present and phrase in desc_lower:
             scores[c] += 2.0
             evidence[c].append(phrase)
     for tok in sorted(facts.param_tokens):

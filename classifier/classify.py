@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -168,12 +168,19 @@ class _Reading:
     modifiers: tuple[str, ...]
 
 
-def _read_as(defn: ToolDefinition, facts: Facts, category: str, action: str | None, rules: RuleSet) -> _Reading:
+def _read_as(
+    defn: ToolDefinition,
+    facts: Facts,
+    category: str,
+    action: str | None,
+    rules: RuleSet,
+    poisoned: tuple[Finding, ...],
+) -> _Reading:
     """Risk by the rubric for ``category`` and ``action``; the rules' own action where none is given."""
     choice = choose_action(facts, category, rules)
     if action is not None and action != choice.id:
         choice = ActionChoice(action, choice.verb if choice.source == "name" else "", "model")
-    findings = tuple(poisoning(defn, rules) + annotation_mismatch(defn, choice))
+    findings = poisoned + tuple(annotation_mismatch(defn, choice))
     risk, rule_id, why, modifiers = assess(Context(category, choice, facts, findings, rules))
     return _Reading(category, choice, findings, risk, rule_id, why, tuple(modifiers))
 
@@ -230,6 +237,7 @@ def _learned_reading(
     rule_category: CategoryChoice,
     p_cat: list[tuple[str, float]],
     p_act: list[tuple[str, float]],
+    poisoned: tuple[Finding, ...],
 ) -> tuple[_Reading, float, str]:
     """The model's reading, its confidence, and a sentence saying what it rests on.
 
@@ -239,7 +247,7 @@ def _learned_reading(
     category, action, inputs = combine(rule_category, p_cat, p_act)
     confidence = model.confidence(inputs)
     pc, pa = dict(p_cat).get(category, 0.0), dict(p_act)[action]
-    best = _read_as(defn, facts, category, action, rules)
+    best = _read_as(defn, facts, category, action, rules, poisoned)
     cat_words = _words(model.category.contributions(feats, category))
     act_words = _words(model.action.contributions(feats, action))
     if category == rule_category.id:
@@ -254,7 +262,7 @@ def _learned_reading(
         for alt_act, q_act in p_act[:3]:
             if (alt_cat, alt_act) == (category, action) or min(q_cat, q_act) < ALTERNATIVE:
                 continue
-            alt = _read_as(defn, facts, alt_cat, alt_act, rules)
+            alt = _read_as(defn, facts, alt_cat, alt_act, rules, poisoned)
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
                 strictest = alt
     if strictest is best:
@@ -276,15 +284,62 @@ def _learned_reading(
     return merged, confidence, note
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What the model path alone decides for a tool: category, action, calibrated confidence."""
+
+    category: str
+    action: str
+    confidence: float
+
+
+def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[Prediction]:
+    """The model path, batched: the rules' reading as features, both heads over the whole batch,
+    the same combination and calibration :func:`classify` uses.  :func:`classify` adds the
+    rubric's risk rules, the poisoning scan and the rationale on top."""
+    rules = rules or load_rules()
+    model = current_model()
+    if model is None:
+        raise RuntimeError("no learned model: the labelled data is missing or MCP_CATALOG_RULES_ONLY=1")
+    cats, feats = [], []
+    for defn in defs:
+        facts = gather(defn, rules)
+        cat = choose_category(facts, rules)
+        cats.append(cat)
+        feats.append(extract(facts, cat, choose_action(facts, cat.id, rules)))
+    p_cat = model.category.probability_matrix(feats)
+    p_act = model.action.probability_matrix(feats)
+    cat_classes, act_classes = model.category.classes, model.action.classes
+    cat_col = {c: i for i, c in enumerate(cat_classes)}
+    out = []
+    for cat, pcs, pas, top_c, top_a in zip(
+        cats, p_cat.tolist(), p_act.tolist(), p_cat.argmax(axis=1).tolist(), p_act.argmax(axis=1).tolist(), strict=True
+    ):
+        # The same decision as combine(), on rows of the probability matrices.
+        model_category, p_top = cat_classes[top_c], pcs[top_c]
+        if cat.score <= 0 or (model_category != cat.id and p_top >= CATEGORY_OVERRIDE):
+            category = model_category
+        else:
+            category = cat.id
+        col = cat_col.get(category)
+        pc = pcs[col] if col is not None else 0.0
+        margin = min(cat.score - cat.runner_up_score, 10.0) / 10.0
+        agree = 1.0 if category == cat.id == model_category else 0.0
+        inputs = [_logit(pc), _logit(pas[top_a]), margin, agree]
+        out.append(Prediction(category, act_classes[top_a], model.confidence(inputs)))
+    return out
+
+
 def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: bool = True) -> Verdict:
     """Classify one definition.  ``learned=False`` gives the rules-only verdict (for comparison)."""
     rules = rules or load_rules()
     facts = gather(defn, rules)
     cat = choose_category(facts, rules)
     act = choose_action(facts, cat.id, rules)
+    poisoned = tuple(poisoning(defn, rules))
     model = current_model() if learned else None
     if model is None:
-        reading = _read_as(defn, facts, cat.id, None, rules)
+        reading = _read_as(defn, facts, cat.id, None, rules, poisoned)
         confidence = _confidence(cat.score, cat.runner_up_score, act.source)
         note = ""
         version = classifier_version(rules, learned=False)
@@ -292,7 +347,7 @@ def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: boo
         feats = extract(facts, cat, act)
         p_cat = model.category.probabilities(feats)
         p_act = model.action.probabilities(feats)
-        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, cat, p_cat, p_act)
+        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, cat, p_cat, p_act, poisoned)
         version = classifier_version(rules, model)
     risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
     findings = list(reading.findings)

@@ -72,20 +72,39 @@ class Head:
         order = np.argsort(-p, kind="stable")
         return [(self.classes[i], float(p[i])) for i in order]
 
+    def probability_matrix(self, batch: Sequence[Iterable[str]]) -> np.ndarray:
+        """Calibrated probabilities for many feature lists at once (rows follow ``batch``,
+        columns ``classes``): one sparse product for the whole batch, the bulk fast path."""
+        from scipy.sparse import csr_matrix
+
+        index = self.index
+        rows: list[int] = []
+        starts: list[int] = []
+        for features in batch:
+            starts.append(len(rows))
+            rows.extend(i for i in map(index.get, features) if i is not None)
+        x = csr_matrix(
+            (np.ones(len(rows)), np.asarray(rows, dtype=np.int32), np.asarray([*starts, len(rows)], dtype=np.int64)),
+            shape=(len(starts), len(index)),
+        )
+        z = (np.asarray(x @ self.weights) + self.bias) / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        return p
+
     def contributions(self, features: Iterable[str], label: str, limit: int = 4) -> list[tuple[str, float]]:
         """The features that pushed hardest toward ``label`` against the other classes (for the rationale)."""
         if label not in self.classes:
             return []
         k = self.classes.index(label)
-        n = len(self.classes)
-        found = []
-        for f in dict.fromkeys(features):
-            i = self.index.get(f)
-            if i is not None:
-                row = self.weights[i]
-                margin = float(row[k] - (row.sum() - row[k]) / max(1, n - 1))
-                if margin > 0:
-                    found.append((f, margin))
+        present = [f for f in dict.fromkeys(features) if f in self.index]
+        if not present:
+            return []
+        block = self.weights[[self.index[f] for f in present]]
+        # Evidence *for* this class against the mean of the others.
+        margins = block[:, k] - (block.sum(axis=1) - block[:, k]) / max(1, len(self.classes) - 1)
+        found = [(f, float(m)) for f, m in zip(present, margins, strict=True) if m > 0]
         found.sort(key=lambda p: (-p[1], p[0]))
         return found[:limit]
 

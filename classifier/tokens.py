@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 _KEEP = frozenset(
     {
@@ -69,20 +70,35 @@ def stem(word: str) -> str:
 
 def split_name(name: str) -> list[str]:
     """``BinanceFuturesCancelBatchOrders`` -> ``[binance, future, cancel, batch, order]``."""
+    return list(_split_name(name))
+
+
+@lru_cache(maxsize=65536)
+def _split_name(name: str) -> tuple[str, ...]:
     out: list[str] = []
-    for chunk in re.split(r"[^A-Za-z0-9]+", name):
+    for chunk in _SEPARATORS.split(name):
         for part in _CAMEL.findall(chunk):
-            if part.isdigit():
-                continue
-            out.append(stem(part))
-    return out
+            if not part.isdigit():
+                out.append(stem(part))
+    return tuple(out)
+
+
+#: word -> stem, filled as texts are read; bounded so hostile input cannot grow it forever.
+_STEMS: dict[str, str] = {}
+_STEMS_MAX = 200_000
 
 
 def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
+    # With a limit, never tokenise more text than it can use (hostile megabyte inputs).
+    found = _WORD.findall(text) if limit is None else _WORD.findall(text, 0, limit * 64)[:limit]
+    cache = _STEMS
     out: list[str] = []
-    for match in _WORD.finditer(text):
-        out.append(stem(match.group(0).strip("'")))
-        if limit is not None and len(out) >= limit:
-            break
+    for word in found:
+        stemmed = cache.get(word)
+        if stemmed is None:
+            stemmed = stem(word.strip("'"))
+            if len(cache) < _STEMS_MAX:
+                cache[word] = stemmed
+        out.append(stemmed)
     return out

@@ -2,9 +2,13 @@
 """Benchmark: classification throughput and read-command start-up, against baselines measured
 in the same run.
 
-* Classifier throughput (tools/s, one core) on the definitions stored in a catalogue (default
-  catalog.db; falls back to the rule files' own cases), against a keyword baseline that only
-  splits the name and looks verbs up (peers.md's "honest floor") on the same input.
+* Classifier throughput (tools/s, one core) on the labelled real definitions under
+  classifier/data (or the definitions stored in a catalogue with --db), against a keyword
+  baseline that only splits the name and looks verbs up (peers.md's "honest floor") on the
+  same input: the model path alone (batched :func:`classifier.classify.predict`: features,
+  both heads, calibrated confidence), full verdicts (:func:`classifier.classify`: plus the
+  rubric's risk rules, the poisoning scan and the rationale) and the rules-only verdicts.
+* Training time of the learned model from the committed data (what a cold cache costs).
 * `catalog recommend` wall time from a cold interpreter, against `python -c pass`.
 
 Usage: .venv/bin/python scripts/bench_classify.py [--db URL] [--repeat N]
@@ -23,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from classifier import ToolDefinition, classify  # noqa: E402
-from classifier.rules import load_rules  # noqa: E402
+from classifier.classify import current_model, predict  # noqa: E402
+from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, read_jsonl, train  # noqa: E402
 from classifier.tokens import split_name  # noqa: E402
 
 BASELINE_VERBS = {
@@ -62,18 +67,22 @@ def corpus(db: str | None) -> tuple[list[ToolDefinition], str]:
         store.dispose()
         if defs:
             return defs, f"{len(defs)} stored definitions from {db}"
-    rules = load_rules()
-    cases = [c for r in rules.categories for c in (*r.must_match, *r.must_not_match)]
-    return [ToolDefinition.from_mapping(c) for c in cases], f"{len(cases)} rule cases (no catalogue found)"
+    rows = [r for name in ("train", "dev", "test") for r in read_jsonl(DATA_DIR / f"{name}.jsonl")]
+    defs = [ToolDefinition.from_mapping(r, server=r["server"]) for r in rows]
+    return defs, f"{len(defs)} labelled real definitions (classifier/data)"
 
 
-def rate(fn, items: list[ToolDefinition], repeat: int) -> float:  # type: ignore[no-untyped-def]
+def rate(fn, items: list[ToolDefinition], repeat: int, *, batch: bool = False) -> float:  # type: ignore[no-untyped-def]
+    """Tools per second, best of ``repeat`` rounds (CPU time of this one process and thread)."""
     best = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
-        for d in items:
-            fn(d)
-        best = min(best, time.perf_counter() - start)
+        start = time.process_time()
+        if batch:
+            fn(items)
+        else:
+            for d in items:
+                fn(d)
+        best = min(best, time.process_time() - start)
     return len(items) / best
 
 
@@ -88,16 +97,26 @@ def wall(cmd: list[str], repeat: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_db = f"sqlite:///{ROOT / 'catalog.db'}" if (ROOT / "catalog.db").exists() else None
-    ap.add_argument("--db", default=default_db)
+    ap.add_argument("--db", help="classify the definitions stored in this catalogue instead")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     items, what = corpus(args.db)
     work = (items * (max(1, 5000 // len(items)) + 1))[:5000]
-    ours = rate(classify, work, args.repeat)
+    train_rows = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
+    start = time.process_time()
+    train(train_rows, read_jsonl(DATA_DIR / DEV_FILE))
+    trained = time.process_time() - start
+    current_model()
+    model = rate(predict, work, args.repeat, batch=True)
+    full = rate(classify, work, args.repeat)
+    plain = rate(lambda d: classify(d, learned=False), work, args.repeat)
     base = rate(keyword_baseline, work, args.repeat)
-    print(f"corpus: {what}; {len(work)} classifications per round, best of {args.repeat}")
-    print(f"rules classifier: {ours:,.0f} tools/s   keyword baseline: {base:,.0f} tools/s   ratio: {ours / base:.2f}x")
+    print(f"corpus: {what}; {len(work)} classifications per round, best of {args.repeat}, CPU time, one thread")
+    print(f"training from the committed data: {trained:.1f} s CPU")
+    print(f"keyword baseline:        {base:>9,.0f} tools/s")
+    print(f"model path (batched):    {model:>9,.0f} tools/s   {model / base:.2f}x baseline")
+    print(f"full verdicts:           {full:>9,.0f} tools/s   {full / base:.2f}x baseline")
+    print(f"rules-only verdicts:     {plain:>9,.0f} tools/s   {plain / base:.2f}x baseline")
     py = [sys.executable]
     if args.db:
         tool = items[0].name

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 
 from classifier import CATEGORIES, ToolDefinition, classify
-from classifier.classify import ALTERNATIVE, DOUBT, UNKNOWN_BELOW, current_model, rule_features
+from classifier.classify import ALTERNATIVE, DOUBT, UNKNOWN_BELOW, current_model, predict, rule_features
 from classifier.model import DATA_DIR, Head, Model, cache_key, load_model, read_jsonl, train
 from classifier.verdict import ACTIONS, RISK_LEVELS, risk_rank
 
@@ -127,7 +130,7 @@ def test_rules_only_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         current_model.cache_clear()
     assert "+m" in learned.classifier_version and "+m" not in plain.classifier_version
-    assert "Learned model" in learned.rationale and "Learned model" not in plain.rationale
+    assert "earned model" in learned.rationale and "earned model" not in plain.rationale
 
 
 # --------------------------------------------------------------------------- doubt
@@ -141,7 +144,10 @@ def _model(categories: dict[str, float], actions: dict[str, float]) -> Model:
         bias = np.log(np.array([probs[c] for c in classes]))
         return Head(classes, {}, np.zeros((0, len(classes))), bias)
 
-    return Model(category=head(categories), action=head(actions), key="f" * 64, trained_on=0)
+    # Calibrator: confidence = sigmoid(logit(p_category) + logit(p_action)).
+    return Model(
+        category=head(categories), action=head(actions), key="f" * 64, trained_on=0, calibrator=(0, 1, 1, 0, 0)
+    )
 
 
 def _verdict_with(model: Model, defn: ToolDefinition, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
@@ -160,7 +166,7 @@ def test_doubt_takes_the_stricter_plausible_reading(monkeypatch: pytest.MonkeyPa
     # Category split between a harmless and a financial reading: the risk must follow the
     # financial one, while category and action stay the most likely.
     model = _model({"utility": 0.55, "financial": 0.45}, {"read": 0.5, "transact": 0.5 - 1e-9})
-    defn = ToolDefinition("process", "Process the request")
+    defn = ToolDefinition("frob", "Frobs the thing")  # no domain word: the model's category stands
     v = _verdict_with(model, defn, monkeypatch)
     assert v.confidence < DOUBT
     assert v.risk == "critical" and v.risk_rule == "critical.transact"
@@ -170,12 +176,16 @@ def test_doubt_takes_the_stricter_plausible_reading(monkeypatch: pytest.MonkeyPa
 
 def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> None:
     defn = ToolDefinition("get_current_time", "Get the current time")
-    # transact at 0.4 is plausible: the risk follows it.
-    v = _verdict_with(_model({"utility": 0.9, "financial": 0.1}, {"read": 0.6, "transact": 0.4}), defn, monkeypatch)
+    # transact at 0.45 is plausible: the risk follows it.
+    model = _model({"utility": 0.55, "financial": 0.45}, {"read": 0.55, "transact": 0.45})
+    v = _verdict_with(model, defn, monkeypatch)
     assert v.confidence < DOUBT and v.risk == "critical"
-    # Below ALTERNATIVE (financial 0.1, transact and write 0.19) nothing is plausible enough.
+    # Below ALTERNATIVE (transact, write at 0.19) no stricter reading is plausible enough.
     below = ALTERNATIVE - 0.01
-    model = _model({"utility": 0.9, "financial": 0.1}, {"read": 1 - 2 * below, "transact": below, "write": below})
+    model = _model(
+        {"utility": 0.55, "knowledge": 0.26, "financial": below},
+        {"read": 0.5, "transact": below, "write": below, "send": 0.12},
+    )
     v = _verdict_with(model, defn, monkeypatch)
     assert v.confidence < DOUBT and v.risk == "low"
     assert "no plausible reading is stricter" in v.rationale
@@ -188,3 +198,33 @@ def test_very_low_confidence_is_unknown_and_denied(monkeypatch: pytest.MonkeyPat
     assert v.confidence < UNKNOWN_BELOW
     assert v.risk == "unknown" and "confidence" in v.rationale
     assert risk_rank(v.risk) > risk_rank("critical")  # denied, never mistaken for low
+
+
+# --------------------------------------------------------------------------- one answer everywhere
+
+
+def test_the_batched_model_path_agrees_with_classify() -> None:
+    rows = split_rows("dev")[:300]
+    defs = [ToolDefinition.from_mapping(r, server=r["server"]) for r in rows]
+    for defn, pred in zip(defs, predict(defs), strict=True):
+        verdict = classify(defn)
+        assert (pred.category, pred.action) == (verdict.category, verdict.action), defn.name
+        assert abs(pred.confidence - verdict.confidence) < 1e-3, defn.name
+
+
+def test_verdicts_do_not_depend_on_the_process(tmp_path: Path) -> None:
+    # Different hash seeds reorder every set and dict of strings: the verdicts must not move.
+    script = (
+        "import json, sys\n"
+        "from classifier import ToolDefinition, classify\n"
+        "from classifier.model import DATA_DIR, read_jsonl\n"
+        "rows = read_jsonl(DATA_DIR / 'test.jsonl')[:150]\n"
+        "out = [classify(ToolDefinition.from_mapping(r, server=r['server'])).to_dict() for r in rows]\n"
+        "print(json.dumps(out, sort_keys=True))\n"
+    )
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "MCP_CATALOG_MODEL_CACHE": str(tmp_path / seed)}
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
