@@ -350,6 +350,18 @@ def first_sentence(text: str, limit: int = 160) -> str:
     return sentence
 
 
+#: Last words of a parameter name that make it a path or an address (``folderPath``, ``imageUrl``).
+LOCATION_WORDS = frozenset({"path", "url", "uri", "dir", "directory", "folder", "endpoint", "href", "webhook"})
+
+
+def _names_a_location(param: str) -> bool:
+    low = param.lower()
+    if low in PATH_PARAMS or low.endswith(("_path", "_url", "_file", "_dir")):
+        return True
+    tokens = split_name(param)
+    return bool(tokens) and tokens[-1] in LOCATION_WORDS
+
+
 def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
     kind = schema.get("type")
     if kind not in (None, "string", ["string"]) and not (isinstance(kind, list) and "string" in kind):
@@ -372,12 +384,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     query_params = tuple(p for p, s in props.items() if p.lower() in rules.query_params and _unconstrained_string(s))
     if query_params and any(lang in desc_lower for lang in rules.query_languages):
         code_params = code_params + query_params
-    path_params = tuple(
-        p
-        for p, s in props.items()
-        if (p.lower() in PATH_PARAMS or p.lower().endswith(("_path", "_url", "_file", "_dir")))
-        and _unconstrained_string(s)
-    )
+    path_params = tuple(p for p, s in props.items() if _names_a_location(p) and _unconstrained_string(s))
     batch = next((t for t in name_tokens if t in BATCH_WORDS), "")
     if not batch:
         batch = next((w for w in desc_words[:30] if w in BATCH_WORDS), "")

@@ -42,13 +42,13 @@ if TYPE_CHECKING:  # numpy loads with the model, not with every import of the cl
 
 RULES_VERSION = "rules-0.1"
 #: Below this joint confidence (category x action) the strictest plausible reading sets the risk.
-DOUBT = 0.6
+DOUBT = 0.8
 #: A reading the model gives at least this probability is plausible.
-ALTERNATIVE = 0.2
+ALTERNATIVE = 0.1
 #: The model overrides the rules' category only when at least this sure (see :func:`combine`).
 CATEGORY_OVERRIDE = 0.7
 #: Below this joint confidence the verdict is ``unknown``: the tool is denied until a person decides.
-UNKNOWN_BELOW = 0.12
+UNKNOWN_BELOW = 0.03
 
 CATEGORY_TITLE = {
     "financial": "Financial",

@@ -69,6 +69,11 @@ def _reads_secret(c: Context) -> bool:
     name = set(c.facts.name_tokens)
     if c.category == "identity_access" and name & (SECRET_WORDS - {"key"}):
         return True
+    # Session cookies, a process's environment (where keys live) and "reveal" switches.
+    if "cookie" in name or ("env" in name and name & {"get", "list", "show", "print", "dump", "read"}):
+        return True
+    if "reveal" in c.facts.param_tokens:
+        return True
     return bool(
         {"secret", "password", "private", "mnemonic"} & name
         and name & {"value", "key", "get", "read", "reveal", "export", "show"}

@@ -180,11 +180,11 @@ def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> N
     model = _model({"utility": 0.55, "financial": 0.45}, {"read": 0.55, "transact": 0.45})
     v = _verdict_with(model, defn, monkeypatch)
     assert v.confidence < DOUBT and v.risk == "critical"
-    # Below ALTERNATIVE (transact, write at 0.19) no stricter reading is plausible enough.
-    below = ALTERNATIVE - 0.01
+    # Below ALTERNATIVE no stricter reading is plausible enough.
+    below = ALTERNATIVE * 0.75
     model = _model(
-        {"utility": 0.55, "knowledge": 0.26, "financial": below},
-        {"read": 0.5, "transact": below, "write": below, "send": 0.12},
+        {"utility": 0.55, "knowledge": 0.45 - 2 * below, "financial": below, "media_ai": below},
+        {"read": 1 - 4 * below, "transact": below, "write": below, "delete": below, "execute": below},
     )
     v = _verdict_with(model, defn, monkeypatch)
     assert v.confidence < DOUBT and v.risk == "low"
