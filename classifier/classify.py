@@ -35,12 +35,37 @@ from classifier.features import extract
 from classifier.findings import annotation_mismatch, poisoning
 from classifier.risk import Context, assess
 from classifier.rules import RuleSet, load_rules
+from classifier.tokens import split_name
 from classifier.verdict import UNKNOWN, Finding, Verdict, risk_rank
 
 if TYPE_CHECKING:  # numpy loads with the model, not with every import of the classifier
     from classifier.model import Model
 
 RULES_VERSION = "rules-0.1"
+#: Parameter words worth naming in a rationale: they say what the tool can be made to do.
+TELLING_PARAMS = frozenset(
+    {
+        "amount",
+        "price",
+        "quantity",
+        "qty",
+        "recipient",
+        "to",
+        "email",
+        "command",
+        "cmd",
+        "code",
+        "script",
+        "sql",
+        "query",
+        "path",
+        "url",
+        "leverage",
+        "password",
+        "secret",
+        "token",
+    }
+)
 #: Below this joint confidence (category x action) the strictest plausible reading sets the risk.
 DOUBT = 0.8
 #: A reading the model gives at least this probability is plausible.
@@ -127,6 +152,12 @@ def _rationale(
     if facts.batch:
         limit = f" up to {facts.max_items} items" if facts.max_items else " several items"
         text += f" Acts on{limit} per call (batch form *{facts.batch}*)."
+    telling = [p for p in facts.param_names if set(split_name(p)) & TELLING_PARAMS][:4]
+    if telling:
+        text += " Parameters: " + ", ".join(f"`{p}`" for p in telling) + "."
+    declared = [f"{k}: {str(v).lower()}" for k, v in sorted(facts.annotations.items()) if isinstance(v, bool)]
+    if declared:
+        text += " Declares " + ", ".join(declared) + "."
     if risk == UNKNOWN:
         text += f" Risk unknown ({why}): denied until a person classifies it."
     else:
