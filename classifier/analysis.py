@@ -13,7 +13,7 @@ from typing import Any
 
 from classifier.definition import MAX_ANALYSED_DESCRIPTION, ToolDefinition
 from classifier.rules import RuleSet
-from classifier.tokens import split_name, words
+from classifier.tokens import name_parts, split_name, words
 from classifier.verdict import ACTIONS, CATEGORIES
 
 #: Words that are verbs in some names and nouns in others (``order_status``,
@@ -354,11 +354,10 @@ def first_sentence(text: str, limit: int = 160) -> str:
 LOCATION_WORDS = frozenset({"path", "url", "uri", "dir", "directory", "folder", "endpoint", "href", "webhook"})
 
 
-def _names_a_location(param: str) -> bool:
+def _names_a_location(param: str, tokens: tuple[str, ...]) -> bool:
     low = param.lower()
     if low in PATH_PARAMS or low.endswith(("_path", "_url", "_file", "_dir")):
         return True
-    tokens = split_name(param)
     return bool(tokens) and tokens[-1] in LOCATION_WORDS
 
 
@@ -375,16 +374,17 @@ def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
 def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     desc = defn.description[:MAX_ANALYSED_DESCRIPTION]
     desc_lower = desc.lower()
-    name_tokens = tuple(split_name(defn.name))
+    name_tokens = name_parts(defn.name)
     desc_words = tuple(words(desc, limit=400))
     props = defn.properties()
     param_names = tuple(props)
-    param_tokens = frozenset(t for p in param_names for t in split_name(p))
+    split = {p: name_parts(p) for p in param_names}  # each parameter name is split once
+    param_tokens = frozenset(t for toks in split.values() for t in toks)
     code_params = tuple(p for p, s in props.items() if p.lower() in rules.code_params and _unconstrained_string(s))
     query_params = tuple(p for p, s in props.items() if p.lower() in rules.query_params and _unconstrained_string(s))
     if query_params and any(lang in desc_lower for lang in rules.query_languages):
         code_params = code_params + query_params
-    path_params = tuple(p for p, s in props.items() if _names_a_location(p) and _unconstrained_string(s))
+    path_params = tuple(p for p, s in props.items() if _names_a_location(p, split[p]) and _unconstrained_string(s))
     batch = next((t for t in name_tokens if t in BATCH_WORDS), "")
     if not batch:
         batch = next((w for w in desc_words[:30] if w in BATCH_WORDS), "")
@@ -394,8 +394,8 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
                 p
                 for p, s in props.items()
                 if s.get("type") == "array"
-                and split_name(p)[-1:] != ["path"]
-                and any(t in rules.financial_objects or t in {"id", "item", "record", "message"} for t in split_name(p))
+                and split[p][-1:] != ("path",)
+                and any(t in rules.financial_objects or t in {"id", "item", "record", "message"} for t in split[p])
             ),
             "",
         )
@@ -413,7 +413,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         param_names=param_names,
         param_tokens=param_tokens,
         # The server's own name, not its namespace: "io.github.acme/stripe-mcp" -> stripe.
-        server_tokens=tuple(split_name((defn.server or "").rsplit("/", 1)[-1])),
+        server_tokens=name_parts((defn.server or "").rsplit("/", 1)[-1]),
         code_params=code_params,
         path_params=path_params,
         batch=batch,
@@ -497,8 +497,13 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
             scores[c] *= 0.2
     if facts.code_params and scores["database"] < scores["code_execution"] + 1:
         scores["code_execution"] += 2.0
-    order = sorted(CATEGORIES, key=lambda c: (-scores[c], CATEGORIES.index(c)))
-    best, second = order[0], order[1]
+    # Highest score first; exact ties go to the earlier category in the rubric's order.
+    best = second = ""
+    for c in CATEGORIES:
+        if not best or scores[c] > scores[best]:
+            best, second = c, best
+        elif not second or scores[c] > scores[second]:
+            second = c
     return CategoryChoice(
         id=best,
         score=scores[best],

@@ -8,6 +8,8 @@ joiner in a tool description.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -26,6 +28,9 @@ INVISIBLE = re.compile(
 )
 
 
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+
+
 def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
     if depth > 12:
         return
@@ -33,6 +38,11 @@ def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
         for key, value in node.items():
             if key in ("description", "title") and isinstance(value, str):
                 yield value
+            elif key in ("default", "const") and isinstance(value, str):
+                yield value.replace("_", " ")
+            elif key in ("enum", "examples") and isinstance(value, list):
+                # Enum values and examples reach the model too (full-schema poisoning).
+                yield " ".join(v.replace("_", " ") for v in value[:64] if isinstance(v, str))
             elif isinstance(value, Mapping | list):
                 yield from _schema_texts(value, depth + 1)
     elif isinstance(node, list):
@@ -47,7 +57,35 @@ def scanned_text(defn: ToolDefinition) -> str:
     names = " ".join(list(defn.properties())[:200])
     if names:
         parts.append(names.replace("_", " "))
-    return "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
+    text = "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
+    hidden = _decoded_blobs(text)
+    return text + "\n" + hidden if hidden else text
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){24,}\b")
+
+
+def _decoded_blobs(text: str, limit: int = 5) -> str:
+    """Readable text hidden in base64 or hex blobs, so the rules can read what a model would
+    decode; binary blobs (hashes, images) do not decode to text and are ignored."""
+    found: list[str] = []
+    for pattern, decode in ((_BASE64, _from_base64), (_HEX, bytes.fromhex)):
+        for match in pattern.finditer(text):
+            if len(found) >= limit:
+                break
+            try:
+                raw = decode(match.group())
+                plain = raw.decode("utf-8")
+            except (ValueError, binascii.Error):
+                continue
+            if " " in plain and sum(ch.isprintable() for ch in plain) >= 0.95 * len(plain):
+                found.append(plain)
+    return "\n".join(found)
+
+
+def _from_base64(blob: str) -> bytes:
+    return base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True)
 
 
 def _snippet(text: str, start: int, end: int) -> str:
@@ -71,7 +109,9 @@ def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
                 )
             )
     hidden = INVISIBLE.findall(text)
-    if hidden:
+    # A stray zero-width space or BOM comes with copy-pasted docs; hiding text takes more of
+    # them, or characters that have no innocent use here (tags, bidi overrides, controls).
+    if hidden and (len(hidden) >= 3 or any(ch not in ZERO_WIDTH for ch in hidden)):
         names = sorted({unicodedata.name(ch, f"U+{ord(ch):04X}") for ch in hidden})[:3]
         found.append(
             Finding(

@@ -70,11 +70,12 @@ def stem(word: str) -> str:
 
 def split_name(name: str) -> list[str]:
     """``BinanceFuturesCancelBatchOrders`` -> ``[binance, future, cancel, batch, order]``."""
-    return list(_split_name(name))
+    return list(name_parts(name))
 
 
 @lru_cache(maxsize=65536)
-def _split_name(name: str) -> tuple[str, ...]:
+def name_parts(name: str) -> tuple[str, ...]:
+    """:func:`split_name` as a cached tuple (parameter names repeat across thousands of tools)."""
     out: list[str] = []
     for chunk in _SEPARATORS.split(name):
         for part in _CAMEL.findall(chunk):

@@ -8,7 +8,7 @@ Inputs:
   ``category``, ``action``, ``risk``, ``reason`` and optionally ``poisoned``;
 * ``--payloads``: optional JSONL of published tool-poisoning payloads (``id``, ``technique``,
   ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
-  matching split (group A in train/dev, group B in test) to make the poisoning cases.
+  matching split (groups A and C in train/dev, group B in test) to make the poisoning cases.
 
 The split is by **server**: a server's tools all land in one split, decided by a hash of
 its name, so the test split measures tools from servers the model never saw.  Output rows
@@ -106,10 +106,15 @@ def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     where = payload.get("where", "description")
     text = payload["payload"]
     if where == "parameter":
+        row["inputSchema"].setdefault("type", "object")
         props = row["inputSchema"].setdefault("properties", {})
+        named = payload.get("param_name")
         target = next((k for k, v in props.items() if isinstance(v, dict)), None)
-        if target is None:
-            row["inputSchema"]["type"] = "object"
+        if named == text:  # the payload is the parameter's name itself
+            props[named] = {"type": "string"}
+        elif named:
+            props[named] = {"type": "string", "description": text}
+        elif target is None:
             props["notes"] = {"type": "string", "description": text}
         else:
             props[target]["description"] = (str(props[target].get("description") or "") + " " + text).strip()
@@ -166,9 +171,9 @@ def main() -> None:
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])
-        for split, group in (("train", "A"), ("dev", "A"), ("test", "B")):
-            mine = [p for p in payloads if p.get("group") == group]
-            if split != "test":  # group A is shared between train and dev, alternately
+        for split, groups in (("train", "AC"), ("dev", "AC"), ("test", "B")):
+            mine = [p for p in payloads if p.get("group") in groups]
+            if split != "test":  # development groups are shared between train and dev, alternately
                 mine = mine[split == "dev" :: 2]
             benign = sorted(
                 (r for r in rows[split] if not r["poisoned"]),
