@@ -375,7 +375,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     desc = defn.description[:MAX_ANALYSED_DESCRIPTION]
     desc_lower = desc.lower()
     name_tokens = name_parts(defn.name)
-    desc_words = tuple(words(desc, limit=400))
+    desc_words = tuple(words(desc, limit=120))  # nothing reads further than the 120th word
     props = defn.properties()
     param_names = tuple(props)
     split = {p: name_parts(p) for p in param_names}  # each parameter name is split once
@@ -399,7 +399,8 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             ),
             "",
         )
-    m = _MAX_ITEMS.search(desc)
+    # The regex only runs when one of its anchors is there (most descriptions have none).
+    m = _MAX_ITEMS.search(desc) if ("max" in desc_lower or "up to" in desc_lower or "at most" in desc_lower) else None
     operation_values: list[str] = []
     for p, s in props.items():
         if p.lower() in rules.operation_params:
@@ -418,7 +419,8 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         path_params=path_params,
         batch=batch,
         max_items=int(m.group(1)) if m else None,
-        read_only_query=any(p in desc_lower for p in rules.read_only_phrases),
+        read_only_query=("read" in desc_lower or "select" in desc_lower or "only" in desc_lower)
+        and any(p in desc_lower for p in rules.read_only_phrases),
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
     )
@@ -432,11 +434,20 @@ class _CategoryIndex:
     """
 
     words: dict[str, tuple[tuple[str, bool], ...]]
-    phrases: tuple[tuple[str, str, str], ...]  # (category, phrase, stem of its first word)
+    phrases: dict[str, tuple[tuple[str, str], ...]]  # stem of a phrase's first word -> (category, phrase)
+    phrase_order: dict[tuple[str, str], int]
     elsewhere: tuple[tuple[str, frozenset[str]], ...]
 
 
 _INDEXES: dict[str, _CategoryIndex] = {}
+
+
+def _phrase_index(rules: RuleSet) -> dict[str, tuple[tuple[str, str], ...]]:
+    table: dict[str, list[tuple[str, str]]] = {}
+    for rule in rules.categories:
+        for phrase in rule.phrases:
+            table.setdefault((words(phrase) or [""])[0], []).append((rule.id, phrase))
+    return {first: tuple(v) for first, v in table.items()}
 
 
 def _category_index(rules: RuleSet) -> _CategoryIndex:
@@ -450,7 +461,10 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
                 table.setdefault(w, []).append((rule.id, False))
         index = _CategoryIndex(
             words={w: tuple(v) for w, v in table.items()},
-            phrases=tuple((rule.id, p, (words(p) or [""])[0]) for rule in rules.categories for p in rule.phrases),
+            phrases=_phrase_index(rules),
+            phrase_order={
+                (rule.id, p): i for i, (rule, p) in enumerate((r, p) for r in rules.categories for p in r.phrases)
+            },
             elsewhere=tuple((rule.id, rule.elsewhere) for rule in rules.categories if rule.elsewhere),
         )
         _INDEXES[rules.digest] = index
@@ -461,28 +475,30 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
     index = _category_index(rules)
     lookup = index.words.get
     scores: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
-    evidence: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+    evidence: list[tuple[str, str]] = []  # (category, word); only the winner's are kept
     distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
     server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "local"}]
-    context = frozenset(facts.name_tokens) | frozenset(distinct_desc[:60]) | frozenset(server)
     for tok in dict.fromkeys(facts.name_tokens):
         for c, strong in lookup(tok, ()):
             scores[c] += 4.0 if strong else 2.5
-            evidence[c].append(tok)
+            evidence.append((c, tok))
     for w in distinct_desc:
         for c, strong in lookup(w, ()):
             if strong:
                 scores[c] += 1.5
-                evidence[c].append(w)
+                evidence.append((c, w))
             else:
                 scores[c] += 0.5
     desc_lower = facts.desc_lower
-    present = set(facts.desc_words)
-    for c, phrase, first in index.phrases:
-        # The substring test only runs when the phrase's first word is in the text at all.
-        if first in present and phrase in desc_lower:
-            scores[c] += 2.0
-            evidence[c].append(phrase)
+    # A phrase is only looked for when its first word is in the text at all; candidates are
+    # tried in the rule files' order, so scores and evidence never depend on the text's order.
+    phrases = index.phrases
+    candidates = [i for first in distinct_desc if first in phrases for i in phrases[first]]
+    if candidates:
+        for c, phrase in sorted(candidates, key=index.phrase_order.__getitem__):
+            if phrase in desc_lower:
+                scores[c] += 2.0
+                evidence.append((c, phrase))
     for tok in sorted(facts.param_tokens):
         for c, strong in lookup(tok, ()):
             scores[c] += 1.0 if strong else 0.3
@@ -491,7 +507,12 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
         # never seen before this was the most reliable single signal (scripts/tune_model.py data).
         for c, strong in lookup(tok, ()):
             scores[c] += 5.0 if strong else 1.0
+    context: frozenset[str] | None = None
     for c, elsewhere in index.elsewhere:
+        if scores[c] <= 0:
+            continue
+        if context is None:
+            context = frozenset(facts.name_tokens) | frozenset(distinct_desc[:60]) | frozenset(server)
         if context & elsewhere:
             # The words say the thing lives somewhere else (a file in a GitHub repository is not local).
             scores[c] *= 0.2
@@ -509,7 +530,7 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
         score=scores[best],
         runner_up=second,
         runner_up_score=scores[second],
-        evidence=tuple(dict.fromkeys(evidence[best]))[:6],
+        evidence=tuple(dict.fromkeys(w for c, w in evidence if c == best))[:6],
     )
 
 

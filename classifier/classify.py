@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from classifier.analysis import (
     ActionChoice,
@@ -315,8 +315,7 @@ def _learned_reading(
     return merged, confidence, note
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     """What the model path alone decides for a tool: category, action, calibrated confidence."""
 
     category: str
@@ -338,27 +337,36 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
         cat = choose_category(facts, rules)
         cats.append(cat)
         feats.append(extract(facts, cat, choose_action(facts, cat.id, rules)))
+    import numpy as np
+
     p_cat = model.category.probability_matrix(feats)
     p_act = model.action.probability_matrix(feats)
+    # combine(), vectorised over the batch (a test checks both give the same answers).
+    n = len(cats)
     cat_classes, act_classes = model.category.classes, model.action.classes
-    cat_col = {c: i for i, c in enumerate(cat_classes)}
-    out = []
-    for cat, pcs, pas, top_c, top_a in zip(
-        cats, p_cat.tolist(), p_act.tolist(), p_cat.argmax(axis=1).tolist(), p_act.argmax(axis=1).tolist(), strict=True
-    ):
-        # The same decision as combine(), on rows of the probability matrices.
-        model_category, p_top = cat_classes[top_c], pcs[top_c]
-        if cat.score <= 0 or (model_category != cat.id and p_top >= CATEGORY_OVERRIDE):
-            category = model_category
-        else:
-            category = cat.id
-        col = cat_col.get(category)
-        pc = pcs[col] if col is not None else 0.0
-        margin = min(cat.score - cat.runner_up_score, 10.0) / 10.0
-        agree = 1.0 if category == cat.id == model_category else 0.0
-        inputs = [_logit(pc), _logit(pas[top_a]), margin, agree]
-        out.append(Prediction(category, act_classes[top_a], model.confidence(inputs)))
-    return out
+    col = {c: i for i, c in enumerate(cat_classes)}
+    rows = np.arange(n)
+    top_c = p_cat.argmax(axis=1)
+    p_top = p_cat[rows, top_c]
+    rule_col = np.array([col.get(c.id, -1) for c in cats])
+    rule_score = np.array([c.score for c in cats])
+    margin = np.minimum(np.array([c.score - c.runner_up_score for c in cats]), 10.0) / 10.0
+    use_model = (rule_score <= 0) | (rule_col < 0) | ((top_c != rule_col) & (p_top >= CATEGORY_OVERRIDE))
+    chosen = np.where(use_model, top_c, rule_col)
+    pc = np.where(chosen >= 0, p_cat[rows, np.maximum(chosen, 0)], 0.0)
+    top_a = p_act.argmax(axis=1)
+    pa = p_act[rows, top_a]
+    agree = ((chosen == rule_col) & (chosen == top_c)).astype(float)
+    pc, pa = np.clip(pc, 1e-6, 1 - 1e-6), np.clip(pa, 1e-6, 1 - 1e-6)
+    inputs = np.column_stack([np.log(pc / (1 - pc)), np.log(pa / (1 - pa)), margin, agree])
+    w = np.asarray(model.calibrator)
+    confidence = 1.0 / (1.0 + np.exp(-np.clip(w[0] + inputs @ w[1:], -30.0, 30.0)))
+    return [
+        Prediction(cat_classes[c] if use else cats[i].id, act_classes[a], conf)
+        for i, (c, use, a, conf) in enumerate(
+            zip(chosen.tolist(), use_model.tolist(), top_a.tolist(), confidence.tolist(), strict=True)
+        )
+    ]
 
 
 def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: bool = True) -> Verdict:

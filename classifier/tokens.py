@@ -92,14 +92,16 @@ _STEMS_MAX = 200_000
 def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
     # With a limit, never tokenise more text than it can use (hostile megabyte inputs).
-    found = _WORD.findall(text) if limit is None else _WORD.findall(text, 0, limit * 64)[:limit]
-    cache = _STEMS
-    out: list[str] = []
-    for word in found:
-        stemmed = cache.get(word)
-        if stemmed is None:
-            stemmed = stem(word.strip("'"))
-            if len(cache) < _STEMS_MAX:
-                cache[word] = stemmed
-        out.append(stemmed)
-    return out
+    found = _WORD.findall(text) if limit is None else _WORD.findall(text, 0, limit * 16)[:limit]
+    known = _STEMS.get
+    out = [known(word) for word in found]
+    if None in out:
+        out = [s if s is not None else _learn(w) for w, s in zip(found, out, strict=True)]
+    return out  # type: ignore[return-value]
+
+
+def _learn(word: str) -> str:
+    stemmed = stem(word.strip("'"))
+    if len(_STEMS) < _STEMS_MAX:
+        _STEMS[word] = stemmed
+    return stemmed
