@@ -7,7 +7,7 @@ the rationale can name them and a person can check them against the definition.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -319,6 +319,7 @@ class Facts:
     read_only_query: bool = False
     operation_values: tuple[str, ...] = ()
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    overwrite_params: tuple[str, ...] = ()
 
     @property
     def all_tokens(self) -> frozenset[str]:
@@ -350,6 +351,9 @@ def first_sentence(text: str, limit: int = 160) -> str:
     return sentence
 
 
+#: Switches that make a write replace or discard what was there ("overwrite without history").
+OVERWRITE_PARAMS = frozenset({"overwrite", "force", "force_overwrite", "replace", "hard", "force_push"})
+
 #: Last words of a parameter name that make it a path or an address (``folderPath``, ``imageUrl``).
 LOCATION_WORDS = frozenset({"path", "url", "uri", "dir", "directory", "folder", "endpoint", "href", "webhook"})
 
@@ -359,6 +363,18 @@ def _names_a_location(param: str, tokens: tuple[str, ...]) -> bool:
     if low in PATH_PARAMS or low.endswith(("_path", "_url", "_file", "_dir")):
         return True
     return bool(tokens) and tokens[-1] in LOCATION_WORDS
+
+
+def _nested(props: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Properties of object parameters (and of objects inside arrays), two levels deep at most."""
+    if depth >= 2:
+        return
+    for schema in props.values():
+        for node in (schema, schema.get("items")):
+            if isinstance(node, Mapping) and isinstance(node.get("properties"), Mapping):
+                inner = {str(k): v for k, v in node["properties"].items() if isinstance(v, Mapping)}
+                yield from inner.items()
+                yield from _nested(inner, depth + 1)
 
 
 def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
@@ -385,6 +401,11 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     if query_params and any(lang in desc_lower for lang in rules.query_languages):
         code_params = code_params + query_params
     path_params = tuple(p for p, s in props.items() if _names_a_location(p, split[p]) and _unconstrained_string(s))
+    if not path_params:
+        # A location can sit one or two levels down (``spec.git.repo_clone_url``).
+        path_params = tuple(
+            p for p, s in _nested(props) if _names_a_location(p, name_parts(p)) and _unconstrained_string(s)
+        )
     batch = next((t for t in name_tokens if t in BATCH_WORDS), "")
     if not batch:
         batch = next((w for w in desc_words[:30] if w in BATCH_WORDS), "")
@@ -423,6 +444,9 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         and any(p in desc_lower for p in rules.read_only_phrases),
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
+        overwrite_params=tuple(
+            p for p, s in props.items() if p.lower() in OVERWRITE_PARAMS and s.get("type") in ("boolean", None)
+        ),
     )
 
 
@@ -624,6 +648,10 @@ def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
     elif choice.id == "transact" and choice.source != "operation enum":
         # Outside finance a "transfer" moves files and an "order" sorts: a reversible write.
         choice = ActionChoice("write", choice.verb, choice.source, "transaction verb outside a financial domain")
+
+    if facts.overwrite_params and choice.id in ("write", "execute") and category != "utility":
+        flag = facts.overwrite_params[0]
+        choice = ActionChoice("delete", choice.verb, choice.source, f"`{flag}` replaces or discards without history")
 
     if category == "utility" and choice.id == "write" and not facts.path_params:
         choice = ActionChoice("read", choice.verb, choice.source, "pure computation: no external effect")

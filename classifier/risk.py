@@ -206,15 +206,15 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
         modifiers.append(
             f"unconstrained path/URL argument `{c.facts.path_params[0]}` on a high-risk tool (+1 ⇒ {level})"
         )
-    if (
-        c.action.id == "send"
-        and c.facts.path_params
-        and any(p.lower().startswith(("file", "path", "attach")) for p in c.facts.path_params)
+    if c.action.id == "send" and (
+        "forward" in c.facts.name_tokens
+        or (c.facts.path_params and any(p.lower().startswith(("file", "path", "attach")) for p in c.facts.path_params))
     ):
         new = _raise(level)
         if new != level:
             level = new
-            modifiers.append(f"reads local files and sends them out: a single-tool exfiltration path (+1 ⇒ {level})")
+            what = "forwards private content" if "forward" in c.facts.name_tokens else "reads local files"
+            modifiers.append(f"{what} and sends it out: a single-tool exfiltration path (+1 ⇒ {level})")
     if c.facts.annotations.get("destructiveHint") is True and level in ("medium", "low"):
         level = _raise(level)
         modifiers.append(f"declares destructiveHint: true (+1 ⇒ {level})")
