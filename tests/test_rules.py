@@ -73,3 +73,27 @@ def test_rules_digest_changes_the_classifier_version(tmp_path) -> None:  # type:
     before = rules_digest(tmp_path)
     (tmp_path / "actions.toml").write_text((RULES_DIR / "actions.toml").read_text() + "\n# changed\n")
     assert rules_digest(tmp_path) != before
+
+
+@pytest.mark.parametrize("name", RULE_FILES)
+def test_rule_files_match_their_schema(name: str) -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((RULES_DIR / "rules.schema.json").read_text())
+    part = name.removesuffix(".toml")
+    validator = jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{part}"})
+    errors = sorted(validator.iter_errors(tomllib.loads((RULES_DIR / name).read_text())), key=str)
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:10])
+
+
+def test_the_schema_rejects_a_broken_rule() -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((RULES_DIR / "rules.schema.json").read_text())
+    broken = {"rule": [{"id": "Bad Id", "why": "x", "pattern": "a", "must_match": []}]}
+    validator = jsonschema.Draft202012Validator({**schema, "$ref": "#/$defs/poisoning"})
+    assert list(validator.iter_errors(broken))
