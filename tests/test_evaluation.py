@@ -27,6 +27,16 @@ def test_metrics_by_hand() -> None:
     assert metrics.precision_recall([True, False, True], [True, True, False]) == (0.5, 0.5)
 
 
+def test_calibration_error_and_shares_by_hand() -> None:
+    # Two bins: 0.9-confident and right twice, wrong once (acc 2/3, gap 0.2333); 0.1 and wrong (gap 0.1).
+    ece = metrics.calibration_error([0.9, 0.9, 0.9, 0.1], [True, True, False, False])
+    assert ece == pytest.approx((3 * abs(0.9 - 2 / 3) + 1 * 0.1) / 4)
+    assert metrics.calibration_error([], []) == 0.0
+    gold, pred = ["critical", "critical", "low"], ["unknown", "high", "critical"]
+    assert metrics.share_in("critical", gold, pred, {"critical", "unknown"}) == 0.5
+    assert metrics.recall_of("critical", gold, pred) == 0.0
+
+
 def test_keyword_baseline_is_the_floor() -> None:
     assert keyword_verdict("BinanceFuturesCancelBatchOrders") == ("delete", "critical")
     assert keyword_verdict("get_current_time") == ("read", "low")
@@ -40,6 +50,8 @@ def test_evaluation_on_labelled_tools() -> None:
     assert ours["category_accuracy"] == 1.0 and ours["risk_exact"] == 1.0 and ours["critical_recall"] == 1.0
     assert ours["poisoning_recall"] == 1.0 and ours["poisoning_false_alarms"] == 0.0
     assert base["risk_exact"] < ours["risk_exact"] and base["category_accuracy"] is None
+    assert "rules only" in report.figures and 0.0 <= ours["confidence_ece"] <= 1.0
+    assert ours["critical_denied"] >= ours["critical_recall"]
     text = render(report)
     assert "category_accuracy" in text and "keyword baseline" in text and "slowest tools:" in text
 
