@@ -255,7 +255,9 @@ def _logit(p: float) -> float:
 
 
 def _words(head_contributions: list[tuple[str, float]]) -> str:
-    shown = [f.split(":", 1)[1] for f, _ in head_contributions if not f.startswith(("r", "f:", "a:"))]
+    shown = list(
+        dict.fromkeys(f.split(":", 1)[1] for f, _ in head_contributions if not f.startswith(("r", "f:", "a:")))
+    )
     return ", ".join(f"*{w}*" for w in shown[:3])
 
 
@@ -279,8 +281,8 @@ def _learned_reading(
     confidence = model.confidence(inputs)
     pc, pa = dict(p_cat).get(category, 0.0), dict(p_act)[action]
     best = _read_as(defn, facts, category, action, rules, poisoned)
-    cat_words = _words(model.category.contributions(feats, category))
-    act_words = _words(model.action.contributions(feats, action))
+    cat_words = _words(model.category.contributions(feats, category, limit=8))
+    act_words = _words(model.action.contributions(feats, action, limit=8))
     if category == rule_category.id:
         note = f"Rules and learned model: {category} (model p={pc:.2f})"
     else:
