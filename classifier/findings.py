@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from classifier.analysis import ActionChoice
 from classifier.definition import MAX_SCANNED_TEXT, ToolDefinition
@@ -24,11 +26,14 @@ from classifier.verdict import Finding
 #: can hide text on a terminal): invisible to a person, read by a model.
 INVISIBLE = re.compile(
     "[\u200b-\u200f\u2060-\u2064\u180e\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f"
-    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\xad\U000e0100-\U000e01ef]"
 )
 
 
-ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\xad")
+#: Cyrillic and Greek letters that look Latin: a word mixing them with Latin letters is a disguise.
+_LOOKALIKES = str.maketrans("аеорсухіјѕԁһӏοαεικνρτυχ", "aeopcyxijsdhloaeikvptux")
+_MIXED_SCRIPT = re.compile(r"[A-Za-z][\u0400-\u04ff\u0370-\u03ff]|[\u0400-\u04ff\u0370-\u03ff][A-Za-z]")
 
 
 def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
@@ -58,29 +63,47 @@ def scanned_text(defn: ToolDefinition) -> str:
     if names:
         parts.append(names.replace("_", " "))
     text = "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
-    hidden = _decoded_blobs(text)
+    extra = [_decoded_blobs(text)]
+    if not text.isascii():
+        # What a model reads through the disguise: fullwidth letters folded, invisible
+        # characters dropped, Latin look-alikes in mixed-script words mapped back.
+        plain = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+        if _MIXED_SCRIPT.search(plain):
+            plain = plain.translate(_LOOKALIKES)
+        if plain != text:
+            extra.append(plain)
+    hidden = "\n".join(e for e in extra if e)
     return text + "\n" + hidden if hidden else text
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){24,}\b")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+
+
+_PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^\s%]{0,16}){6,}")
+_ENTITIES = re.compile(r"(?:&#x?[0-9A-Fa-f]{1,6};){6,}")
 
 
 def _decoded_blobs(text: str, limit: int = 5) -> str:
-    """Readable text hidden in base64 or hex blobs, so the rules can read what a model would
-    decode; binary blobs (hashes, images) do not decode to text and are ignored."""
+    """Readable text hidden in base64, hex, percent-encoded or HTML-entity runs, so the rules
+    read what a model would decode; binary blobs (hashes, images) do not decode to text."""
     found: list[str] = []
-    for pattern, decode in ((_BASE64, _from_base64), (_HEX, bytes.fromhex)):
-        for match in pattern.finditer(text):
-            if len(found) >= limit:
-                break
-            try:
-                raw = decode(match.group())
-                plain = raw.decode("utf-8")
-            except (ValueError, binascii.Error):
-                continue
-            if " " in plain and sum(ch.isprintable() for ch in plain) >= 0.95 * len(plain):
-                found.append(plain)
+    if "%" in text:
+        found += [unquote(m.group()) for m in _PERCENT.finditer(text)][:limit]
+    if "&#" in text:
+        found += [html.unescape(m.group()) for m in _ENTITIES.finditer(text)][:limit]
+    # One scan finds both: a hex run is a base64-alphabet run made of hex digits only.
+    for match in _BASE64.finditer(text):
+        if len(found) >= limit:
+            break
+        blob = match.group()
+        try:
+            raw = bytes.fromhex(blob) if _HEX.fullmatch(blob) else _from_base64(blob)
+            plain = raw.decode("utf-8")
+        except (ValueError, binascii.Error):
+            continue
+        if " " in plain and sum(ch.isprintable() for ch in plain) >= 0.95 * len(plain):
+            found.append(plain)
     return "\n".join(found)
 
 

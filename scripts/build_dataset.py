@@ -8,7 +8,7 @@ Inputs:
   ``category``, ``action``, ``risk``, ``reason`` and optionally ``poisoned``;
 * ``--payloads``: optional JSONL of published tool-poisoning payloads (``id``, ``technique``,
   ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
-  matching split (groups A and C in train/dev, group B in test) to make the poisoning cases.
+  matching split (groups A, C and D in train/dev, group B in test) to make the poisoning cases.
 
 The split is by **server**: a server's tools all land in one split, decided by a hash of
 its name, so the test split measures tools from servers the model never saw.  Output rows
@@ -109,9 +109,14 @@ def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         row["inputSchema"].setdefault("type", "object")
         props = row["inputSchema"].setdefault("properties", {})
         named = payload.get("param_name")
+        keyword = payload.get("in")  # the payload sits in the parameter's enum, default or examples
         target = next((k for k, v in props.items() if isinstance(v, dict)), None)
         if named == text:  # the payload is the parameter's name itself
             props[named] = {"type": "string"}
+        elif named and keyword == "enum":
+            props[named] = {"type": "string", "enum": ["default", text]}
+        elif named and keyword in ("default", "examples"):
+            props[named] = {"type": "string", keyword: text if keyword == "default" else [text]}
         elif named:
             props[named] = {"type": "string", "description": text}
         elif target is None:
@@ -171,7 +176,7 @@ def main() -> None:
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])
-        for split, groups in (("train", "AC"), ("dev", "AC"), ("test", "B")):
+        for split, groups in (("train", "ACD"), ("dev", "ACD"), ("test", "B")):
             mine = [p for p in payloads if p.get("group") in groups]
             if split != "test":  # development groups are shared between train and dev, alternately
                 mine = mine[split == "dev" :: 2]
