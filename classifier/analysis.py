@@ -371,8 +371,8 @@ def _nested(props: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[str, Map
         return
     for schema in props.values():
         for node in (schema, schema.get("items")):
-            if isinstance(node, Mapping) and isinstance(node.get("properties"), Mapping):
-                inner = {str(k): v for k, v in node["properties"].items() if isinstance(v, Mapping)}
+            if type(node) is dict and type(node.get("properties")) is dict:
+                inner = {str(k): v for k, v in node["properties"].items() if type(v) is dict}
                 yield from inner.items()
                 yield from _nested(inner, depth + 1)
 
@@ -396,12 +396,32 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     param_names = tuple(props)
     split = {p: name_parts(p) for p in param_names}  # each parameter name is split once
     param_tokens = frozenset(t for toks in split.values() for t in toks)
-    code_params = tuple(p for p, s in props.items() if p.lower() in rules.code_params and _unconstrained_string(s))
-    query_params = tuple(p for p, s in props.items() if p.lower() in rules.query_params and _unconstrained_string(s))
-    if query_params and any(lang in desc_lower for lang in rules.query_languages):
-        code_params = code_params + query_params
-    path_params = tuple(p for p, s in props.items() if _names_a_location(p, split[p]) and _unconstrained_string(s))
-    if not path_params:
+    # One pass over the parameters collects every kind the later steps ask about.
+    code: list[str] = []
+    query: list[str] = []
+    paths: list[str] = []
+    overwrite: list[str] = []
+    operation_values: list[str] = []
+    nested = False
+    for p, s in props.items():
+        low = p.lower()
+        if low in rules.code_params and _unconstrained_string(s):
+            code.append(p)
+        if low in rules.query_params and _unconstrained_string(s):
+            query.append(p)
+        if _names_a_location(p, split[p]) and _unconstrained_string(s):
+            paths.append(p)
+        if low in OVERWRITE_PARAMS and s.get("type") in ("boolean", None):
+            overwrite.append(p)
+        if low in rules.operation_params:
+            enum = s.get("enum")
+            if isinstance(enum, list):
+                operation_values.extend(str(v) for v in enum[:64])
+        nested = nested or "properties" in s or "items" in s
+    if query and any(lang in desc_lower for lang in rules.query_languages):
+        code += query
+    code_params, path_params = tuple(code), tuple(paths)
+    if not path_params and nested:
         # A location can sit one or two levels down (``spec.git.repo_clone_url``).
         path_params = tuple(
             p for p, s in _nested(props) if _names_a_location(p, name_parts(p)) and _unconstrained_string(s)
@@ -422,12 +442,6 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         )
     # The regex only runs when one of its anchors is there (most descriptions have none).
     m = _MAX_ITEMS.search(desc) if ("max" in desc_lower or "up to" in desc_lower or "at most" in desc_lower) else None
-    operation_values: list[str] = []
-    for p, s in props.items():
-        if p.lower() in rules.operation_params:
-            enum = s.get("enum")
-            if isinstance(enum, list):
-                operation_values.extend(str(v) for v in enum[:64])
     return Facts(
         name_tokens=name_tokens,
         desc_words=desc_words,
@@ -444,9 +458,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         and any(p in desc_lower for p in rules.read_only_phrases),
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
-        overwrite_params=tuple(
-            p for p, s in props.items() if p.lower() in OVERWRITE_PARAMS and s.get("type") in ("boolean", None)
-        ),
+        overwrite_params=tuple(overwrite),
     )
 
 
@@ -458,6 +470,10 @@ class _CategoryIndex:
     """
 
     words: dict[str, tuple[tuple[str, bool], ...]]
+    # The same, with the weight each place of a word adds (name, parameter, server name).
+    name: dict[str, tuple[tuple[str, float], ...]]
+    param: dict[str, tuple[tuple[str, float], ...]]
+    server: dict[str, tuple[tuple[str, float], ...]]
     phrases: dict[str, tuple[tuple[str, str], ...]]  # stem of a phrase's first word -> (category, phrase)
     phrase_order: dict[tuple[str, str], int]
     elsewhere: tuple[tuple[str, frozenset[str]], ...]
@@ -483,8 +499,15 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
                 table.setdefault(w, []).append((rule.id, True))
             for w in rule.terms - rule.strong:
                 table.setdefault(w, []).append((rule.id, False))
+
+        def weighted(strong: float, term: float) -> dict[str, tuple[tuple[str, float], ...]]:
+            return {w: tuple((c, strong if s else term) for c, s in v) for w, v in table.items()}
+
         index = _CategoryIndex(
             words={w: tuple(v) for w, v in table.items()},
+            name=weighted(4.0, 2.5),
+            param=weighted(1.0, 0.3),
+            server=weighted(5.0, 1.0),
             phrases=_phrase_index(rules),
             phrase_order={
                 (rule.id, p): i for i, (rule, p) in enumerate((r, p) for r in rules.categories for p in r.phrases)
@@ -502,9 +525,10 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
     evidence: list[tuple[str, str]] = []  # (category, word); only the winner's are kept
     distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
     server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "local"}]
+    name_weights = index.name
     for tok in dict.fromkeys(facts.name_tokens):
-        for c, strong in lookup(tok, ()):
-            scores[c] += 4.0 if strong else 2.5
+        for c, weight in name_weights.get(tok, ()):
+            scores[c] += weight
             evidence.append((c, tok))
     for w in distinct_desc:
         for c, strong in lookup(w, ()):
@@ -523,14 +547,15 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
             if phrase in desc_lower:
                 scores[c] += 2.0
                 evidence.append((c, phrase))
+    param_weights = index.param
     for tok in sorted(facts.param_tokens):
-        for c, strong in lookup(tok, ()):
-            scores[c] += 1.0 if strong else 0.3
+        for c, weight in param_weights.get(tok, ()):
+            scores[c] += weight
     for tok in server:
         # A server is usually named for its domain (stripe, kubernetes, excel): on servers
         # never seen before this was the most reliable single signal (scripts/tune_model.py data).
-        for c, strong in lookup(tok, ()):
-            scores[c] += 5.0 if strong else 1.0
+        for c, weight in index.server.get(tok, ()):
+            scores[c] += weight
     context: frozenset[str] | None = None
     for c, elsewhere in index.elsewhere:
         if scores[c] <= 0:

@@ -72,17 +72,26 @@ class Head:
         order = np.argsort(-p, kind="stable")
         return [(self.classes[i], float(p[i])) for i in order]
 
-    def probability_matrix(self, batch: Sequence[Iterable[str]]) -> np.ndarray:
-        """Calibrated probabilities for many feature lists at once (rows follow ``batch``,
-        columns ``classes``): one sparse product for the whole batch, the bulk fast path."""
-        from scipy.sparse import csr_matrix
-
-        index = self.index
+    def feature_rows(self, batch: Sequence[Iterable[str]]) -> tuple[list[int], list[int]]:
+        """Row numbers of the known features of every list, concatenated, and where each starts."""
+        get = self.index.get
         rows: list[int] = []
         starts: list[int] = []
         for features in batch:
             starts.append(len(rows))
-            rows.extend(i for i in map(index.get, features) if i is not None)
+            rows += [i for i in map(get, features) if i is not None]
+        return rows, starts
+
+    def probability_matrix(
+        self, batch: Sequence[Iterable[str]], rows: tuple[list[int], list[int]] | None = None
+    ) -> np.ndarray:
+        """Calibrated probabilities for many feature lists at once (rows follow ``batch``,
+        columns ``classes``): one sparse product for the whole batch, the bulk fast path.
+        ``rows`` may be :meth:`feature_rows` of another head with the same feature index."""
+        from scipy.sparse import csr_matrix
+
+        index = self.index
+        rows, starts = rows if rows is not None else self.feature_rows(batch)
         x = csr_matrix(
             (np.ones(len(rows)), np.asarray(rows, dtype=np.int32), np.asarray([*starts, len(rows)], dtype=np.int64)),
             shape=(len(starts), len(index)),
