@@ -341,10 +341,10 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
         feats.append(extract(facts, cat, choose_action(facts, cat.id, rules)))
     import numpy as np
 
-    rows = model.category.feature_rows(feats)
-    p_cat = model.category.probability_matrix(feats, rows)
+    known = model.category.feature_rows(feats)
+    p_cat = model.category.probability_matrix(feats, known)
     # Both heads are fitted on one vocabulary; when pruning kept the same features they share rows.
-    p_act = model.action.probability_matrix(feats, rows if model.action.index == model.category.index else None)
+    p_act = model.action.probability_matrix(feats, known if model.action.index == model.category.index else None)
     # combine(), vectorised over the batch (a test checks both give the same answers).
     n = len(cats)
     cat_classes, act_classes = model.category.classes, model.action.classes

@@ -83,15 +83,15 @@ class Head:
         return rows, starts
 
     def probability_matrix(
-        self, batch: Sequence[Iterable[str]], rows: tuple[list[int], list[int]] | None = None
+        self, batch: Sequence[Iterable[str]], known: tuple[list[int], list[int]] | None = None
     ) -> np.ndarray:
         """Calibrated probabilities for many feature lists at once (rows follow ``batch``,
         columns ``classes``): one sparse product for the whole batch, the bulk fast path.
-        ``rows`` may be :meth:`feature_rows` of another head with the same feature index."""
+        ``known`` may be :meth:`feature_rows` of another head with the same feature index."""
         from scipy.sparse import csr_matrix
 
         index = self.index
-        rows, starts = rows if rows is not None else self.feature_rows(batch)
+        rows, starts = known if known is not None else self.feature_rows(batch)
         x = csr_matrix(
             (np.ones(len(rows)), np.asarray(rows, dtype=np.int32), np.asarray([*starts, len(rows)], dtype=np.int64)),
             shape=(len(starts), len(index)),
@@ -143,6 +143,10 @@ class Head:
         )
 
 
+#: Used when the dev split cannot fit a calibrator: the confidence is then the action's probability.
+NEUTRAL_CALIBRATOR: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 0.0)
+
+
 @dataclass(frozen=True)
 class Model:
     category: Head
@@ -151,7 +155,7 @@ class Model:
     trained_on: int
     #: Logistic calibration of "category and action both right", fitted on the dev split
     #: over the inputs :func:`classifier.classify.combine` returns (bias first).
-    calibrator: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 0.0)
+    calibrator: tuple[float, ...] = NEUTRAL_CALIBRATOR
 
     def confidence(self, inputs: Sequence[float]) -> float:
         z = self.calibrator[0] + sum(w * x for w, x in zip(self.calibrator[1:], inputs, strict=True))
@@ -324,7 +328,7 @@ def _fit_calibrator(
         xs.append(inputs)
         ys.append(int(cat == row["category"] and act == row["action"]))
     if len(set(ys)) < 2:
-        return Model.__dataclass_fields__["calibrator"].default
+        return NEUTRAL_CALIBRATOR
     with threadpool_limits(limits=1):
         clf = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(xs), np.array(ys))
     return tuple(round(float(w), 6) for w in (clf.intercept_[0], *clf.coef_[0]))
