@@ -14,11 +14,13 @@ model's training data (or its JSON cache) once per process.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from classifier.analysis import (
@@ -105,10 +107,20 @@ def current_model() -> Model | None:
     return load_model() if training_data_present() else None
 
 
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Hash of the classifier's own code: a change to any module can change verdicts."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def classifier_version(rules: RuleSet | None = None, model: Model | None = None, *, learned: bool = True) -> str:
-    """Rules digest plus model key: a change to either marks stored verdicts stale."""
+    """Rules digest, code digest and model key: a change to any marks stored verdicts stale."""
     rules = rules or load_rules()
-    version = f"{RULES_VERSION}+{rules.digest[:10]}"
+    version = f"{RULES_VERSION}+{rules.digest[:10]}+c{code_digest()[:6]}"
     model = model or (current_model() if learned else None)
     return f"{version}+m{model.key[:12]}" if model else version
 
@@ -291,9 +303,11 @@ def _learned_reading(
     if confidence >= DOUBT:
         return best, confidence, note
     strictest = best
-    for alt_cat, q_cat in p_cat[:3]:
-        for alt_act, q_act in p_act[:3]:
-            if (alt_cat, alt_act) == (category, action) or min(q_cat, q_act) < ALTERNATIVE:
+    plausible_cats = [c for c, q in p_cat if q >= ALTERNATIVE]
+    plausible_acts = [a for a, q in p_act if q >= ALTERNATIVE]
+    for alt_cat in plausible_cats:
+        for alt_act in plausible_acts:
+            if (alt_cat, alt_act) == (category, action):
                 continue
             alt = _read_as(defn, facts, alt_cat, alt_act, rules, poisoned)
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
@@ -339,6 +353,8 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
         cat = choose_category(facts, rules)
         cats.append(cat)
         feats.append(extract(facts, cat, choose_action(facts, cat.id, rules)))
+    if not defs:
+        return []
     import numpy as np
 
     known = model.category.feature_rows(feats)
@@ -352,10 +368,10 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
     rows = np.arange(n)
     top_c = p_cat.argmax(axis=1)
     p_top = p_cat[rows, top_c]
-    rule_col = np.array([col.get(c.id, -1) for c in cats])
+    rule_col = np.array([col.get(c.id, -1) for c in cats], dtype=np.intp)
     rule_score = np.array([c.score for c in cats])
     margin = np.minimum(np.array([c.score - c.runner_up_score for c in cats]), 10.0) / 10.0
-    use_model = (rule_score <= 0) | (rule_col < 0) | ((top_c != rule_col) & (p_top >= CATEGORY_OVERRIDE))
+    use_model = (rule_score <= 0) | ((top_c != rule_col) & (p_top >= CATEGORY_OVERRIDE))
     chosen = np.where(use_model, top_c, rule_col)
     pc = np.where(chosen >= 0, p_cat[rows, np.maximum(chosen, 0)], 0.0)
     top_a = p_act.argmax(axis=1)

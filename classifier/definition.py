@@ -16,7 +16,7 @@ from typing import Any
 #: Descriptions longer than this are cut before the (linear) keyword analysis; the
 #: poisoning scan gets a larger window.  A 1 MB description must not cost seconds.
 MAX_ANALYSED_DESCRIPTION = 8_000
-MAX_SCANNED_TEXT = 200_000
+MAX_SCANNED_TEXT = 260_000
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:
@@ -53,7 +53,7 @@ class ToolDefinition:
             input_schema=_as_mapping(schema),
             annotations=annotations,
             title=title if isinstance(title, str) else None,
-            server=server if server is not None else (data.get("server") or None),
+            server=server if server is not None else (_as_text(data.get("server")) or None),
         )
 
     def canonical(self) -> dict[str, Any]:

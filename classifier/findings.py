@@ -1,9 +1,9 @@
 """Findings that do not depend on the risk level: tool poisoning and annotation mismatch.
 
 Poisoning is scanned in every text a model would read: the description, the title, and
-each ``description`` inside the input schema (hidden instructions like to sit in
-parameter docs).  Invisible Unicode is a finding on its own: nobody needs a zero-width
-joiner in a tool description.
+every string inside the input schema (descriptions, names, enum values, defaults,
+extensions), plus what hides in encoded blobs and look-alike letters.  Invisible Unicode is
+a finding on its own: nobody needs a run of zero-width characters in a tool description.
 """
 
 from __future__ import annotations
@@ -32,42 +32,65 @@ INVISIBLE = re.compile(
 
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\xad")
 #: Cyrillic and Greek letters that look Latin: a word mixing them with Latin letters is a disguise.
-_LOOKALIKES = str.maketrans("аеорсухіјѕԁһӏοαεικνρτυχ", "aeopcyxijsdhloaeikvptux")
-_MIXED_SCRIPT = re.compile(r"[A-Za-z][\u0400-\u04ff\u0370-\u03ff]|[\u0400-\u04ff\u0370-\u03ff][A-Za-z]")
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁһӏοαεικνρτυχАВЕКМНОРСТХІЈЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧİı",
+    "aeopcyxijsdhloaeikvptuxABEKMHOPCTXIJSABEZHIKMNOPTYXIi",
+)
+_MIXED_SCRIPT = re.compile(r"[A-Za-z][\u0400-\u04ff\u0370-\u03ff]|[\u0400-\u04ff\u0370-\u03ff][A-Za-z]|[İı]")
+#: Keys whose string values are identifiers, not text a model is asked to read.
+_IDENTIFIER_KEYS = frozenset(
+    {"type", "format", "$schema", "$ref", "$id", "pattern", "contentEncoding", "contentMediaType"}
+)
+#: Caps per part, so a huge harmless description cannot push the parameters out of the scan.
+DESCRIPTION_LIMIT = 150_000
+PART_LIMIT = 50_000
+SCHEMA_LIMIT = 100_000
 
 
 def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
-    if depth > 12:
+    """Every string a model reads in an input schema: descriptions, titles, defaults, enum
+    values, examples, vendor extensions (``x-note``) and property names at every level."""
+    if depth > 32:
         return
     if isinstance(node, Mapping):
         for key, value in node.items():
-            if key in ("description", "title") and isinstance(value, str):
-                yield value
-            elif key in ("default", "const") and isinstance(value, str):
-                yield value.replace("_", " ")
-            elif key in ("enum", "examples") and isinstance(value, list):
-                # Enum values and examples reach the model too (full-schema poisoning).
-                yield " ".join(v.replace("_", " ") for v in value[:64] if isinstance(v, str))
+            if key == "properties" and isinstance(value, Mapping):
+                names = " ".join(str(k) for k in list(value)[:500])
+                if names:
+                    yield names.replace("_", " ")
+            if isinstance(value, str):
+                if key not in _IDENTIFIER_KEYS:
+                    yield value if key in ("description", "title") else value.replace("_", " ")
             elif isinstance(value, Mapping | list):
                 yield from _schema_texts(value, depth + 1)
     elif isinstance(node, list):
-        for item in node[:200]:
-            yield from _schema_texts(item, depth + 1)
+        for item in node:
+            if isinstance(item, str):
+                yield item.replace("_", " ")
+            else:
+                yield from _schema_texts(item, depth + 1)
+
+
+def _capped(texts: Iterator[str], budget: int) -> Iterator[str]:
+    for text in texts:
+        if budget <= 0:
+            return
+        text = text[:PART_LIMIT][:budget]
+        budget -= len(text)
+        yield text
 
 
 def scanned_text(defn: ToolDefinition) -> str:
-    """Every text of the definition a model reads, property names included (``_`` read as a space)."""
-    parts = [defn.description, defn.title or ""]
-    parts.extend(_schema_texts(defn.input_schema))
-    names = " ".join(list(defn.properties())[:200])
-    if names:
-        parts.append(names.replace("_", " "))
+    """Every text of the definition a model reads, property names included (``_`` read as a
+    space); each part has its own cap, so none can crowd another out of the scan."""
+    parts = [defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:10_000]]
+    parts.extend(_capped(_schema_texts(defn.input_schema), SCHEMA_LIMIT))
     text = "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
     extra = [_decoded_blobs(text)]
     if not text.isascii():
         # What a model reads through the disguise: fullwidth letters folded, invisible
         # characters dropped, Latin look-alikes in mixed-script words mapped back.
-        plain = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+        plain = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))[:MAX_SCANNED_TEXT]
         if _MIXED_SCRIPT.search(plain):
             plain = plain.translate(_LOOKALIKES)
         if plain != text:
@@ -89,12 +112,15 @@ def _decoded_blobs(text: str, limit: int = 5) -> str:
     read what a model would decode; binary blobs (hashes, images) do not decode to text."""
     found: list[str] = []
     if "%" in text:
-        found += [unquote(m.group()) for m in _PERCENT.finditer(text)][:limit]
+        decoded = (unquote(m.group()) for m in _PERCENT.finditer(text))
+        found += [d for d in decoded if " " in d][:limit]
     if "&#" in text:
-        found += [html.unescape(m.group()) for m in _ENTITIES.finditer(text)][:limit]
+        decoded = (html.unescape(m.group()) for m in _ENTITIES.finditer(text))
+        found += [d for d in decoded if " " in d][:limit]
+    blobs: list[str] = []
     # One scan finds both: a hex run is a base64-alphabet run made of hex digits only.
     for match in _BASE64.finditer(text):
-        if len(found) >= limit:
+        if len(blobs) >= limit:
             break
         blob = match.group()
         try:
@@ -103,8 +129,8 @@ def _decoded_blobs(text: str, limit: int = 5) -> str:
         except (ValueError, binascii.Error):
             continue
         if " " in plain and sum(ch.isprintable() for ch in plain) >= 0.95 * len(plain):
-            found.append(plain)
-    return "\n".join(found)
+            blobs.append(plain)
+    return "\n".join(found + blobs)
 
 
 def _from_base64(blob: str) -> bytes:
@@ -131,6 +157,16 @@ def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
                     "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
                 )
             )
+    if len(defn.description) > DESCRIPTION_LIMIT:
+        found.append(
+            Finding(
+                "tool_poisoning",
+                f"a {len(defn.description):,}-character description: text past {DESCRIPTION_LIMIT:,} is not read,"
+                " and nothing legitimate needs that much",
+                rule="oversized-text",
+                severe=True,
+            )
+        )
     hidden = INVISIBLE.findall(text)
     # A stray zero-width space or BOM comes with copy-pasted docs; hiding text takes more of
     # them, or characters that have no innocent use here (tags, bidi overrides, controls).

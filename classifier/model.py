@@ -132,13 +132,16 @@ class Head:
         features = data["features"]
         weights = np.asarray(data["weights"], dtype=np.float64)
         classes = tuple(str(c) for c in data["classes"])
-        if weights.shape != (len(features), len(classes)):
+        bias = np.asarray(data["bias"], dtype=np.float64)
+        if weights.shape != (len(features), len(classes)) or bias.shape != (len(classes),):
             raise ValueError("model file: weights do not match features x classes")
+        if not (np.isfinite(weights).all() and np.isfinite(bias).all()) or len(set(classes)) != len(classes):
+            raise ValueError("model file: non-finite weights or repeated classes")
         return cls(
             classes=classes,
             index={str(f): i for i, f in enumerate(features)},
             weights=weights,
-            bias=np.asarray(data["bias"], dtype=np.float64),
+            bias=bias,
             temperature=float(data.get("temperature", 1.0)),
         )
 
@@ -175,12 +178,15 @@ class Model:
     def from_dict(cls, data: dict[str, Any]) -> Model:
         if data.get("format") != MODEL_FORMAT:
             raise ValueError("model file: unknown format")
+        calibrator = tuple(float(w) for w in data["calibrator"])
+        if len(calibrator) != len(NEUTRAL_CALIBRATOR) or not all(math.isfinite(w) for w in calibrator):
+            raise ValueError("model file: bad calibrator")
         return cls(
             category=Head.from_dict(data["category"]),
             action=Head.from_dict(data["action"]),
             key=str(data["key"]),
             trained_on=int(data["trained_on"]),
-            calibrator=tuple(float(w) for w in data["calibrator"]),
+            calibrator=calibrator,
         )
 
 
@@ -212,8 +218,9 @@ def cache_key(directory: Path = DATA_DIR) -> str:
     libs = f"sklearn={version('scikit-learn')};numpy={np.__version__};scipy={version('scipy')}"
     h.update(f"format={MODEL_FORMAT};C={C};rw={RULE_WEIGHT};cw={CLASS_WEIGHT};{libs}".encode())
     here = Path(__file__).parent
-    for src in ("features.py", "model.py", "analysis.py", "tokens.py"):
-        h.update((here / src).read_bytes())
+    for src in sorted(here.glob("*.py")):  # every module can change the features or the calibrator
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
     for rule in sorted((here / "rules").glob("*.toml")):
         h.update(rule.read_bytes())
     for path in data_files(directory):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import islice
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
@@ -73,9 +74,18 @@ def split_name(name: str) -> list[str]:
     return list(name_parts(name))
 
 
-@lru_cache(maxsize=65536)
 def name_parts(name: str) -> tuple[str, ...]:
-    """:func:`split_name` as a cached tuple (parameter names repeat across thousands of tools)."""
+    """:func:`split_name` as a tuple, cached for ordinary names (parameter names repeat across
+    thousands of tools); very long strings are split without being kept in memory."""
+    return _cached_parts(name) if len(name) <= 200 else _parts(name)
+
+
+@lru_cache(maxsize=65536)
+def _cached_parts(name: str) -> tuple[str, ...]:
+    return _parts(name)
+
+
+def _parts(name: str) -> tuple[str, ...]:
     out: list[str] = []
     for chunk in _SEPARATORS.split(name):
         for part in _CAMEL.findall(chunk):
@@ -91,8 +101,14 @@ _STEMS_MAX = 200_000
 
 def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
-    # With a limit, never tokenise more text than it can use (hostile megabyte inputs).
-    found = _WORD.findall(text) if limit is None else _WORD.findall(text, 0, limit * 16)[:limit]
+    if limit is None:
+        found = _WORD.findall(text)
+    else:
+        # Tokenise only as much text as the limit needs (hostile megabyte inputs): a window
+        # first, and only if it held too few words (leading junk), the rest match by match.
+        found = _WORD.findall(text, 0, limit * 16)[:limit]
+        if len(found) < limit and len(text) > limit * 16:
+            found = [m.group() for m in islice(_WORD.finditer(text), limit)]
     known = _STEMS.get
     out = [known(word) for word in found]
     if None in out:

@@ -42,7 +42,7 @@ def split_of(server: str, salt: int = 0) -> str:
 
 
 def choose_salt(servers: dict[str, set[str]]) -> int:
-    """The first salt whose split gives every split every category (server -> categories).
+    """The first salt whose split gives train and test every category (server -> categories).
 
     Only coverage is looked at, never a model's score, so the choice cannot favour the
     classifier; without it a small category can miss the training split entirely.
@@ -160,6 +160,9 @@ def main() -> None:
         check_label(label)
         key = label["id"]
         if key in seen:
+            first = next(lab for _, lab in pairs if lab["id"] == key)
+            if any(first[k] != label[k] for k in ("category", "action", "risk")):
+                raise SystemExit(f"label {key}: labelled twice, differently")
             continue
         tool = tools.get(key)
         if tool is None:

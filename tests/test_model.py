@@ -228,3 +228,10 @@ def test_verdicts_do_not_depend_on_the_process(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
         outputs.append(proc.stdout)
     assert outputs[0] == outputs[1]
+
+
+def test_the_batched_path_takes_an_empty_batch_and_odd_servers() -> None:
+    assert predict([]) == []
+    odd = ToolDefinition.from_mapping({"name": "get_weather", "description": "Weather", "server": 123})
+    assert odd.server is None
+    assert classify(odd).category

@@ -37,22 +37,24 @@ def within_one(gold: Sequence[str], pred: Sequence[str]) -> float:
     return ok / len(gold) if gold else 0.0
 
 
-def recall_of(label: str, gold: Sequence[str], pred: Sequence[str]) -> float:
+def recall_of(label: str, gold: Sequence[str], pred: Sequence[str]) -> float | None:
+    """Recall of one label; ``None`` when the file has no item with that label (undefined)."""
     relevant = [p for g, p in zip(gold, pred, strict=True) if g == label]
-    return sum(p == label for p in relevant) / len(relevant) if relevant else 0.0
+    return sum(p == label for p in relevant) / len(relevant) if relevant else None
 
 
-def share_in(label: str, gold: Sequence[str], pred: Sequence[str], accepted: set[str]) -> float:
-    """Of the items labelled ``label``, the share predicted as one of ``accepted``."""
+def share_in(label: str, gold: Sequence[str], pred: Sequence[str], accepted: set[str]) -> float | None:
+    """Of the items labelled ``label``, the share predicted as one of ``accepted`` (``None`` if none)."""
     relevant = [p for g, p in zip(gold, pred, strict=True) if g == label]
-    return sum(p in accepted for p in relevant) / len(relevant) if relevant else 0.0
+    return sum(p in accepted for p in relevant) / len(relevant) if relevant else None
 
 
-def precision_recall(gold: Sequence[bool], pred: Sequence[bool]) -> tuple[float, float]:
+def precision_recall(gold: Sequence[bool], pred: Sequence[bool]) -> tuple[float | None, float | None]:
+    """Precision and recall; ``None`` where undefined (nothing flagged, nothing to find)."""
     tp = sum(g and p for g, p in zip(gold, pred, strict=True))
     fp = sum(p and not g for g, p in zip(gold, pred, strict=True))
     fn = sum(g and not p for g, p in zip(gold, pred, strict=True))
-    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+    return (tp / (tp + fp) if tp + fp else None), (tp / (tp + fn) if tp + fn else None)
 
 
 def confusion(gold: Sequence[str], pred: Sequence[str]) -> Counter[tuple[str, str]]:
