@@ -454,8 +454,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         path_params=path_params,
         batch=batch,
         max_items=int(m.group(1)) if m else None,
-        read_only_query=("read" in desc_lower or "select" in desc_lower or "only" in desc_lower)
-        and any(p in desc_lower for p in rules.read_only_phrases),
+        read_only_query=any(p in desc_lower for p in rules.read_only_phrases),
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
         overwrite_params=tuple(overwrite),

@@ -14,13 +14,11 @@ model's training data (or its JSON cache) once per process.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from classifier.analysis import (
@@ -36,7 +34,7 @@ from classifier.definition import ToolDefinition
 from classifier.features import extract
 from classifier.findings import annotation_mismatch, poisoning
 from classifier.risk import Context, assess
-from classifier.rules import RuleSet, load_rules
+from classifier.rules import RuleSet, code_digest, load_rules
 from classifier.tokens import split_name
 from classifier.verdict import UNKNOWN, Finding, Verdict, risk_rank
 
@@ -105,16 +103,6 @@ def current_model() -> Model | None:
     from classifier.model import load_model, training_data_present
 
     return load_model() if training_data_present() else None
-
-
-@lru_cache(maxsize=1)
-def code_digest() -> str:
-    """Hash of the classifier's own code: a change to any module can change verdicts."""
-    h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def classifier_version(rules: RuleSet | None = None, model: Model | None = None, *, learned: bool = True) -> str:
@@ -347,14 +335,11 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
     model = current_model()
     if model is None:
         raise RuntimeError("no learned model: the labelled data is missing or MCP_CATALOG_RULES_ONLY=1")
-    cats, feats = [], []
-    for defn in defs:
-        facts = gather(defn, rules)
-        cat = choose_category(facts, rules)
-        cats.append(cat)
-        feats.append(extract(facts, cat, choose_action(facts, cat.id, rules)))
     if not defs:
         return []
+    readings = [rule_reading(defn, rules) for defn in defs]
+    cats = [cat for cat, _ in readings]
+    feats = [f for _, f in readings]
     import numpy as np
 
     known = model.category.feature_rows(feats)

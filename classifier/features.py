@@ -122,40 +122,21 @@ DESCRIPTION_WORDS = 80
 OPENING_WORDS = 4
 
 
-#: feature string per (prefix, token): building the same strings for every tool cost more
-#: than looking them up; bounded like the stem cache.
-_FEATURES: dict[str, dict[str, str]] = {"n:": {}, "d:": {}, "p:": {}}
-_FEATURES_MAX = 200_000
-
-
-def _feature(prefix: str, token: str) -> str:
-    table = _FEATURES[prefix]
-    found = table.get(token)
-    if found is None:
-        found = prefix + token
-        if len(table) < _FEATURES_MAX:
-            table[token] = found
-    return found
-
-
 def extract(facts: Facts, category: CategoryChoice, action: ActionChoice) -> list[str]:
     """The model's features for one definition, deduplicated, in a stable order."""
     name = facts.name_tokens
-    names = _FEATURES["n:"]
-    out = [names.get(t) or _feature("n:", t) for t in name]
+    out = ["n:" + t for t in name]
     if name:
         out.append("n0:" + name[0])
         out.append("nl:" + name[-1])
         out.extend(f"nb:{a}_{b}" for a, b in pairwise(name))
     desc = facts.desc_words
-    described = _FEATURES["d:"]
     stop = STOP_WORDS
-    out += [described.get(w) or _feature("d:", w) for w in desc[:DESCRIPTION_WORDS] if w not in stop and len(w) > 1]
+    out += ["d:" + w for w in desc[:DESCRIPTION_WORDS] if w not in stop and len(w) > 1]
     out += ["d0:" + w for w in desc[:OPENING_WORDS] if w not in stop]
     if not desc:
         out.append("d:<none>")
-    params = _FEATURES["p:"]
-    out += [params.get(t) or _feature("p:", t) for t in sorted(facts.param_tokens)]
+    out += ["p:" + t for t in sorted(facts.param_tokens)]
     if facts.operation_values:
         out += ["e:" + v.lower() for v in facts.operation_values[:16]]
     out += ["s:" + t for t in facts.server_tokens if t not in ("mcp", "server")]

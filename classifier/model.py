@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from classifier.rules import code_digest, rules_digest
+
 DATA_DIR = Path(__file__).parent / "data"
 #: The files the model learns from; ``test.jsonl`` is never read by training or tuning.
 TRAIN_FILES = ("train.jsonl",)
@@ -74,12 +76,11 @@ class Head:
 
     def feature_rows(self, batch: Sequence[Iterable[str]]) -> tuple[list[int], list[int]]:
         """Row numbers of the known features of every list, concatenated, and where each starts."""
-        get = self.index.get
         rows: list[int] = []
         starts: list[int] = []
         for features in batch:
             starts.append(len(rows))
-            rows += [i for i in map(get, features) if i is not None]
+            rows += self.rows(features)
         return rows, starts
 
     def probability_matrix(
@@ -217,12 +218,8 @@ def cache_key(directory: Path = DATA_DIR) -> str:
     h = hashlib.sha256()
     libs = f"sklearn={version('scikit-learn')};numpy={np.__version__};scipy={version('scipy')}"
     h.update(f"format={MODEL_FORMAT};C={C};rw={RULE_WEIGHT};cw={CLASS_WEIGHT};{libs}".encode())
-    here = Path(__file__).parent
-    for src in sorted(here.glob("*.py")):  # every module can change the features or the calibrator
-        h.update(src.name.encode())
-        h.update(src.read_bytes())
-    for rule in sorted((here / "rules").glob("*.toml")):
-        h.update(rule.read_bytes())
+    # Every module can change the features or the calibrator; the rule files change the features.
+    h.update(f"code={code_digest()};rules={rules_digest()}".encode())
     for path in data_files(directory):
         h.update(path.read_bytes())
     return h.hexdigest()

@@ -85,6 +85,17 @@ def rules_digest(directory: Path = RULES_DIR) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Hash of the classifier's own modules: a change to any of them can change verdicts
+    (the classifier version) and the trained weights (the model's cache key)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=4)
 def load_rules(directory: Path = RULES_DIR) -> RuleSet:
     cats = _load(directory / "categories.toml")["category"]
