@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from classifier.definition import MAX_ANALYSED_DESCRIPTION, ToolDefinition
 from classifier.rules import RuleSet
@@ -302,9 +303,11 @@ _MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What the definition shows, extracted once and shared by every later step."""
+class Facts(NamedTuple):
+    """What the definition shows, extracted once and shared by every later step.
+
+    Named tuples, not frozen dataclasses, for this and the two choices: they are built for
+    every verdict, and a frozen dataclass's ``__init__`` costs several times more."""
 
     name_tokens: tuple[str, ...]
     desc_words: tuple[str, ...]
@@ -318,7 +321,7 @@ class Facts:
     max_items: int | None = None
     read_only_query: bool = False
     operation_values: tuple[str, ...] = ()
-    annotations: Mapping[str, Any] = field(default_factory=dict)
+    annotations: Mapping[str, Any] = MappingProxyType({})
     overwrite_params: tuple[str, ...] = ()
 
     @property
@@ -326,8 +329,7 @@ class Facts:
         return frozenset(self.name_tokens) | frozenset(self.desc_words[:60]) | self.param_tokens
 
 
-@dataclass(frozen=True)
-class CategoryChoice:
+class CategoryChoice(NamedTuple):
     id: str
     score: float
     runner_up: str
@@ -335,8 +337,7 @@ class CategoryChoice:
     evidence: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class ActionChoice:
+class ActionChoice(NamedTuple):
     id: str
     verb: str
     source: str  # "name", "description", "operation enum", "code parameter", "financial object", "default"
@@ -468,8 +469,9 @@ class _CategoryIndex:
     Scoring then costs one lookup per word instead of one per word and category.
     """
 
-    words: dict[str, tuple[tuple[str, bool], ...]]
-    # The same, with the weight each place of a word adds (name, parameter, server name).
+    # What a description word adds: (category, weight, is_strong).
+    desc: dict[str, tuple[tuple[str, float, bool], ...]]
+    # What a word adds in each other place (name, parameter, server name): (category, weight).
     name: dict[str, tuple[tuple[str, float], ...]]
     param: dict[str, tuple[tuple[str, float], ...]]
     server: dict[str, tuple[tuple[str, float], ...]]
@@ -503,7 +505,7 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
             return {w: tuple((c, strong if s else term) for c, s in v) for w, v in table.items()}
 
         index = _CategoryIndex(
-            words={w: tuple(v) for w, v in table.items()},
+            desc={w: tuple((c, 1.5 if s else 0.5, s) for c, s in v) for w, v in table.items()},
             name=weighted(4.0, 2.5),
             param=weighted(1.0, 0.3),
             server=weighted(5.0, 1.0),
@@ -519,7 +521,6 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
 
 def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
     index = _category_index(rules)
-    lookup = index.words.get
     scores: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
     evidence: list[tuple[str, str]] = []  # (category, word); only the winner's are kept
     distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
@@ -529,13 +530,12 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
         for c, weight in name_weights.get(tok, ()):
             scores[c] += weight
             evidence.append((c, tok))
-    for w in distinct_desc:
-        for c, strong in lookup(w, ()):
-            if strong:
-                scores[c] += 1.5
+    desc_weights = index.desc
+    for w in [w for w in distinct_desc if w in desc_weights]:
+        for c, weight, strong in desc_weights[w]:
+            scores[c] += weight
+            if strong:  # a general word adds weight, never evidence
                 evidence.append((c, w))
-            else:
-                scores[c] += 0.5
     desc_lower = facts.desc_lower
     # A phrase is only looked for when its first word is in the text at all; candidates are
     # tried in the rule files' order, so scores and evidence never depend on the text's order.
@@ -566,13 +566,9 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
             scores[c] *= 0.2
     if facts.code_params and scores["database"] < scores["code_execution"] + 1:
         scores["code_execution"] += 2.0
-    # Highest score first; exact ties go to the earlier category in the rubric's order.
-    best = second = ""
-    for c in CATEGORIES:
-        if not best or scores[c] > scores[best]:
-            best, second = c, best
-        elif not second or scores[c] > scores[second]:
-            second = c
+    # Highest score first; exact ties go to the earlier category in the rubric's order
+    # (the sort is stable, and stays so when reversed).
+    best, second = sorted(CATEGORIES, key=scores.__getitem__, reverse=True)[:2]
     return CategoryChoice(
         id=best,
         score=scores[best],

@@ -77,12 +77,18 @@ def split_name(name: str) -> list[str]:
 def name_parts(name: str) -> tuple[str, ...]:
     """:func:`split_name` as a tuple, cached for ordinary names (parameter names repeat across
     thousands of tools); very long strings are split without being kept in memory."""
-    return _cached_parts(name) if len(name) <= 200 else _parts(name)
+    parts = _PARTS.get(name)
+    if parts is None:
+        parts = _parts(name)
+        if len(name) <= 200 and len(_PARTS) < _PARTS_MAX:
+            _PARTS[name] = parts
+    return parts
 
 
-@lru_cache(maxsize=65536)
-def _cached_parts(name: str) -> tuple[str, ...]:
-    return _parts(name)
+#: name -> its parts; a plain dict (not ``lru_cache``): this is the hot path of every
+#: verdict, and the size bound keeps hostile input from growing it forever.
+_PARTS: dict[str, tuple[str, ...]] = {}
+_PARTS_MAX = 65_536
 
 
 def _parts(name: str) -> tuple[str, ...]:
@@ -105,12 +111,19 @@ def words(text: str, limit: int | None = None) -> list[str]:
         found = _WORD.findall(text)
     else:
         # Tokenise only as much text as the limit needs (hostile megabyte inputs): a window
-        # first, and only if it held too few words (leading junk), the rest match by match.
-        found = _WORD.findall(text, 0, limit * 16)[:limit]
-        if len(found) < limit and len(text) > limit * 16:
-            found = [m.group() for m in islice(_WORD.finditer(text), limit)]
-    known = _STEMS.get
-    out = [known(word) for word in found]
+        # that holds ``limit`` words of ordinary prose, a wider one when it held too few, and
+        # only then (leading junk) the rest match by match.  A window is trusted only when a
+        # match follows the last word kept (the window's end may cut the last match short),
+        # so the answer is the same as tokenising the whole text.
+        window = limit * 8
+        found = _WORD.findall(text, 0, window)
+        if len(found) <= limit and len(text) > window:
+            window = limit * 16
+            found = _WORD.findall(text, 0, window)
+            if len(found) <= limit and len(text) > window:
+                found = [m.group() for m in islice(_WORD.finditer(text), limit)]
+        del found[limit:]
+    out = list(map(_STEMS.get, found))
     if None in out:
         out = [s if s is not None else _learn(w) for w, s in zip(found, out, strict=True)]
     return out  # type: ignore[return-value]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from classifier import UNKNOWN, ToolDefinition, classify, definition_hash
-from classifier.tokens import split_name
+from classifier.tokens import split_name, words
 
 SEED = ToolDefinition(
     name="BinanceFuturesCancelBatchOrders", description="Cancel multiple USD-M Futures orders in batch (max 10 orders)"
@@ -20,6 +20,20 @@ def test_seed_example_is_financial_transact_critical_with_checkable_rationale() 
     # The rationale names evidence that is in the definition, and the rule that decided.
     for word in ("*cancel*", "*binance*", "*order*", "up to 10 items", "batch", "critical.transact"):
         assert word in v.rationale, (word, v.rationale)
+
+
+def test_limited_tokenising_equals_tokenising_the_whole_text() -> None:
+    """words(text, limit) reads only a window of the text; the answer must not depend on where
+    the window ends (a word cut at its edge, leading junk longer than the window)."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = "abc de'f 12 ;; -- xyzzy \n"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 2500))) for _ in range(1500)]
+    texts += ["-" * 5000 + " late words here", "a" * 3000 + " b", ("word " * 200)[:-1], "x" * 959 + "yz tail"]
+    for text in texts:
+        for limit in (1, 7, 120):
+            assert words(text, limit) == words(text)[:limit], (text[:60], limit)
 
 
 def test_split_name_handles_camel_snake_kebab_and_acronyms() -> None:
