@@ -8,7 +8,7 @@ Inputs:
   ``category``, ``action``, ``risk``, ``reason`` and optionally ``poisoned``;
 * ``--payloads``: optional JSONL of published tool-poisoning payloads (``id``, ``technique``,
   ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
-  matching split (groups A, C and D in train/dev, group B in test) to make the poisoning cases.
+  matching split (groups A, C, D and E in train/dev, group B in test) to make the poisoning cases.
 
 The split is by **server**: a server's tools all land in one split, decided by a hash of
 its name, so the test split measures tools from servers the model never saw.  Output rows
@@ -179,7 +179,7 @@ def main() -> None:
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])
-        for split, groups in (("train", "ACD"), ("dev", "ACD"), ("test", "B")):
+        for split, groups in (("train", "ACDE"), ("dev", "ACDE"), ("test", "B")):
             mine = [p for p in payloads if p.get("group") in groups]
             if split != "test":  # development groups are shared between train and dev, alternately
                 mine = mine[split == "dev" :: 2]
