@@ -323,6 +323,7 @@ class Facts(NamedTuple):
     operation_values: tuple[str, ...] = ()
     annotations: Mapping[str, Any] = MappingProxyType({})
     overwrite_params: tuple[str, ...] = ()
+    overwrite_phrase: str = ""
 
     @property
     def all_tokens(self) -> frozenset[str]:
@@ -354,6 +355,8 @@ def first_sentence(text: str, limit: int = 160) -> str:
 
 #: Switches that make a write replace or discard what was there ("overwrite without history").
 OVERWRITE_PARAMS = frozenset({"overwrite", "force", "force_overwrite", "replace", "hard", "force_push"})
+#: The same switches as values of an operation-like enum.
+OVERWRITE_VALUES = frozenset({"hard", "force", "overwrite", "force-push", "force_push"})
 
 #: Last words of a parameter name that make it a path or an address (``folderPath``, ``imageUrl``).
 LOCATION_WORDS = frozenset({"path", "url", "uri", "dir", "directory", "folder", "endpoint", "href", "webhook"})
@@ -417,7 +420,10 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         if low in rules.operation_params:
             enum = s.get("enum")
             if isinstance(enum, list):
-                operation_values.extend(str(v) for v in enum[:64])
+                values = [str(v) for v in enum[:64]]
+                operation_values.extend(values)
+                # `mode: hard` (git reset) or `strategy: force` discards what was there.
+                overwrite += [f"{p}={v}" for v in values if v.lower() in OVERWRITE_VALUES]
         nested = nested or "properties" in s or "items" in s
     if query and any(lang in desc_lower for lang in rules.query_languages):
         code += query
@@ -459,6 +465,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
         overwrite_params=tuple(overwrite),
+        overwrite_phrase=next((p for p in rules.overwrite_phrases if p in desc_lower), ""),
     )
 
 
@@ -672,6 +679,10 @@ def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
     if facts.overwrite_params and choice.id in ("write", "execute") and category != "utility":
         flag = facts.overwrite_params[0]
         choice = ActionChoice("delete", choice.verb, choice.source, f"`{flag}` replaces or discards without history")
+    elif facts.overwrite_phrase and choice.id == "write" and category != "utility":
+        choice = ActionChoice(
+            "delete", choice.verb, choice.source, f"the description says it *{facts.overwrite_phrase}*: no history kept"
+        )
 
     if category == "utility" and choice.id == "write" and not facts.path_params:
         choice = ActionChoice("read", choice.verb, choice.source, "pure computation: no external effect")

@@ -69,6 +69,13 @@ def _reads_secret(c: Context) -> bool:
     name = set(c.facts.name_tokens)
     if c.category == "identity_access" and name & (SECRET_WORDS - {"key"}):
         return True
+    # `vault_get`: "Retrieves secrets of a service" - the opening says what comes back.
+    if (
+        c.category == "identity_access"
+        and not name & {"list", "search", "describe", "count", "find", "check", "validate"}
+        and set(c.facts.desc_words[:12]) & {"secret", "password", "credential"}
+    ):
+        return True
     # Session cookies, a process's environment (where keys live) and "reveal" switches.
     if "cookie" in name or ("env" in name and name & {"get", "list", "show", "print", "dump", "read"}):
         return True

@@ -55,6 +55,7 @@ class RuleSet:
     query_params: frozenset[str]
     query_languages: tuple[str, ...]
     read_only_phrases: tuple[str, ...]
+    overwrite_phrases: tuple[str, ...]
     operation_params: frozenset[str]
     action_cases: tuple[dict[str, Any], ...]
     poisoning: tuple[PoisoningRule, ...]
@@ -152,6 +153,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
         query_params=frozenset(p.lower() for p in exe["query_params"]),
         query_languages=tuple(q.lower() for q in exe["query_languages"]),
         read_only_phrases=tuple(q.lower() for q in exe["read_only_phrases"]),
+        overwrite_phrases=tuple(q.lower() for q in exe["overwrite_phrases"]),
         operation_params=frozenset(p.lower() for p in exe["operation_params"]),
         action_cases=tuple(acts.get("cases", {}).get("must_match", [])),
         poisoning=poisoning,
