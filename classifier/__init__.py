@@ -4,13 +4,19 @@ Imports nothing else of the project (crawler/ and catalog/ depend on it, never t
 reverse), so it can be reused, tested and benchmarked on its own.
 """
 
-from classifier.classify import classifier_version, classify
-from classifier.definition import ToolDefinition, canonical_json, definition_hash
-from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS, UNKNOWN, Finding, Verdict
+from classifier import _fast
+
+#: Whether the mypyc-compiled hot path is in use (see classifier/_fast.py).
+COMPILED = _fast.enable(__path__)
+
+from classifier.classify import classifier_version, classify  # noqa: E402
+from classifier.definition import ToolDefinition, canonical_json, definition_hash  # noqa: E402
+from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS, UNKNOWN, Finding, Verdict  # noqa: E402
 
 __all__ = [
     "ACTIONS",
     "CATEGORIES",
+    "COMPILED",
     "RISK_LEVELS",
     "UNKNOWN",
     "Finding",

@@ -343,6 +343,10 @@ class ActionChoice(NamedTuple):
     verb: str
     source: str  # "name", "description", "operation enum", "code parameter", "financial object", "default"
     note: str = ""
+    #: The rubric itself fixes this action (the strongest operation of an enum, free-form code
+    #: is execute, overwriting without history is delete): the learned model may read the tool
+    #: as stricter, never as milder (see :func:`classifier.classify.combine`).
+    binding: bool = False
 
 
 def first_sentence(text: str, limit: int = 160) -> str:
@@ -625,6 +629,7 @@ def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
                     op_verb,
                     "operation enum",
                     "strongest of its operations: " + ", ".join(facts.operation_values[:8]),
+                    binding=True,
                 )
 
     if facts.code_params and category in {
@@ -650,6 +655,7 @@ def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
                 facts.code_params[0],
                 "code parameter",
                 f"takes free-form code or commands in `{facts.code_params[0]}`",
+                binding=True,
             )
 
     if category == "financial":
@@ -678,10 +684,16 @@ def choose_action(facts: Facts, category: str, rules: RuleSet) -> ActionChoice:
 
     if facts.overwrite_params and choice.id in ("write", "execute") and category != "utility":
         flag = facts.overwrite_params[0]
-        choice = ActionChoice("delete", choice.verb, choice.source, f"`{flag}` replaces or discards without history")
+        choice = ActionChoice(
+            "delete", choice.verb, choice.source, f"`{flag}` replaces or discards without history", binding=True
+        )
     elif facts.overwrite_phrase and choice.id == "write" and category != "utility":
         choice = ActionChoice(
-            "delete", choice.verb, choice.source, f"the description says it *{facts.overwrite_phrase}*: no history kept"
+            "delete",
+            choice.verb,
+            choice.source,
+            f"the description says it *{facts.overwrite_phrase}*: no history kept",
+            binding=True,
         )
 
     if category == "utility" and choice.id == "write" and not facts.path_params:

@@ -31,12 +31,12 @@ from classifier.analysis import (
     gather,
 )
 from classifier.definition import ToolDefinition
-from classifier.features import extract
+from classifier.features import extract, known_rows
 from classifier.findings import annotation_mismatch, poisoning
 from classifier.risk import Context, assess
 from classifier.rules import RuleSet, code_digest, load_rules
 from classifier.tokens import split_name
-from classifier.verdict import UNKNOWN, Finding, Verdict, risk_rank
+from classifier.verdict import ACTIONS, UNKNOWN, Finding, Verdict, risk_rank
 
 if TYPE_CHECKING:  # numpy loads with the model, not with every import of the classifier
     from classifier.model import Model
@@ -172,18 +172,20 @@ def _rationale(
 
 def rule_reading(
     data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None
-) -> tuple[CategoryChoice, list[str]]:
-    """The rules' category and the learned model's features for a definition (or a JSONL row)."""
+) -> tuple[CategoryChoice, ActionChoice, list[str]]:
+    """The rules' category and action, and the learned model's features, for a definition
+    (or a JSONL row)."""
     rules = rules or load_rules()
     defn = data if isinstance(data, ToolDefinition) else ToolDefinition.from_mapping(data)
     facts = gather(defn, rules)
     cat = choose_category(facts, rules)
-    return cat, extract(facts, cat, choose_action(facts, cat.id, rules))
+    act = choose_action(facts, cat.id, rules)
+    return cat, act, extract(facts, cat, act)
 
 
 def rule_features(data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None) -> list[str]:
     """The learned model's features for a definition (or a labelled JSONL row)."""
-    return rule_reading(data, rules)[1]
+    return rule_reading(data, rules)[2]
 
 
 @dataclass(frozen=True)
@@ -228,14 +230,19 @@ def _unknown_reason(rule_action: ActionChoice, category_score: float, described:
 
 
 def combine(
-    rule_category: CategoryChoice, p_cat: list[tuple[str, float]], p_act: list[tuple[str, float]]
+    rule_category: CategoryChoice,
+    p_cat: list[tuple[str, float]],
+    p_act: list[tuple[str, float]],
+    rule_action: ActionChoice | None = None,
 ) -> tuple[str, str, list[float]]:
     """Category, action and the inputs of the confidence calibrator.
 
-    The action is the model's (it beat the verb rules on servers it had not seen).  The
-    category is the rules' unless they found no domain word or the model is sure of
-    another (``CATEGORY_OVERRIDE``): on unseen servers the rules' vocabulary generalised
-    better than the learned words, and the model's probability still rates the choice.
+    The action is the model's (it beat the verb rules on servers it had not seen), except
+    where the rubric itself fixes a stricter one (``rule_action.binding``: free-form SQL is
+    execute however often read-only query tools were seen).  The category is the rules'
+    unless they found no domain word or the model is sure of another
+    (``CATEGORY_OVERRIDE``): on unseen servers the rules' vocabulary generalised better
+    than the learned words, and the model's probability still rates the choice.
     """
     model_category, p_top = p_cat[0]
     if rule_category.score <= 0 or (model_category != rule_category.id and p_top >= CATEGORY_OVERRIDE):
@@ -243,6 +250,8 @@ def combine(
     else:
         category = rule_category.id
     action, pa = p_act[0]
+    if rule_action is not None and rule_action.binding and ACTIONS.index(rule_action.id) > ACTIONS.index(action):
+        action, pa = rule_action.id, dict(p_act).get(rule_action.id, 0.0)
     pc = dict(p_cat).get(category, 0.0)
     margin = min(rule_category.score - rule_category.runner_up_score, 10.0) / 10.0
     agree = 1.0 if category == rule_category.id == model_category else 0.0
@@ -268,6 +277,7 @@ def _learned_reading(
     model: Model,
     feats: list[str],
     rule_category: CategoryChoice,
+    rule_action: ActionChoice,
     p_cat: list[tuple[str, float]],
     p_act: list[tuple[str, float]],
     poisoned: tuple[Finding, ...],
@@ -277,9 +287,9 @@ def _learned_reading(
     Below ``DOUBT`` the risk comes from the strictest plausible reading (any category or
     action the model gives at least ``ALTERNATIVE``), so doubt never makes a tool look safer.
     """
-    category, action, inputs = combine(rule_category, p_cat, p_act)
+    category, action, inputs = combine(rule_category, p_cat, p_act, rule_action)
     confidence = model.confidence(inputs)
-    pc, pa = dict(p_cat).get(category, 0.0), dict(p_act)[action]
+    pc, pa = dict(p_cat).get(category, 0.0), dict(p_act).get(action, 0.0)
     best = _read_as(defn, facts, category, action, rules, poisoned)
     cat_words = _words(model.category.contributions(feats, category, limit=8))
     act_words = _words(model.action.contributions(feats, action, limit=8))
@@ -337,15 +347,28 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
         raise RuntimeError("no learned model: the labelled data is missing or MCP_CATALOG_RULES_ONLY=1")
     if not defs:
         return []
-    readings = [rule_reading(defn, rules) for defn in defs]
-    cats = [cat for cat, _ in readings]
-    feats = [f for _, f in readings]
     import numpy as np
 
-    known = model.category.feature_rows(feats)
-    p_cat = model.category.probability_matrix(feats, known)
-    # Both heads are fitted on one vocabulary; when pruning kept the same features they share rows.
-    p_act = model.action.probability_matrix(feats, known if model.action.index == model.category.index else None)
+    # The rules' reading of each definition, straight to the rows of the features the model
+    # knows: known_rows() is extract() + the index without building the strings (a test
+    # checks both agree).  Both heads are fitted on one vocabulary; when pruning kept the
+    # same features they share the rows.
+    shared = model.action.index == model.category.index
+    heads = (model.category,) if shared else (model.category, model.action)
+    known: list[tuple[list[int], list[int]]] = [([], []) for _ in heads]
+    cats: list[CategoryChoice] = []
+    acts: list[ActionChoice] = []
+    for defn in defs:
+        facts = gather(defn, rules)
+        cat = choose_category(facts, rules)
+        act = choose_action(facts, cat.id, rules)
+        cats.append(cat)
+        acts.append(act)
+        for (found, starts), head in zip(known, heads, strict=True):
+            starts.append(len(found))
+            found += known_rows(facts, cat, act, head.lookup)
+    p_cat = model.category.probability_matrix((), known[0])
+    p_act = model.action.probability_matrix((), known[-1])
     # combine(), vectorised over the batch (a test checks both give the same answers).
     n = len(cats)
     cat_classes, act_classes = model.category.classes, model.action.classes
@@ -360,6 +383,12 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
     chosen = np.where(use_model, top_c, rule_col)
     pc = np.where(chosen >= 0, p_cat[rows, np.maximum(chosen, 0)], 0.0)
     top_a = p_act.argmax(axis=1)
+    # A binding rule action stricter than the model's stands (as in combine()).
+    act_col = {a: i for i, a in enumerate(act_classes)}
+    rank = np.array([ACTIONS.index(a) for a in act_classes])
+    bound = np.array([act_col.get(a.id, -1) if a.binding else -1 for a in acts], dtype=np.intp)
+    stricter = (bound >= 0) & (rank[np.maximum(bound, 0)] > rank[top_a])
+    top_a = np.where(stricter, bound, top_a)
     pa = p_act[rows, top_a]
     agree = ((chosen == rule_col) & (chosen == top_c)).astype(float)
     pc, pa = np.clip(pc, 1e-6, 1 - 1e-6), np.clip(pa, 1e-6, 1 - 1e-6)
@@ -391,7 +420,7 @@ def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: boo
         feats = extract(facts, cat, act)
         p_cat = model.category.probabilities(feats)
         p_act = model.action.probabilities(feats)
-        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, cat, p_cat, p_act, poisoned)
+        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, cat, act, p_cat, p_act, poisoned)
         version = classifier_version(rules, model)
     risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
     findings = list(reading.findings)

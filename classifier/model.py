@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,13 @@ class Head:
     weights: np.ndarray  # features x classes
     bias: np.ndarray
     temperature: float = 1.0
+
+    @cached_property
+    def lookup(self) -> dict[str, dict[str, int]]:
+        """The feature index by prefix (:func:`classifier.features.known_rows` reads it)."""
+        from classifier.features import split_index
+
+        return split_index(self.index)
 
     def rows(self, features: Iterable[str]) -> list[int]:
         index = self.index
@@ -310,7 +317,7 @@ def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), ke
 
     feats = [rule_features(r) for r in rows]
     dev_read = [rule_reading(r) for r in dev]
-    dev_feats = [f for _, f in dev_read]
+    dev_feats = [f for _, _, f in dev_read]
     category = _fit_head(feats, [r["category"] for r in rows], dev_feats, [r["category"] for r in dev])
     action = _fit_head(feats, [r["action"] for r in rows], dev_feats, [r["action"] for r in dev])
     calibrator = _fit_calibrator(category, action, dev, dev_read)
@@ -318,7 +325,7 @@ def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), ke
 
 
 def _fit_calibrator(
-    category: Head, action: Head, dev: Sequence[dict[str, Any]], dev_read: Sequence[tuple[Any, list[str]]]
+    category: Head, action: Head, dev: Sequence[dict[str, Any]], dev_read: Sequence[tuple[Any, Any, list[str]]]
 ) -> tuple[float, ...]:
     """Logistic regression of "the verdict's category and action are right" on the dev split."""
     from sklearn.linear_model import LogisticRegression
@@ -327,8 +334,8 @@ def _fit_calibrator(
     from classifier.classify import combine
 
     xs, ys = [], []
-    for row, (rule_cat, feats) in zip(dev, dev_read, strict=True):
-        cat, act, inputs = combine(rule_cat, category.probabilities(feats), action.probabilities(feats))
+    for row, (rule_cat, rule_act, feats) in zip(dev, dev_read, strict=True):
+        cat, act, inputs = combine(rule_cat, category.probabilities(feats), action.probabilities(feats), rule_act)
         xs.append(inputs)
         ys.append(int(cat == row["category"] and act == row["action"]))
     if len(set(ys)) < 2:

@@ -17,6 +17,7 @@ Usage: .venv/bin/python scripts/bench_classify.py [--db URL] [--repeat N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import classifier  # noqa: E402
 from classifier import ToolDefinition, classify  # noqa: E402
 from classifier.classify import current_model, predict  # noqa: E402
 from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, read_jsonl, train  # noqa: E402
@@ -99,22 +101,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", help="classify the definitions stored in this catalogue instead")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--model-path-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     items, what = corpus(args.db)
     work = (items * (max(1, 5000 // len(items)) + 1))[:5000]
+    if args.model_path_only:  # the pure-Python comparison, run in a child process
+        current_model()
+        print(f"{rate(predict, work, args.repeat, batch=True):.0f}")
+        return
     train_rows = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
     start = time.process_time()
     train(train_rows, read_jsonl(DATA_DIR / DEV_FILE))
     trained = time.process_time() - start
     current_model()
     model = rate(predict, work, args.repeat, batch=True)
+    # The same model path with the pure-Python modules (no mypyc build), same corpus, same run.
+    pure_cmd = [sys.executable, __file__, "--model-path-only", "--repeat", str(args.repeat)]
+    pure_cmd += ["--db", args.db] if args.db else []
+    env = {**os.environ, "MCP_CATALOG_PURE_PYTHON": "1"}
+    pure = float(subprocess.run(pure_cmd, capture_output=True, text=True, check=True, env=env).stdout.split()[-1])
     full = rate(classify, work, args.repeat)
     plain = rate(lambda d: classify(d, learned=False), work, args.repeat)
     base = rate(keyword_baseline, work, args.repeat)
     print(f"corpus: {what}; {len(work)} classifications per round, best of {args.repeat}, CPU time, one thread")
     print(f"training from the committed data: {trained:.1f} s CPU")
     print(f"keyword baseline:        {base:>9,.0f} tools/s")
-    print(f"model path (batched):    {model:>9,.0f} tools/s   {model / base:.2f}x baseline")
+    compiled = "compiled with mypyc" if classifier.COMPILED else "pure Python: no build/fast/"
+    print(f"model path (batched):    {model:>9,.0f} tools/s   {model / base:.2f}x baseline ({compiled})")
+    print(f"  same, pure Python:     {pure:>9,.0f} tools/s   compiled/pure {model / pure:.2f}x")
     print(f"full verdicts:           {full:>9,.0f} tools/s   {full / base:.2f}x baseline")
     print(f"rules-only verdicts:     {plain:>9,.0f} tools/s   {plain / base:.2f}x baseline")
     py = [sys.executable]

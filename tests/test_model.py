@@ -191,6 +191,21 @@ def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> N
     assert "no plausible reading is stricter" in v.rationale
 
 
+def test_the_rubric_fixed_action_is_never_made_milder(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The model is sure the tool only reads; the rubric says free-form SQL is execute.
+    model = _model({"database": 0.98, "utility": 0.02}, {"read": 0.97, "execute": 0.03})
+    sql = ToolDefinition("query", "Execute any SQL statement", {"properties": {"sql": {"type": "string"}}})
+    v = _verdict_with(model, sql, monkeypatch)
+    assert (v.category, v.action) == ("database", "execute") and v.risk in ("high", "critical")
+    assert predict([sql])[0].action == "execute"  # the batched path agrees
+    # A stricter reading from the model still wins over the rules (operation enum: write).
+    model = _model({"database": 0.98, "utility": 0.02}, {"delete": 0.97, "read": 0.03})
+    ops = ToolDefinition(
+        "manage_rows", "Manage rows", {"properties": {"operation": {"type": "string", "enum": ["list", "update"]}}}
+    )
+    assert _verdict_with(model, ops, monkeypatch).action == "delete"
+
+
 def test_very_low_confidence_is_unknown_and_denied(monkeypatch: pytest.MonkeyPatch) -> None:
     even = {c: 1 / len(CATEGORIES) for c in CATEGORIES}
     model = _model(even, {a: 1 / len(ACTIONS) for a in ACTIONS})
