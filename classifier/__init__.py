@@ -7,7 +7,7 @@ reverse), so it can be reused, tested and benchmarked on its own.
 from classifier import _fast
 
 #: Whether the mypyc-compiled hot path is in use (see classifier/_fast.py).
-COMPILED = _fast.enable(__path__)
+COMPILED = _fast.enable(__name__, __path__)
 
 from classifier.classify import classifier_version, classify  # noqa: E402
 from classifier.definition import ToolDefinition, canonical_json, definition_hash  # noqa: E402

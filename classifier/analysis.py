@@ -360,7 +360,7 @@ def first_sentence(text: str, limit: int = 160) -> str:
 #: Switches that make a write replace or discard what was there ("overwrite without history").
 OVERWRITE_PARAMS = frozenset({"overwrite", "force", "force_overwrite", "replace", "hard", "force_push"})
 #: The same switches as values of an operation-like enum.
-OVERWRITE_VALUES = frozenset({"hard", "force", "overwrite", "force-push", "force_push"})
+OVERWRITE_VALUES = frozenset({"force", "overwrite", "force-push", "force_push"})
 
 #: Last words of a parameter name that make it a path or an address (``folderPath``, ``imageUrl``).
 LOCATION_WORDS = frozenset({"path", "url", "uri", "dir", "directory", "folder", "endpoint", "href", "webhook"})
@@ -395,6 +395,21 @@ def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
     return "enum" not in schema and "pattern" not in schema and "const" not in schema
 
 
+#: Words that, just before a phrase, say the opposite ("never overwrites the entire note").
+_NEGATION = re.compile(r"\b(?:not|never|no|without|won't|doesn't|don't|cannot|can't)\b[^.;:\n]{0,12}$")
+
+
+def _said(phrases: tuple[str, ...], text: str) -> str:
+    """The first of ``phrases`` that the text says, not denies."""
+    for phrase in phrases:
+        at = text.find(phrase)
+        while at >= 0:
+            if not _NEGATION.search(text, max(0, at - 30), at):
+                return phrase
+            at = text.find(phrase, at + 1)
+    return ""
+
+
 def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     desc = defn.description[:MAX_ANALYSED_DESCRIPTION]
     desc_lower = desc.lower()
@@ -427,7 +442,8 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
                 values = [str(v) for v in enum[:64]]
                 operation_values.extend(values)
                 # `mode: hard` (git reset) or `strategy: force` discards what was there.
-                overwrite += [f"{p}={v}" for v in values if v.lower() in OVERWRITE_VALUES]
+                hard = {"hard"} if "reset" in name_tokens else set()  # `git reset --hard`; a hard quota is not
+                overwrite += [f"{p}={v}" for v in values if v.lower() in OVERWRITE_VALUES or v.lower() in hard]
         nested = nested or "properties" in s or "items" in s
     if query and any(lang in desc_lower for lang in rules.query_languages):
         code += query
@@ -469,7 +485,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
         overwrite_params=tuple(overwrite),
-        overwrite_phrase=next((p for p in rules.overwrite_phrases if p in desc_lower), ""),
+        overwrite_phrase=_said(rules.overwrite_phrases, desc_lower),
     )
 
 

@@ -69,11 +69,14 @@ def _reads_secret(c: Context) -> bool:
     name = set(c.facts.name_tokens)
     if c.category == "identity_access" and name & (SECRET_WORDS - {"key"}):
         return True
-    # `vault_get`: "Retrieves secrets of a service" - the opening says what comes back.
+    # `vault_get`: "Retrieves secrets of a service" - the opening says what comes back (and
+    # does not deny it: "The password is never returned", "password policy").
+    opening = set(c.facts.desc_words[:12])
     if (
         c.category == "identity_access"
         and not name & {"list", "search", "describe", "count", "find", "check", "validate"}
-        and set(c.facts.desc_words[:12]) & {"secret", "password", "credential"}
+        and opening & {"secret", "password", "credential"}
+        and not opening & {"never", "not", "no", "without", "policy", "policie", "masked", "redacted"}
     ):
         return True
     # Session cookies, a process's environment (where keys live) and "reveal" switches.

@@ -71,6 +71,38 @@ def test_a_stale_build_is_never_used(tmp_path: Path) -> None:
     assert not _fast.fresh(build, Path(_fast.__file__).parent)
     (build / _fast.MANIFEST).write_text("{not json")
     assert not _fast.fresh(build, Path(_fast.__file__).parent)
+    # A binary that is missing or not the one built (the runtime library holds most of the code).
+    shutil.rmtree(build)
+    shutil.copytree(_fast.FAST_DIR, build)
+    assert _fast.fresh(build)
+    runtime = next(build.glob("*__mypyc*"))
+    runtime.write_bytes(runtime.read_bytes() + b"\0")
+    assert not _fast.fresh(build)
+    runtime.unlink()
+    assert not _fast.fresh(build)
+    # Any classifier source counts (mypyc compiles in the types of the modules it imports).
+    shutil.rmtree(build)
+    shutil.copytree(_fast.FAST_DIR, build)
+    with (sources / "rules.py").open("a") as fh:
+        fh.write("\n# edited\n")
+    shutil.copy2(Path(_fast.__file__).parent / "analysis.py", sources / "analysis.py")
+    assert not _fast.fresh(build, sources)
+
+
+def test_a_stray_runtime_library_elsewhere_on_the_path_never_wins(tmp_path: Path) -> None:
+    # mypyc's runtime library has a fixed name; an unrelated file of that name earlier on the
+    # path (an in-place build, the working directory) must not be the one loaded.
+    script = (
+        "import classifier, classifier.analysis as a\n"
+        "from classifier import ToolDefinition, classify\n"
+        "print(classifier.COMPILED, classify(ToolDefinition('read_file', 'Read a file')).risk)\n"
+    )
+    runtime = next(_fast.FAST_DIR.glob("*__mypyc*"))
+    shadow = tmp_path / runtime.name
+    shadow.write_bytes(b"not a shared object")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "MCP_CATALOG_MODEL_CACHE": str(tmp_path / "model")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["True", "medium"]
 
 
 def test_known_rows_are_the_extracted_features_the_model_knows() -> None:
