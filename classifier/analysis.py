@@ -426,6 +426,9 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     overwrite: list[str] = []
     operation_values: list[str] = []
     nested = False
+    # `strategy: force` discards what was there, and so does `mode: hard` on a reset (git
+    # reset --hard); a hard quota does not.
+    overwrite_values = OVERWRITE_VALUES | {"hard"} if "reset" in name_tokens else OVERWRITE_VALUES
     for p, s in props.items():
         low = p.lower()
         if low in rules.code_params and _unconstrained_string(s):
@@ -441,9 +444,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             if isinstance(enum, list):
                 values = [str(v) for v in enum[:64]]
                 operation_values.extend(values)
-                # `mode: hard` (git reset) or `strategy: force` discards what was there.
-                hard = {"hard"} if "reset" in name_tokens else set()  # `git reset --hard`; a hard quota is not
-                overwrite += [f"{p}={v}" for v in values if v.lower() in OVERWRITE_VALUES or v.lower() in hard]
+                overwrite += [f"{p}={v}" for v in values if v.lower() in overwrite_values]
         nested = nested or "properties" in s or "items" in s
     if query and any(lang in desc_lower for lang in rules.query_languages):
         code += query

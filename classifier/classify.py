@@ -177,10 +177,15 @@ def rule_reading(
     (or a JSONL row)."""
     rules = rules or load_rules()
     defn = data if isinstance(data, ToolDefinition) else ToolDefinition.from_mapping(data)
+    facts, cat, act = _rules_read(defn, rules)
+    return cat, act, extract(facts, cat, act)
+
+
+def _rules_read(defn: ToolDefinition, rules: RuleSet) -> tuple[Facts, CategoryChoice, ActionChoice]:
+    """The rules' first reading, shared by every path: the facts, their category and action."""
     facts = gather(defn, rules)
     cat = choose_category(facts, rules)
-    act = choose_action(facts, cat.id, rules)
-    return cat, act, extract(facts, cat, act)
+    return facts, cat, choose_action(facts, cat.id, rules)
 
 
 def rule_features(data: ToolDefinition | Mapping[str, Any], rules: RuleSet | None = None) -> list[str]:
@@ -359,16 +364,14 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
     cats: list[CategoryChoice] = []
     acts: list[ActionChoice] = []
     for defn in defs:
-        facts = gather(defn, rules)
-        cat = choose_category(facts, rules)
-        act = choose_action(facts, cat.id, rules)
+        facts, cat, act = _rules_read(defn, rules)
         cats.append(cat)
         acts.append(act)
         for (found, starts), head in zip(known, heads, strict=True):
             starts.append(len(found))
             found += known_rows(facts, cat, act, head.lookup)
-    p_cat = model.category.probability_matrix((), known[0])
-    p_act = model.action.probability_matrix((), known[-1])
+    p_cat = model.category.probability_matrix(known[0])
+    p_act = model.action.probability_matrix(known[-1])
     # combine(), vectorised over the batch (a test checks both give the same answers).
     n = len(cats)
     cat_classes, act_classes = model.category.classes, model.action.classes
@@ -406,9 +409,7 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
 def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: bool = True) -> Verdict:
     """Classify one definition.  ``learned=False`` gives the rules-only verdict (for comparison)."""
     rules = rules or load_rules()
-    facts = gather(defn, rules)
-    cat = choose_category(facts, rules)
-    act = choose_action(facts, cat.id, rules)
+    facts, cat, act = _rules_read(defn, rules)
     poisoned = tuple(poisoning(defn, rules))
     model = current_model() if learned else None
     if model is None:

@@ -112,7 +112,8 @@ def _decoded_blobs(text: str, limit: int = 5) -> str:
     """Readable text hidden in base64, hex, percent-encoded or HTML-entity runs, so the rules
     read what a model would decode; binary blobs (hashes, images) do not decode to text."""
     found: list[str] = []
-    if "rot13" in text or "ROT13" in text or "rot-13" in text.lower():
+    # ("-13" first: lower-casing the whole text for every tool would cost more than the check.)
+    if "rot13" in text or "ROT13" in text or ("-13" in text and "rot-13" in text.lower()):
         # A note that says it is ROT13-encoded is read decoded, as a model asked to would.
         found.append(codecs.decode(text[:PART_LIMIT], "rot13"))
     if "%" in text:

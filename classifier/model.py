@@ -81,25 +81,15 @@ class Head:
         order = np.argsort(-p, kind="stable")
         return [(self.classes[i], float(p[i])) for i in order]
 
-    def feature_rows(self, batch: Sequence[Iterable[str]]) -> tuple[list[int], list[int]]:
-        """Row numbers of the known features of every list, concatenated, and where each starts."""
-        rows: list[int] = []
-        starts: list[int] = []
-        for features in batch:
-            starts.append(len(rows))
-            rows += self.rows(features)
-        return rows, starts
-
-    def probability_matrix(
-        self, batch: Sequence[Iterable[str]], known: tuple[list[int], list[int]] | None = None
-    ) -> np.ndarray:
-        """Calibrated probabilities for many feature lists at once (rows follow ``batch``,
-        columns ``classes``): one sparse product for the whole batch, the bulk fast path.
-        ``known`` may be :meth:`feature_rows` of another head with the same feature index."""
+    def probability_matrix(self, known: tuple[list[int], list[int]]) -> np.ndarray:
+        """Calibrated probabilities for many definitions at once (one row each, columns
+        ``classes``): one sparse product for the whole batch, the bulk fast path.  ``known`` is
+        the feature rows of every definition concatenated, and where each one's start
+        (:func:`classifier.features.known_rows`)."""
         from scipy.sparse import csr_matrix
 
         index = self.index
-        rows, starts = known if known is not None else self.feature_rows(batch)
+        rows, starts = known
         x = csr_matrix(
             (np.ones(len(rows)), np.asarray(rows, dtype=np.int32), np.asarray([*starts, len(rows)], dtype=np.int64)),
             shape=(len(starts), len(index)),

@@ -76,7 +76,7 @@ def _reads_secret(c: Context) -> bool:
         c.category == "identity_access"
         and not name & {"list", "search", "describe", "count", "find", "check", "validate"}
         and opening & {"secret", "password", "credential"}
-        and not opening & {"never", "not", "no", "without", "policy", "policie", "masked", "redacted"}
+        and not opening & {"never", "not", "no", "without", "policy", "masked", "redacted"}
     ):
         return True
     # Session cookies, a process's environment (where keys live) and "reveal" switches.

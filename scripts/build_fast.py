@@ -49,6 +49,7 @@ def main() -> int:
             return 1
         staging = Path(tempfile.mkdtemp(prefix="fast-", dir=FAST_DIR.parent))  # one per build: no collisions
         try:
+            staging.chmod(0o755)  # mkdtemp makes it private; the build is for every user of the checkout
             (staging / "classifier").mkdir()
             binaries: dict[str, str] = {}
             for lib in work.glob(f"*{suffix}"):  # mypyc's runtime library, a top-level module
