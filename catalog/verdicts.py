@@ -1,7 +1,9 @@
 """Store -> classifier: give every current tool definition a verdict from this classifier.
 
-Verdicts are keyed by (definition hash, classifier version): an unchanged definition is
-never classified twice by the same classifier, and a new rule set re-classifies everything.
+Verdicts are keyed by (definition hash, classifier version, server context): an unchanged
+definition on an unchanged server is never classified twice by the same classifier; a new
+rule set re-classifies everything, and a server whose tool set changed re-classifies its
+tools (each tool's category prior comes from its siblings).
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ from sqlalchemy.orm import Session
 
 from catalog.store.models import Classification, DefinitionChange, Server, Tool, ToolDefinitionRow, utcnow
 from catalog.store.repository import unclassified
-from classifier import ToolDefinition, classifier_version, classify
+from classifier import ToolDefinition, Verdict, classifier_version, classify, classify_many
 from classifier.verdict import risk_rank
 
 
 def verdict_row(
-    digest: str, definition: dict[str, Any], server: str, version: str, now: datetime | None = None
+    digest: str, verdict: Verdict, version: str, context: str = "", now: datetime | None = None
 ) -> Classification:
-    """Classify one stored definition into a row keyed by its hash and the classifier version."""
-    verdict = classify(ToolDefinition.from_mapping(definition, server=server))
+    """One verdict as a row keyed by definition hash, classifier version and server context."""
     return Classification(
         definition_hash=digest,
         classifier_version=version,
+        context_hash=context,
         category=verdict.category,
         action=verdict.action,
         risk=verdict.risk,
@@ -39,15 +41,21 @@ def verdict_row(
 
 
 def classify_pending(session: Session, batch: int = 500) -> int:
+    """Classify every current tool without a verdict from this classifier in its server's
+    current context, a server at a time (its tools are one another's context)."""
     version = classifier_version()
-    pending = unclassified(session, version)
     now = utcnow()
-    for i, (digest, definition, server) in enumerate(pending, 1):
-        session.add(verdict_row(digest, definition, server, version, now))
-        if i % batch == 0:
-            session.flush()
+    done = 0
+    for group in unclassified(session, version):
+        defs = [ToolDefinition.from_mapping(d, server=group.server) for _, d in group.tools]
+        for (digest, _), verdict in zip(group.tools, classify_many(defs), strict=True):
+            if digest in group.pending:
+                session.add(verdict_row(digest, verdict, version, group.context, now))
+                done += 1
+                if done % batch == 0:
+                    session.flush()
     session.flush()
-    return len(pending)
+    return done
 
 
 def _verdict_of(session: Session, digest: str, definition: dict[str, Any] | None, server: str) -> Classification | None:
@@ -60,7 +68,8 @@ def _verdict_of(session: Session, digest: str, definition: dict[str, Any] | None
     ).first()
     if row is not None or definition is None:
         return row
-    row = verdict_row(digest, definition, server, classifier_version())
+    # An old definition is classified on its own: its siblings of the time are not known.
+    row = verdict_row(digest, classify(ToolDefinition.from_mapping(definition, server=server)), classifier_version())
     session.add(row)
     session.flush()
     return row

@@ -30,6 +30,8 @@ from classifier.analysis import (
     first_sentence,
     gather,
 )
+from classifier.context import ServerContext, apply_matrix, contexts
+from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
 from classifier.findings import annotation_mismatch, poisoning
@@ -286,6 +288,7 @@ def _learned_reading(
     p_cat: list[tuple[str, float]],
     p_act: list[tuple[str, float]],
     poisoned: tuple[Finding, ...],
+    own: list[tuple[str, float]] | None = None,
 ) -> tuple[_Reading, float, str]:
     """The model's reading, its confidence, and a sentence saying what it rests on.
 
@@ -306,7 +309,9 @@ def _learned_reading(
     if confidence >= DOUBT:
         return best, confidence, note
     strictest = best
-    plausible_cats = [c for c, q in p_cat if q >= ALTERNATIVE]
+    # A category the tool's own words make plausible stays so whatever its siblings say:
+    # context may sharpen a verdict, never hide a stricter reading.
+    plausible_cats = list(dict.fromkeys(c for c, q in [*p_cat, *(own or ())] if q >= ALTERNATIVE))
     plausible_acts = [a for a, q in p_act if q >= ALTERNATIVE]
     for alt_cat in plausible_cats:
         for alt_act in plausible_acts:
@@ -342,18 +347,11 @@ class Prediction(NamedTuple):
     confidence: float
 
 
-def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[Prediction]:
-    """The model path, batched: the rules' reading as features, both heads over the whole batch,
-    the same combination and calibration :func:`classify` uses.  :func:`classify` adds the
-    rubric's risk rules, the poisoning scan and the rationale on top."""
-    rules = rules or load_rules()
-    model = current_model()
-    if model is None:
-        raise RuntimeError("no learned model: the labelled data is missing or MCP_CATALOG_RULES_ONLY=1")
-    if not defs:
-        return []
-    import numpy as np
-
+def _batch_probabilities(
+    defs: Sequence[ToolDefinition], rules: RuleSet, model: Model
+) -> tuple[list[CategoryChoice], list[ActionChoice], Any, Any]:
+    """The rules' reading of every definition and both heads' probabilities over the batch
+    (one row per definition; columns the heads' classes), before any server context."""
     # The rules' reading of each definition, straight to the rows of the features the model
     # knows: known_rows() is extract() + the index without building the strings (a test
     # checks both agree).  Both heads are fitted on one vocabulary; when pruning kept the
@@ -370,8 +368,34 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
         for (found, starts), head in zip(known, heads, strict=True):
             starts.append(len(found))
             found += known_rows(facts, cat, act, head.lookup)
-    p_cat = model.category.probability_matrix(known[0])
-    p_act = model.action.probability_matrix(known[-1])
+    return cats, acts, model.category.probability_matrix(known[0]), model.action.probability_matrix(known[-1])
+
+
+def server_contexts(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[ServerContext | None]:
+    """Each definition's server context from the others in ``defs`` with the same ``server``
+    (pass all of a server's tools together); ``None`` for all without a learned model."""
+    model = current_model()
+    if model is None or not defs:
+        return [None] * len(defs)
+    _, _, p_cat, _ = _batch_probabilities(defs, rules or load_rules(), model)
+    return contexts(p_cat, model.category.classes, [d.server for d in defs])
+
+
+def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[Prediction]:
+    """The model path, batched: the rules' reading as features, both heads over the whole batch,
+    each tool's server context from its siblings in the batch, the same combination and
+    calibration :func:`classify_many` uses (which adds the rubric's risk rules, the poisoning
+    scan and the rationale on top)."""
+    rules = rules or load_rules()
+    model = current_model()
+    if model is None:
+        raise RuntimeError("no learned model: the labelled data is missing or MCP_CATALOG_RULES_ONLY=1")
+    if not defs:
+        return []
+    import numpy as np
+
+    cats, acts, p_cat, p_act = _batch_probabilities(defs, rules, model)
+    p_cat = apply_matrix(p_cat, [d.server for d in defs])
     # combine(), vectorised over the batch (a test checks both give the same answers).
     n = len(cats)
     cat_classes, act_classes = model.category.classes, model.action.classes
@@ -406,8 +430,35 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
     ]
 
 
-def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: bool = True) -> Verdict:
-    """Classify one definition.  ``learned=False`` gives the rules-only verdict (for comparison)."""
+def classify_many(
+    defs: Sequence[ToolDefinition], rules: RuleSet | None = None, *, learned: bool = True
+) -> list[Verdict]:
+    """Classify many definitions, each with the server context of its siblings among them
+    (definitions with the same ``server``): how a catalogue classifies a server's tools."""
+    rules = rules or load_rules()
+    found = server_contexts(defs, rules) if learned else [None] * len(defs)
+    return [classify(d, rules, learned=learned, context=c) for d, c in zip(defs, found, strict=True)]
+
+
+def _context_note(context: ServerContext, category: str, own_top: str) -> str:
+    """What the siblings said, for the rationale; says so when they changed the category."""
+    top, q = context.prior[0]
+    text = f"Server context: {context.siblings} other tool{'s' * (context.siblings != 1)} of {context.server}"
+    text += f" read mostly as {top} (mean p={q:.2f})"
+    if category != own_top:
+        text += f"; on its own words alone the model would say {own_top}"
+    return text + "."
+
+
+def classify(
+    defn: ToolDefinition,
+    rules: RuleSet | None = None,
+    *,
+    learned: bool = True,
+    context: ServerContext | None = None,
+) -> Verdict:
+    """Classify one definition.  ``learned=False`` gives the rules-only verdict (for comparison);
+    ``context`` is the prior its server's other tools give (:func:`classify_many` builds it)."""
     rules = rules or load_rules()
     facts, cat, act = _rules_read(defn, rules)
     poisoned = tuple(poisoning(defn, rules))
@@ -419,9 +470,15 @@ def classify(defn: ToolDefinition, rules: RuleSet | None = None, *, learned: boo
         version = classifier_version(rules, learned=False)
     else:
         feats = extract(facts, cat, act)
-        p_cat = model.category.probabilities(feats)
+        own = model.category.probabilities(feats)
+        p_cat = apply_context(own, context)
         p_act = model.action.probabilities(feats)
-        reading, confidence, note = _learned_reading(defn, facts, rules, model, feats, cat, act, p_cat, p_act, poisoned)
+        reading, confidence, note = _learned_reading(
+            defn, facts, rules, model, feats, cat, act, p_cat, p_act, poisoned, own
+        )
+        if context is not None and p_cat is not own:  # the siblings were asked
+            alone, _, _ = combine(cat, own, p_act, act)
+            note += " " + _context_note(context, reading.category, alone)
         version = classifier_version(rules, model)
     risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
     findings = list(reading.findings)

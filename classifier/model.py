@@ -322,10 +322,16 @@ def _fit_calibrator(
     from threadpoolctl import threadpool_limits
 
     from classifier.classify import combine
+    from classifier.context import apply, contexts
 
+    # The dev tools' own probabilities, then each one's server context from its dev siblings,
+    # as classify_many() sees a server's tools.
+    own = [category.probabilities(feats) for _, _, feats in dev_read]
+    matrix = np.array([[dict(p)[c] for c in category.classes] for p in own]).reshape(len(own), len(category.classes))
+    found = contexts(matrix, category.classes, [row.get("server") for row in dev])
     xs, ys = [], []
-    for row, (rule_cat, rule_act, feats) in zip(dev, dev_read, strict=True):
-        cat, act, inputs = combine(rule_cat, category.probabilities(feats), action.probabilities(feats), rule_act)
+    for row, (rule_cat, rule_act, feats), p_cat, context in zip(dev, dev_read, own, found, strict=True):
+        cat, act, inputs = combine(rule_cat, apply(p_cat, context), action.probabilities(feats), rule_act)
         xs.append(inputs)
         ys.append(int(cat == row["category"] and act == row["action"]))
     if len(set(ys)) < 2:

@@ -7,7 +7,11 @@ on servers the model has not seen.  Prints category and action accuracy and macr
 setting, best first; the chosen values are the constants at the top of
 classifier/model.py.
 
-Usage: .venv/bin/python scripts/tune_model.py [--folds 5]
+``--context`` instead sweeps the server-context constants (classifier/context.py) over
+out-of-fold category probabilities, scoring the category the verdict would take (the
+rules' unless the model overrides them, as classify.combine decides).
+
+Usage: .venv/bin/python scripts/tune_model.py [--folds 5] [--context]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,12 +35,16 @@ from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_head, read_jso
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--context", action="store_true", help="sweep the server-context constants instead")
     args = ap.parse_args()
     rows = [r for name in (*TRAIN_FILES, DEV_FILE) for r in read_jsonl(DATA_DIR / name)]
     feats = [rule_features(r) for r in rows]
     groups = [r["server"] for r in rows]
     folds = list(GroupKFold(n_splits=args.folds).split(feats, groups=groups))
     print(f"{len(rows)} tools from {len(set(groups))} servers, {args.folds} server-grouped folds")
+    if args.context:
+        sweep_context(rows, feats, groups, folds)
+        return
     results = []
     for c, rw, cw in itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (1.0, 2.0, 3.0, 5.0), (None, "balanced")):
         scores = []
@@ -55,6 +64,57 @@ def main() -> None:
     for r in results[:5]:
         setting = f"C={r[0]} rule_weight={r[1]} class_weight={r[2]}"
         print(f"{setting}: category {r[3]:.3f}/{r[4]:.3f} action {r[5]:.3f}/{r[6]:.3f}")
+
+
+def sweep_context(
+    rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], folds: list[tuple[Any, Any]]
+) -> None:
+    import numpy as np
+
+    from classifier import context
+    from classifier.classify import CATEGORY_OVERRIDE, rule_reading
+
+    classes = sorted({r["category"] for r in rows})
+    p = np.zeros((len(rows), len(classes)))
+    for tr, te in folds:
+        head = fit_head([feats[i] for i in tr], [rows[i]["category"] for i in tr])
+        cols = [classes.index(c) for c in head.classes]
+        p[np.ix_(te, cols)] = head.probability_matrix(
+            ([r for i in te for r in head.rows(feats[i])], _starts(head, feats, te))
+        )
+    gold = np.array([classes.index(r["category"]) for r in rows])
+    rule = [rule_reading(r)[0] for r in rows]
+    rule_col = np.array([classes.index(c.id) for c in rule])
+    rule_score = np.array([c.score for c in rule])
+
+    def verdict_accuracy(q: np.ndarray) -> float:
+        top = q.argmax(axis=1)
+        use_model = (rule_score <= 0) | ((top != rule_col) & (q.max(axis=1) >= CATEGORY_OVERRIDE))
+        return float((np.where(use_model, top, rule_col) == gold).mean())
+
+    print(f"no context: verdict category {verdict_accuracy(p):.4f}, model alone {(p.argmax(1) == gold).mean():.4f}")
+    results = []
+    for weight, floor, pseudo, unsure in itertools.product(
+        (1.0, 1.5, 2.0), (0.001, 0.01, 0.03), (0.0, 2.0, 4.0), (0.8, 0.9, 1.01)
+    ):
+        context.CONTEXT_WEIGHT, context.CONTEXT_FLOOR, context.CONTEXT_PSEUDO, context.CONTEXT_UNSURE = (
+            weight,
+            floor,
+            pseudo,
+            unsure,
+        )
+        results.append((verdict_accuracy(context.apply_matrix(p, groups)), weight, floor, pseudo, unsure))
+    results.sort(key=lambda r: -r[0])
+    for acc, weight, floor, pseudo, unsure in results[:10]:
+        print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")
+
+
+def _starts(head: Any, feats: list[list[str]], positions: Any) -> list[int]:
+    starts, n = [], 0
+    for i in positions:
+        starts.append(n)
+        n += len(head.rows(feats[i]))
+    return starts
 
 
 if __name__ == "__main__":

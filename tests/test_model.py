@@ -3,9 +3,11 @@ and careful when unsure (doubt raises the risk, it never lowers it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier import CATEGORIES, ToolDefinition, classify
+from classifier import CATEGORIES, ToolDefinition, classify, classify_many
 from classifier.classify import ALTERNATIVE, DOUBT, UNKNOWN_BELOW, current_model, predict, rule_features
 from classifier.model import DATA_DIR, Head, Model, cache_key, load_model, read_jsonl, train
 from classifier.verdict import ACTIONS, RISK_LEVELS, risk_rank
@@ -221,10 +223,81 @@ def test_very_low_confidence_is_unknown_and_denied(monkeypatch: pytest.MonkeyPat
 def test_the_batched_model_path_agrees_with_classify() -> None:
     rows = split_rows("dev")[:300]
     defs = [ToolDefinition.from_mapping(r, server=r["server"]) for r in rows]
-    for defn, pred in zip(defs, predict(defs), strict=True):
-        verdict = classify(defn)
-        assert (pred.category, pred.action) == (verdict.category, verdict.action), defn.name
-        assert abs(pred.confidence - verdict.confidence) < 1e-3, defn.name
+    alone = [dataclasses.replace(d, server=None) for d in defs]  # no siblings, no context
+    for batch, verdicts in ((defs, classify_many(defs)), (alone, [classify(d) for d in alone])):
+        for defn, pred, verdict in zip(batch, predict(batch), verdicts, strict=True):
+            assert (pred.category, pred.action) == (verdict.category, verdict.action), defn.name
+            assert abs(pred.confidence - verdict.confidence) < 1e-3, defn.name
+
+
+def _server(name: str) -> list[ToolDefinition]:
+    rows = [r for split in SPLITS[:2] for r in split_rows(split) if r["server"] == name and not r.get("poisoned")]
+    assert rows, name
+    return [ToolDefinition.from_mapping(r, server=name) for r in rows]
+
+
+def test_server_context_reads_an_unclear_tool_by_its_siblings() -> None:
+    # Scout APM's `get_app_trace` ("Get an individual trace with all spans") says little about
+    # its domain on its own; its fourteen sibling tools are plainly application monitoring.
+    tools = _server("scout-mcp-local")
+    i = next(i for i, d in enumerate(tools) if d.name == "get_app_trace")
+    alone = classify(tools[i])
+    verdict = classify_many(tools)[i]
+    assert alone.category != "infrastructure"
+    assert verdict.category == "infrastructure"
+    assert f"Server context: {len(tools) - 1} other tools of scout-mcp-local read mostly as infrastructure" in (
+        verdict.rationale
+    )
+    assert f"on its own words alone the model would say {alone.category}" in verdict.rationale
+
+
+def test_server_context_never_overrules_clear_words() -> None:
+    # A read-only SQL tool among trading tools stays a database tool.
+    seed = ToolDefinition.from_mapping(
+        {"name": "BinanceFuturesCancelBatchOrders", "description": "Cancel multiple USD-M Futures orders in batch"},
+        server="io.example/binance",
+    )
+    ticker = ToolDefinition("get_ticker_price", "Get the public market price", server="io.example/binance")
+    sql = ToolDefinition(
+        "query",
+        "Run a read-only SQL query against the database",
+        {"properties": {"sql": {"type": "string"}}},
+        server="io.example/binance",
+    )
+    verdicts = classify_many([seed, ticker, sql])
+    assert [v.category for v in verdicts] == ["financial", "financial", "database"]
+
+
+def test_server_context_is_leave_one_out_and_order_free() -> None:
+    tools = _server("@vuetify/mcp")
+    # A tool alone on its server has no siblings: the same verdict as classify().
+    assert classify_many(tools[:1]) == [classify(tools[0])]
+    # A tool never votes for itself: the context of each is built from the others only.
+    found = classify_module.server_contexts(tools)
+    assert all(c is not None and c.siblings == len(tools) - 1 for c in found)
+    shuffled = list(range(len(tools)))
+    random.Random(3).shuffle(shuffled)
+    again = classify_many([tools[i] for i in shuffled])
+    first = classify_many(tools)
+    assert [again[shuffled.index(i)] for i in range(len(tools))] == first
+    # Tools of other servers in the same batch are not siblings.
+    mixed = classify_many([*tools, *_server("scout-mcp-local")])
+    assert mixed[: len(tools)] == first
+
+
+def test_context_never_hides_a_stricter_plausible_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under doubt the categories the tool's own words make plausible still count, however sure
+    # its siblings make the model of a milder one: siblings all about pure computation must not
+    # turn "Read any Jira data" into a low-risk utility.
+    from classifier import ServerContext
+
+    monkeypatch.setattr(Model, "confidence", lambda self, inputs: 0.5)
+    row = next(r for r in split_rows("dev") if r["name"] == "jira_get" and not r.get("poisoned"))
+    defn = ToolDefinition.from_mapping(row, server="io.example/calculators")
+    siblings = ServerContext("io.example/calculators", 9, (("utility", 0.99), ("knowledge", 0.01)))
+    alone, with_context = classify(defn), classify(defn, context=siblings)
+    assert with_context.category == "utility"  # the siblings did move the category...
+    assert risk_rank(with_context.risk) >= risk_rank(alone.risk) == risk_rank("medium")  # ...not the risk down
 
 
 def test_verdicts_do_not_depend_on_the_process(tmp_path: Path) -> None:

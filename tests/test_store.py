@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, select
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from catalog.errors import DatabaseError
-from catalog.store.db import HEAD_REVISION, current_revision, open_store
+from catalog.store.db import HEAD_REVISION, MIGRATIONS, current_revision, migrate, open_store
 from catalog.store.models import Classification, CrawlRun, ToolDefinitionRow
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
@@ -98,7 +101,67 @@ def test_classification_is_keyed_by_hash_and_version(db_url: str) -> None:
         assert {r.risk for r in rows} == {"medium", "critical"}
         version = rows[0].classifier_version
         assert unclassified(s, version) == []
-        assert len(unclassified(s, "another-version")) == 2
+        assert [len(p.pending) for p in unclassified(s, "another-version")] == [2]
+    store.dispose()
+
+
+def test_a_server_whose_tools_changed_is_reclassified_in_its_new_context(db_url: str) -> None:
+    # A tool's category prior comes from its siblings: a new sibling means new verdicts for all.
+    store = open_store(db_url)
+    delete = {**TOOL, "name": "delete_file", "description": "Delete a file"}
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/fs", source="test"))
+        other = upsert_server(s, ServerRecord(name="io.example/other", source="test"))
+        record_tools(s, server, [TOOL])
+        record_tools(s, other, [{**TOOL, "name": "get_weather", "description": "Weather"}])
+        assert classify_pending(s) == 2
+        before = s.scalars(select(Classification)).all()
+        first, first_ids = {v.context_hash for v in before}, {v.id for v in before}
+        record_tools(s, server, [TOOL, delete])
+        assert classify_pending(s) == 2  # read_file in its new context, and delete_file; not the other server
+        assert classify_pending(s) == 0
+    with store.session() as s:
+        rows = s.scalars(select(Classification).order_by(Classification.id)).all()
+        assert len(rows) == 4
+        views = {t.name: t.verdict for t in current_tools(s, server="io.example/fs")}
+        assert {v.context_hash for v in views.values() if v} == {rows[-1].context_hash}
+        assert rows[-1].context_hash not in first
+        assert views["read_file"] is not None and views["read_file"].id not in first_ids  # the current context's
+        # Looked up by name alone, the verdict is still the one of the tool's current context.
+        (only,) = current_tools(s, name="read_file")
+        assert only.verdict is not None and only.verdict.id == views["read_file"].id
+    store.dispose()
+
+
+def test_verdicts_survive_the_context_migration(db_url: str) -> None:
+    store = open_store(db_url, migrate_schema=False)
+    migrate(store.engine, "0003")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO classifications (definition_hash, classifier_version, category, action, risk, "
+                "confidence, risk_rule, rationale, findings, created_at) VALUES "
+                "('h1', 'v1', 'filesystem', 'read', 'medium', 0.9, 'medium.read', 'r', '[]', CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate(store.engine)
+    insert = (
+        "INSERT INTO classifications (definition_hash, classifier_version, context_hash, category, action, risk, "
+        "confidence, risk_rule, rationale, findings, created_at) VALUES "
+        "('h1', 'v1', :ctx, 'utility', 'read', 'low', 0.9, 'low.read', 'r', '[]', CURRENT_TIMESTAMP)"
+    )
+    with store.engine.begin() as conn:
+        assert conn.execute(text("SELECT context_hash, category FROM classifications")).all() == [("", "filesystem")]
+        conn.execute(text(insert), {"ctx": "c2"})  # the same definition in another context
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(text(insert), {"ctx": "c2"})
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:  # back: one verdict per (hash, version), the latest kept
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT category FROM classifications")).all() == [("utility",)]
     store.dispose()
 
 

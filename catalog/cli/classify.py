@@ -12,22 +12,26 @@ import typer
 from catalog.cli.common import fail
 
 
-def classify_line(line: str, lineno: int) -> dict[str, Any]:
-    from classifier import ToolDefinition, classify
+def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
+    """The input object and its definition, or an output line with an ``error`` and ``None``."""
+    from classifier import ToolDefinition
 
     try:
         data = json.loads(line)
     except ValueError as exc:
-        return {"line": lineno, "error": f"invalid JSON: {exc}"}
+        return {"line": lineno, "error": f"invalid JSON: {exc}"}, None
     if not isinstance(data, dict):
-        return {"line": lineno, "error": f"expected an object, got {type(data).__name__}"}
+        return {"line": lineno, "error": f"expected an object, got {type(data).__name__}"}, None
     try:
         defn = ToolDefinition.from_mapping(
             data, server=data.get("server") if isinstance(data.get("server"), str) else None
         )
     except ValueError as exc:
-        return {**data, "line": lineno, "error": str(exc)}
-    verdict = classify(defn)
+        return {**data, "line": lineno, "error": str(exc)}, None
+    return data, defn
+
+
+def with_verdict(data: dict[str, Any], verdict: Any) -> dict[str, Any]:
     return {
         **data,
         "category": verdict.category,
@@ -47,17 +51,22 @@ def classify(
     ],
     output: Annotated[str | None, typer.Option("-o", "--output", help="Write JSONL here instead of stdout.")] = None,
 ) -> None:
-    """Classify tool definitions (one JSON object per line); each output line is the input plus the verdict."""
+    """Classify tool definitions (one JSON object per line); each output line is the input plus the verdict.
+    Lines with the same "server" field are classified together (each is the others' context)."""
     if input_file != "-" and not Path(input_file).is_file():
         raise fail(f"no such file: {input_file}")
     src: TextIO = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8", errors="replace")  # noqa: SIM115
     dst: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    from classifier import classify_many
+
     errors = 0
     try:
-        for lineno, line in enumerate(src, 1):
-            if not line.strip():
-                continue
-            out = classify_line(line, lineno)
+        # The whole file first: lines with the same "server" are one another's context
+        # (a tool's category prior comes from its siblings), wherever they sit in the file.
+        parsed = [parse_line(line, lineno) for lineno, line in enumerate(src, 1) if line.strip()]
+        verdicts = iter(classify_many([d for _, d in parsed if d is not None]))
+        for data, defn in parsed:
+            out = data if defn is None else with_verdict(data, next(verdicts))
             errors += "error" in out
             dst.write(json.dumps(out, ensure_ascii=False) + "\n")
     finally:

@@ -109,13 +109,17 @@ def scanner_verdicts(items: Sequence[Labelled], timeout: float = 300) -> tuple[l
 
 
 def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
-    from classifier.classify import current_model
+    from classifier.classify import current_model, server_contexts
 
     current_model()  # train or load once, outside the per-tool timings
+    defs = [ToolDefinition.from_mapping(item.definition) for item in items]
+    # Each tool is classified with the context of its siblings in the file (same ``server``),
+    # as the catalogue classifies a server's tools together.
+    found = server_contexts(defs)
     ours, timings = [], []
-    for item in items:
+    for item, defn, context in zip(items, defs, found, strict=True):
         start = time.perf_counter()
-        verdict = classify(ToolDefinition.from_mapping(item.definition))
+        verdict = classify(defn, context=context)
         timings.append((item.definition.get("name", "?"), time.perf_counter() - start))
         ours.append(verdict)
     gold_cat = [i.category for i in items]

@@ -82,12 +82,18 @@ class ToolDefinitionRow(Base):
 class Classification(Base):
     __tablename__ = "classifications"
     __table_args__ = (
-        UniqueConstraint("definition_hash", "classifier_version", name="uq_classifications_hash_version"),
+        UniqueConstraint(
+            "definition_hash", "classifier_version", "context_hash", name="uq_classifications_hash_version_context"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     definition_hash: Mapped[str] = mapped_column(String(64), index=True)
     classifier_version: Mapped[str] = mapped_column(String(64))
+    #: The server context the verdict was made in (:func:`catalog.store.repository.context_hash`):
+    #: a tool's category prior comes from its sibling tools, so a server whose tool set
+    #: changed gets new verdicts.  Empty for a definition classified on its own.
+    context_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
     category: Mapped[str] = mapped_column(String(40))
     action: Mapped[str] = mapped_column(String(20))
     risk: Mapped[str] = mapped_column(String(20))

@@ -7,6 +7,7 @@ leaving a half-written server behind.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -205,18 +206,52 @@ class ToolView:
     verdict: Classification | None
 
 
-def _latest_verdicts(session: Session, hashes: Iterable[str]) -> dict[str, Classification]:
-    wanted = list(set(hashes))
-    out: dict[str, Classification] = {}
-    for i in range(0, len(wanted), 500):
+def context_hash(server: str, hashes: Iterable[str]) -> str:
+    """The server context a verdict is made in: the server's name and its current tool set.
+    A tool's category prior comes from its sibling tools, so a server that gained, lost or
+    changed a tool gets new verdicts for all of them."""
+    h = hashlib.sha256(server.encode("utf-8"))
+    for digest in sorted(set(hashes)):
+        h.update(b"\n" + digest.encode("ascii"))
+    return h.hexdigest()
+
+
+def server_contexts(session: Session, server_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """Server id -> :func:`context_hash` of its current tools (all servers when ``server_ids`` is None)."""
+    q = select(Tool.server_id, Server.name, Tool.current_hash).join(Server, Server.id == Tool.server_id)
+    q = q.where(Tool.removed_at.is_(None))
+    hashes: dict[int, list[str]] = {}
+    names: dict[int, str] = {}
+    if server_ids is None:
+        chunks: list[list[int] | None] = [None]
+    else:
+        ids = sorted(set(server_ids))
+        chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)]
+    for chunk in chunks:
+        for sid, name, digest in session.execute(q if chunk is None else q.where(Tool.server_id.in_(chunk))):
+            names[sid] = name
+            hashes.setdefault(sid, []).append(digest)
+    return {sid: context_hash(names[sid], found) for sid, found in hashes.items()}
+
+
+def _latest_verdicts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Classification]:
+    """(definition hash, context hash) -> the latest verdict made in that context, else the
+    latest verdict of the definition in any context (a catalogue not re-classified yet)."""
+    wanted = set(keys)
+    hashes = sorted({h for h, _ in wanted})
+    exact: dict[tuple[str, str], Classification] = {}
+    latest: dict[str, Classification] = {}
+    for i in range(0, len(hashes), 500):
         rows = session.scalars(
             select(Classification)
-            .where(Classification.definition_hash.in_(wanted[i : i + 500]))
+            .where(Classification.definition_hash.in_(hashes[i : i + 500]))
             .order_by(Classification.created_at, Classification.id)
         )
-        for row in rows:
-            out[row.definition_hash] = row  # latest wins
-    return out
+        for row in rows:  # oldest first: the latest wins
+            latest[row.definition_hash] = row
+            if (row.definition_hash, row.context_hash) in wanted:
+                exact[(row.definition_hash, row.context_hash)] = row
+    return {k: v for k in wanted if (v := exact.get(k) or latest.get(k[0])) is not None}
 
 
 def current_tools(session: Session, *, name: str | None = None, server: str | None = None) -> list[ToolView]:
@@ -232,7 +267,8 @@ def current_tools(session: Session, *, name: str | None = None, server: str | No
     if server is not None:
         q = q.where(Server.name == server)
     rows = session.execute(q).all()
-    verdicts = _latest_verdicts(session, (t.current_hash for t, _, _ in rows))
+    contexts = server_contexts(session, {s.id for _, s, _ in rows})
+    verdicts = _latest_verdicts(session, ((t.current_hash, contexts.get(s.id, "")) for t, s, _ in rows))
     return [
         ToolView(
             server=s.name,
@@ -240,7 +276,7 @@ def current_tools(session: Session, *, name: str | None = None, server: str | No
             name=t.name,
             hash=t.current_hash,
             definition=d.definition,
-            verdict=verdicts.get(t.current_hash),
+            verdict=verdicts.get((t.current_hash, contexts.get(s.id, ""))),
         )
         for t, s, d in rows
     ]
@@ -259,21 +295,52 @@ def server_names(session: Session) -> list[str]:
     return list(session.scalars(select(Server.name).order_by(Server.name)))
 
 
-def unclassified(session: Session, version: str) -> list[tuple[str, dict[str, Any], str]]:
-    """(hash, definition, server name) of current definitions with no verdict from ``version``."""
-    done = select(Classification.definition_hash).where(Classification.classifier_version == version)
-    q = (
-        select(ToolDefinitionRow.hash, ToolDefinitionRow.definition, Server.name)
-        .join(Tool, (Tool.id == ToolDefinitionRow.tool_id) & (Tool.current_hash == ToolDefinitionRow.hash))
-        .join(Server, Server.id == Tool.server_id)
-        .where(ToolDefinitionRow.hash.not_in(done))
+@dataclass
+class PendingServer:
+    """A server with tools that have no verdict from a classifier version in its current context."""
+
+    server: str
+    context: str
+    #: (hash, definition) of every current tool: the siblings the context is built from.
+    tools: list[tuple[str, dict[str, Any]]]
+    #: Hashes among ``tools`` still to classify.
+    pending: set[str]
+
+
+def unclassified(session: Session, version: str) -> list[PendingServer]:
+    """Servers whose current tools lack a verdict from ``version`` in the server's current
+    context, each with all its current definitions (the context needs every sibling)."""
+    contexts = server_contexts(session)
+    if not contexts:
+        return []
+    done = set(
+        session.execute(
+            select(Classification.definition_hash, Classification.context_hash).where(
+                Classification.classifier_version == version
+            )
+        ).all()
     )
-    seen: set[str] = set()
-    out = []
-    for digest, definition, server in session.execute(q):
-        if digest not in seen:
-            seen.add(digest)
-            out.append((digest, definition, server))
+    current = session.execute(
+        select(Tool.server_id, Tool.current_hash).where(Tool.removed_at.is_(None)).order_by(Tool.server_id, Tool.name)
+    ).all()
+    waiting = {sid for sid, digest in current if (digest, contexts[sid]) not in done}
+    out: list[PendingServer] = []
+    for chunk in (sorted(waiting)[i : i + 200] for i in range(0, len(waiting), 200)):
+        q = (
+            select(Server.id, Server.name, ToolDefinitionRow.hash, ToolDefinitionRow.definition)
+            .join(Tool, (Tool.id == ToolDefinitionRow.tool_id) & (Tool.current_hash == ToolDefinitionRow.hash))
+            .join(Server, Server.id == Tool.server_id)
+            .where(Tool.removed_at.is_(None), Server.id.in_(chunk))
+            .order_by(Server.id, Tool.name)
+        )
+        groups: dict[int, PendingServer] = {}
+        for sid, name, digest, definition in session.execute(q):
+            group = groups.setdefault(sid, PendingServer(name, contexts[sid], [], set()))
+            if all(digest != h for h, _ in group.tools):
+                group.tools.append((digest, definition))
+            if (digest, contexts[sid]) not in done:
+                group.pending.add(digest)
+        out += groups.values()
     return out
 
 
