@@ -482,7 +482,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         path_params=path_params,
         batch=batch,
         max_items=int(m.group(1)) if m else None,
-        read_only_query=any(p in desc_lower for p in rules.read_only_phrases),
+        read_only_query=bool(_said(rules.read_only_phrases, desc_lower)),  # not "is not read-only"
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
         overwrite_params=tuple(overwrite),

@@ -173,6 +173,22 @@ def split_index(index: Mapping[str, int]) -> dict[str, dict[str, int]]:
     return table
 
 
+def never_emitted(features: Iterable[str]) -> list[str]:
+    """Features :func:`extract` filters out (stop words, one-letter description words, the
+    server words ``mcp``/``server``): a model that knew one would make :func:`known_rows`,
+    which skips those filters, disagree with :func:`extract`."""
+    out = []
+    for feature in features:
+        prefix, _, rest = feature.partition(":")
+        if (
+            (prefix in ("d", "d0") and rest in STOP_WORDS)
+            or (prefix == "d" and len(rest) <= 1)
+            or (prefix == "s" and rest in ("mcp", "server"))
+        ):
+            out.append(feature)
+    return out
+
+
 def _add(rows: list[int], table: Mapping[str, int], keys: Iterable[str]) -> None:
     for key in keys:
         r = table.get(key)

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 from classifier.analysis import ActionChoice
 from classifier.definition import MAX_SCANNED_TEXT, ToolDefinition
-from classifier.rules import RuleSet
+from classifier.rules import RuleSet, gate_text
 from classifier.verdict import Finding
 
 #: Zero-width, bidi-override and tag characters, and terminal control codes (ANSI escapes
@@ -151,11 +151,11 @@ def _snippet(text: str, start: int, end: int) -> str:
 def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
     text = scanned_text(defn)
     found: list[Finding] = []
-    lower = text.lower()
+    gates = gate_text(text)
     for rule in rules.poisoning:
-        if not all(any(word in lower for word in group) for group in rule.requires):
+        if not rule.gated_in(gates, text):
             continue
-        m = rule.pattern.search(text)
+        m = rule.find(text)
         if m:
             found.append(
                 Finding(

@@ -135,6 +135,12 @@ class Head:
             raise ValueError("model file: weights do not match features x classes")
         if not (np.isfinite(weights).all() and np.isfinite(bias).all()) or len(set(classes)) != len(classes):
             raise ValueError("model file: non-finite weights or repeated classes")
+        from classifier.features import never_emitted
+
+        stray = never_emitted(str(f) for f in features)
+        if stray:
+            # known_rows() skips extract()'s filters on the strength of this invariant.
+            raise ValueError(f"model file: features extract() never emits ({', '.join(stray[:3])})")
         return cls(
             classes=classes,
             index={str(f): i for i, f in enumerate(features)},

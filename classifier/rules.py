@@ -41,6 +41,32 @@ class PoisoningRule:
     requires: tuple[tuple[str, ...], ...]  # each group must have one of its words in the text
     must_match: tuple[str, ...]
     must_not_match: tuple[str, ...]
+    #: Words just before a match that make it harmless ("The password should not be shown to
+    #: the user" keeps a secret out of the reply; it hides nothing from the user).
+    unless_before: re.Pattern[str] | None = None
+
+    def gated_in(self, gate_text: str, raw: str = "") -> bool:
+        """Whether every ``requires`` group has a word in the text (lower-cased, whitespace
+        collapsed: :func:`gate_text`); a rule gated out is not run at all (speed).  A gate
+        made of whitespace alone (padding) is looked for in the ``raw`` text."""
+        return all(
+            any((word in raw) if word.isspace() else (word in gate_text) for word in group) for group in self.requires
+        )
+
+    def find(self, text: str) -> re.Match[str] | None:
+        """The first match the rule stands by (one ``unless_before`` does not excuse)."""
+        for n, m in enumerate(self.pattern.finditer(text)):
+            if self.unless_before is None or not self.unless_before.search(text, max(0, m.start() - 80), m.start()):
+                return m
+            if n >= 50:  # hostile repetition: excusing fifty in a row is enough
+                break
+        return None
+
+
+def gate_text(text: str) -> str:
+    """The text the rules' gates look at: lower-cased with runs of whitespace collapsed, as
+    the patterns (``\\s{1,8}``) accept any run between words."""
+    return " ".join(text.lower().split())
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
             requires=_gates(r.get("requires", [])),
             must_match=tuple(r.get("must_match", [])),
             must_not_match=tuple(r.get("must_not_match", [])),
+            unless_before=re.compile(r["unless_before"], re.IGNORECASE) if r.get("unless_before") else None,
         )
         for r in pois
     )

@@ -120,6 +120,13 @@ def test_model_files_of_another_format_are_refused() -> None:
     bad = {"classes": ["a", "b"], "features": ["x"], "weights": [[1.0]], "bias": [0, 0]}
     with pytest.raises(ValueError):
         Head.from_dict(bad)
+    # A feature extract() never emits (a stop word) would make the batch path's known_rows()
+    # disagree with extract(): such a file is refused, and the model retrained.
+    for stray in ("d:the", "s:mcp", "d:x"):
+        odd = {"classes": ["a", "b"], "features": ["n:get", stray], "weights": [[1.0, 0.0]] * 2, "bias": [0, 0]}
+        with pytest.raises(ValueError, match="never emits"):
+            Head.from_dict(odd)
+    assert Head.from_dict({**odd, "features": ["n:get", "d:weather"]}).index == {"n:get": 0, "d:weather": 1}
 
 
 def test_rules_only_switch(monkeypatch: pytest.MonkeyPatch) -> None:

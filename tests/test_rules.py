@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from classifier import CATEGORIES, ToolDefinition, classify
-from classifier.rules import RULE_FILES, RULES_DIR, load_rules
+from classifier.rules import RULE_FILES, RULES_DIR, gate_text, load_rules
 
 RULES = load_rules()
 
@@ -49,11 +49,15 @@ def test_action_cases(case: dict) -> None:
 def test_poisoning_rule_cases(rule) -> None:  # type: ignore[no-untyped-def]
     assert rule.why and rule.must_match and rule.must_not_match
     for text in rule.must_match:
-        assert rule.pattern.search(text), f"{rule.id} misses {text!r}"
-        gates = all(any(w in text.lower() for w in group) for group in rule.requires)
-        assert gates, f"{rule.id} gate drops {text!r}"
+        assert rule.find(text), f"{rule.id} misses {text!r}"
+        assert rule.gated_in(gate_text(text), text), f"{rule.id} gate drops {text!r}"
+        # Gates and patterns agree on whitespace: a doubled space or a line break between the
+        # words must not let a text slip past the gate.
+        spaced = text.replace(" ", "  ").replace(", ", ",\n")
+        if rule.pattern.search(spaced):
+            assert rule.gated_in(gate_text(spaced), spaced), f"{rule.id} gate drops {spaced!r}"
     for text in rule.must_not_match:
-        assert not rule.pattern.search(text), f"{rule.id} falsely matches {text!r}"
+        assert not rule.find(text), f"{rule.id} falsely matches {text!r}"
 
 
 def test_poisoning_scan_reaches_deep_into_hostile_input() -> None:
