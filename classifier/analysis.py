@@ -399,8 +399,12 @@ def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
 _NEGATION = re.compile(r"\b(?:not|never|no|without|won't|doesn't|don't|cannot|can't)\b[^.;:\n]{0,12}$")
 
 
-def _said(phrases: tuple[str, ...], text: str) -> str:
-    """The first of ``phrases`` that the text says, not denies."""
+def _said(phrases: tuple[str, ...], text: str, anchors: tuple[str, ...] = ()) -> str:
+    """The first of ``phrases`` that the text says, not denies.  ``anchors`` (one of which
+    every phrase contains, :func:`classifier.rules.anchors`) let most texts be ruled out in
+    a scan or two."""
+    if anchors and not any(a in text for a in anchors):
+        return ""
     for phrase in phrases:
         at = text.find(phrase)
         while at >= 0:
@@ -482,11 +486,11 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
         path_params=path_params,
         batch=batch,
         max_items=int(m.group(1)) if m else None,
-        read_only_query=bool(_said(rules.read_only_phrases, desc_lower)),  # not "is not read-only"
+        read_only_query=bool(_said(rules.read_only_phrases, desc_lower, rules.read_only_anchors)),  # not denied
         operation_values=tuple(operation_values),
         annotations=dict(defn.annotations),
         overwrite_params=tuple(overwrite),
-        overwrite_phrase=_said(rules.overwrite_phrases, desc_lower),
+        overwrite_phrase=_said(rules.overwrite_phrases, desc_lower, rules.overwrite_anchors),
     )
 
 

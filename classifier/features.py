@@ -18,6 +18,7 @@ tokenised once per classification.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
 
@@ -160,7 +161,9 @@ def extract(facts: Facts, category: CategoryChoice, action: ActionChoice) -> lis
 
 
 #: The part of a feature before its first ``:`` (``d`` for ``d:order``) -> the rest -> row.
-Lookup = Mapping[str, Mapping[str, int]]
+#: Concrete ``dict``/``tuple`` types (not ``Mapping``/``Iterable``) throughout: compiled with
+#: mypyc they become direct C calls instead of generic method lookups.
+Lookup = dict[str, dict[str, int]]
 _EMPTY: dict[str, int] = {}
 
 
@@ -189,11 +192,17 @@ def never_emitted(features: Iterable[str]) -> list[str]:
     return out
 
 
-def _add(rows: list[int], table: Mapping[str, int], keys: Iterable[str]) -> None:
+def _add(rows: list[int], table: dict[str, int], keys: tuple[str, ...]) -> None:
     for key in keys:
         r = table.get(key)
         if r is not None:
             rows.append(r)
+
+
+def _add_one(rows: list[int], table: dict[str, int], key: str) -> None:
+    r = table.get(key)
+    if r is not None:
+        rows.append(r)
 
 
 def known_rows(facts: Facts, category: CategoryChoice, action: ActionChoice, lookup: Lookup) -> list[int]:
@@ -205,37 +214,35 @@ def known_rows(facts: Facts, category: CategoryChoice, action: ActionChoice, loo
     name = facts.name_tokens
     if name:
         _add(rows, lookup.get("n", _EMPTY), name)
-        _add(rows, lookup.get("n0", _EMPTY), (name[0],))
-        _add(rows, lookup.get("nl", _EMPTY), (name[-1],))
+        _add_one(rows, lookup.get("n0", _EMPTY), name[0])
+        _add_one(rows, lookup.get("nl", _EMPTY), name[-1])
         if len(name) > 1:
-            _add(rows, lookup.get("nb", _EMPTY), [f"{a}_{b}" for a, b in pairwise(name)])
+            _add(rows, lookup.get("nb", _EMPTY), tuple([f"{a}_{b}" for a, b in pairwise(name)]))
     desc = facts.desc_words
     if desc:
         _add(rows, lookup.get("d", _EMPTY), desc[:DESCRIPTION_WORDS])
         _add(rows, lookup.get("d0", _EMPTY), desc[:OPENING_WORDS])
     else:
-        _add(rows, lookup.get("d", _EMPTY), ("<none>",))
-    _add(rows, lookup.get("p", _EMPTY), sorted(facts.param_tokens))
+        _add_one(rows, lookup.get("d", _EMPTY), "<none>")
+    _add(rows, lookup.get("p", _EMPTY), tuple(sorted(facts.param_tokens)))
     if facts.operation_values:
-        _add(rows, lookup.get("e", _EMPTY), [v.lower() for v in facts.operation_values[:16]])
+        _add(rows, lookup.get("e", _EMPTY), tuple([v.lower() for v in facts.operation_values[:16]]))
     _add(rows, lookup.get("s", _EMPTY), facts.server_tokens)  # "s:mcp" is never emitted, so never known
     if facts.annotations:
-        pairs = [f"{k}={v}" for k, v in sorted(facts.annotations.items()) if isinstance(v, bool)]
+        pairs = tuple([f"{k}={v}" for k, v in sorted(facts.annotations.items()) if isinstance(v, bool)])
         _add(rows, lookup.get("a", _EMPTY), pairs)
-    flags = [
-        flag
-        for present, flag in (
-            (bool(facts.code_params), "code-param"),
-            (bool(facts.path_params), "path-param"),
-            (bool(facts.batch), "batch"),
-            (facts.read_only_query, "read-only-query"),
-        )
-        if present
-    ]
-    _add(rows, lookup.get("f", _EMPTY), flags)
-    _add(rows, lookup.get("rc", _EMPTY), (category.id if category.score > 0 else "<none>",))
-    _add(rows, lookup.get("ra", _EMPTY), (action.id,))
-    _add(rows, lookup.get("rs", _EMPTY), (action.source,))
+    flags = lookup.get("f", _EMPTY)
+    if facts.code_params:
+        _add_one(rows, flags, "code-param")
+    if facts.path_params:
+        _add_one(rows, flags, "path-param")
+    if facts.batch:
+        _add_one(rows, flags, "batch")
+    if facts.read_only_query:
+        _add_one(rows, flags, "read-only-query")
+    _add_one(rows, lookup.get("rc", _EMPTY), category.id if category.score > 0 else "<none>")
+    _add_one(rows, lookup.get("ra", _EMPTY), action.id)
+    _add_one(rows, lookup.get("rs", _EMPTY), action.source)
     if action.verb:
-        _add(rows, lookup.get("rv", _EMPTY), (action.verb,))
+        _add_one(rows, lookup.get("rv", _EMPTY), action.verb)
     return list(dict.fromkeys(rows))

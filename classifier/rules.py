@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,6 +87,23 @@ class RuleSet:
     action_cases: tuple[dict[str, Any], ...]
     poisoning: tuple[PoisoningRule, ...]
     digest: str
+    #: Words one of which is in every read-only / overwrite phrase (:func:`anchors`).
+    read_only_anchors: tuple[str, ...] = ()
+    overwrite_anchors: tuple[str, ...] = ()
+
+
+def anchors(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """A few words such that every phrase contains one of them (greedy set cover over the
+    phrases' own words).  A text without any of them holds none of the phrases, so one or two
+    substring scans stand in for a scan per phrase; the answer is the same."""
+    left = set(phrases)
+    chosen: list[str] = []
+    while left:
+        candidates = sorted({w for p in left for w in re.findall(r"[a-z0-9]+", p)} or left)
+        best = max(candidates, key=lambda w: (sum(w in p for p in left), len(w)))
+        chosen.append(best)
+        left = {p for p in left if best not in p}
+    return tuple(chosen)
 
 
 def _stems(values: list[str]) -> frozenset[str]:
@@ -179,12 +197,14 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
         code_params=frozenset(p.lower() for p in exe["code_params"]),
         query_params=frozenset(p.lower() for p in exe["query_params"]),
         query_languages=tuple(q.lower() for q in exe["query_languages"]),
-        read_only_phrases=tuple(q.lower() for q in exe["read_only_phrases"]),
-        overwrite_phrases=tuple(q.lower() for q in exe["overwrite_phrases"]),
+        read_only_phrases=(read_only := tuple(q.lower() for q in exe["read_only_phrases"])),
+        overwrite_phrases=(overwrite := tuple(q.lower() for q in exe["overwrite_phrases"])),
         operation_params=frozenset(p.lower() for p in exe["operation_params"]),
         action_cases=tuple(acts.get("cases", {}).get("must_match", [])),
         poisoning=poisoning,
         digest=rules_digest(directory),
+        read_only_anchors=anchors(read_only),
+        overwrite_anchors=anchors(overwrite),
     )
 
 

@@ -6,7 +6,8 @@ in the same run.
   classifier/data (or the definitions stored in a catalogue with --db), against a keyword
   baseline that only splits the name and looks verbs up (peers.md's "honest floor") on the
   same input: the model path alone (batched :func:`classifier.classify.predict`: features,
-  both heads, calibrated confidence), full verdicts (:func:`classifier.classify`: plus the
+  both heads, server context, calibrated confidence), full verdicts
+  (:func:`classifier.classify_many`: plus the
   rubric's risk rules, the poisoning scan and the rationale) and the rules-only verdicts.
 * Training time of the learned model from the committed data (what a cold cache costs).
 * `catalog recommend` wall time from a cold interpreter, against `python -c pass`.
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import classifier  # noqa: E402
-from classifier import ToolDefinition, classify  # noqa: E402
+from classifier import ToolDefinition, classify, classify_many  # noqa: E402
 from classifier.classify import current_model, predict  # noqa: E402
 from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, read_jsonl, train  # noqa: E402
 from classifier.tokens import split_name  # noqa: E402
@@ -120,7 +121,7 @@ def main() -> None:
     pure_cmd += ["--db", args.db] if args.db else []
     env = {**os.environ, "MCP_CATALOG_PURE_PYTHON": "1"}
     pure = float(subprocess.run(pure_cmd, capture_output=True, text=True, check=True, env=env).stdout.split()[-1])
-    full = rate(classify, work, args.repeat)
+    full = rate(classify_many, work, args.repeat, batch=True)  # a catalogue classifies a server at a time
     plain = rate(lambda d: classify(d, learned=False), work, args.repeat)
     base = rate(keyword_baseline, work, args.repeat)
     print(f"corpus: {what}; {len(work)} classifications per round, best of {args.repeat}, CPU time, one thread")

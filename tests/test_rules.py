@@ -146,3 +146,23 @@ def test_hostile_inputs_do_not_stall_the_scan() -> None:
         "    classify(ToolDefinition('x', text[:n]), learned=False)\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+def test_phrase_anchors_never_change_an_answer() -> None:
+    # A few anchor words rule most texts out before each phrase is looked for; the answers
+    # must be exactly those of looking for every phrase.
+    from classifier.analysis import _said
+    from classifier.model import DATA_DIR, read_jsonl
+    from classifier.rules import anchors
+
+    texts = [str(r.get("description") or "").lower() for r in read_jsonl(DATA_DIR / "dev.jsonl")]
+    for phrases, found in (
+        (RULES.read_only_phrases, RULES.read_only_anchors),
+        (RULES.overwrite_phrases, RULES.overwrite_anchors),
+    ):
+        assert found == anchors(phrases) and 0 < len(found) < len(phrases)
+        assert all(any(a in p for a in found) for p in phrases)
+        cases = [*phrases, *(f"this tool is not {p}." for p in phrases), *texts]
+        assert [_said(phrases, t, found) for t in cases] == [_said(phrases, t) for t in cases]
+        assert sum(bool(_said(phrases, t)) for t in cases) >= len(phrases)
+    assert anchors(("read-only", "select only", "only read", "drop table")) == ("only", "table")
