@@ -395,6 +395,25 @@ def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
     return "enum" not in schema and "pattern" not in schema and "const" not in schema
 
 
+#: An operation parameter without an enum that lists its values in prose ("Operation to
+#: perform: create-workflow, delete-workflow, get-workflow"): the list, as if it were the enum.
+_LISTED = re.compile(
+    r"(?:operations?|actions?|values?|one of|modes?|commands?)\b[^:\n.]{0,30}:\s*"
+    r"((?:[A-Za-z][\w-]{0,60}\s{0,3}(?:,|\||/|\bor\b)\s{0,3}){1,40}[A-Za-z][\w-]{0,60})",
+    re.IGNORECASE,
+)
+_LIST_SEPARATOR = re.compile(r"\s*(?:,|\||/|\bor\b)\s*")
+
+
+def _listed_operations(schema: Mapping[str, Any]) -> list[str]:
+    """The operations an enum-less operation parameter names in its description."""
+    doc = schema.get("description")
+    if not isinstance(doc, str) or ":" not in doc:
+        return []
+    m = _LISTED.search(doc[:2000])
+    return [v for v in _LIST_SEPARATOR.split(m.group(1)) if v][:64] if m else []
+
+
 #: Words that, just before a phrase, say the opposite ("never overwrites the entire note").
 _NEGATION = re.compile(r"\b(?:not|never|no|without|won't|doesn't|don't|cannot|can't)\b[^.;:\n]{0,12}$")
 
@@ -445,8 +464,8 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             overwrite.append(p)
         if low in rules.operation_params:
             enum = s.get("enum")
-            if isinstance(enum, list):
-                values = [str(v) for v in enum[:64]]
+            values = [str(v) for v in enum[:64]] if isinstance(enum, list) else _listed_operations(s)
+            if values:
                 operation_values.extend(values)
                 overwrite += [f"{p}={v}" for v in values if v.lower() in overwrite_values]
         nested = nested or "properties" in s or "items" in s

@@ -5,7 +5,8 @@ Inputs:
 * ``--tools``: JSONL written by scripts/collect_tools.py (real definitions, introspected live,
   with provenance and a rules *draft*);
 * ``--labels``: JSONL of reviewed labels, one per tool: ``id`` (``server::name``),
-  ``category``, ``action``, ``risk``, ``reason`` and optionally ``poisoned``;
+  ``category``, ``action``, ``risk``, ``reason`` and optionally ``poisoned`` and
+  ``provenance_label`` (how the label was reached, when not a single reviewed reading);
 * ``--payloads``: optional JSONL of published tool-poisoning payloads (``id``, ``technique``,
   ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
   matching split (groups A, C, D and E in train/dev, group B in test) to make the poisoning cases.
@@ -91,7 +92,8 @@ def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
         "reason": label["reason"].strip(),
         "provenance": {
             **tool.get("provenance", {}),
-            "label": "reviewed by reading the definition against the rubric",
+            # How the label was reached; a later review (e.g. adjudication) says so in its label line.
+            "label": label.get("provenance_label") or "reviewed by reading the definition against the rubric",
             "draft": {k: tool.get("draft", {}).get(k) for k in ("category", "action", "risk")},
         },
     }
@@ -110,7 +112,9 @@ def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         props = row["inputSchema"].setdefault("properties", {})
         named = payload.get("param_name")
         keyword = payload.get("in")  # the payload sits in the parameter's enum, default or examples
-        target = next((k for k, v in props.items() if isinstance(v, dict)), None)
+        # The first parameter by name, not by position: the committed rows store schemas with
+        # sorted keys, so a rebuild from them plants every payload where the first build did.
+        target = next((k for k in sorted(props) if isinstance(props[k], dict)), None)
         if named == text:  # the payload is the parameter's name itself
             props[named] = {"type": "string"}
         elif named and keyword == "enum":
