@@ -18,7 +18,6 @@ tokenised once per classification.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
 

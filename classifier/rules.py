@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
