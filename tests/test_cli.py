@@ -163,6 +163,25 @@ def test_classify_jsonl_keeps_order_and_reports_bad_lines(tmp_path: Path) -> Non
     assert missing.exit_code == 1
 
 
+def test_classify_reads_lines_of_one_server_together(tmp_path: Path) -> None:
+    # A server's tools are one another's context wherever they sit in the file.
+    from classifier.model import DATA_DIR, read_jsonl
+
+    scout = [r for r in read_jsonl(DATA_DIR / "dev.jsonl") if r["server"] == "scout-mcp-local" and not r["poisoned"]]
+    other = {"name": "get_current_time", "server": "time", "description": "Get current time in a specific timezone"}
+    lines = [json.dumps(r) for r in scout]
+    lines.insert(len(lines) // 2, json.dumps(other))  # another server's line in between
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["classify", str(src)])
+    assert result.exit_code == 0, result.output
+    out = {(r["server"], r["name"]): r for r in map(json.loads, result.stdout.splitlines())}
+    trace = out[("scout-mcp-local", "get_app_trace")]
+    assert trace["category"] == "infrastructure"
+    assert f"Server context: {len(scout) - 1} other tools of scout-mcp-local" in trace["rationale"]
+    assert "Server context" not in out[("time", "get_current_time")]["rationale"]  # alone on its server
+
+
 def test_broken_database_url_is_one_line_and_non_zero() -> None:
     result = run_cli("stats", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert result.returncode == 3
