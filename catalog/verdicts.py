@@ -12,12 +12,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from catalog.store.models import Classification, DefinitionChange, Server, Tool, ToolDefinitionRow, utcnow
+from catalog.store.repository import server_contexts as server_context_hashes
 from catalog.store.repository import unclassified
-from classifier import ToolDefinition, Verdict, classifier_version, classify, classify_many
+from classifier import ToolDefinition, Verdict, classifier_version, classify
+from classifier.classify import server_contexts
 from classifier.verdict import risk_rank
 
 
@@ -48,9 +50,10 @@ def classify_pending(session: Session, batch: int = 500) -> int:
     done = 0
     for group in unclassified(session, version):
         defs = [ToolDefinition.from_mapping(d, server=group.server) for _, d in group.tools]
-        for (digest, _), verdict in zip(group.tools, classify_many(defs), strict=True):
+        found = server_contexts(defs)  # every sibling counts; only the pending get verdicts
+        for (digest, _), defn, context in zip(group.tools, defs, found, strict=True):
             if digest in group.pending:
-                session.add(verdict_row(digest, verdict, version, group.context, now))
+                session.add(verdict_row(digest, classify(defn, context=context), version, group.context, now))
                 done += 1
                 if done % batch == 0:
                     session.flush()
@@ -58,12 +61,20 @@ def classify_pending(session: Session, batch: int = 500) -> int:
     return done
 
 
-def _verdict_of(session: Session, digest: str, definition: dict[str, Any] | None, server: str) -> Classification | None:
-    """The latest verdict of a definition; classified now if it never was (an old definition)."""
+def _verdict_of(
+    session: Session, digest: str, definition: dict[str, Any] | None, server: str, context: str = ""
+) -> Classification | None:
+    """The latest verdict of a definition, made in ``context`` (the server's current tool set)
+    where there is one, else its latest anywhere; classified now if it never was (an old
+    definition): another server's copy of the definition decides only when nothing else can."""
     row = session.scalars(
         select(Classification)
         .where(Classification.definition_hash == digest)
-        .order_by(Classification.created_at.desc(), Classification.id.desc())
+        .order_by(
+            case((Classification.context_hash == context, 0), else_=1),
+            Classification.created_at.desc(),
+            Classification.id.desc(),
+        )
         .limit(1)
     ).first()
     if row is not None or definition is None:
@@ -83,12 +94,13 @@ def assess_changes(session: Session) -> int:
     """Decide ``severe`` for definition changes that have not been judged: the risk went up,
     or the new definition carries poisoning the old one did not (a rug pull)."""
     pending = session.execute(
-        select(DefinitionChange, Tool.id, Server.name)
+        select(DefinitionChange, Tool.id, Server.name, Server.id)
         .join(Tool, Tool.id == DefinitionChange.tool_id)
         .join(Server, Server.id == Tool.server_id)
         .where(DefinitionChange.severe.is_(None))
     ).all()
-    for change, tool_id, server in pending:
+    contexts = server_context_hashes(session, {sid for *_, sid in pending}) if pending else {}
+    for change, tool_id, server, server_id in pending:
         defs: dict[str, Any] = dict(
             session.execute(
                 select(ToolDefinitionRow.hash, ToolDefinitionRow.definition).where(
@@ -97,7 +109,7 @@ def assess_changes(session: Session) -> int:
             ).all()
         )
         old = _verdict_of(session, change.old_hash, defs.get(change.old_hash), server)
-        new = _verdict_of(session, change.new_hash, defs.get(change.new_hash), server)
+        new = _verdict_of(session, change.new_hash, defs.get(change.new_hash), server, contexts.get(server_id, ""))
         if old is None or new is None:
             continue
         raised = risk_rank(new.risk) > risk_rank(old.risk)

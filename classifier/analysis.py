@@ -398,11 +398,11 @@ def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
 #: An operation parameter without an enum that lists its values in prose ("Operation to
 #: perform: create-workflow, delete-workflow, get-workflow"): the list, as if it were the enum.
 _LISTED = re.compile(
-    r"(?:operations?|actions?|values?|one of|modes?|commands?)\b[^:\n.]{0,30}:\s*"
-    r"((?:[A-Za-z][\w-]{0,60}\s{0,3}(?:,|\||/|\bor\b)\s{0,3}){1,40}[A-Za-z][\w-]{0,60})",
+    r"\b(?:operations?|actions?|values?|one of|modes?|commands?)\b[^:\n.]{0,30}:\s*"
+    r"((?:[A-Za-z][\w-]{0,60}(?:\s{0,3}[,|/]\s{0,3}|\s{1,3}or\s{1,3})){1,40}[A-Za-z][\w-]{0,60})",
     re.IGNORECASE,
 )
-_LIST_SEPARATOR = re.compile(r"\s*(?:,|\||/|\bor\b)\s*")
+_LIST_SEPARATOR = re.compile(r"\s*[,|/]\s*|\s+or\s+")
 
 
 def _listed_operations(schema: Mapping[str, Any]) -> list[str]:
@@ -415,7 +415,7 @@ def _listed_operations(schema: Mapping[str, Any]) -> list[str]:
 
 
 #: Words that, just before a phrase, say the opposite ("never overwrites the entire note").
-_NEGATION = re.compile(r"\b(?:not|never|no|without|won't|doesn't|don't|cannot|can't)\b[^.;:\n]{0,12}$")
+_NEGATION = re.compile(r"\b(?:not|never|no|without|won't|doesn't|don't|cannot|can't|isn't|aren't)\s+(?:[a-z]+\s+)?$")
 
 
 def _said(phrases: tuple[str, ...], text: str, anchors: tuple[str, ...] = ()) -> str:

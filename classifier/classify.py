@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -308,7 +309,14 @@ def _learned_reading(
     else:
         note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
     note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + f"); confidence {confidence:.2f}."
-    if confidence >= DOUBT:
+    # Doubt is judged on the tool's own words too: siblings that make the model surer of the
+    # category must not lift a tool over DOUBT and so skip the stricter plausible readings.
+    doubt = confidence
+    if own is not None and own is not p_cat:
+        doubt = min(confidence, model.confidence(combine(rule_category, own, p_act, rule_action)[2]))
+        if doubt < DOUBT <= confidence:
+            note += f" On its own words alone the confidence is {doubt:.2f}."
+    if doubt >= DOUBT:
         return best, confidence, note
     strictest = best
     # A category the tool's own words make plausible stays so whatever its siblings say:
@@ -349,21 +357,33 @@ class Prediction(NamedTuple):
     confidence: float
 
 
+_PAUSE_LOCK = threading.Lock()
+_pauses = 0
+_collector_was_on = False
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for one batch, then restore its state.
 
     A batch allocates hundreds of thousands of short-lived, acyclic tuples and lists that
     reference counting frees; the collections those allocations trigger find nothing, yet
-    each walks the model's and the rules' large tables: about 15 % of the model path's time
-    (scripts/bench_classify.py)."""
-    was = gc.isenabled()
-    gc.disable()
+    each walks the model's and the rules' large tables: up to 15 % of the model path's time
+    (scripts/bench_classify.py).  Batches in several threads share one pause: the collector
+    comes back when the last of them ends, as it was before the first."""
+    global _pauses, _collector_was_on
+    with _PAUSE_LOCK:
+        if _pauses == 0:
+            _collector_was_on = gc.isenabled()
+            gc.disable()
+        _pauses += 1
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _PAUSE_LOCK:
+            _pauses -= 1
+            if _pauses == 0 and _collector_was_on:
+                gc.enable()
 
 
 def _batch_probabilities(
@@ -397,7 +417,7 @@ def server_contexts(defs: Sequence[ToolDefinition], rules: RuleSet | None = None
     if model is None or not defs:
         return [None] * len(defs)
     _, _, p_cat, _ = _batch_probabilities(defs, rules or load_rules(), model)
-    return contexts(p_cat, model.category.classes, [d.server for d in defs])
+    return contexts(p_cat, model.category.classes, [d.server for d in defs], [d.name for d in defs])
 
 
 def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[Prediction]:
@@ -419,7 +439,7 @@ def _predict(defs: Sequence[ToolDefinition], rules: RuleSet, model: Model) -> li
     import numpy as np
 
     cats, acts, p_cat, p_act = _batch_probabilities(defs, rules, model)
-    p_cat = apply_matrix(p_cat, [d.server for d in defs])
+    p_cat = apply_matrix(p_cat, [d.server for d in defs], [d.name for d in defs])
     # combine(), vectorised over the batch (a test checks both give the same answers).
     n = len(cats)
     cat_classes, act_classes = model.category.classes, model.action.classes

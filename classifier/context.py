@@ -58,29 +58,42 @@ def _groups(servers: Sequence[str | None]) -> dict[str, list[int]]:
     return groups
 
 
-def sibling_means(p: np.ndarray, servers: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out mean of ``p``'s rows over each row's server (shrunk toward uniform by
-    ``CONTEXT_PSEUDO``), and which rows have one (a server with a single tool in the batch
-    gives its tool no prior)."""
+def sibling_means(
+    p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of ``p``: the mean over its server's *other* tools (shrunk toward uniform
+    by ``CONTEXT_PSEUDO``), whether it has any, and how many.  Rows with the same name as the
+    tool itself are not its siblings: a catalogue has one tool per name on a server, so such a
+    row is the tool again (a repeated line, or a planted copy in the labelled data)."""
     import numpy as np
 
     means = np.zeros_like(p)
-    has = np.zeros(len(servers), dtype=bool)
+    counts = np.zeros(len(servers), dtype=np.int64)
     uniform = CONTEXT_PSEUDO / max(1, p.shape[1])
     for rows in _groups(servers).values():
         if len(rows) < 2:
             continue
         block = p[rows]
-        means[rows] = (block.sum(axis=0) - block + uniform) / (len(rows) - 1 + CONTEXT_PSEUDO)
-        has[rows] = True
-    return means, has
+        total = block.sum(axis=0)
+        same: dict[str, list[int]] = {}
+        for k, i in enumerate(rows):
+            same.setdefault(names[i], []).append(k)
+        for members in same.values():
+            others = len(rows) - len(members)
+            if others < 1:
+                continue
+            own = block[members].sum(axis=0)
+            at = [rows[k] for k in members]
+            means[at] = (total - own + uniform) / (others + CONTEXT_PSEUDO)
+            counts[at] = others
+    return means, counts > 0, counts
 
 
-def apply_matrix(p: np.ndarray, servers: Sequence[str | None]) -> np.ndarray:
+def apply_matrix(p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
     """``p`` (tools x categories, rows summing to 1) with each row's server prior applied."""
     import numpy as np
 
-    means, has = sibling_means(p, servers)
+    means, has, _ = sibling_means(p, servers, names)
     has &= p.max(axis=1) < CONTEXT_UNSURE
     if not has.any():
         return p
@@ -89,17 +102,18 @@ def apply_matrix(p: np.ndarray, servers: Sequence[str | None]) -> np.ndarray:
     return np.where(has[:, None], adjusted, p)
 
 
-def contexts(p: np.ndarray, classes: Sequence[str], servers: Sequence[str | None]) -> list[ServerContext | None]:
+def contexts(
+    p: np.ndarray, classes: Sequence[str], servers: Sequence[str | None], names: Sequence[str]
+) -> list[ServerContext | None]:
     """One :class:`ServerContext` per row of ``p`` (``None`` where the tool has no siblings)."""
-    means, has = sibling_means(p, servers)
-    counts = {server: len(rows) - 1 for server, rows in _groups(servers).items()}
+    means, has, counts = sibling_means(p, servers, names)
     out: list[ServerContext | None] = []
     for i, server in enumerate(servers):
         if not has[i] or not server:
             out.append(None)
             continue
         ranked = sorted(zip(classes, means[i].tolist(), strict=True), key=lambda cp: (-cp[1], cp[0]))
-        out.append(ServerContext(server, counts[server], tuple(ranked)))
+        out.append(ServerContext(server, int(counts[i]), tuple(ranked)))
     return out
 
 

@@ -334,7 +334,7 @@ def _fit_calibrator(
     # as classify_many() sees a server's tools.
     own = [category.probabilities(feats) for _, _, feats in dev_read]
     matrix = np.array([[dict(p)[c] for c in category.classes] for p in own]).reshape(len(own), len(category.classes))
-    found = contexts(matrix, category.classes, [row.get("server") for row in dev])
+    found = contexts(matrix, category.classes, [row.get("server") for row in dev], [str(row["name"]) for row in dev])
     xs, ys = [], []
     for row, (rule_cat, rule_act, feats), p_cat, context in zip(dev, dev_read, own, found, strict=True):
         cat, act, inputs = combine(rule_cat, apply(p_cat, context), action.probabilities(feats), rule_act)

@@ -54,12 +54,12 @@ class PoisoningRule:
         )
 
     def find(self, text: str) -> re.Match[str] | None:
-        """The first match the rule stands by (one ``unless_before`` does not excuse)."""
-        for n, m in enumerate(self.pattern.finditer(text)):
+        """The first match the rule stands by (one ``unless_before`` does not excuse).  Every
+        match is looked at: excused decoys must not be able to bury a real instruction, and
+        the patterns are bounded, so this stays linear in the (capped) text."""
+        for m in self.pattern.finditer(text):
             if self.unless_before is None or not self.unless_before.search(text, max(0, m.start() - 80), m.start()):
                 return m
-            if n >= 50:  # hostile repetition: excusing fifty in a row is enough
-                break
         return None
 
 

@@ -83,6 +83,7 @@ def sweep_context(
             ([r for i in te for r in head.rows(feats[i])], _starts(head, feats, te))
         )
     gold = np.array([classes.index(r["category"]) for r in rows])
+    names = [str(r["name"]) for r in rows]
     rule = [rule_reading(r)[0] for r in rows]
     rule_col = np.array([classes.index(c.id) for c in rule])
     rule_score = np.array([c.score for c in rule])
@@ -103,7 +104,7 @@ def sweep_context(
             pseudo,
             unsure,
         )
-        results.append((verdict_accuracy(context.apply_matrix(p, groups)), weight, floor, pseudo, unsure))
+        results.append((verdict_accuracy(context.apply_matrix(p, groups, names)), weight, floor, pseudo, unsure))
     results.sort(key=lambda r: -r[0])
     for acc, weight, floor, pseudo, unsure in results[:10]:
         print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")

@@ -290,6 +290,28 @@ def test_server_context_is_leave_one_out_and_order_free() -> None:
     # Tools of other servers in the same batch are not siblings.
     mixed = classify_many([*tools, *_server("scout-mcp-local")])
     assert mixed[: len(tools)] == first
+    # A repeated line (or a planted copy with the tool's name) is the tool again, not a sibling.
+    doubled = classify_module.server_contexts([*tools, tools[0]])
+    for again_ctx in (doubled[0], doubled[-1]):
+        assert again_ctx is not None and found[0] is not None
+        assert again_ctx.siblings == found[0].siblings
+        prior, expected = dict(again_ctx.prior), dict(found[0].prior)
+        assert prior.keys() == expected.keys() and all(abs(prior[c] - expected[c]) < 1e-9 for c in prior)
+
+
+def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
+    # Siblings may change a tool's category; where they do not, the tool's risk with its
+    # siblings is never below its risk alone (doubt is judged on its own words too).
+    rows = [r for r in split_rows("dev") if not r.get("poisoned")]
+    defs = [ToolDefinition.from_mapping(r, server=r["server"]) for r in rows]
+    together = classify_many(defs)
+    compared = 0
+    for defn, many in zip(defs, together, strict=True):
+        alone = classify(defn)
+        if alone.category == many.category:
+            compared += 1
+            assert risk_rank(many.risk) >= risk_rank(alone.risk), (defn.server, defn.name, alone.risk, many.risk)
+    assert compared > len(defs) * 0.8
 
 
 def test_context_never_hides_a_stricter_plausible_reading(monkeypatch: pytest.MonkeyPatch) -> None:

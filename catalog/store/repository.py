@@ -336,8 +336,7 @@ def unclassified(session: Session, version: str) -> list[PendingServer]:
         groups: dict[int, PendingServer] = {}
         for sid, name, digest, definition in session.execute(q):
             group = groups.setdefault(sid, PendingServer(name, contexts[sid], [], set()))
-            if all(digest != h for h, _ in group.tools):
-                group.tools.append((digest, definition))
+            group.tools.append((digest, definition))  # (server, name) is unique and the name is in the hash
             if (digest, contexts[sid]) not in done:
                 group.pending.add(digest)
         out += groups.values()
