@@ -30,7 +30,7 @@ PINNED = [
     ("@baruchiro/paperless-mcp", "delete_document_note", "productivity", "delete", "critical", "delete"),
     ("@modelcontextprotocol/server-gitlab", "create_branch", "source_control", "write", "medium", "branch"),
     ("ios-simulator-mcp", "terminate_app", "system_device", "delete", "critical", "terminate"),
-    ("engineer-your-data", "filter_data", "utility", "read", "low", "filter"),
+    ("korea-stock-mcp", "get_today_date", "utility", "read", "low", "date"),
     ("@aicoin/opendata-mcp", "flash", "web_access", "read", "medium", "news"),
 ]
 
