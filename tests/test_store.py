@@ -118,6 +118,9 @@ def test_a_server_whose_tools_changed_is_reclassified_in_its_new_context(db_url:
         before = s.scalars(select(Classification)).all()
         first, first_ids = {v.context_hash for v in before}, {v.id for v in before}
         record_tools(s, server, [TOOL, delete])
+        # Not re-classified yet: read_file shows its verdict from the old context, delete_file none.
+        stale = {t.name: t.verdict for t in current_tools(s, server="io.example/fs")}
+        assert stale["read_file"] is not None and stale["read_file"].id in first_ids and stale["delete_file"] is None
         assert classify_pending(s) == 2  # read_file in its new context, and delete_file; not the other server
         assert classify_pending(s) == 0
     with store.session() as s:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from catalog.store.changes import describe_change
@@ -236,22 +236,28 @@ def server_contexts(session: Session, server_ids: Iterable[int] | None = None) -
 
 def _latest_verdicts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Classification]:
     """(definition hash, context hash) -> the latest verdict made in that context, else the
-    latest verdict of the definition in any context (a catalogue not re-classified yet)."""
-    wanted = set(keys)
-    hashes = sorted({h for h, _ in wanted})
-    exact: dict[tuple[str, str], Classification] = {}
+    latest verdict of the definition in any context (a catalogue not re-classified yet).
+    Only the wanted contexts are read first; older contexts are read only for definitions
+    that have no verdict in theirs, so the cost does not grow with every re-classification."""
+    wanted = sorted(set(keys))
+    out: dict[tuple[str, str], Classification] = {}
+    order = (Classification.created_at, Classification.id)
+    for i in range(0, len(wanted), 500):
+        pairs = tuple_(Classification.definition_hash, Classification.context_hash).in_(wanted[i : i + 500])
+        for row in session.scalars(select(Classification).where(pairs).order_by(*order)):
+            out[(row.definition_hash, row.context_hash)] = row  # oldest first: the latest wins
+    missing = sorted({h for h, c in wanted if (h, c) not in out})
     latest: dict[str, Classification] = {}
-    for i in range(0, len(hashes), 500):
+    for i in range(0, len(missing), 500):
         rows = session.scalars(
-            select(Classification)
-            .where(Classification.definition_hash.in_(hashes[i : i + 500]))
-            .order_by(Classification.created_at, Classification.id)
+            select(Classification).where(Classification.definition_hash.in_(missing[i : i + 500])).order_by(*order)
         )
-        for row in rows:  # oldest first: the latest wins
+        for row in rows:
             latest[row.definition_hash] = row
-            if (row.definition_hash, row.context_hash) in wanted:
-                exact[(row.definition_hash, row.context_hash)] = row
-    return {k: v for k in wanted if (v := exact.get(k) or latest.get(k[0])) is not None}
+    for key in wanted:
+        if key not in out and key[0] in latest:
+            out[key] = latest[key[0]]
+    return out
 
 
 def current_tools(session: Session, *, name: str | None = None, server: str | None = None) -> list[ToolView]:
