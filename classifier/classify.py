@@ -292,6 +292,7 @@ def _learned_reading(
     p_act: list[tuple[str, float]],
     poisoned: tuple[Finding, ...],
     own: list[tuple[str, float]] | None = None,
+    own_confidence: float | None = None,
 ) -> tuple[_Reading, float, str]:
     """The model's reading, its confidence, and a sentence saying what it rests on.
 
@@ -312,8 +313,8 @@ def _learned_reading(
     # Doubt is judged on the tool's own words too: siblings that make the model surer of the
     # category must not lift a tool over DOUBT and so skip the stricter plausible readings.
     doubt = confidence
-    if own is not None and own is not p_cat:
-        doubt = min(confidence, model.confidence(combine(rule_category, own, p_act, rule_action)[2]))
+    if own_confidence is not None:  # siblings were asked: own_confidence is the tool's alone
+        doubt = min(confidence, own_confidence)
         if doubt < DOUBT <= confidence:
             note += f" On its own words alone the confidence is {doubt:.2f}."
     if doubt >= DOUBT:
@@ -518,12 +519,25 @@ def classify(
         own = model.category.probabilities(feats)
         p_cat = apply_context(own, context)
         p_act = model.action.probabilities(feats)
+        # The tool's reading on its own words, once, where its siblings were asked: doubt is
+        # judged on it too, and the rationale names its category.
+        alone = combine(cat, own, p_act, act) if context is not None and p_cat is not own else None
         reading, confidence, note = _learned_reading(
-            defn, facts, rules, model, feats, cat, act, p_cat, p_act, poisoned, own
+            defn,
+            facts,
+            rules,
+            model,
+            feats,
+            cat,
+            act,
+            p_cat,
+            p_act,
+            poisoned,
+            own,
+            model.confidence(alone[2]) if alone else None,
         )
-        if context is not None and p_cat is not own:  # the siblings were asked
-            alone, _, _ = combine(cat, own, p_act, act)
-            note += " " + _context_note(context, reading.category, alone)
+        if context is not None and alone is not None:
+            note += " " + _context_note(context, reading.category, alone[0])
         version = classifier_version(rules, model)
     risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
     findings = list(reading.findings)
