@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from catalog.errors import DatabaseError
-from catalog.store.db import HEAD_REVISION, MIGRATIONS, current_revision, migrate, open_store
+from catalog.store.db import HEAD_REVISION, current_revision, migrate, open_store
 from catalog.store.models import Classification, CrawlRun, ToolDefinitionRow
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
@@ -158,11 +156,7 @@ def test_verdicts_survive_the_context_migration(db_url: str) -> None:
         conn.execute(text(insert), {"ctx": "c2"})  # the same definition in another context
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
         conn.execute(text(insert), {"ctx": "c2"})
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:  # back: one verdict per (hash, version), the latest kept
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0003")
+    migrate(store.engine, "0003", down=True)  # back: one verdict per (hash, version), the latest kept
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT category FROM classifications")).all() == [("utility",)]
     store.dispose()

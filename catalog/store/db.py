@@ -86,8 +86,9 @@ def current_revision(engine: Engine) -> str | None:
             return None
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema with Alembic (numbered migrations under migrations/versions)."""
+def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> None:
+    """Upgrade the schema with Alembic (numbered migrations under migrations/versions), or
+    with ``down=True`` take it back to ``revision`` (each migration's downgrade)."""
     from alembic import command
     from alembic.config import Config
 
@@ -95,7 +96,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def open_store(url: str | None = None, *, migrate_schema: bool = True) -> Store:

@@ -216,22 +216,25 @@ def context_hash(server: str, hashes: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def server_contexts(session: Session, server_ids: Iterable[int] | None = None) -> dict[int, str]:
-    """Server id -> :func:`context_hash` of its current tools (all servers when ``server_ids`` is None)."""
+def _current_hashes(session: Session, server_ids: Iterable[int] | None = None) -> dict[int, tuple[str, list[str]]]:
+    """Server id -> (server name, hashes of its current tools); all servers when ``server_ids`` is None."""
     q = select(Tool.server_id, Server.name, Tool.current_hash).join(Server, Server.id == Tool.server_id)
     q = q.where(Tool.removed_at.is_(None))
-    hashes: dict[int, list[str]] = {}
-    names: dict[int, str] = {}
     if server_ids is None:
         chunks: list[list[int] | None] = [None]
     else:
         ids = sorted(set(server_ids))
         chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)]
+    out: dict[int, tuple[str, list[str]]] = {}
     for chunk in chunks:
         for sid, name, digest in session.execute(q if chunk is None else q.where(Tool.server_id.in_(chunk))):
-            names[sid] = name
-            hashes.setdefault(sid, []).append(digest)
-    return {sid: context_hash(names[sid], found) for sid, found in hashes.items()}
+            out.setdefault(sid, (name, []))[1].append(digest)
+    return out
+
+
+def server_contexts(session: Session, server_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """Server id -> :func:`context_hash` of its current tools (all servers when ``server_ids`` is None)."""
+    return {sid: context_hash(name, hashes) for sid, (name, hashes) in _current_hashes(session, server_ids).items()}
 
 
 def _latest_verdicts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Classification]:
@@ -316,9 +319,10 @@ class PendingServer:
 def unclassified(session: Session, version: str) -> list[PendingServer]:
     """Servers whose current tools lack a verdict from ``version`` in the server's current
     context, each with all its current definitions (the context needs every sibling)."""
-    contexts = server_contexts(session)
-    if not contexts:
+    current = _current_hashes(session)
+    if not current:
         return []
+    contexts = {sid: context_hash(name, hashes) for sid, (name, hashes) in current.items()}
     done = set(
         session.execute(
             select(Classification.definition_hash, Classification.context_hash).where(
@@ -326,10 +330,7 @@ def unclassified(session: Session, version: str) -> list[PendingServer]:
             )
         ).all()
     )
-    current = session.execute(
-        select(Tool.server_id, Tool.current_hash).where(Tool.removed_at.is_(None)).order_by(Tool.server_id, Tool.name)
-    ).all()
-    waiting = {sid for sid, digest in current if (digest, contexts[sid]) not in done}
+    waiting = {sid for sid, (_, hashes) in current.items() if any((h, contexts[sid]) not in done for h in hashes)}
     out: list[PendingServer] = []
     for chunk in (sorted(waiting)[i : i + 200] for i in range(0, len(waiting), 200)):
         q = (
