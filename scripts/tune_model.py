@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from sklearn.metrics import f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
-from classifier.classify import rule_features  # noqa: E402
+from classifier.classify import rule_reading  # noqa: E402
 from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_head, read_jsonl  # noqa: E402
 
 
@@ -38,12 +38,13 @@ def main() -> None:
     ap.add_argument("--context", action="store_true", help="sweep the server-context constants instead")
     args = ap.parse_args()
     rows = [r for name in (*TRAIN_FILES, DEV_FILE) for r in read_jsonl(DATA_DIR / name)]
-    feats = [rule_features(r) for r in rows]
+    readings = [rule_reading(r) for r in rows]  # (rules' category, rules' action, features)
+    feats = [f for _, _, f in readings]
     groups = [r["server"] for r in rows]
     folds = list(GroupKFold(n_splits=args.folds).split(feats, groups=groups))
     print(f"{len(rows)} tools from {len(set(groups))} servers, {args.folds} server-grouped folds")
     if args.context:
-        sweep_context(rows, feats, groups, folds)
+        sweep_context(rows, readings, groups, folds)
         return
     results = []
     for c, rw, cw in itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (1.0, 2.0, 3.0, 5.0), (None, "balanced")):
@@ -67,24 +68,30 @@ def main() -> None:
 
 
 def sweep_context(
-    rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], folds: list[tuple[Any, Any]]
+    rows: list[dict[str, Any]],
+    readings: list[tuple[Any, Any, list[str]]],
+    groups: list[str],
+    folds: list[tuple[Any, Any]],
 ) -> None:
     import numpy as np
 
+    feats = [f for _, _, f in readings]
     from classifier import context
-    from classifier.classify import CATEGORY_OVERRIDE, rule_reading
+    from classifier.classify import CATEGORY_OVERRIDE
 
     classes = sorted({r["category"] for r in rows})
     p = np.zeros((len(rows), len(classes)))
     for tr, te in folds:
         head = fit_head([feats[i] for i in tr], [rows[i]["category"] for i in tr])
         cols = [classes.index(c) for c in head.classes]
-        p[np.ix_(te, cols)] = head.probability_matrix(
-            ([r for i in te for r in head.rows(feats[i])], _starts(head, feats, te))
-        )
+        known: tuple[list[int], list[int]] = ([], [])
+        for i in te:
+            known[1].append(len(known[0]))
+            known[0].extend(head.rows(feats[i]))
+        p[np.ix_(te, cols)] = head.probability_matrix(known)
     gold = np.array([classes.index(r["category"]) for r in rows])
     names = [str(r["name"]) for r in rows]
-    rule = [rule_reading(r)[0] for r in rows]
+    rule = [cat for cat, _, _ in readings]
     rule_col = np.array([classes.index(c.id) for c in rule])
     rule_score = np.array([c.score for c in rule])
 
@@ -108,14 +115,6 @@ def sweep_context(
     results.sort(key=lambda r: -r[0])
     for acc, weight, floor, pseudo, unsure in results[:10]:
         print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")
-
-
-def _starts(head: Any, feats: list[list[str]], positions: Any) -> list[int]:
-    starts, n = [], 0
-    for i in positions:
-        starts.append(n)
-        n += len(head.rows(feats[i]))
-    return starts
 
 
 if __name__ == "__main__":
