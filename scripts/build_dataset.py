@@ -9,7 +9,7 @@ Inputs:
   ``provenance_label`` (how the label was reached, when not a single reviewed reading);
 * ``--payloads``: optional JSONL of published tool-poisoning payloads (``id``, ``technique``,
   ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
-  matching split (groups A, C, D and E in train/dev, group B in test) to make the poisoning cases.
+  matching split (``DEVELOPMENT_GROUPS`` in train/dev, ``TEST_GROUPS`` in test) to make the poisoning cases.
 
 The split is by **server**: a server's tools all land in one split, decided by a hash of
 its name, so the test split measures tools from servers the model never saw.  Output rows
@@ -35,6 +35,10 @@ sys.path.insert(0, str(ROOT))
 from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
+#: Payload groups planted in train/dev (the rules and the learned instruction reading were
+#: developed on them) and the groups written separately and planted only in test.
+DEVELOPMENT_GROUPS = "ACDEF"
+TEST_GROUPS = "BG"
 
 
 def split_of(server: str, salt: int = 0) -> str:
@@ -183,7 +187,7 @@ def main() -> None:
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])
-        for split, groups in (("train", "ACDE"), ("dev", "ACDE"), ("test", "B")):
+        for split, groups in (("train", DEVELOPMENT_GROUPS), ("dev", DEVELOPMENT_GROUPS), ("test", TEST_GROUPS)):
             mine = [p for p in payloads if p.get("group") in groups]
             if split != "test":  # development groups are shared between train and dev, alternately
                 mine = mine[split == "dev" :: 2]
