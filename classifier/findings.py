@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from classifier.analysis import ActionChoice
 from classifier.definition import MAX_SCANNED_TEXT, ToolDefinition
+from classifier.instructions import InstructionReader
 from classifier.rules import RuleSet, gate_text
 from classifier.verdict import Finding
 
@@ -84,6 +85,12 @@ def _capped(texts: Iterator[str], budget: int) -> Iterator[str]:
 def scanned_text(defn: ToolDefinition) -> str:
     """Every text of the definition a model reads, property names included (``_`` read as a
     space); each part has its own cap, so none can crowd another out of the scan."""
+    text, hidden = scanned_parts(defn)
+    return text + "\n" + hidden if hidden else text
+
+
+def scanned_parts(defn: ToolDefinition) -> tuple[str, str]:
+    """:func:`scanned_text` as (the definition's own text, what decodes out of it)."""
     parts = [defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:10_000]]
     parts.extend(_capped(_schema_texts(defn.input_schema), SCHEMA_LIMIT))
     text = "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
@@ -96,8 +103,7 @@ def scanned_text(defn: ToolDefinition) -> str:
             plain = plain.translate(_LOOKALIKES)
         if plain != text:
             extra.append(plain)
-    hidden = "\n".join(e for e in extra if e)
-    return text + "\n" + hidden if hidden else text
+    return text, "\n".join(e for e in extra if e)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
@@ -186,6 +192,32 @@ def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
             )
         )
     return found
+
+
+def _feature_words(features: list[str]) -> str:
+    """``w:assistant``, ``b:note to``, ``c:secret+put`` -> ‘assistant’, ‘note to’, concepts secret+put."""
+    out = [f"concepts {f[2:]}" if f.startswith("c:") else f"‘{f[2:]}’" for f in features]
+    return ", ".join(out)
+
+
+def learned_poisoning(defn: ToolDefinition, rules: RuleSet, reader: InstructionReader) -> list[Finding]:
+    """The learned instruction reading's finding: its most instruction-like sentence, when it
+    reads like the planted payloads it learned from (:mod:`classifier.instructions`)."""
+    _, hidden = scanned_parts(defn)
+    p, piece, pushed = reader.strongest(defn, rules, hidden)
+    if p < reader.threshold:
+        return []
+    quoted = " ".join(piece.split())
+    quoted = quoted if len(quoted) <= 160 else quoted[:159] + "…"
+    return [
+        Finding(
+            "tool_poisoning",
+            f"the learned instruction reading rates this sentence {p:.2f} like the instructions planted for a"
+            f" model it learned from ({_feature_words(pushed)}): “{quoted}”",
+            rule="learned-instruction",
+            severe=True,
+        )
+    ]
 
 
 def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Finding]:

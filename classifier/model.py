@@ -24,17 +24,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from classifier.rules import code_digest, rules_digest
 
+if TYPE_CHECKING:
+    from classifier.instructions import InstructionReader
+
 DATA_DIR = Path(__file__).parent / "data"
 #: The files the model learns from; ``test.jsonl`` is never read by training or tuning.
 TRAIN_FILES = ("train.jsonl",)
 DEV_FILE = "dev.jsonl"
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 #: Inverse regularisation strength, chosen on the dev split (scripts/tune_model.py).
 C = 2.0
 #: Value of the rules' own conclusions as features (see :func:`feature_value`).
@@ -126,7 +129,9 @@ class Head:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Head:
+    def from_dict(cls, data: dict[str, Any], *, definition_features: bool = True) -> Head:
+        """A head from its stored form; ``definition_features`` heads (category, action) must
+        hold only features :func:`classifier.features.extract` emits."""
         features = data["features"]
         weights = np.asarray(data["weights"], dtype=np.float64)
         classes = tuple(str(c) for c in data["classes"])
@@ -137,7 +142,7 @@ class Head:
             raise ValueError("model file: non-finite weights or repeated classes")
         from classifier.features import never_emitted
 
-        stray = never_emitted(str(f) for f in features)
+        stray = never_emitted(str(f) for f in features) if definition_features else []
         if stray:
             # known_rows() skips extract()'s filters on the strength of this invariant.
             raise ValueError(f"model file: features extract() never emits ({', '.join(stray[:3])})")
@@ -163,6 +168,15 @@ class Model:
     #: Logistic calibration of "category and action both right", fitted on the dev split
     #: over the inputs :func:`classifier.classify.combine` returns (bias first).
     calibrator: tuple[float, ...] = NEUTRAL_CALIBRATOR
+    #: The learned instruction reading (:mod:`classifier.instructions`): ``planted`` or
+    #: ``benign`` per sentence; ``None`` when the training data holds no poisoning cases.
+    instruction: Head | None = None
+
+    @cached_property
+    def instruction_reader(self) -> InstructionReader | None:
+        from classifier.instructions import InstructionReader
+
+        return InstructionReader(self.instruction) if self.instruction is not None else None
 
     def confidence(self, inputs: Sequence[float]) -> float:
         z = self.calibrator[0] + sum(w * x for w, x in zip(self.calibrator[1:], inputs, strict=True))
@@ -176,6 +190,7 @@ class Model:
             "category": self.category.to_dict(),
             "action": self.action.to_dict(),
             "calibrator": list(self.calibrator),
+            "instruction": self.instruction.to_dict() if self.instruction else None,
         }
 
     @classmethod
@@ -191,6 +206,9 @@ class Model:
             key=str(data["key"]),
             trained_on=int(data["trained_on"]),
             calibrator=calibrator,
+            instruction=(
+                Head.from_dict(data["instruction"], definition_features=False) if data.get("instruction") else None
+            ),
         )
 
 
@@ -271,11 +289,14 @@ def fit_head(
     classes = tuple(str(k) for k in clf.classes_)
     names = [str(n) for n in vec.get_feature_names_out()]
     values = np.array([feature_value(n, rule_weight) for n in names])
-    coef = clf.coef_.T * values[:, None]  # features x classes, value folded in
+    raw, intercept = clf.coef_, clf.intercept_
+    if len(classes) == 2:  # one score for the second class: as a softmax, the first one's is 0
+        raw, intercept = np.vstack([np.zeros_like(raw), raw]), np.concatenate([[0.0], intercept])
+    coef = raw.T * values[:, None]  # features x classes, value folded in
     keep = np.abs(coef).max(axis=1) >= PRUNE
     index = {name: i for i, name in enumerate(n for n, k in zip(names, keep, strict=True) if k)}
     weights = np.round(coef[keep], 6)
-    bias = np.round(clf.intercept_.astype(np.float64), 6)
+    bias = np.round(intercept.astype(np.float64), 6)
     return Head(classes, index, weights, bias)
 
 
@@ -317,7 +338,29 @@ def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), ke
     category = _fit_head(feats, [r["category"] for r in rows], dev_feats, [r["category"] for r in dev])
     action = _fit_head(feats, [r["action"] for r in rows], dev_feats, [r["action"] for r in dev])
     calibrator = _fit_calibrator(category, action, dev, dev_read)
-    return Model(category=category, action=action, key=key, trained_on=len(rows), calibrator=calibrator)
+    return Model(
+        category=category,
+        action=action,
+        key=key,
+        trained_on=len(rows),
+        calibrator=calibrator,
+        instruction=fit_instruction_head(rows, dev),
+    )
+
+
+def fit_instruction_head(
+    rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), c: float | None = None
+) -> Head | None:
+    """The learned instruction reading, from the sentences of the training rows (planted
+    payloads against benign tools) and the dev rows' planted payloads; ``None`` without
+    poisoning cases to learn from."""
+    from classifier.instructions import INSTRUCTION_C, PLANTED, training_pieces
+    from classifier.rules import load_rules
+
+    feats, labels = training_pieces(rows, load_rules(), dev)
+    if PLANTED not in labels or len(set(labels)) < 2:
+        return None
+    return fit_head(feats, labels, c=INSTRUCTION_C if c is None else c, class_weight="balanced")
 
 
 def _fit_calibrator(

@@ -63,6 +63,19 @@ class PoisoningRule:
         return None
 
 
+@dataclass(frozen=True)
+class Concept:
+    """A concept of the learned instruction reading (poisoning.toml ``[[concept]]``): a
+    feature of a sentence when its pattern is found there."""
+
+    id: str
+    why: str
+    pattern: re.Pattern[str]
+    must_match: tuple[str, ...]
+    #: Whether the concept turns a sentence toward the model (see ``instructions.aimed_features``).
+    aimed: bool = False
+
+
 def gate_text(text: str) -> str:
     """The text the rules' gates look at: lower-cased with runs of whitespace collapsed, as
     the patterns (``\\s{1,8}``) accept any run between words."""
@@ -89,6 +102,8 @@ class RuleSet:
     #: Words one of which is in every read-only / overwrite phrase (:func:`anchors`).
     read_only_anchors: tuple[str, ...] = ()
     overwrite_anchors: tuple[str, ...] = ()
+    concepts: tuple[Concept, ...] = ()
+    concept_pairs: tuple[tuple[str, str], ...] = ()
 
 
 def anchors(phrases: tuple[str, ...]) -> tuple[str, ...]:
@@ -173,7 +188,18 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
     fin = acts["financial"]
     exe = acts["execution"]
 
-    pois = _load(directory / "poisoning.toml")["rule"]
+    poison_file = _load(directory / "poisoning.toml")
+    pois = poison_file["rule"]
+    concepts = tuple(
+        Concept(
+            c["id"], c["why"], re.compile(c["pattern"], re.IGNORECASE), tuple(c["must_match"]), bool(c.get("aimed"))
+        )
+        for c in poison_file.get("concept", [])
+    )
+    known = {c.id for c in concepts}
+    pairs = tuple((str(a), str(b)) for a, b in poison_file.get("concept_pairs", []))
+    if unknown := sorted({c for pair in pairs for c in pair} - known):
+        raise ValueError(f"poisoning.toml: concept_pairs name unknown concepts {unknown}")
     poisoning = tuple(
         PoisoningRule(
             id=r["id"],
@@ -204,6 +230,8 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
         digest=rules_digest(directory),
         read_only_anchors=anchors(read_only),
         overwrite_anchors=anchors(overwrite),
+        concepts=concepts,
+        concept_pairs=pairs,
     )
 
 

@@ -76,7 +76,10 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_training_is_deterministic() -> None:
     rows = split_rows("train")[:400]
-    first = json.dumps(train(rows, key="k").to_dict(), sort_keys=True)
+    rows += [r for r in split_rows("train") if r["poisoned"]][:20]  # the instruction head too
+    model = train(rows, key="k")
+    assert model.instruction is not None
+    first = json.dumps(model.to_dict(), sort_keys=True)
     second = json.dumps(train(rows, key="k").to_dict(), sort_keys=True)
     assert first == second
 

@@ -1,0 +1,208 @@
+"""The learned instruction reading: does one sentence of a definition speak to the agent?
+
+Why a learned reading beside the regex rules: the rules find the phrasings they were written
+for.  On a set of payloads written independently of them (group F, 70 payloads planted in
+real tools) they found 31 (44 %).  A linear model over each sentence's words and word pairs,
+and over *concepts* (a secret, the conversation, an outside address, concealment, an
+override, a trigger on another tool, an address to the assistant, ...) and pairs of
+concepts, trained without any group-F tool (``scripts/tune_instructions.py --with-dev``),
+found 60 % of the dev split's group-F tools on its own and 74 % together with the rules
+(49 % alone), flagging 0.1 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``).
+The concepts generalise where words do not: "the API key from the environment, in this
+field" and "la clave API en el parámetro" share ``secret+put``.
+
+A definition is read as *pieces*: the sentences of its description, title and schema texts
+(four words or more; CJK text by length), and every identifier (a parameter name, an enum
+value, a default) of three name parts or more, split into words (a parameter called
+``sshPrivateKeyFileText`` asks for something).  The tool is flagged by its most
+instruction-like piece, which the finding quotes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from classifier.definition import ToolDefinition
+from classifier.rules import RuleSet
+from classifier.tokens import name_parts
+
+#: Probability above which a piece is reported: at most 0.2 % false alarms on the dev split's
+#: benign tools in every held-out-group run of scripts/tune_instructions.py --with-dev.
+INSTRUCTION_THRESHOLD = 0.9
+#: Inverse regularisation strength of the instruction head (tune_instructions.py).
+INSTRUCTION_C = 3.0
+#: The two classes of the instruction head.
+PLANTED, BENIGN = "planted", "benign"
+#: Hostile inputs: at most this many pieces per definition, each at most this long.
+MAX_PIECES = 400
+MAX_PIECE = 2_000
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
+_WORD = re.compile(r"\w+")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{5,200}")
+_TEXT_KEYS = frozenset({"description", "title", "default", "examples", "enum", "const"})
+
+
+def _identifier_piece(value: str) -> str | None:
+    """``sshPrivateKeyFileText`` -> ``ssh private key file text``; ``None`` for short names."""
+    if not _IDENTIFIER.fullmatch(value):
+        return None
+    parts = name_parts(value)
+    return " ".join(parts) if len(parts) >= 3 else None
+
+
+def _sentences(text: str) -> Iterator[str]:
+    for chunk in _SENTENCE.split(text):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        words = chunk.split()
+        if len(words) >= 4 or (not chunk.isascii() and len(chunk) >= 12):
+            yield chunk[:MAX_PIECE]
+        elif len(words) == 1 and (piece := _identifier_piece(chunk)):
+            yield piece
+
+
+def _schema_pieces(node: Any, depth: int = 0) -> Iterator[str]:
+    if depth > 32:
+        return
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, Mapping):
+                for name in list(value)[:500]:
+                    if piece := _identifier_piece(str(name)):
+                        yield piece
+            if isinstance(value, str):
+                if key in _TEXT_KEYS or key.startswith("x-"):
+                    yield from _sentences(value)
+            elif isinstance(value, Mapping | list):
+                yield from _schema_pieces(value, depth + 1)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, str):
+                yield from _sentences(item)
+            else:
+                yield from _schema_pieces(item, depth + 1)
+
+
+def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
+    """The pieces of a definition the instruction reading scores, in reading order, without
+    repeats; ``hidden`` is text decoded out of the definition (base64, look-alikes)."""
+    found: dict[str, None] = {}
+    texts: list[Iterator[str]] = [
+        _sentences(defn.description),
+        _sentences(defn.title or ""),
+        _schema_pieces(defn.input_schema),
+        _sentences(hidden),
+    ]
+    for source in texts:
+        for piece in source:
+            found.setdefault(piece, None)
+            if len(found) >= MAX_PIECES:
+                return list(found)
+    return list(found)
+
+
+def aimed_features(rules: RuleSet) -> frozenset[str]:
+    """The concept features that turn a sentence toward the model (an address to it, an
+    outside destination, concealment, an override, a trigger, another tool, a shell line,
+    steering) and every concept pair: a piece with none of them is never reported, however
+    its words score ("Read the complete contents of a file" shares words with many payloads)."""
+    found = _AIMED.get(id(rules))
+    if found is None:
+        found = frozenset(
+            [f"c:{c.id}" for c in rules.concepts if c.aimed] + [f"c:{a}+{b}" for a, b in rules.concept_pairs]
+        )
+        _AIMED[id(rules)] = found
+    return found
+
+
+_AIMED: dict[int, frozenset[str]] = {}
+
+
+def piece_features(piece: str, rules: RuleSet) -> list[str]:
+    """Words (``w:``), adjacent word pairs (``b:``), concepts (``c:``) and concept pairs."""
+    words = _WORD.findall(piece.lower())
+    feats = [f"w:{w}" for w in words]
+    feats += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
+    present = {concept.id for concept in rules.concepts if concept.pattern.search(piece)}
+    feats += [f"c:{c}" for c in sorted(present)]
+    feats += [f"c:{a}+{b}" for a, b in rules.concept_pairs if a in present and b in present]
+    return feats
+
+
+class InstructionReader:
+    """Scores pieces with a trained instruction head (:class:`classifier.model.Head`): the
+    head's margin of ``planted`` over ``benign`` per feature, summed in plain Python (a
+    definition has a handful of pieces; numpy per piece would cost more than the sums)."""
+
+    def __init__(self, head: Any, threshold: float = INSTRUCTION_THRESHOLD) -> None:
+        k = head.classes.index(PLANTED)
+        other = 1 - k
+        column = head.weights[:, k] - head.weights[:, other]
+        self.margins: dict[str, float] = {f: float(column[i]) for f, i in head.index.items()}
+        self.bias = float(head.bias[k] - head.bias[other])
+        self.threshold = threshold
+        self._cut = math.log(threshold / (1.0 - threshold))
+
+    def probability(self, features: Sequence[str]) -> float:
+        margins = self.margins
+        z = self.bias + sum(margins.get(f, 0.0) for f in features)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def strongest(self, defn: ToolDefinition, rules: RuleSet, hidden: str = "") -> tuple[float, str, list[str]]:
+        """The most instruction-like piece: (probability, piece, the features that pushed it)."""
+        best: tuple[float, str, list[str]] = (0.0, "", [])
+        margins = self.margins
+        aimed = aimed_features(rules)
+        for piece in pieces(defn, hidden):
+            feats = piece_features(piece, rules)
+            if not any(f in aimed for f in feats):
+                continue  # nothing in it turns to the model: a plain sentence about the tool
+            p = self.probability(feats)
+            if p > best[0]:
+                pushed = sorted((f for f in set(feats) if margins.get(f, 0.0) > 0), key=lambda f: -margins[f])
+                best = (p, piece, pushed[:4])
+        return best
+
+
+def training_pieces(
+    rows: Sequence[Mapping[str, Any]], rules: RuleSet, also: Sequence[Mapping[str, Any]] = ()
+) -> tuple[list[list[str]], list[str]]:
+    """Features and labels for the instruction head from labelled rows: every piece of a
+    benign tool is ``benign``; the pieces of a poisoned tool that no benign tool of its split
+    has are the planted payload (as it reads in place) and are ``planted``.  ``also`` (the dev
+    split) adds its planted pieces only: its benign tools stay out of training, so the false
+    alarms measured on them stay honest."""
+    if any(r.get("poisoned") for r in also) and all(r.get("poisoned") for r in also):
+        raise ValueError("training_pieces: `also` needs its benign rows to tell the payloads from the tools")
+    benign: dict[str, None] = {}
+    planted: dict[str, None] = {}
+    for split in (rows, also):
+        base = {p for row in split if not row.get("poisoned") for p in pieces(ToolDefinition.from_mapping(row))}
+        if split is rows:
+            benign = dict.fromkeys(sorted(base))
+        for row in split:
+            if row.get("poisoned"):
+                for piece in pieces(ToolDefinition.from_mapping(row)):
+                    if piece not in base:
+                        planted.setdefault(piece, None)
+    feats = [piece_features(p, rules) for p in (*planted, *benign)]
+    labels = [PLANTED] * len(planted) + [BENIGN] * len(benign)
+    return feats, labels
+
+
+__all__ = [
+    "INSTRUCTION_C",
+    "INSTRUCTION_THRESHOLD",
+    "MAX_PIECES",
+    "PLANTED",
+    "InstructionReader",
+    "piece_features",
+    "pieces",
+    "training_pieces",
+]

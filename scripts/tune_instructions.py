@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Measure the learned instruction reading (classifier/instructions.py) on payload groups it
+did not learn from, and choose its threshold and regularisation.
+
+Only train.jsonl and dev.jsonl are read (the test split's groups stay untouched).  For each
+development payload group in turn, the instruction head is trained on the training split
+*without* that group's planted tools and scored on the dev split's tools planted with it:
+recall of the learned reading alone and together with the regex rules (the rules were
+written on groups A and C-E, so only group F measures them fairly), and the share of the dev
+split's benign tools the learned reading flags (false alarms).
+
+Usage: .venv/bin/python scripts/tune_instructions.py [--with-dev] [--c 1 3 10] [--thresholds 0.9 0.95]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from classifier.definition import ToolDefinition  # noqa: E402
+from classifier.findings import poisoning  # noqa: E402
+from classifier.instructions import INSTRUCTION_C, INSTRUCTION_THRESHOLD, InstructionReader  # noqa: E402
+from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_head, read_jsonl  # noqa: E402
+from classifier.rules import load_rules  # noqa: E402
+
+_GROUP = re.compile(r"payload ([A-Z])\d+")
+
+
+def group_of(row: dict) -> str | None:  # type: ignore[type-arg]
+    m = _GROUP.search(str(row.get("provenance", {}).get("derived") or ""))
+    return m.group(1) if m and row.get("poisoned") else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--c", type=float, nargs="+", default=[INSTRUCTION_C])
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[INSTRUCTION_THRESHOLD, 0.95, 0.98])
+    ap.add_argument("--with-dev", action="store_true", help="learn from the dev split's other planted groups too")
+    args = ap.parse_args()
+    rules = load_rules()
+    train = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
+    dev = read_jsonl(DATA_DIR / DEV_FILE)
+    benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
+    groups = sorted({g for r in dev if (g := group_of(r))})
+    ruled = {id(r): bool(poisoning(ToolDefinition.from_mapping(r), rules)) for r in dev if r["poisoned"]}
+    for c in args.c:
+        print(f"C={c}")
+        # "none": every dev case, learned from the training split alone (the dev split's own
+        # planted tools cannot be both training and measurement).
+        for held in [*groups] + ([] if args.with_dev else ["none"]):
+            head = fit_instruction_head(
+                [r for r in train if group_of(r) != held],
+                [r for r in dev if group_of(r) != held] if args.with_dev else [],
+                c=c,
+            )
+            assert head is not None
+            reader = InstructionReader(head)
+            cases = [r for r in dev if group_of(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
+            learned = [reader.strongest(ToolDefinition.from_mapping(r), rules)[0] for r in cases]
+            false = [reader.strongest(d, rules)[0] for d in benign]
+            for t in args.thresholds:
+                alone = sum(p >= t for p in learned) / len(cases)
+                union = sum(p >= t or ruled[id(r)] for p, r in zip(learned, cases, strict=True)) / len(cases)
+                fa = sum(p >= t for p in false) / len(false)
+                rules_only = sum(ruled[id(r)] for r in cases) / len(cases)
+                print(
+                    f"  held out {held:4} n={len(cases):3} threshold {t:.2f}: learned {alone:.3f}"
+                    f"  rules {rules_only:.3f}  both {union:.3f}  false alarms {fa:.4f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
