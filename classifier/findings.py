@@ -195,9 +195,10 @@ def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
 
 
 def _feature_words(features: list[str]) -> str:
-    """``w:assistant``, ``b:note to``, ``c:secret+put`` -> ‘assistant’, ‘note to’, concepts secret+put."""
-    out = [f"concepts {f[2:]}" if f.startswith("c:") else f"‘{f[2:]}’" for f in features]
-    return ", ".join(out)
+    """``c:secret+put``, ``b:note to``, ``w:assistant`` -> concepts secret+put; ‘note to’, ‘assistant’."""
+    concepts = [f[2:] for f in features if f.startswith("c:")]
+    words = [f"‘{f[2:]}’" for f in features if not f.startswith("c:")]
+    return "; ".join(p for p in (f"concepts {', '.join(concepts)}" if concepts else "", ", ".join(words)) if p)
 
 
 def learned_poisoning(defn: ToolDefinition, rules: RuleSet, reader: InstructionReader) -> list[Finding]:

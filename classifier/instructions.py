@@ -6,8 +6,10 @@ real tools) they found 31 (44 %).  A linear model over each sentence's words and
 and over *concepts* (a secret, the conversation, an outside address, concealment, an
 override, a trigger on another tool, an address to the assistant, ...) and pairs of
 concepts, trained without any group-F tool (``scripts/tune_instructions.py --with-dev``),
-found 60 % of the dev split's group-F tools on its own and 74 % together with the rules
-(49 % alone), flagging 0.1 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``).
+found 66 % of the dev split's group-F tools on its own and 80 % together with the rules
+(49 % alone), flagging 0.4 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``;
+the ``source`` concept and identifiers holding an address were added after reading the
+group-F misses, so group G in the test split is the clean measure).
 The concepts generalise where words do not: "the API key from the environment, in this
 field" and "la clave API en el parámetro" share ``secret+put``.
 
@@ -30,11 +32,12 @@ from classifier.definition import ToolDefinition
 from classifier.rules import RuleSet
 from classifier.tokens import name_parts
 
-#: Probability above which a piece is reported: at most 0.2 % false alarms on the dev split's
-#: benign tools in every held-out-group run of scripts/tune_instructions.py --with-dev.
-INSTRUCTION_THRESHOLD = 0.9
+#: Probability above which a piece is reported: at most 0.4 % false alarms on the dev split's
+#: benign tools in every held-out-group run of scripts/tune_instructions.py --with-dev (0.9
+#: halves them and costs a sixth of the held-out recall; a missed payload costs more).
+INSTRUCTION_THRESHOLD = 0.8
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
-INSTRUCTION_C = 3.0
+INSTRUCTION_C = 1.0
 #: The two classes of the instruction head.
 PLANTED, BENIGN = "planted", "benign"
 #: Hostile inputs: at most this many pieces per definition, each at most this long.
@@ -43,7 +46,7 @@ MAX_PIECE = 2_000
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 _WORD = re.compile(r"\w+")
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{5,200}")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.@:/\-]{5,200}")
 _TEXT_KEYS = frozenset({"description", "title", "default", "examples", "enum", "const"})
 
 
@@ -51,6 +54,9 @@ def _identifier_piece(value: str) -> str | None:
     """``sshPrivateKeyFileText`` -> ``ssh private key file text``; ``None`` for short names."""
     if not _IDENTIFIER.fullmatch(value):
         return None
+    if "@" in value or "://" in value:  # an address inside: keep it whole, it is the point
+        words = value.replace("_", " ").split()
+        return " ".join(words) if len(words) >= 3 else None
     parts = name_parts(value)
     return " ".join(parts) if len(parts) >= 3 else None
 
@@ -112,27 +118,72 @@ def aimed_features(rules: RuleSet) -> frozenset[str]:
     outside destination, concealment, an override, a trigger, another tool, a shell line,
     steering) and every concept pair: a piece with none of them is never reported, however
     its words score ("Read the complete contents of a file" shares words with many payloads)."""
-    found = _AIMED.get(id(rules))
+    found = _AIMED.get(rules.digest)
     if found is None:
         found = frozenset(
             [f"c:{c.id}" for c in rules.concepts if c.aimed] + [f"c:{a}+{b}" for a, b in rules.concept_pairs]
         )
-        _AIMED[id(rules)] = found
+        _AIMED[rules.digest] = found
     return found
 
 
-_AIMED: dict[int, frozenset[str]] = {}
+_AIMED: dict[str, frozenset[str]] = {}
+
+
+def _may_be_aimed(lowered: str, rules: RuleSet) -> bool:
+    """Whether a piece can pass :func:`aimed_features` - a cheaper test first: an aimed
+    concept, else a pair of the others, each looked for only while it can still matter (most
+    pieces have neither, and the secret and conversation patterns are the slowest)."""
+    plan = _PLANS.get(rules.digest)
+    if plan is None:
+        by_id = {c.id: c for c in rules.concepts}
+        plan = _PLANS[rules.digest] = (
+            tuple(c.pattern for c in rules.concepts if c.aimed),
+            tuple(
+                (by_id[a].pattern, by_id[b].pattern)
+                for a, b in rules.concept_pairs
+                if not (by_id[a].aimed or by_id[b].aimed)
+            ),
+        )
+    aimed, pairs = plan
+    if any(p.search(lowered) for p in aimed):
+        return True
+    seen: dict[re.Pattern[str], bool] = {}
+    for a, b in pairs:
+        if (found := seen.get(b)) is None:
+            found = seen[b] = b.search(lowered) is not None
+        if found:
+            if (other := seen.get(a)) is None:
+                other = seen[a] = a.search(lowered) is not None
+            if other:
+                return True
+    return False
+
+
+_PLANS: dict[str, tuple[tuple[re.Pattern[str], ...], tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]]] = {}
+
+
+def concept_features(lowered: str, rules: RuleSet) -> list[str]:
+    """The concepts (``c:``) and concept pairs found in a lower-cased piece (the concept
+    patterns are written in lower case and compiled without IGNORECASE: 1.7x faster)."""
+    present = {concept.id for concept in rules.concepts if concept.pattern.search(lowered)}
+    if not present:
+        return []
+    feats = [f"c:{c}" for c in sorted(present)]
+    feats += [f"c:{a}+{b}" for a, b in rules.concept_pairs if a in present and b in present]
+    return feats
+
+
+def word_features(lowered: str) -> list[str]:
+    """Words (``w:``) and adjacent word pairs (``b:``) of a lower-cased piece."""
+    words = _WORD.findall(lowered)
+    return [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 def piece_features(piece: str, rules: RuleSet) -> list[str]:
-    """Words (``w:``), adjacent word pairs (``b:``), concepts (``c:``) and concept pairs."""
-    words = _WORD.findall(piece.lower())
-    feats = [f"w:{w}" for w in words]
-    feats += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
-    present = {concept.id for concept in rules.concepts if concept.pattern.search(piece)}
-    feats += [f"c:{c}" for c in sorted(present)]
-    feats += [f"c:{a}+{b}" for a, b in rules.concept_pairs if a in present and b in present]
-    return feats
+    """Words, adjacent word pairs, concepts and concept pairs: what the instruction head reads."""
+    lowered = piece.lower()
+    return word_features(lowered) + concept_features(lowered, rules)
 
 
 class InstructionReader:
@@ -160,12 +211,21 @@ class InstructionReader:
         margins = self.margins
         aimed = aimed_features(rules)
         for piece in pieces(defn, hidden):
-            feats = piece_features(piece, rules)
-            if not any(f in aimed for f in feats):
+            lowered = piece.lower()
+            if not _may_be_aimed(lowered, rules):
                 continue  # nothing in it turns to the model: a plain sentence about the tool
+            concepts = concept_features(lowered, rules)
+            if not any(f in aimed for f in concepts):
+                continue
+            feats = word_features(lowered) + concepts
             p = self.probability(feats)
             if p > best[0]:
-                pushed = sorted((f for f in set(feats) if margins.get(f, 0.0) > 0), key=lambda f: -margins[f])
+                # What a person can check: concepts first, then word pairs, then words that
+                # are not function words ("so", "them" can weigh, but explain nothing).
+                pushed = sorted(
+                    (f for f in set(feats) if margins.get(f, 0.0) > 0 and (f[0] != "w" or len(f) > 6)),
+                    key=lambda f: (f[0] != "c", f[0] != "b", -margins[f], f),
+                )
                 best = (p, piece, pushed[:4])
         return best
 

@@ -66,7 +66,8 @@ class PoisoningRule:
 @dataclass(frozen=True)
 class Concept:
     """A concept of the learned instruction reading (poisoning.toml ``[[concept]]``): a
-    feature of a sentence when its pattern is found there."""
+    feature of a sentence when its pattern is found there.  Patterns are matched against
+    lower-cased text and written in lower case."""
 
     id: str
     why: str
@@ -191,9 +192,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
     poison_file = _load(directory / "poisoning.toml")
     pois = poison_file["rule"]
     concepts = tuple(
-        Concept(
-            c["id"], c["why"], re.compile(c["pattern"], re.IGNORECASE), tuple(c["must_match"]), bool(c.get("aimed"))
-        )
+        Concept(c["id"], c["why"], re.compile(c["pattern"]), tuple(c["must_match"]), bool(c.get("aimed")))
         for c in poison_file.get("concept", [])
     )
     known = {c.id for c in concepts}

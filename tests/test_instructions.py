@@ -63,7 +63,8 @@ def test_every_concept_matches_its_cases() -> None:
     assert RULES.concepts and RULES.concept_pairs
     for concept in RULES.concepts:
         for case in concept.must_match:
-            assert concept.pattern.search(case), (concept.id, case)
+            assert concept.pattern.search(case.lower()), (concept.id, case)
+        assert concept.pattern.pattern == concept.pattern.pattern.lower(), f"{concept.id}: write patterns in lower case"
 
 
 def test_a_payload_group_it_never_learned_is_found_where_the_rules_miss_it() -> None:
