@@ -218,13 +218,15 @@ def _read_as(
     action: str | None,
     rules: RuleSet,
     poisoned: tuple[Finding, ...],
+    private: float | None = None,
 ) -> _Reading:
-    """Risk by the rubric for ``category`` and ``action``; the rules' own action where none is given."""
+    """Risk by the rubric for ``category`` and ``action``; the rules' own action where none is
+    given.  ``private`` is the learned privacy reading (for reads), ``None`` without a model."""
     choice = choose_action(facts, category, rules)
     if action is not None and action != choice.id:
         choice = ActionChoice(action, choice.verb if choice.source == "name" else "", "model")
     findings = poisoned + tuple(annotation_mismatch(defn, choice))
-    risk, rule_id, why, modifiers = assess(Context(category, choice, facts, findings, rules))
+    risk, rule_id, why, modifiers = assess(Context(category, choice, facts, findings, rules, private))
     return _Reading(category, choice, findings, risk, rule_id, why, tuple(modifiers))
 
 
@@ -302,7 +304,8 @@ def _learned_reading(
     category, action, inputs = combine(rule_category, p_cat, p_act, rule_action)
     confidence = model.confidence(inputs)
     pc, pa = dict(p_cat).get(category, 0.0), dict(p_act).get(action, 0.0)
-    best = _read_as(defn, facts, category, action, rules, poisoned)
+    private = model.private(feats)
+    best = _read_as(defn, facts, category, action, rules, poisoned, private)
     cat_words = _words(model.category.contributions(feats, category, limit=8))
     act_words = _words(model.action.contributions(feats, action, limit=8))
     if category == rule_category.id:
@@ -328,7 +331,7 @@ def _learned_reading(
         for alt_act in plausible_acts:
             if (alt_cat, alt_act) == (category, action):
                 continue
-            alt = _read_as(defn, facts, alt_cat, alt_act, rules, poisoned)
+            alt = _read_as(defn, facts, alt_cat, alt_act, rules, poisoned, private)
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
                 strictest = alt
     if strictest is best:

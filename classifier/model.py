@@ -38,6 +38,8 @@ DATA_DIR = Path(__file__).parent / "data"
 TRAIN_FILES = ("train.jsonl",)
 DEV_FILE = "dev.jsonl"
 MODEL_FORMAT = 2
+#: The privacy head's classes.
+PRIVATE, PUBLIC = "private", "public"
 #: Inverse regularisation strength, chosen on the dev split (scripts/tune_model.py).
 C = 2.0
 #: Value of the rules' own conclusions as features (see :func:`feature_value`).
@@ -171,6 +173,15 @@ class Model:
     #: The learned instruction reading (:mod:`classifier.instructions`): ``planted`` or
     #: ``benign`` per sentence; ``None`` when the training data holds no poisoning cases.
     instruction: Head | None = None
+    #: The learned privacy reading of reads: ``private`` (the labels' medium reads) or
+    #: ``public`` (low), over the same features as the other heads.
+    privacy: Head | None = None
+
+    def private(self, features: Iterable[str]) -> float | None:
+        """Probability that a read returns private data, or ``None`` without a privacy head."""
+        if self.privacy is None:
+            return None
+        return dict(self.privacy.probabilities(features)).get(PRIVATE, 0.0)
 
     @cached_property
     def instruction_reader(self) -> InstructionReader | None:
@@ -191,6 +202,7 @@ class Model:
             "action": self.action.to_dict(),
             "calibrator": list(self.calibrator),
             "instruction": self.instruction.to_dict() if self.instruction else None,
+            "privacy": self.privacy.to_dict() if self.privacy else None,
         }
 
     @classmethod
@@ -209,6 +221,7 @@ class Model:
             instruction=(
                 Head.from_dict(data["instruction"], definition_features=False) if data.get("instruction") else None
             ),
+            privacy=Head.from_dict(data["privacy"]) if data.get("privacy") else None,
         )
 
 
@@ -345,6 +358,36 @@ def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), ke
         trained_on=len(rows),
         calibrator=calibrator,
         instruction=fit_instruction_head(rows, dev),
+        privacy=_fit_privacy_head(rows, feats, dev, dev_feats),
+    )
+
+
+def privacy_rows(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Indexes of the rows the privacy head learns from: benign reads labelled low or medium
+    (a read is high or critical for other reasons: secrets, poisoning, modifiers)."""
+    return [
+        i
+        for i, r in enumerate(rows)
+        if r.get("action") == "read" and r.get("risk") in ("low", "medium") and not r.get("poisoned")
+    ]
+
+
+def _fit_privacy_head(
+    rows: Sequence[dict[str, Any]],
+    feats: Sequence[list[str]],
+    dev: Sequence[dict[str, Any]],
+    dev_feats: Sequence[list[str]],
+) -> Head | None:
+    picked = privacy_rows(rows)
+    labels = [PRIVATE if rows[i]["risk"] == "medium" else PUBLIC for i in picked]
+    if len(set(labels)) < 2:
+        return None
+    dev_picked = privacy_rows(dev)
+    return _fit_head(
+        [feats[i] for i in picked],
+        labels,
+        [dev_feats[i] for i in dev_picked],
+        [PRIVATE if dev[i]["risk"] == "medium" else PUBLIC for i in dev_picked],
     )
 
 

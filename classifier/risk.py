@@ -30,6 +30,9 @@ class Context:
     facts: Facts
     findings: tuple[Finding, ...]
     rules: RuleSet
+    #: The learned privacy reading of a read (probability that it returns private data), or
+    #: ``None`` without a learned model: then the category decides, as the rubric lists.
+    private: float | None = None
 
     @property
     def tokens(self) -> frozenset[str]:
@@ -106,9 +109,18 @@ def _db_bulk_write(c: Context) -> bool:
     )
 
 
+#: A read is private when the learned privacy reading gives at least this (server-grouped
+#: CV on train+dev: the most accurate cut; scripts/tune_model.py --privacy).
+PRIVATE_ABOVE = 0.5
+
+
 def _private_read(c: Context) -> bool:
     if c.action.id != "read":
         return False
+    if c.private is not None:
+        # Learned from the labels' low/medium reads: public vs private is a matter of what
+        # comes back (a weather report, a user's orders), which a category names only roughly.
+        return c.private >= PRIVATE_ABOVE
     cat = c.category
     if cat in {
         "filesystem",
@@ -210,6 +222,9 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
     """Return (risk, rule id, why, modifiers applied); each modifier ends with the level it led to."""
     rule = next(r for r in RULES if r.test(c))
     level: str = rule.level
+    why = rule.why
+    if c.private is not None and rule.id in ("medium.private-read", "low.read"):
+        why += f" (learned privacy reading: p(private)={c.private:.2f}, cut {PRIVATE_ABOVE})"
     modifiers: list[str] = []
     if level == "high" and c.facts.path_params:
         level = _raise(level)
@@ -228,7 +243,7 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
     if c.facts.annotations.get("destructiveHint") is True and level in ("medium", "low"):
         level = _raise(level)
         modifiers.append(f"declares destructiveHint: true (+1 ⇒ {level})")
-    return level, rule.id, rule.why, modifiers
+    return level, rule.id, why, modifiers
 
 
-__all__ = ["RULES", "UNKNOWN", "Context", "RiskRule", "assess"]
+__all__ = ["PRIVATE_ABOVE", "RULES", "UNKNOWN", "Context", "RiskRule", "assess"]

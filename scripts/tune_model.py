@@ -7,11 +7,14 @@ on servers the model has not seen.  Prints category and action accuracy and macr
 setting, best first; the chosen values are the constants at the top of
 classifier/model.py.
 
+``--privacy`` sweeps the privacy head's regularisation and cut (risk.PRIVATE_ABOVE) on
+the reads labelled low or medium.
+
 ``--context`` instead sweeps the server-context constants (classifier/context.py) over
 out-of-fold category probabilities, scoring the category the verdict would take (the
 rules' unless the model overrides them, as classify.combine decides).
 
-Usage: .venv/bin/python scripts/tune_model.py [--folds 5] [--context]
+Usage: .venv/bin/python scripts/tune_model.py [--folds 5] [--context | --privacy]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--context", action="store_true", help="sweep the server-context constants instead")
+    ap.add_argument("--privacy", action="store_true", help="sweep the privacy head's C and cut instead")
     args = ap.parse_args()
     rows = [r for name in (*TRAIN_FILES, DEV_FILE) for r in read_jsonl(DATA_DIR / name)]
     readings = [rule_reading(r) for r in rows]  # (rules' category, rules' action, features)
@@ -45,6 +49,9 @@ def main() -> None:
     print(f"{len(rows)} tools from {len(set(groups))} servers, {args.folds} server-grouped folds")
     if args.context:
         sweep_context(rows, readings, groups, folds)
+        return
+    if args.privacy:
+        sweep_privacy(rows, feats, groups, args.folds)
         return
     results = []
     for c, rw, cw in itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (1.0, 2.0, 3.0, 5.0), (None, "balanced")):
@@ -115,6 +122,29 @@ def sweep_context(
     results.sort(key=lambda r: -r[0])
     for acc, weight, floor, pseudo, unsure in results[:10]:
         print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")
+
+
+def sweep_privacy(rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], n_folds: int) -> None:
+    """The privacy head (classifier.model: reads labelled low or medium) out of fold, and
+    the accuracy of each cut (risk.PRIVATE_ABOVE) against the labels' low/medium."""
+    from classifier.model import PRIVATE, PUBLIC, privacy_rows
+
+    picked = privacy_rows(rows)
+    x = [feats[i] for i in picked]
+    y = [PRIVATE if rows[i]["risk"] == "medium" else PUBLIC for i in picked]
+    g = [groups[i] for i in picked]
+    print(f"{len(picked)} low/medium reads, {y.count(PRIVATE)} private")
+    for c in (0.5, 1.0, 2.0, 4.0):
+        p = [0.0] * len(picked)
+        for tr, te in GroupKFold(n_splits=n_folds).split(x, groups=g):
+            head = fit_head([x[i] for i in tr], [y[i] for i in tr], c=c)
+            for i in te:
+                p[i] = dict(head.probabilities(x[i])).get(PRIVATE, 0.0)
+        cuts = " ".join(
+            f"{cut}: {sum((q >= cut) == (label == PRIVATE) for q, label in zip(p, y, strict=True)) / len(y):.3f}"
+            for cut in (0.3, 0.4, 0.5, 0.6, 0.7)
+        )
+        print(f"C={c}: accuracy by cut {cuts}", flush=True)
 
 
 if __name__ == "__main__":

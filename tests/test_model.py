@@ -355,3 +355,36 @@ def test_the_batched_path_takes_an_empty_batch_and_odd_servers() -> None:
     odd = ToolDefinition.from_mapping({"name": "get_weather", "description": "Weather", "server": 123})
     assert odd.server is None
     assert classify(odd).category
+
+
+def test_the_privacy_reading_decides_public_and_private_reads() -> None:
+    """Reads are low or medium by what comes back; the learned privacy reading decides it
+    and the rationale says so (the rules-only verdict still goes by category)."""
+    weather = ToolDefinition(
+        name="get_forecast",
+        description="Get the public weather forecast for a city for the next five days.",
+        input_schema={"properties": {"city": {"type": "string"}}},
+    )
+    orders = ToolDefinition(
+        name="list_my_orders",
+        description="List the orders of the authenticated customer account, with totals and addresses.",
+        input_schema={"properties": {"status": {"type": "string"}}},
+    )
+    public, private = classify(weather), classify(orders)
+    assert (public.action, public.risk, public.risk_rule) == ("read", "low", "low.read")
+    assert (private.action, private.risk, private.risk_rule) == ("read", "medium", "medium.private-read")
+    assert "learned privacy reading" in public.rationale and "learned privacy reading" in private.rationale
+    assert "learned privacy reading" not in classify(orders, learned=False).rationale
+
+
+def test_the_privacy_reading_is_learned_from_low_and_medium_reads_only() -> None:
+    from classifier.model import PRIVATE, privacy_rows
+
+    rows = split_rows("train")
+    picked = privacy_rows(rows)
+    assert picked and all(rows[i]["action"] == "read" and rows[i]["risk"] in ("low", "medium") for i in picked)
+    model = current_model()
+    assert model is not None and model.privacy is not None
+    assert set(model.privacy.classes) == {PRIVATE, "public"}
+    p = model.private(rule_features({"name": "get_account_balance", "description": "Returns my account balance"}))
+    assert p is not None and 0.0 <= p <= 1.0
