@@ -20,7 +20,7 @@ from typing import Any
 from catalog.errors import CatalogError
 from catalog.evaluation import metrics
 from catalog.evaluation.baseline import keyword_verdict
-from classifier import ToolDefinition, classify
+from classifier import ToolDefinition, Verdict, classify
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class Report:
     slowest: list[tuple[str, float]] = field(default_factory=list)
     confused: list[dict[str, str]] = field(default_factory=list)
     peers: dict[str, str] = field(default_factory=dict)
+    #: Which finder raised our poisoning findings: caught cases and false alarms per finder
+    #: ("rules", "learned reading"), and the poisoning cases nothing caught.
+    poisoning_by_finder: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class Report:
             "slowest": self.slowest,
             "confused": self.confused,
             "peers": self.peers,
+            "poisoning_by_finder": self.poisoning_by_finder,
         }
 
 
@@ -183,6 +187,7 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
     report.confusion_risk = [
         (g, p, n) for (g, p), n in metrics.confusion(gold_risk, [v.risk for v in ours]).most_common(10)
     ]
+    report.poisoning_by_finder = poisoning_finders(gold_poison, ours)
     report.slowest = sorted(timings, key=lambda t: -t[1])[:5]
     report.confused = [
         {
@@ -194,6 +199,21 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
         if (i.category, i.risk) != (v.category, v.risk)
     ][:15]
     return report
+
+
+def poisoning_finders(gold: list[bool], verdicts: list[Verdict]) -> dict[str, int]:
+    """Caught poisoning cases and false alarms by finder: the learned instruction reading
+    speaks only where the rules found nothing, so each flagged tool has one finder."""
+    out = {"caught by rules": 0, "caught by learned reading": 0, "missed": 0}
+    out |= {"false alarms by rules": 0, "false alarms by learned reading": 0}
+    for poisoned, verdict in zip(gold, verdicts, strict=True):
+        rules = {f.rule for f in verdict.findings if f.id == "tool_poisoning"}
+        finder = "learned reading" if rules == {"learned-instruction"} else "rules" if rules else ""
+        if poisoned:
+            out[f"caught by {finder}" if finder else "missed"] += 1
+        elif finder:
+            out[f"false alarms by {finder}"] += 1
+    return out
 
 
 def render(report: Report) -> str:
@@ -215,6 +235,10 @@ def render(report: Report) -> str:
     lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_category] or ["  none"]
     lines.append("most confused risk levels (gold -> ours):")
     lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_risk] or ["  none"]
+    if report.poisoning_by_finder:
+        lines.append(
+            "poisoning findings by finder: " + ", ".join(f"{k} {v}" for k, v in report.poisoning_by_finder.items())
+        )
     lines.append("slowest tools:")
     lines += [f"  {name}: {secs * 1000:.2f} ms" for name, secs in report.slowest]
     lines.append("examples where ours differs (category/action/risk):")
