@@ -204,16 +204,19 @@ def _feature_words(features: list[str]) -> str:
 def learned_poisoning(defn: ToolDefinition, rules: RuleSet, reader: InstructionReader) -> list[Finding]:
     """The learned instruction reading's finding: its most instruction-like sentence, when it
     reads like the planted payloads it learned from (:mod:`classifier.instructions`)."""
-    _, hidden = scanned_parts(defn)
+    text, hidden = scanned_parts(defn)
     p, piece, pushed = reader.strongest(defn, rules, hidden)
     if p < reader.threshold:
         return []
     quoted = " ".join(piece.split())
     quoted = quoted if len(quoted) <= 160 else quoted[:159] + "…"
+    # A parameter name or enum value is scored split into words: say so rather than quote
+    # words the definition does not contain in that form.
+    what = "this sentence" if piece in text or piece in hidden else "this name or value, read as words,"
     return [
         Finding(
             "tool_poisoning",
-            f"the learned instruction reading rates this sentence {p:.2f} like the instructions planted for a"
+            f"the learned instruction reading rates {what} {p:.2f} like the instructions planted for a"
             f" model it learned from ({_feature_words(pushed)}): “{quoted}”",
             rule="learned-instruction",
             severe=True,

@@ -6,7 +6,7 @@ real tools) they found 31 (44 %).  A linear model over each sentence's words and
 and over *concepts* (a secret, the conversation, an outside address, concealment, an
 override, a trigger on another tool, an address to the assistant, ...) and pairs of
 concepts, trained without any group-F tool (``scripts/tune_instructions.py --with-dev``),
-found 66 % of the dev split's group-F tools on its own and 80 % together with the rules
+found 69 % of the dev split's group-F tools on its own and 80 % together with the rules
 (49 % alone), flagging 0.4 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``;
 the ``source`` concept and identifiers holding an address were added after reading the
 group-F misses, so group G in the test split is the clean measure).
@@ -38,11 +38,13 @@ from classifier.tokens import name_parts
 INSTRUCTION_THRESHOLD = 0.8
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
-#: The two classes of the instruction head.
+#: The two classes of the instruction head (the model checks them at load).
 PLANTED, BENIGN = "planted", "benign"
 #: Hostile inputs: at most this many pieces per definition, each at most this long.
 MAX_PIECES = 400
 MAX_PIECE = 2_000
+MAX_TEXT = 200_000
+MAX_VISITS = 20_000
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 _WORD = re.compile(r"\w+")
@@ -62,7 +64,7 @@ def _identifier_piece(value: str) -> str | None:
 
 
 def _sentences(text: str) -> Iterator[str]:
-    for chunk in _SENTENCE.split(text):
+    for chunk in _SENTENCE.split(text[:MAX_TEXT]):
         chunk = chunk.strip()
         if not chunk:
             continue
@@ -73,42 +75,55 @@ def _sentences(text: str) -> Iterator[str]:
             yield piece
 
 
-def _schema_pieces(node: Any, depth: int = 0) -> Iterator[str]:
-    if depth > 32:
+def _schema_pieces(node: Any, budget: list[int], depth: int = 0) -> Iterator[str]:
+    """Pieces of the schema's texts; ``budget`` (one mutable count) bounds the strings and
+    names visited, so a million-entry enum of one repeated string is not walked to its end."""
+    if depth > 32 or budget[0] <= 0:
         return
     if isinstance(node, Mapping):
         for key, value in node.items():
+            budget[0] -= 1
+            if budget[0] <= 0:
+                return
             if key == "properties" and isinstance(value, Mapping):
                 for name in list(value)[:500]:
                     if piece := _identifier_piece(str(name)):
                         yield piece
             if isinstance(value, str):
-                if key in _TEXT_KEYS or key.startswith("x-"):
+                if isinstance(key, str) and (key in _TEXT_KEYS or key.startswith("x-")):
                     yield from _sentences(value)
             elif isinstance(value, Mapping | list):
-                yield from _schema_pieces(value, depth + 1)
+                yield from _schema_pieces(value, budget, depth + 1)
     elif isinstance(node, list):
         for item in node:
+            budget[0] -= 1
+            if budget[0] <= 0:
+                return
             if isinstance(item, str):
                 yield from _sentences(item)
             else:
-                yield from _schema_pieces(item, depth + 1)
+                yield from _schema_pieces(item, budget, depth + 1)
 
 
 def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
     """The pieces of a definition the instruction reading scores, in reading order, without
-    repeats; ``hidden`` is text decoded out of the definition (base64, look-alikes)."""
+    repeats; ``hidden`` is text decoded out of the definition (base64, look-alikes).  Bounded
+    like the rules' scan: ``MAX_PIECES`` pieces, ``MAX_TEXT`` characters of each text and of
+    all pieces together, ``MAX_VISITS`` schema strings and keys."""
     found: dict[str, None] = {}
     texts: list[Iterator[str]] = [
         _sentences(defn.description),
         _sentences(defn.title or ""),
-        _schema_pieces(defn.input_schema),
+        _schema_pieces(defn.input_schema, [MAX_VISITS]),
         _sentences(hidden),
     ]
+    total = 0
     for source in texts:
         for piece in source:
-            found.setdefault(piece, None)
-            if len(found) >= MAX_PIECES:
+            if piece not in found:
+                found[piece] = None
+                total += len(piece)
+            if len(found) >= MAX_PIECES or total >= MAX_TEXT:
                 return list(found)
     return list(found)
 
@@ -118,33 +133,29 @@ def aimed_features(rules: RuleSet) -> frozenset[str]:
     outside destination, concealment, an override, a trigger, another tool, a shell line,
     steering) and every concept pair: a piece with none of them is never reported, however
     its words score ("Read the complete contents of a file" shares words with many payloads)."""
-    found = _AIMED.get(rules.digest)
-    if found is None:
-        found = frozenset(
-            [f"c:{c.id}" for c in rules.concepts if c.aimed] + [f"c:{a}+{b}" for a, b in rules.concept_pairs]
-        )
-        _AIMED[rules.digest] = found
-    return found
+    return frozenset([f"c:{c.id}" for c in rules.concepts if c.aimed] + [f"c:{a}+{b}" for a, b in rules.concept_pairs])
 
 
-_AIMED: dict[str, frozenset[str]] = {}
+GatePlan = tuple[tuple[re.Pattern[str], ...], tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]]
 
 
-def _may_be_aimed(lowered: str, rules: RuleSet) -> bool:
+def gate_plan(rules: RuleSet) -> GatePlan:
+    """The aimed concepts' patterns, and the pairs of the others (see :func:`_may_be_aimed`)."""
+    by_id = {c.id: c for c in rules.concepts}
+    return (
+        tuple(c.pattern for c in rules.concepts if c.aimed),
+        tuple(
+            (by_id[a].pattern, by_id[b].pattern)
+            for a, b in rules.concept_pairs
+            if not (by_id[a].aimed or by_id[b].aimed)
+        ),
+    )
+
+
+def _may_be_aimed(lowered: str, plan: GatePlan) -> bool:
     """Whether a piece can pass :func:`aimed_features` - a cheaper test first: an aimed
     concept, else a pair of the others, each looked for only while it can still matter (most
     pieces have neither, and the secret and conversation patterns are the slowest)."""
-    plan = _PLANS.get(rules.digest)
-    if plan is None:
-        by_id = {c.id: c for c in rules.concepts}
-        plan = _PLANS[rules.digest] = (
-            tuple(c.pattern for c in rules.concepts if c.aimed),
-            tuple(
-                (by_id[a].pattern, by_id[b].pattern)
-                for a, b in rules.concept_pairs
-                if not (by_id[a].aimed or by_id[b].aimed)
-            ),
-        )
     aimed, pairs = plan
     if any(p.search(lowered) for p in aimed):
         return True
@@ -160,9 +171,6 @@ def _may_be_aimed(lowered: str, rules: RuleSet) -> bool:
     return False
 
 
-_PLANS: dict[str, tuple[tuple[re.Pattern[str], ...], tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]]] = {}
-
-
 def concept_features(lowered: str, rules: RuleSet) -> list[str]:
     """The concepts (``c:``) and concept pairs found in a lower-cased piece (the concept
     patterns are written in lower case and compiled without IGNORECASE: 1.7x faster)."""
@@ -175,9 +183,12 @@ def concept_features(lowered: str, rules: RuleSet) -> list[str]:
 
 
 def word_features(lowered: str) -> list[str]:
-    """Words (``w:``) and adjacent word pairs (``b:``) of a lower-cased piece."""
+    """Words (``w:``) and adjacent word pairs (``b:``) of a lower-cased piece, each once: the
+    head learned them present or absent, so a repeated word must not count again (padding a
+    payload with "argument argument argument" would otherwise talk it down)."""
     words = _WORD.findall(lowered)
-    return [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
+    feats = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
+    return list(dict.fromkeys(feats))
 
 
 def piece_features(piece: str, rules: RuleSet) -> list[str]:
@@ -198,7 +209,9 @@ class InstructionReader:
         self.margins: dict[str, float] = {f: float(column[i]) for f, i in head.index.items()}
         self.bias = float(head.bias[k] - head.bias[other])
         self.threshold = threshold
-        self._cut = math.log(threshold / (1.0 - threshold))
+        self._rules: RuleSet | None = None
+        self._aimed: frozenset[str] = frozenset()
+        self._plan: GatePlan = ((), ())
 
     def probability(self, features: Sequence[str]) -> float:
         margins = self.margins
@@ -209,15 +222,17 @@ class InstructionReader:
         """The most instruction-like piece: (probability, piece, the features that pushed it)."""
         best: tuple[float, str, list[str]] = (0.0, "", [])
         margins = self.margins
-        aimed = aimed_features(rules)
+        if self._rules is not rules:  # derived once per rule set (the reference keeps it alive)
+            self._rules, self._aimed, self._plan = rules, aimed_features(rules), gate_plan(rules)
+        aimed, plan = self._aimed, self._plan
         for piece in pieces(defn, hidden):
             lowered = piece.lower()
-            if not _may_be_aimed(lowered, rules):
+            if not _may_be_aimed(lowered, plan):
                 continue  # nothing in it turns to the model: a plain sentence about the tool
             concepts = concept_features(lowered, rules)
             if not any(f in aimed for f in concepts):
                 continue
-            feats = word_features(lowered) + concepts
+            feats = word_features(lowered) + concepts  # each feature once, as in training
             p = self.probability(feats)
             if p > best[0]:
                 # What a person can check: concepts first, then word pairs, then words that

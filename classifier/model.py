@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from classifier.instructions import BENIGN, PLANTED
 from classifier.rules import code_digest, rules_digest
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ class Model:
         """Probability that a read returns private data, or ``None`` without a privacy head."""
         if self.privacy is None:
             return None
-        return dict(self.privacy.probabilities(features)).get(PRIVATE, 0.0)
+        return dict(self.privacy.probabilities(privacy_features(features))).get(PRIVATE, 0.0)
 
     @cached_property
     def instruction_reader(self) -> InstructionReader | None:
@@ -218,11 +219,19 @@ class Model:
             key=str(data["key"]),
             trained_on=int(data["trained_on"]),
             calibrator=calibrator,
-            instruction=(
-                Head.from_dict(data["instruction"], definition_features=False) if data.get("instruction") else None
-            ),
-            privacy=Head.from_dict(data["privacy"]) if data.get("privacy") else None,
+            instruction=_binary(data.get("instruction"), (BENIGN, PLANTED), definition_features=False),
+            privacy=_binary(data.get("privacy"), (PRIVATE, PUBLIC)),
         )
+
+
+def _binary(data: dict[str, Any] | None, classes: tuple[str, str], *, definition_features: bool = True) -> Head | None:
+    """A stored two-class head, refused (so the cache is retrained) unless it has exactly ``classes``."""
+    if not data:
+        return None
+    head = Head.from_dict(data, definition_features=definition_features)
+    if sorted(head.classes) != sorted(classes):
+        raise ValueError(f"model file: a head with classes {head.classes}, expected {classes}")
+    return head
 
 
 # --------------------------------------------------------------------------- data
@@ -364,12 +373,23 @@ def train(rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), ke
 
 def privacy_rows(rows: Sequence[dict[str, Any]]) -> list[int]:
     """Indexes of the rows the privacy head learns from: benign reads labelled low or medium
-    (a read is high or critical for other reasons: secrets, poisoning, modifiers)."""
+    (a read is high or critical for other reasons: secrets, poisoning, modifiers), except
+    web access, which is medium for being the open web, not for being private."""
     return [
         i
         for i, r in enumerate(rows)
-        if r.get("action") == "read" and r.get("risk") in ("low", "medium") and not r.get("poisoned")
+        if r.get("action") == "read"
+        and r.get("risk") in ("low", "medium")
+        and r.get("category") != "web_access"
+        and not r.get("poisoned")
     ]
+
+
+def privacy_features(features: Iterable[str]) -> list[str]:
+    """The privacy head reads everything but the annotations: they are the author's claims,
+    which may raise a risk and never lower one (rubric), and ``readOnlyHint`` or
+    ``openWorldHint: false`` would otherwise talk a read down to low."""
+    return [f for f in features if not f.startswith("a:")]
 
 
 def _fit_privacy_head(
@@ -384,9 +404,9 @@ def _fit_privacy_head(
         return None
     dev_picked = privacy_rows(dev)
     return _fit_head(
-        [feats[i] for i in picked],
+        [privacy_features(feats[i]) for i in picked],
         labels,
-        [dev_feats[i] for i in dev_picked],
+        [privacy_features(dev_feats[i]) for i in dev_picked],
         [PRIVATE if dev[i]["risk"] == "medium" else PUBLIC for i in dev_picked],
     )
 

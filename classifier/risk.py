@@ -109,6 +109,9 @@ def _db_bulk_write(c: Context) -> bool:
     )
 
 
+#: Categories whose reads the rubric itself calls private (local files, database rows, mail
+#: and messages, infrastructure state, access data): the learned reading cannot make them low.
+RUBRIC_PRIVATE = frozenset({"filesystem", "database", "communication", "infrastructure", "identity_access"})
 #: A read is private when the learned privacy reading gives at least this (server-grouped
 #: CV on train+dev: the most accurate cut; scripts/tune_model.py --privacy).
 PRIVATE_ABOVE = 0.5
@@ -117,17 +120,14 @@ PRIVATE_ABOVE = 0.5
 def _private_read(c: Context) -> bool:
     if c.action.id != "read":
         return False
+    cat = c.category
+    if cat in RUBRIC_PRIVATE:
+        return True
     if c.private is not None:
         # Learned from the labels' low/medium reads: public vs private is a matter of what
-        # comes back (a weather report, a user's orders), which a category names only roughly.
+        # comes back (a weather report, a user's orders), which most categories name only roughly.
         return c.private >= PRIVATE_ABOVE
-    cat = c.category
     if cat in {
-        "filesystem",
-        "database",
-        "communication",
-        "identity_access",
-        "infrastructure",
         "source_control",
         "productivity",
         "system_device",
@@ -223,7 +223,7 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
     rule = next(r for r in RULES if r.test(c))
     level: str = rule.level
     why = rule.why
-    if c.private is not None and rule.id in ("medium.private-read", "low.read"):
+    if c.private is not None and rule.id in ("medium.private-read", "low.read") and c.category not in RUBRIC_PRIVATE:
         why += f" (learned privacy reading: p(private)={c.private:.2f}, cut {PRIVATE_ABOVE})"
     modifiers: list[str] = []
     if level == "high" and c.facts.path_params:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from classifier.definition import ToolDefinition  # noqa: E402
-from classifier.findings import poisoning  # noqa: E402
+from classifier.findings import poisoning, scanned_parts  # noqa: E402
 from classifier.instructions import INSTRUCTION_C, INSTRUCTION_THRESHOLD, InstructionReader  # noqa: E402
 from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_head, read_jsonl  # noqa: E402
 from classifier.rules import load_rules  # noqa: E402
@@ -34,6 +34,11 @@ _GROUP = re.compile(r"payload ([A-Z])\d+")
 def group_of(row: dict) -> str | None:  # type: ignore[type-arg]
     m = _GROUP.search(str(row.get("provenance", {}).get("derived") or ""))
     return m.group(1) if m and row.get("poisoned") else None
+
+
+def score(reader: InstructionReader, defn: ToolDefinition) -> float:
+    """The learned reading's score as findings.learned_poisoning computes it (decoded text too)."""
+    return reader.strongest(defn, load_rules(), scanned_parts(defn)[1])[0]
 
 
 def main() -> None:
@@ -61,8 +66,8 @@ def main() -> None:
             assert head is not None
             reader = InstructionReader(head)
             cases = [r for r in dev if group_of(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
-            learned = [reader.strongest(ToolDefinition.from_mapping(r), rules)[0] for r in cases]
-            false = [reader.strongest(d, rules)[0] for d in benign]
+            learned = [score(reader, ToolDefinition.from_mapping(r)) for r in cases]
+            false = [score(reader, d) for d in benign]
             for t in args.thresholds:
                 alone = sum(p >= t for p in learned) / len(cases)
                 union = sum(p >= t or ruled[id(r)] for p, r in zip(learned, cases, strict=True)) / len(cases)

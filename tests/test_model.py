@@ -386,5 +386,34 @@ def test_the_privacy_reading_is_learned_from_low_and_medium_reads_only() -> None
     model = current_model()
     assert model is not None and model.privacy is not None
     assert set(model.privacy.classes) == {PRIVATE, "public"}
-    p = model.private(rule_features({"name": "get_account_balance", "description": "Returns my account balance"}))
-    assert p is not None and 0.0 <= p <= 1.0
+    balance = model.private(rule_features({"name": "get_account_balance", "description": "Returns my balance"}))
+    weather = model.private(rule_features({"name": "get_forecast", "description": "Public weather forecast"}))
+    assert balance is not None and weather is not None and balance > 0.5 > weather
+
+
+def test_annotations_never_move_the_privacy_reading() -> None:
+    """Annotations are the author's claims: they may raise a risk, never lower it (rubric), so
+    the privacy reading does not read them (``readOnlyHint`` or ``openWorldHint: false``
+    would otherwise talk reads down to low)."""
+    model = current_model()
+    assert model is not None
+    rows = [r for r in split_rows("dev") if r["action"] == "read" and not r["poisoned"] and not r["annotations"]][:150]
+    claims = {"readOnlyHint": True, "openWorldHint": False, "idempotentHint": True, "destructiveHint": False}
+    for row in rows:
+        plain = model.private(rule_features(row))
+        claimed_features = rule_features({**row, "annotations": claims})
+        assert any(f.startswith("a:") for f in claimed_features)
+        assert model.private(claimed_features) == plain, row["name"]
+    assert model.privacy is not None and not [f for f in model.privacy.index if f.startswith("a:")]
+
+
+def test_rubric_private_categories_stay_medium_whatever_the_privacy_reading() -> None:
+    from classifier.risk import RUBRIC_PRIVATE
+
+    rows = [r for r in split_rows("dev") if r["action"] == "read" and not r["poisoned"]]
+    checked = 0
+    for row, verdict in zip(rows, classify_many([ToolDefinition.from_mapping(r) for r in rows]), strict=True):
+        if verdict.category in RUBRIC_PRIVATE and verdict.action == "read" and verdict.risk != "unknown":
+            checked += 1
+            assert risk_rank(verdict.risk) >= risk_rank("medium"), (row["name"], verdict.rationale)
+    assert checked >= 50
