@@ -398,7 +398,8 @@ def test_annotations_never_move_the_privacy_reading() -> None:
     model = current_model()
     assert model is not None
     rows = [r for r in split_rows("dev") if r["action"] == "read" and not r["poisoned"] and not r["annotations"]][:150]
-    claims = {"readOnlyHint": True, "openWorldHint": False, "idempotentHint": True, "destructiveHint": False}
+    # The claims the learned heads still read (the raising ones): the privacy reading ignores them too.
+    claims = {"readOnlyHint": False, "openWorldHint": True, "idempotentHint": False, "destructiveHint": True}
     for row in rows:
         plain = model.private(rule_features(row))
         claimed_features = rule_features({**row, "annotations": claims})
@@ -417,3 +418,22 @@ def test_rubric_private_categories_stay_medium_whatever_the_privacy_reading() ->
             checked += 1
             assert risk_rank(verdict.risk) >= risk_rank("medium"), (row["name"], verdict.rationale)
     assert checked >= 50
+
+
+def test_annotations_claiming_safety_never_lower_a_verdict() -> None:
+    """The rubric: annotations corroborate and may raise a level, never lower one.  Claims of
+    safety (read-only, not destructive, idempotent, closed world) added to real tools must
+    never make their verdict milder; claims of danger may only raise it."""
+    rows = [r for r in split_rows("dev") if not r["poisoned"] and not r["annotations"]][:200]
+    safe = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+    danger = {"destructiveHint": True, "readOnlyHint": False, "openWorldHint": True}
+    plain = classify_many([ToolDefinition.from_mapping(r) for r in rows])
+    claimed_safe = classify_many([ToolDefinition.from_mapping({**r, "annotations": safe}) for r in rows])
+    claimed_danger = classify_many([ToolDefinition.from_mapping({**r, "annotations": danger}) for r in rows])
+    raised = 0
+    for row, p, s, d in zip(rows, plain, claimed_safe, claimed_danger, strict=True):
+        if "unknown" in (p.risk, s.risk, d.risk):
+            continue
+        assert risk_rank(s.risk) >= risk_rank(p.risk), (row["name"], p.risk, s.risk)
+        raised += risk_rank(d.risk) > risk_rank(p.risk)
+    assert raised > 0  # destructiveHint: true does raise some (the rubric's modifier)
