@@ -7,11 +7,12 @@ weight can always be traced back to a word a person can find in the definition:
   verb), ``nb:`` adjacent name pairs (``cancel_batch``);
 * ``d:`` description words (stop words dropped), ``d0:`` its opening words;
 * ``p:`` input property name tokens, ``e:`` enum values of operation-like parameters;
-* ``a:`` annotations, only the claims that can raise a risk (``destructiveHint: true``,
-  ``readOnlyHint: false``, ``openWorldHint: true``, ``idempotentHint: false``): the rubric
-  lets annotations corroborate and raise, never lower, so ``readOnlyHint: true`` must not
-  talk the model into a milder reading (server-grouped CV: action accuracy the same as with
-  every claim, category +0.4 points);
+* no annotations: the rubric lets them corroborate and raise a level, never lower one, and
+  any claim the model reads can move its confidence across the doubt line or its category
+  into a milder rule (a review found even spec-default claims making verdicts milder).
+  Annotations act only through the risk rules (``destructiveHint: true`` raises a level) and
+  the ``annotation_mismatch`` finding.  Server-grouped CV without them: category +0.8
+  points, action -0.3;
 * ``s:`` the server's own name tokens (``stripe``, ``kubernetes``);
 * ``r*:`` what the rules concluded (category, action, verb and where it came from), so the
   model learns when to trust them and when the words say otherwise.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
-from typing import Any
 
 from classifier.analysis import ActionChoice, CategoryChoice, Facts
 
@@ -128,17 +128,6 @@ DESCRIPTION_WORDS = 80
 OPENING_WORDS = 4
 
 
-#: The annotation claims that can only make a tool look more dangerous (MCP spec defaults:
-#: destructive and open-world unless told otherwise).
-RAISING_CLAIMS = frozenset({"destructiveHint=True", "readOnlyHint=False", "openWorldHint=True", "idempotentHint=False"})
-
-
-def raising_claims(annotations: Mapping[str, Any]) -> tuple[str, ...]:
-    """The declared boolean annotations that raise, as ``key=value``, sorted."""
-    claims = [f"{k}={v}" for k, v in sorted(annotations.items()) if isinstance(v, bool)]
-    return tuple([c for c in claims if c in RAISING_CLAIMS])
-
-
 def extract(facts: Facts, category: CategoryChoice, action: ActionChoice) -> list[str]:
     """The model's features for one definition, deduplicated, in a stable order."""
     name = facts.name_tokens
@@ -157,8 +146,6 @@ def extract(facts: Facts, category: CategoryChoice, action: ActionChoice) -> lis
     if facts.operation_values:
         out += ["e:" + v.lower() for v in facts.operation_values[:16]]
     out += ["s:" + t for t in facts.server_tokens if t not in ("mcp", "server")]
-    if facts.annotations:
-        out += ["a:" + claim for claim in raising_claims(facts.annotations)]
     if facts.code_params:
         out.append("f:code-param")
     if facts.path_params:
@@ -199,7 +186,8 @@ def never_emitted(features: Iterable[str]) -> list[str]:
     for feature in features:
         prefix, _, rest = feature.partition(":")
         if (
-            (prefix in ("d", "d0") and rest in STOP_WORDS)
+            prefix == "a"  # annotations are not features (see the module docstring)
+            or (prefix in ("d", "d0") and rest in STOP_WORDS)
             or (prefix == "d" and len(rest) <= 1)
             or (prefix == "s" and rest in ("mcp", "server"))
         ):
@@ -243,8 +231,6 @@ def known_rows(facts: Facts, category: CategoryChoice, action: ActionChoice, loo
     if facts.operation_values:
         _add(rows, lookup.get("e", _EMPTY), tuple([v.lower() for v in facts.operation_values[:16]]))
     _add(rows, lookup.get("s", _EMPTY), facts.server_tokens)  # "s:mcp" is never emitted, so never known
-    if facts.annotations:
-        _add(rows, lookup.get("a", _EMPTY), raising_claims(facts.annotations))
     flags = lookup.get("f", _EMPTY)
     if facts.code_params:
         _add_one(rows, flags, "code-param")

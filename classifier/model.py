@@ -182,7 +182,7 @@ class Model:
         """Probability that a read returns private data, or ``None`` without a privacy head."""
         if self.privacy is None:
             return None
-        return dict(self.privacy.probabilities(privacy_features(features))).get(PRIVATE, 0.0)
+        return dict(self.privacy.probabilities(features)).get(PRIVATE, 0.0)
 
     @cached_property
     def instruction_reader(self) -> InstructionReader | None:
@@ -385,13 +385,6 @@ def privacy_rows(rows: Sequence[dict[str, Any]]) -> list[int]:
     ]
 
 
-def privacy_features(features: Iterable[str]) -> list[str]:
-    """The privacy head reads everything but the annotations: they are the author's claims,
-    which may raise a risk and never lower one (rubric), and ``readOnlyHint`` or
-    ``openWorldHint: false`` would otherwise talk a read down to low."""
-    return [f for f in features if not f.startswith("a:")]
-
-
 def _fit_privacy_head(
     rows: Sequence[dict[str, Any]],
     feats: Sequence[list[str]],
@@ -404,9 +397,9 @@ def _fit_privacy_head(
         return None
     dev_picked = privacy_rows(dev)
     return _fit_head(
-        [privacy_features(feats[i]) for i in picked],
+        [feats[i] for i in picked],
         labels,
-        [privacy_features(dev_feats[i]) for i in dev_picked],
+        [dev_feats[i] for i in dev_picked],
         [PRIVATE if dev[i]["risk"] == "medium" else PUBLIC for i in dev_picked],
     )
 

@@ -127,10 +127,10 @@ def sweep_context(
 def sweep_privacy(rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], n_folds: int) -> None:
     """The privacy head (classifier.model: reads labelled low or medium) out of fold, and
     the accuracy of each cut (risk.PRIVATE_ABOVE) against the labels' low/medium."""
-    from classifier.model import PRIVATE, PUBLIC, privacy_features, privacy_rows
+    from classifier.model import PRIVATE, PUBLIC, privacy_rows
 
     picked = privacy_rows(rows)
-    x = [privacy_features(feats[i]) for i in picked]
+    x = [feats[i] for i in picked]
     y = [PRIVATE if rows[i]["risk"] == "medium" else PUBLIC for i in picked]
     g = [groups[i] for i in picked]
     print(f"{len(picked)} low/medium reads, {y.count(PRIVATE)} private")

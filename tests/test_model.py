@@ -391,23 +391,6 @@ def test_the_privacy_reading_is_learned_from_low_and_medium_reads_only() -> None
     assert balance is not None and weather is not None and balance > 0.5 > weather
 
 
-def test_annotations_never_move_the_privacy_reading() -> None:
-    """Annotations are the author's claims: they may raise a risk, never lower it (rubric), so
-    the privacy reading does not read them (``readOnlyHint`` or ``openWorldHint: false``
-    would otherwise talk reads down to low)."""
-    model = current_model()
-    assert model is not None
-    rows = [r for r in split_rows("dev") if r["action"] == "read" and not r["poisoned"] and not r["annotations"]][:150]
-    # The claims the learned heads still read (the raising ones): the privacy reading ignores them too.
-    claims = {"readOnlyHint": False, "openWorldHint": True, "idempotentHint": False, "destructiveHint": True}
-    for row in rows:
-        plain = model.private(rule_features(row))
-        claimed_features = rule_features({**row, "annotations": claims})
-        assert any(f.startswith("a:") for f in claimed_features)
-        assert model.private(claimed_features) == plain, row["name"]
-    assert model.privacy is not None and not [f for f in model.privacy.index if f.startswith("a:")]
-
-
 def test_rubric_private_categories_stay_medium_whatever_the_privacy_reading() -> None:
     from classifier.risk import RUBRIC_PRIVATE
 
@@ -420,20 +403,37 @@ def test_rubric_private_categories_stay_medium_whatever_the_privacy_reading() ->
     assert checked >= 50
 
 
-def test_annotations_claiming_safety_never_lower_a_verdict() -> None:
-    """The rubric: annotations corroborate and may raise a level, never lower one.  Claims of
-    safety (read-only, not destructive, idempotent, closed world) added to real tools must
-    never make their verdict milder; claims of danger may only raise it."""
+def test_annotations_never_lower_a_verdict() -> None:
+    """The rubric: annotations corroborate and may raise a level, never lower one.  The learned
+    heads do not read them at all (any claim could move confidence across the doubt line), so
+    only ``destructiveHint: true`` can change a verdict, and only upward (its +1 modifier)."""
     rows = [r for r in split_rows("dev") if not r["poisoned"] and not r["annotations"]][:200]
-    safe = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
-    danger = {"destructiveHint": True, "readOnlyHint": False, "openWorldHint": True}
     plain = classify_many([ToolDefinition.from_mapping(r) for r in rows])
-    claimed_safe = classify_many([ToolDefinition.from_mapping({**r, "annotations": safe}) for r in rows])
-    claimed_danger = classify_many([ToolDefinition.from_mapping({**r, "annotations": danger}) for r in rows])
+    claims = [
+        {"readOnlyHint": True},
+        {"readOnlyHint": False},
+        {"destructiveHint": False},
+        {"idempotentHint": True},
+        {"idempotentHint": False},
+        {"openWorldHint": True},
+        {"openWorldHint": False},
+    ]
+    for claim in claims:
+        claimed = classify_many([ToolDefinition.from_mapping({**r, "annotations": claim}) for r in rows])
+        for row, p, c in zip(rows, plain, claimed, strict=True):
+            assert (c.category, c.action, c.risk, c.confidence) == (p.category, p.action, p.risk, p.confidence), (
+                row["name"],
+                claim,
+            )
+    destructive = classify_many(
+        [ToolDefinition.from_mapping({**r, "annotations": {"destructiveHint": True}}) for r in rows]
+    )
     raised = 0
-    for row, p, s, d in zip(rows, plain, claimed_safe, claimed_danger, strict=True):
-        if "unknown" in (p.risk, s.risk, d.risk):
-            continue
-        assert risk_rank(s.risk) >= risk_rank(p.risk), (row["name"], p.risk, s.risk)
-        raised += risk_rank(d.risk) > risk_rank(p.risk)
-    assert raised > 0  # destructiveHint: true does raise some (the rubric's modifier)
+    for row, p, d in zip(rows, plain, destructive, strict=True):
+        assert d.risk == p.risk or (p.risk != "unknown" and risk_rank(d.risk) > risk_rank(p.risk)), row["name"]
+        raised += d.risk != p.risk
+    assert raised > 0
+    model = current_model()
+    assert model is not None
+    for head in (model.category, model.action, model.privacy):
+        assert head is not None and not [f for f in head.index if f.startswith("a:")]
