@@ -11,8 +11,10 @@ Inputs:
   ``where``, ``payload``, ``source``, ``group``); each is planted in a real tool of the
   matching split (``DEVELOPMENT_GROUPS`` in train/dev, ``TEST_GROUPS`` in test) to make the poisoning cases.
 
-The split is by **server**: a server's tools all land in one split, decided by a hash of
-its name, so the test split measures tools from servers the model never saw.  Output rows
+The split is by **project**: a server's tools all land in one split, decided by a hash of
+its name, and servers that repeat each other's tools (forks, re-uploads, renamed packages:
+:func:`project_of`) go together under the first one's name, so the test split measures tools
+from servers the model never saw, twins included.  Output rows
 are sorted, so the same inputs always give byte-identical files.
 
 Usage: .venv/bin/python scripts/build_dataset.py --tools a.jsonl b.jsonl --labels l/*.jsonl \
@@ -44,6 +46,42 @@ TEST_GROUPS = "BG"
 def split_of(server: str, salt: int = 0) -> str:
     bucket = int(hashlib.sha256(f"{salt}:{server}".encode()).hexdigest()[:8], 16) % 100
     return next(name for name, upper in SPLITS if bucket < upper)
+
+
+def project_of(tools: list[dict[str, Any]]) -> dict[str, str]:
+    """Each server's project: servers whose tools share five (name, description) pairs, or at
+    least half of the smaller one's, are one project (forks, re-uploads such as ``iflow-mcp_*``,
+    renamed packages such as ``awslabs.x`` / ``awslabs-x``), named by its first server.  The
+    split goes by project, so no test tool has a twin in training.  Only described tools
+    count: two one-tool servers with a bare ``search`` are not one project."""
+    signatures: dict[str, set[tuple[str, str]]] = {}
+    for tool in tools:
+        signatures.setdefault(tool["server"], set())
+        description = (tool.get("description") or "").strip()
+        if len(description) >= 20:
+            signatures[tool["server"]].add((tool["name"], description[:200]))
+    holders: dict[tuple[str, str], list[str]] = {}
+    for server in sorted(signatures):
+        for signature in signatures[server]:
+            holders.setdefault(signature, []).append(server)
+    shared: Counter[tuple[str, str]] = Counter()
+    for servers in holders.values():
+        for i, a in enumerate(servers):
+            for b in servers[i + 1 :]:
+                shared[(a, b)] += 1
+    parent = {server: server for server in signatures}
+
+    def root(server: str) -> str:
+        while parent[server] != server:
+            server = parent[server]
+        return server
+
+    for (a, b), count in sorted(shared.items()):
+        if count >= 5 or count >= 0.5 * min(len(signatures[a]), len(signatures[b])):
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    return {server: root(server) for server in signatures}
 
 
 def choose_salt(servers: dict[str, set[str]]) -> int:
@@ -177,13 +215,17 @@ def main() -> None:
             raise SystemExit(f"label {key}: no such collected tool")
         seen.add(key)
         pairs.append((tool, label))
+    project = project_of([tool for tool, _ in pairs])
+    merged = sorted({(p, s) for s, p in project.items() if p != s})
+    for root, server in merged:
+        print(f"one project: {server} goes with {root}", file=sys.stderr)
     server_cats: dict[str, set[str]] = {}
     for tool, label in pairs:
-        server_cats.setdefault(tool["server"], set()).add(label["category"])
+        server_cats.setdefault(project[tool["server"]], set()).add(label["category"])
     salt = args.salt if args.salt is not None else choose_salt(server_cats)
     print(f"split salt {salt}", file=sys.stderr)
     for tool, label in pairs:
-        rows[split_of(tool["server"], salt)].append(row_for(tool, label))
+        rows[split_of(project[tool["server"]], salt)].append(row_for(tool, label))
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])

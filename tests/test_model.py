@@ -55,6 +55,26 @@ def test_splits_never_share_a_server() -> None:
     assert not servers["dev"] & servers["test"]
 
 
+def test_the_test_split_shares_no_project_with_training() -> None:
+    """Forks, re-uploads and renamed packages repeat a server's tools under another name; the
+    split goes by project (scripts/build_dataset.py project_of), so the test split has no
+    server whose described tools half-repeat a training server's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from build_dataset import project_of
+
+    train, test = split_rows("train"), split_rows("test")
+    benign = [r for r in train + test if not r["poisoned"]]
+    project = project_of(benign)
+    assert not {project[r["server"]] for r in train} & {project[r["server"]] for r in test}
+    # project_of itself: a re-upload joins its original, an unrelated server does not.
+    tool = {"name": "get_forecast", "description": "Returns the weather forecast for a city."}
+    other = {"name": "search", "description": "Searches the documentation index by keyword."}
+    groups = project_of(
+        [{**tool, "server": "weather-mcp"}, {**tool, "server": "iflow-mcp_weather"}, {**other, "server": "docs"}]
+    )
+    assert groups == {"weather-mcp": "iflow-mcp_weather", "iflow-mcp_weather": "iflow-mcp_weather", "docs": "docs"}
+
+
 def test_every_split_has_poisoning_cases_planted_in_real_tools() -> None:
     for split in SPLITS:
         poisoned = [r for r in split_rows(split) if r["poisoned"]]

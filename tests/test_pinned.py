@@ -14,9 +14,12 @@ from classifier.model import DATA_DIR, read_jsonl
 
 # (server, tool, category, action, risk, a word the rationale must cite)
 PINNED = [
-    ("@playwright/mcp", "browser_navigate", "browser_automation", "write", "critical", "url"),
-    ("@playwright/mcp", "browser_close", "browser_automation", "write", "high", "close"),
-    ("@playwright/mcp", "browser_run_code_unsafe", "code_execution", "execute", "critical", "code"),
+    # (2026-11-25 night: @playwright/mcp's pins moved to training with its project, Playwright's
+    # browser tools repeated in two other packages; these replace them, chosen from the test
+    # split after its verdicts were seen, as a test change, not a model choice.)
+    ("selenium-webdriver-mcp", "browser_switch_to_window_by_url", "browser_automation", "write", "critical", "url"),
+    ("selenium-webdriver-mcp", "browser_refresh", "browser_automation", "write", "high", "refresh"),
+    ("mcp-python-interpreter", "run_python_code", "code_execution", "execute", "critical", "code"),
     ("@chatwork/mcp-server", "post_room_message", "communication", "send", "high", "post"),
     ("@chatwork/mcp-server", "get_room_message", "communication", "read", "medium", "get"),
     ("mcp-server-motherduck", "execute_query", "database", "execute", "high", "query"),
