@@ -37,7 +37,7 @@ from classifier.context import ServerContext, apply_matrix, contexts
 from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
-from classifier.findings import annotation_mismatch, learned_poisoning, poisoning
+from classifier.findings import annotation_mismatch, learned_poisoning, poisoning, scanned_parts
 from classifier.risk import Context, assess
 from classifier.rules import RuleSet, code_digest, load_rules
 from classifier.tokens import split_name
@@ -510,11 +510,12 @@ def classify(
     ``context`` is the prior its server's other tools give (:func:`classify_many` builds it)."""
     rules = rules or load_rules()
     facts, cat, act = _rules_read(defn, rules)
-    poisoned = tuple(poisoning(defn, rules))
+    scanned = scanned_parts(defn)  # read once for the rules and the learned reading
+    poisoned = tuple(poisoning(defn, rules, scanned))
     model = current_model() if learned else None
     if not poisoned and model is not None and model.instruction_reader is not None:
         # The rules first (their findings name the rule); the learned reading where they saw nothing.
-        poisoned = tuple(learned_poisoning(defn, rules, model.instruction_reader))
+        poisoned = tuple(learned_poisoning(defn, rules, model.instruction_reader, scanned))
     if model is None:
         reading = _read_as(defn, facts, cat.id, None, rules, poisoned)
         confidence = _confidence(cat.score, cat.runner_up_score, act.source)

@@ -85,7 +85,11 @@ def _capped(texts: Iterator[str], budget: int) -> Iterator[str]:
 def scanned_text(defn: ToolDefinition) -> str:
     """Every text of the definition a model reads, property names included (``_`` read as a
     space); each part has its own cap, so none can crowd another out of the scan."""
-    text, hidden = scanned_parts(defn)
+    return _joined(scanned_parts(defn))
+
+
+def _joined(parts: tuple[str, str]) -> str:
+    text, hidden = parts
     return text + "\n" + hidden if hidden else text
 
 
@@ -154,8 +158,9 @@ def _snippet(text: str, start: int, end: int) -> str:
     return s if len(s) <= 160 else s[:159] + "…"
 
 
-def poisoning(defn: ToolDefinition, rules: RuleSet) -> list[Finding]:
-    text = scanned_text(defn)
+def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | None = None) -> list[Finding]:
+    """The rules' poisoning findings; ``parts`` is :func:`scanned_parts` when the caller has it."""
+    text = _joined(parts if parts is not None else scanned_parts(defn))
     found: list[Finding] = []
     gates = gate_text(text)
     for rule in rules.poisoning:
@@ -201,10 +206,13 @@ def _feature_words(features: list[str]) -> str:
     return "; ".join(p for p in (f"concepts {', '.join(concepts)}" if concepts else "", ", ".join(words)) if p)
 
 
-def learned_poisoning(defn: ToolDefinition, rules: RuleSet, reader: InstructionReader) -> list[Finding]:
+def learned_poisoning(
+    defn: ToolDefinition, rules: RuleSet, reader: InstructionReader, parts: tuple[str, str] | None = None
+) -> list[Finding]:
     """The learned instruction reading's finding: its most instruction-like sentence, when it
-    reads like the planted payloads it learned from (:mod:`classifier.instructions`)."""
-    text, hidden = scanned_parts(defn)
+    reads like the planted payloads it learned from (:mod:`classifier.instructions`);
+    ``parts`` is :func:`scanned_parts` when the caller has it."""
+    text, hidden = parts if parts is not None else scanned_parts(defn)
     p, piece, pushed = reader.strongest(defn, rules, hidden)
     if p < reader.threshold:
         return []

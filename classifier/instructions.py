@@ -128,19 +128,17 @@ def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
     return list(found)
 
 
-def aimed_features(rules: RuleSet) -> frozenset[str]:
-    """The concept features that turn a sentence toward the model (an address to it, an
-    outside destination, concealment, an override, a trigger, another tool, a shell line,
-    steering) and every concept pair: a piece with none of them is never reported, however
-    its words score ("Read the complete contents of a file" shares words with many payloads)."""
-    return frozenset([f"c:{c.id}" for c in rules.concepts if c.aimed] + [f"c:{a}+{b}" for a, b in rules.concept_pairs])
-
-
 GatePlan = tuple[tuple[re.Pattern[str], ...], tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]]
 
 
 def gate_plan(rules: RuleSet) -> GatePlan:
-    """The aimed concepts' patterns, and the pairs of the others (see :func:`_may_be_aimed`)."""
+    """The aimed concepts' patterns, and the pairs of the others (see :func:`_may_be_aimed`).
+
+    A piece is reported only if it has an aimed concept (an address to the model, an outside
+    destination, concealment, an override, a trigger, another tool, a shell line, steering)
+    or a concept pair, however its words score ("Read the complete contents of a file" shares
+    words with many payloads).  A pair with an aimed member needs that member, so the aimed
+    patterns and the pairs of the others decide it exactly."""
     by_id = {c.id: c for c in rules.concepts}
     return (
         tuple(c.pattern for c in rules.concepts if c.aimed),
@@ -153,9 +151,9 @@ def gate_plan(rules: RuleSet) -> GatePlan:
 
 
 def _may_be_aimed(lowered: str, plan: GatePlan) -> bool:
-    """Whether a piece can pass :func:`aimed_features` - a cheaper test first: an aimed
-    concept, else a pair of the others, each looked for only while it can still matter (most
-    pieces have neither, and the secret and conversation patterns are the slowest)."""
+    """Whether a piece has an aimed concept or a concept pair (:func:`gate_plan`): an aimed
+    concept first, else a pair of the others, each looked for only while it can still matter
+    (most pieces have neither, and the secret and conversation patterns are the slowest)."""
     aimed, pairs = plan
     if any(p.search(lowered) for p in aimed):
         return True
@@ -210,7 +208,6 @@ class InstructionReader:
         self.bias = float(head.bias[k] - head.bias[other])
         self.threshold = threshold
         self._rules: RuleSet | None = None
-        self._aimed: frozenset[str] = frozenset()
         self._plan: GatePlan = ((), ())
 
     def probability(self, features: Sequence[str]) -> float:
@@ -223,16 +220,13 @@ class InstructionReader:
         best: tuple[float, str, list[str]] = (0.0, "", [])
         margins = self.margins
         if self._rules is not rules:  # derived once per rule set (the reference keeps it alive)
-            self._rules, self._aimed, self._plan = rules, aimed_features(rules), gate_plan(rules)
-        aimed, plan = self._aimed, self._plan
+            self._rules, self._plan = rules, gate_plan(rules)
+        plan = self._plan
         for piece in pieces(defn, hidden):
             lowered = piece.lower()
             if not _may_be_aimed(lowered, plan):
                 continue  # nothing in it turns to the model: a plain sentence about the tool
-            concepts = concept_features(lowered, rules)
-            if not any(f in aimed for f in concepts):
-                continue
-            feats = word_features(lowered) + concepts  # each feature once, as in training
+            feats = word_features(lowered) + concept_features(lowered, rules)  # each once, as in training
             p = self.probability(feats)
             if p > best[0]:
                 # What a person can check: concepts first, then word pairs, then words that

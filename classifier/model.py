@@ -410,7 +410,7 @@ def fit_instruction_head(
     """The learned instruction reading, from the sentences of the training rows (planted
     payloads against benign tools) and the dev rows' planted payloads; ``None`` without
     poisoning cases to learn from."""
-    from classifier.instructions import INSTRUCTION_C, PLANTED, training_pieces
+    from classifier.instructions import INSTRUCTION_C, training_pieces
     from classifier.rules import load_rules
 
     feats, labels = training_pieces(rows, load_rules(), dev)

@@ -73,7 +73,7 @@ class Concept:
     why: str
     pattern: re.Pattern[str]
     must_match: tuple[str, ...]
-    #: Whether the concept turns a sentence toward the model (see ``instructions.aimed_features``).
+    #: Whether the concept turns a sentence toward the model (see ``instructions.gate_plan``).
     aimed: bool = False
 
 

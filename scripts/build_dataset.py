@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -142,6 +143,16 @@ def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
     if tool.get("title"):
         row["title"] = tool["title"]
     return row
+
+
+#: How :func:`plant` names a payload in a poisoned row's ``provenance.derived``.
+_DERIVED = re.compile(r"payload ([A-Z])\d+")
+
+
+def payload_group(row: dict[str, Any]) -> str | None:
+    """The payload group (``A``..``G``) a poisoned row was planted with; ``None`` for real tools."""
+    m = _DERIVED.search(str(row.get("provenance", {}).get("derived") or ""))
+    return m.group(1) if m and row.get("poisoned") else None
 
 
 def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:

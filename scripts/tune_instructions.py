@@ -15,7 +15,6 @@ Usage: .venv/bin/python scripts/tune_instructions.py [--with-dev] [--c 1 3 10] [
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -28,12 +27,8 @@ from classifier.instructions import INSTRUCTION_C, INSTRUCTION_THRESHOLD, Instru
 from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_head, read_jsonl  # noqa: E402
 from classifier.rules import load_rules  # noqa: E402
 
-_GROUP = re.compile(r"payload ([A-Z])\d+")
-
-
-def group_of(row: dict) -> str | None:  # type: ignore[type-arg]
-    m = _GROUP.search(str(row.get("provenance", {}).get("derived") or ""))
-    return m.group(1) if m and row.get("poisoned") else None
+sys.path.insert(0, str(ROOT / "scripts"))
+from build_dataset import payload_group  # noqa: E402
 
 
 def score(reader: InstructionReader, defn: ToolDefinition) -> float:
@@ -51,7 +46,7 @@ def main() -> None:
     train = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
     dev = read_jsonl(DATA_DIR / DEV_FILE)
     benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
-    groups = sorted({g for r in dev if (g := group_of(r))})
+    groups = sorted({g for r in dev if (g := payload_group(r))})
     ruled = {id(r): bool(poisoning(ToolDefinition.from_mapping(r), rules)) for r in dev if r["poisoned"]}
     for c in args.c:
         print(f"C={c}")
@@ -59,13 +54,15 @@ def main() -> None:
         # planted tools cannot be both training and measurement).
         for held in [*groups] + ([] if args.with_dev else ["none"]):
             head = fit_instruction_head(
-                [r for r in train if group_of(r) != held],
-                [r for r in dev if group_of(r) != held] if args.with_dev else [],
+                [r for r in train if payload_group(r) != held],
+                [r for r in dev if payload_group(r) != held] if args.with_dev else [],
                 c=c,
             )
             assert head is not None
             reader = InstructionReader(head)
-            cases = [r for r in dev if group_of(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
+            cases = (
+                [r for r in dev if payload_group(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
+            )
             learned = [score(reader, ToolDefinition.from_mapping(r)) for r in cases]
             false = [score(reader, d) for d in benign]
             for t in args.thresholds:

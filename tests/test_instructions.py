@@ -4,7 +4,8 @@ and that it stays quiet on real benign tools it never saw."""
 
 from __future__ import annotations
 
-import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +17,8 @@ from classifier.model import DATA_DIR, fit_instruction_head, read_jsonl
 from classifier.rules import load_rules
 
 RULES = load_rules()
-_GROUP = re.compile(r"payload ([A-Z])\d+")
-
-
-def _group(row: dict) -> str | None:  # type: ignore[type-arg]
-    m = _GROUP.search(str(row["provenance"].get("derived") or ""))
-    return m.group(1) if m and row["poisoned"] else None
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from build_dataset import payload_group  # noqa: E402
 
 
 def test_pieces_are_sentences_and_long_identifiers() -> None:
@@ -75,10 +72,12 @@ def test_a_payload_group_it_never_learned_is_found_where_the_rules_miss_it() -> 
     reading group F's misses; groups B and G in the test split are the held-out measure.)"""
     train = read_jsonl(DATA_DIR / "train.jsonl")
     dev = read_jsonl(DATA_DIR / "dev.jsonl")
-    head = fit_instruction_head([r for r in train if _group(r) != "F"], [r for r in dev if _group(r) != "F"])
+    head = fit_instruction_head(
+        [r for r in train if payload_group(r) != "F"], [r for r in dev if payload_group(r) != "F"]
+    )
     assert head is not None
     reader = InstructionReader(head)
-    cases = [ToolDefinition.from_mapping(r) for r in dev if _group(r) == "F"]
+    cases = [ToolDefinition.from_mapping(r) for r in dev if payload_group(r) == "F"]
     assert len(cases) >= 30
     learned = [bool(learned_poisoning(d, RULES, reader)) for d in cases]
     ruled = [bool(poisoning(d, RULES)) for d in cases]
