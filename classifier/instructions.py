@@ -6,8 +6,9 @@ real tools) they found 31 (44 %).  A linear model over each sentence's words and
 and over *concepts* (a secret, the conversation, an outside address, concealment, an
 override, a trigger on another tool, an address to the assistant, ...) and pairs of
 concepts, trained without any group-F tool (``scripts/tune_instructions.py --with-dev``),
-found 69 % of the dev split's group-F tools on its own and 80 % together with the rules
-(49 % alone), flagging 0.4 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``;
+found 66 % of the dev split's group-F tools on its own and 77 % together with the rules
+(49 % alone), flagging 0.3 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``;
+measured on the final data of 2026-11-25;
 the ``source`` concept and identifiers holding an address were added after reading the
 group-F misses, so group G in the test split is the clean measure).
 The concepts generalise where words do not: "the API key from the environment, in this
