@@ -322,6 +322,26 @@ def test_server_context_is_leave_one_out_and_order_free() -> None:
         assert prior.keys() == expected.keys() and all(abs(prior[c] - expected[c]) < 1e-9 for c in prior)
 
 
+def test_sibling_means_are_the_shrunk_mean_of_the_other_tools() -> None:
+    # The vectorised sums against the definition, tool by tool: the other tools of the same
+    # server, not the same name, mixed with CONTEXT_PSEUDO uniform imaginary siblings.
+    from classifier.context import CONTEXT_PSEUDO, sibling_means
+
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(5), size=60)
+    servers = [None if i % 11 == 0 else f"s{i % 4}" for i in range(60)]
+    names = [f"t{i % 9}" for i in range(60)]
+    means, has, counts = sibling_means(p, servers, names)
+    for i in range(60):
+        others = [j for j in range(60) if servers[i] and servers[j] == servers[i] and names[j] != names[i]]
+        assert has[i] == bool(others) and counts[i] == len(others)
+        if others:
+            expected = (p[others].sum(axis=0) + CONTEXT_PSEUDO / 5) / (len(others) + CONTEXT_PSEUDO)
+            assert np.allclose(means[i], expected)
+        else:
+            assert not means[i].any()
+
+
 def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
     # Siblings may change a tool's category; where they do not, the tool's risk with its
     # siblings is never below its risk alone (doubt is judged on its own words too).
