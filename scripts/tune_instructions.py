@@ -10,6 +10,7 @@ written on groups A and C-E, so only group F measures them fairly), and the shar
 split's benign tools the learned reading flags (false alarms).
 
 Usage: .venv/bin/python scripts/tune_instructions.py [--with-dev] [--c 1 3 10] [--thresholds 0.9 0.95]
+       [--show-missed H]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--c", type=float, nargs="+", default=[INSTRUCTION_C])
     ap.add_argument("--thresholds", type=float, nargs="+", default=[INSTRUCTION_THRESHOLD, 0.95, 0.98])
     ap.add_argument("--with-dev", action="store_true", help="learn from the dev split's other planted groups too")
+    ap.add_argument("--show-missed", metavar="GROUP", help="list the held-out group's cases neither reading catches")
     args = ap.parse_args()
     rules = load_rules()
     train = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
@@ -64,6 +66,12 @@ def main() -> None:
                 [r for r in dev if payload_group(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
             )
             learned = [score(reader, ToolDefinition.from_mapping(r)) for r in cases]
+            if held == args.show_missed:
+                t = args.thresholds[0]
+                for r, p in zip(cases, learned, strict=True):
+                    if p < t and not ruled[id(r)]:
+                        _, piece, pushed = reader.strongest(ToolDefinition.from_mapping(r), rules)
+                        print(f"    missed {r['provenance']['derived'][:20]} p={p:.2f} {pushed} | {piece[:140]!r}")
             false = [score(reader, d) for d in benign]
             for t in args.thresholds:
                 alone = sum(p >= t for p in learned) / len(cases)
