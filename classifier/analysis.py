@@ -534,12 +534,25 @@ class _CategoryIndex:
 _INDEXES: dict[str, _CategoryIndex] = {}
 
 
+#: Words never used as a phrase's key (nearly every description has them).
+_FUNCTION_WORDS = frozenset(
+    {"the", "a", "an", "to", "of", "in", "on", "for", "and", "or", "from", "with", "by", "as", "at"}
+)
+
+
 def _phrase_index(rules: RuleSet) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Phrases by their longest word (stemmed): a phrase is only looked for when that word is
+    among the description's words.  Keyed by the first word, "the" and "a" made every tool
+    try a dozen phrases; the longest word is rarely in a text that lacks the phrase."""
     table: dict[str, list[tuple[str, str]]] = {}
     for rule in rules.categories:
         for phrase in rule.phrases:
-            table.setdefault((words(phrase) or [""])[0], []).append((rule.id, phrase))
-    return {first: tuple(v) for first, v in table.items()}
+            found = words(phrase)
+            # The longest word that is not a function word ("the web" is keyed by "web");
+            # max() keeps the first of equals.
+            key = max(found, key=lambda w: (w not in _FUNCTION_WORDS, len(w))) if found else ""
+            table.setdefault(key, []).append((rule.id, phrase))
+    return {key: tuple(v) for key, v in table.items()}
 
 
 def _category_index(rules: RuleSet) -> _CategoryIndex:
@@ -588,10 +601,10 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
             if strong:  # a general word adds weight, never evidence
                 evidence.append((c, w))
     desc_lower = facts.desc_lower
-    # A phrase is only looked for when its first word is in the text at all; candidates are
+    # A phrase is only looked for when its key word is in the text at all; candidates are
     # tried in the rule files' order, so scores and evidence never depend on the text's order.
     phrases = index.phrases
-    candidates = [i for first in distinct_desc if first in phrases for i in phrases[first]]
+    candidates = [i for key in distinct_desc if key in phrases for i in phrases[key]]
     if candidates:
         for c, phrase in sorted(candidates, key=index.phrase_order.__getitem__):
             if phrase in desc_lower:
