@@ -82,7 +82,10 @@ def sibling_means(
     sums = np.asarray(by_server @ p)[sid] - np.asarray(by_same @ p)[pid]
     uniform = CONTEXT_PSEUDO / max(1, p.shape[1])
     has = others > 0
-    means = np.where(has[:, None], (sums + uniform) / (others[:, None] + CONTEXT_PSEUDO), 0.0)
+    # (The denominator of a tool without siblings is never used; 1 keeps it defined when tuning
+    # tries CONTEXT_PSEUDO = 0.)
+    denominator = np.where(has, others + CONTEXT_PSEUDO, 1.0)[:, None]
+    means = np.where(has[:, None], (sums + uniform) / denominator, 0.0)
     return means, has, np.where(has, others, 0)
 
 

@@ -102,12 +102,13 @@ def sweep_context(
     rule_col = np.array([classes.index(c.id) for c in rule])
     rule_score = np.array([c.score for c in rule])
 
-    def verdict_accuracy(q: np.ndarray) -> float:
+    def verdict_accuracy(q: np.ndarray, override: float = CATEGORY_OVERRIDE) -> float:
         top = q.argmax(axis=1)
-        use_model = (rule_score <= 0) | ((top != rule_col) & (q.max(axis=1) >= CATEGORY_OVERRIDE))
+        use_model = (rule_score <= 0) | ((top != rule_col) & (q.max(axis=1) >= override))
         return float((np.where(use_model, top, rule_col) == gold).mean())
 
     print(f"no context: verdict category {verdict_accuracy(p):.4f}, model alone {(p.argmax(1) == gold).mean():.4f}")
+    shipped = (context.CONTEXT_WEIGHT, context.CONTEXT_FLOOR, context.CONTEXT_PSEUDO, context.CONTEXT_UNSURE)
     results = []
     for weight, floor, pseudo, unsure in itertools.product(
         (1.0, 1.5, 2.0), (0.001, 0.01, 0.03), (0.0, 2.0, 4.0), (0.8, 0.9, 1.01)
@@ -122,6 +123,12 @@ def sweep_context(
     results.sort(key=lambda r: -r[0])
     for acc, weight, floor, pseudo, unsure in results[:10]:
         print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")
+    # The model's sureness needed to overrule the rules' category (classify.CATEGORY_OVERRIDE),
+    # with the shipped context constants.
+    context.CONTEXT_WEIGHT, context.CONTEXT_FLOOR, context.CONTEXT_PSEUDO, context.CONTEXT_UNSURE = shipped
+    with_context = context.apply_matrix(p, groups, names)
+    for override in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        print(f"override={override}: verdict category {verdict_accuracy(with_context, override):.4f}")
 
 
 def sweep_privacy(rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], n_folds: int) -> None:
