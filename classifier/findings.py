@@ -39,6 +39,8 @@ _LOOKALIKES = str.maketrans(
     "aeopcyxijsdhloaeikvptuxABEKMHOPCTXIJSABEZHIKMNOPTYXIi",
 )
 _MIXED_SCRIPT = re.compile(r"[A-Za-z][\u0400-\u04ff\u0370-\u03ff]|[\u0400-\u04ff\u0370-\u03ff][A-Za-z]|[İı]")
+#: A lower-case letter or digit followed by a capital: where a camelCase name splits.
+_CAMEL_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 #: Keys whose string values are identifiers, not text a model is asked to read.
 _IDENTIFIER_KEYS = frozenset(
     {"type", "format", "$schema", "$ref", "$id", "pattern", "contentEncoding", "contentMediaType"}
@@ -59,7 +61,8 @@ def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
             if key == "properties" and isinstance(value, Mapping):
                 names = " ".join(str(k) for k in list(value)[:500])
                 if names:
-                    yield names.replace("_", " ")
+                    # Read as words: `note_read_dotenv_here` and `contentsOfUserSshKey` are sentences.
+                    yield _CAMEL_STEP.sub(" ", names.replace("_", " "))
             if isinstance(value, str):
                 if key not in _IDENTIFIER_KEYS:
                     yield value if key in ("description", "title") else value.replace("_", " ")
