@@ -517,21 +517,25 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
 class _CategoryIndex:
     """The category word lists turned inside out: word -> [(category, is_strong)].
 
-    Scoring then costs one lookup per word instead of one per word and category.
+    Scoring then costs one lookup per word instead of one per word and category.  A
+    category is its position in ``CATEGORIES`` here: the scores are a list, not a dict.
     """
 
     # What a description word adds: (category, weight, is_strong).
-    desc: dict[str, tuple[tuple[str, float, bool], ...]]
+    desc: dict[str, tuple[tuple[int, float, bool], ...]]
     # What a word adds in each other place (name, parameter, server name): (category, weight).
-    name: dict[str, tuple[tuple[str, float], ...]]
-    param: dict[str, tuple[tuple[str, float], ...]]
-    server: dict[str, tuple[tuple[str, float], ...]]
-    phrases: dict[str, tuple[tuple[str, str], ...]]  # stem of a phrase's first word -> (category, phrase)
-    phrase_order: dict[tuple[str, str], int]
-    elsewhere: tuple[tuple[str, frozenset[str]], ...]
+    name: dict[str, tuple[tuple[int, float], ...]]
+    param: dict[str, tuple[tuple[int, float], ...]]
+    server: dict[str, tuple[tuple[int, float], ...]]
+    phrases: dict[str, tuple[tuple[int, str], ...]]  # stem of a phrase's key word -> (category, phrase)
+    phrase_order: dict[tuple[int, str], int]
+    elsewhere: tuple[tuple[int, frozenset[str]], ...]
 
 
 _INDEXES: dict[str, _CategoryIndex] = {}
+#: Each category's position in ``CATEGORIES`` (the rubric's order, which breaks ties).
+_CATEGORY_AT = {c: i for i, c in enumerate(CATEGORIES)}
+_DATABASE, _CODE_EXECUTION = _CATEGORY_AT["database"], _CATEGORY_AT["code_execution"]
 
 
 #: Words never used as a phrase's key (nearly every description has them).
@@ -540,32 +544,32 @@ _FUNCTION_WORDS = frozenset(
 )
 
 
-def _phrase_index(rules: RuleSet) -> dict[str, tuple[tuple[str, str], ...]]:
+def _phrase_index(rules: RuleSet) -> dict[str, tuple[tuple[int, str], ...]]:
     """Phrases by their longest word (stemmed): a phrase is only looked for when that word is
     among the description's words.  Keyed by the first word, "the" and "a" made every tool
     try a dozen phrases; the longest word is rarely in a text that lacks the phrase."""
-    table: dict[str, list[tuple[str, str]]] = {}
+    table: dict[str, list[tuple[int, str]]] = {}
     for rule in rules.categories:
         for phrase in rule.phrases:
             found = words(phrase)
             # The longest word that is not a function word ("the web" is keyed by "web");
             # max() keeps the first of equals.
             key = max(found, key=lambda w: (w not in _FUNCTION_WORDS, len(w))) if found else ""
-            table.setdefault(key, []).append((rule.id, phrase))
+            table.setdefault(key, []).append((_CATEGORY_AT[rule.id], phrase))
     return {key: tuple(v) for key, v in table.items()}
 
 
 def _category_index(rules: RuleSet) -> _CategoryIndex:
     index = _INDEXES.get(rules.digest)
     if index is None:
-        table: dict[str, list[tuple[str, bool]]] = {}
+        table: dict[str, list[tuple[int, bool]]] = {}
         for rule in rules.categories:
             for w in rule.strong:
-                table.setdefault(w, []).append((rule.id, True))
+                table.setdefault(w, []).append((_CATEGORY_AT[rule.id], True))
             for w in rule.terms - rule.strong:
-                table.setdefault(w, []).append((rule.id, False))
+                table.setdefault(w, []).append((_CATEGORY_AT[rule.id], False))
 
-        def weighted(strong: float, term: float) -> dict[str, tuple[tuple[str, float], ...]]:
+        def weighted(strong: float, term: float) -> dict[str, tuple[tuple[int, float], ...]]:
             return {w: tuple((c, strong if s else term) for c, s in v) for w, v in table.items()}
 
         index = _CategoryIndex(
@@ -575,9 +579,10 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
             server=weighted(5.0, 1.0),
             phrases=_phrase_index(rules),
             phrase_order={
-                (rule.id, p): i for i, (rule, p) in enumerate((r, p) for r in rules.categories for p in r.phrases)
+                (_CATEGORY_AT[rule.id], p): i
+                for i, (rule, p) in enumerate((r, p) for r in rules.categories for p in r.phrases)
             },
-            elsewhere=tuple((rule.id, rule.elsewhere) for rule in rules.categories if rule.elsewhere),
+            elsewhere=tuple((_CATEGORY_AT[rule.id], rule.elsewhere) for rule in rules.categories if rule.elsewhere),
         )
         _INDEXES[rules.digest] = index
     return index
@@ -585,8 +590,8 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
 
 def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
     index = _category_index(rules)
-    scores: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
-    evidence: list[tuple[str, str]] = []  # (category, word); only the winner's are kept
+    scores: list[float] = [0.0] * len(CATEGORIES)
+    evidence: list[tuple[int, str]] = []  # (category, word); only the winner's are kept
     distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
     server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "local"}]
     name_weights = index.name
@@ -628,15 +633,15 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
         if context & elsewhere:
             # The words say the thing lives somewhere else (a file in a GitHub repository is not local).
             scores[c] *= 0.2
-    if facts.code_params and scores["database"] < scores["code_execution"] + 1:
-        scores["code_execution"] += 2.0
+    if facts.code_params and scores[_DATABASE] < scores[_CODE_EXECUTION] + 1:
+        scores[_CODE_EXECUTION] += 2.0
     # Highest score first; exact ties go to the earlier category in the rubric's order
     # (the sort is stable, and stays so when reversed).
-    best, second = sorted(CATEGORIES, key=scores.__getitem__, reverse=True)[:2]
+    best, second = sorted(range(len(CATEGORIES)), key=scores.__getitem__, reverse=True)[:2]
     return CategoryChoice(
-        id=best,
+        id=CATEGORIES[best],
         score=scores[best],
-        runner_up=second,
+        runner_up=CATEGORIES[second],
         runner_up_score=scores[second],
         evidence=tuple(dict.fromkeys(w for c, w in evidence if c == best))[:6],
     )
