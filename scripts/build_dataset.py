@@ -40,7 +40,7 @@ from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
 #: Payload groups planted in train/dev (the rules and the learned instruction reading were
 #: developed on them) and the groups written separately and planted only in test.
-DEVELOPMENT_GROUPS = "ACDEFHIJ"
+DEVELOPMENT_GROUPS = "ACDEFHIJKLM"
 TEST_GROUPS = "BG"
 
 
@@ -150,7 +150,7 @@ _DERIVED = re.compile(r"payload ([A-Z])\d+")
 
 
 def payload_group(row: dict[str, Any]) -> str | None:
-    """The payload group (``A``..``J``) a poisoned row was planted with; ``None`` for real tools."""
+    """The payload group (``A``..``M``) a poisoned row was planted with; ``None`` for real tools."""
     m = _DERIVED.search(str(row.get("provenance", {}).get("derived") or ""))
     return m.group(1) if m and row.get("poisoned") else None
 
