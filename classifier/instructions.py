@@ -10,7 +10,10 @@ found 66 % of the dev split's group-F tools on its own and 77 % together with th
 (49 % alone), flagging 0.3 % of the dev split's benign tools (``INSTRUCTION_THRESHOLD``;
 measured on the final data of 2026-11-25;
 the ``source`` concept and identifiers holding an address were added after reading the
-group-F misses, so group G in the test split is the clean measure).
+group-F misses, so group G in the test split is the clean measure).  Six more groups written
+the same way (H-M, 2026-11-26: unseen wording, documentation camouflage, terse payloads,
+thirty languages, schema poisoning, social engineering) each found 43-80 % before it was
+learned from; with all of them in training, F held out is caught 91 % (rules + learned).
 The concepts generalise where words do not: "the API key from the environment, in this
 field" and "la clave API en el parámetro" share ``secret+put``.
 
@@ -33,10 +36,11 @@ from classifier.definition import ToolDefinition
 from classifier.rules import RuleSet
 from classifier.tokens import name_parts
 
-#: Probability above which a piece is reported: at most 0.4 % false alarms on the dev split's
-#: benign tools in every held-out-group run of scripts/tune_instructions.py --with-dev (0.9
-#: halves them and costs a sixth of the held-out recall; a missed payload costs more).
-INSTRUCTION_THRESHOLD = 0.8
+#: Probability above which a piece is reported: at most 0.5 % false alarms on the dev split's
+#: benign tools in every held-out-group run of scripts/tune_instructions.py --with-dev, groups
+#: A-M (2026-11-26).  0.8 caught one or two more per group at up to 0.8 % false alarms; 0.9
+#: cost a tenth of the held-out recall on F and J.
+INSTRUCTION_THRESHOLD = 0.85
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
 #: The two classes of the instruction head (the model checks them at load).
