@@ -6,6 +6,7 @@ its own schema so runs never see each other's rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,6 +36,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound, never
+    listening, so no other process can take it in between (a port that was merely free a
+    moment ago once answered a test's "unreachable" registry with HTTP 404)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

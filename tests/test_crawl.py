@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PACKAGE_CACHE, free_port, registry_page, run_cli
+from tests.conftest import PACKAGE_CACHE, free_port, refused_port, registry_page, run_cli
 from tests.test_policies import SEED_POLICY
 
 pytestmark = pytest.mark.live
@@ -168,5 +168,6 @@ def test_no_introspect_and_unreachable_registry(http_routes, tmp_path: Path) -> 
     ok = crawl(db, base, "--no-introspect")
     assert ok.returncode == 0 and "1 servers, 0 tools" in ok.stdout
     assert stats(db)["introspection"] == {}
-    down = crawl(db, f"http://127.0.0.1:{free_port()}")
+    with refused_port() as port:
+        down = crawl(db, f"http://127.0.0.1:{port}")
     assert down.returncode == 1 and "Connection refused" in down.stdout

@@ -14,7 +14,7 @@ from crawler.introspection.client import introspect_http
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
 from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
 from crawler.introspection.sandbox import drops_privileges
-from tests.conftest import PACKAGE_CACHE, SERVERS, free_port, run_cli
+from tests.conftest import PACKAGE_CACHE, SERVERS, free_port, refused_port, run_cli
 
 pytestmark = pytest.mark.live
 
@@ -92,7 +92,8 @@ def test_http_failures_are_recorded_with_reasons(trading_server: str) -> None:
     started = time.monotonic()
     hung = asyncio.run(introspect_http(f"{trading_server}/hang/mcp", timeout=2))
     assert hung.outcome == "timeout" and time.monotonic() - started < 10
-    closed = asyncio.run(introspect_http(f"http://127.0.0.1:{free_port()}/mcp", timeout=5))
+    with refused_port() as port:
+        closed = asyncio.run(introspect_http(f"http://127.0.0.1:{port}/mcp", timeout=5))
     assert closed.outcome == "error" and "connection" in (closed.error or "").lower()
 
 

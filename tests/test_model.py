@@ -266,20 +266,27 @@ def _server(name: str) -> list[ToolDefinition]:
     return [ToolDefinition.from_mapping(r, server=name) for r in rows]
 
 
-def test_server_context_reads_an_unclear_tool_by_its_siblings() -> None:
-    # `git_status` ("Show the working tree status including staged, unstaged, and untracked
-    # files") reads as files on its own words; its 27 sibling tools are plainly git.
-    server = "@cyanheads/git-mcp-server"
-    tools = _server(server)
-    i = next(i for i, d in enumerate(tools) if d.name == "git_status")
-    alone = classify(tools[i])
-    verdict = classify_many(tools)[i]
-    assert alone.category != "source_control"
-    assert verdict.category == "source_control"
-    assert f"Server context: {len(tools) - 1} other tools of {server} read mostly as source_control" in (
-        verdict.rationale
-    )
-    assert f"on its own words alone the model would say {alone.category}" in verdict.rationale
+def test_server_context_reads_unclear_tools_by_their_siblings() -> None:
+    # On the dev split's servers (not trained on): where the siblings change a tool's category,
+    # the rationale says so and what the tool alone would have been, and they mend more
+    # categories than they break.  (A single named example drifts whenever the data grows:
+    # Scout's get_app_trace and git_status both came to read right on their own words.)
+    rows = [r for r in split_rows("dev") if not r.get("poisoned")]
+    by_server: dict[str, list[dict[str, object]]] = {}
+    for r in rows:
+        by_server.setdefault(str(r["server"]), []).append(r)
+    mended = broken = 0
+    for server, group in by_server.items():
+        tools = [ToolDefinition.from_mapping(r, server=server) for r in group]
+        for row, tool, verdict in zip(group, tools, classify_many(tools), strict=True):
+            alone = classify(tool)
+            if alone.category == verdict.category:
+                continue
+            assert f" of {server} read mostly as" in verdict.rationale, tool.name
+            assert f"on its own words alone the model would say {alone.category}" in verdict.rationale, tool.name
+            mended += verdict.category == row["category"]
+            broken += alone.category == row["category"]
+    assert mended > 2 * broken, (mended, broken)
 
 
 def test_server_context_never_overrules_clear_words() -> None:
