@@ -36,11 +36,13 @@ from classifier.definition import ToolDefinition
 from classifier.rules import RuleSet
 from classifier.tokens import name_parts
 
-#: Probability above which a piece is reported: at most 0.5 % false alarms on the dev split's
-#: benign tools in every held-out-group run of scripts/tune_instructions.py --with-dev, groups
-#: A-M (2026-11-26).  0.8 caught one or two more per group at up to 0.8 % false alarms; 0.9
-#: cost a tenth of the held-out recall on F and J.
-INSTRUCTION_THRESHOLD = 0.85
+#: Probability above which a piece is reported.  Chosen by server-grouped cross-validation
+#: over the 6,330 benign train + dev tools (scripts/tune_instructions.py --cv-false-alarms 5,
+#: 2026-11-26, groups A-M learned): 1.01 % flagged at 0.85, 0.74 % at 0.9, 0.52 % at 0.95.
+#: The dev split alone (1,242 tools) had said 0.3-0.5 % at 0.85, too few tools to tell; the
+#: test split then showed 1.9 %.  Held out a group at a time, 0.9 misses about one payload in
+#: forty more than 0.85, and 0.95 one in ten.
+INSTRUCTION_THRESHOLD = 0.9
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
 #: The two classes of the instruction head (the model checks them at load).

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,12 +38,43 @@ def score(reader: InstructionReader, defn: ToolDefinition) -> float:
     return reader.strongest(defn, load_rules(), scanned_parts(defn)[1])[0]
 
 
+def cv_false_alarms(
+    train: list[dict[str, Any]], dev: list[dict[str, Any]], k: int, cs: list[float], thresholds: list[float]
+) -> None:
+    """False alarms where the dev split's thousand-odd benign tools are too few to tell 0.5 %
+    from 1 %, as the shipped head is trained (train and dev together): every benign tool of
+    both, scored by a head trained without its server (K folds grouped by server; a fold's
+    planted rows leave with it, since a planted row's own sentences are only told from its
+    payload by its benign twin)."""
+    from sklearn.model_selection import GroupKFold
+
+    rows = [*train, *dev]
+    servers = [r["server"] for r in rows]
+    for c in cs:
+        scores: list[float] = []
+        for kept, held in GroupKFold(n_splits=k).split(rows, groups=servers):
+            head = fit_instruction_head([rows[i] for i in kept], c=c)
+            assert head is not None
+            reader = InstructionReader(head)
+            scores += [score(reader, ToolDefinition.from_mapping(rows[i])) for i in held if not rows[i]["poisoned"]]
+        for t in thresholds:
+            flagged = sum(p >= t for p in scores)
+            share = flagged / len(scores)
+            print(f"C={c} threshold {t:.2f}: {flagged} of {len(scores)} benign train/dev tools flagged ({share:.4f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--c", type=float, nargs="+", default=[INSTRUCTION_C])
     ap.add_argument("--thresholds", type=float, nargs="+", default=[INSTRUCTION_THRESHOLD, 0.95, 0.98])
     ap.add_argument("--with-dev", action="store_true", help="learn from the dev split's other planted groups too")
     ap.add_argument("--show-missed", metavar="GROUP", help="list the held-out group's cases neither reading catches")
+    ap.add_argument(
+        "--cv-false-alarms",
+        type=int,
+        metavar="K",
+        help="instead: false alarms on the training split's benign tools, K folds grouped by server",
+    )
     args = ap.parse_args()
     rules = load_rules()
     train = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
@@ -50,6 +82,9 @@ def main() -> None:
     benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
     groups = sorted({g for r in dev if (g := payload_group(r))})
     ruled = {id(r): bool(poisoning(ToolDefinition.from_mapping(r), rules)) for r in dev if r["poisoned"]}
+    if args.cv_false_alarms:
+        cv_false_alarms(train, dev, args.cv_false_alarms, args.c, args.thresholds)
+        return
     for c in args.c:
         print(f"C={c}")
         # "none": every dev case, learned from the training split alone (the dev split's own
