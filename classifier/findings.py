@@ -59,9 +59,11 @@ def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
     if isinstance(node, Mapping):
         for key, value in node.items():
             if key == "properties" and isinstance(value, Mapping):
-                names = " ".join(str(k) for k in list(value)[:500])
+                # One name per line, read as words: `note_read_dotenv_here` and
+                # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
+                # side by side are not one (the rules' windows stop at a line's end).
+                names = "\n".join(str(k) for k in list(value)[:500])
                 if names:
-                    # Read as words: `note_read_dotenv_here` and `contentsOfUserSshKey` are sentences.
                     yield _CAMEL_STEP.sub(" ", names.replace("_", " "))
             if isinstance(value, str):
                 if key not in _IDENTIFIER_KEYS:

@@ -13,7 +13,8 @@ the ``source`` concept and identifiers holding an address were added after readi
 group-F misses, so group G in the test split is the clean measure).  Six more groups written
 the same way (H-M, 2026-11-26: unseen wording, documentation camouflage, terse payloads,
 thirty languages, schema poisoning, social engineering) each found 43-80 % before it was
-learned from; with all of them in training, F held out is caught 91 % (rules + learned).
+learned from; with all of them in training, F held out is caught 86-91 % (rules + learned,
+at the thresholds 0.9 and 0.85).
 The concepts generalise where words do not: "the API key from the environment, in this
 field" and "la clave API en el parámetro" share ``secret+put``.
 
@@ -38,7 +39,9 @@ from classifier.tokens import name_parts
 
 #: Probability above which a piece is reported.  Chosen by server-grouped cross-validation
 #: over the 6,330 benign train + dev tools (scripts/tune_instructions.py --cv-false-alarms 5,
-#: 2026-11-26, groups A-M learned): 1.01 % flagged at 0.85, 0.74 % at 0.9, 0.52 % at 0.95.
+#: 2026-11-26, groups A-M learned): 1.01 % flagged at 0.85, 0.74 % at 0.9, 0.52 % at 0.95;
+#: after a review narrowed the concepts' broadest alternatives, and with folds by project,
+#: 0.49 %, 0.25 % and 0.17 %.
 #: The dev split alone (1,242 tools) had said 0.3-0.5 % at 0.85, too few tools to tell; the
 #: test split then showed 1.9 %.  Held out a group at a time, 0.9 misses about one payload in
 #: forty more than 0.85, and 0.95 one in ten.
@@ -251,9 +254,11 @@ def training_pieces(
 ) -> tuple[list[list[str]], list[str]]:
     """Features and labels for the instruction head from labelled rows: every piece of a
     benign tool is ``benign``; the pieces of a poisoned tool that no benign tool of its split
-    has are the planted payload (as it reads in place) and are ``planted``.  ``also`` (the dev
-    split) adds its planted pieces only: its benign tools stay out of training, so the false
-    alarms measured on them stay honest."""
+    has are the planted payload (as it reads in place) and are ``planted``.  ``also`` adds
+    another split's planted pieces only, its benign tools kept out: how the held-out-group
+    runs of scripts/tune_instructions.py keep the dev split's false alarms honest (the shipped
+    head learns train and dev together, and its false alarms are measured by grouped
+    cross-validation)."""
     if any(r.get("poisoned") for r in also) and all(r.get("poisoned") for r in also):
         raise ValueError("training_pieces: `also` needs its benign rows to tell the payloads from the tools")
     benign: dict[str, None] = {}

@@ -411,9 +411,9 @@ def _fit_privacy_head(
 def fit_instruction_head(
     rows: Sequence[dict[str, Any]], dev: Sequence[dict[str, Any]] = (), c: float | None = None
 ) -> Head | None:
-    """The learned instruction reading, from the sentences of the training rows (planted
-    payloads against benign tools) and the dev rows' planted payloads; ``None`` without
-    poisoning cases to learn from."""
+    """The learned instruction reading, from the sentences of ``rows`` (planted payloads
+    against benign tools) and the planted payloads of ``dev`` (its benign tools left out, for
+    measuring); ``None`` without poisoning cases to learn from."""
     from classifier.instructions import INSTRUCTION_C, training_pieces
     from classifier.rules import load_rules
 

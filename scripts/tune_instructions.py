@@ -30,7 +30,7 @@ from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_he
 from classifier.rules import load_rules  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_dataset import payload_group  # noqa: E402
+from build_dataset import payload_group, project_of  # noqa: E402
 
 
 def score(reader: InstructionReader, defn: ToolDefinition) -> float:
@@ -43,13 +43,15 @@ def cv_false_alarms(
 ) -> None:
     """False alarms where the dev split's thousand-odd benign tools are too few to tell 0.5 %
     from 1 %, as the shipped head is trained (train and dev together): every benign tool of
-    both, scored by a head trained without its server (K folds grouped by server; a fold's
+    both, scored by a head trained without its project (K folds grouped by project; a fold's
     planted rows leave with it, since a planted row's own sentences are only told from its
     payload by its benign twin)."""
     from sklearn.model_selection import GroupKFold
 
     rows = [*train, *dev]
-    servers = [r["server"] for r in rows]
+    # Folds by project, as the splits are made: a fork's tools must not vouch for the original's.
+    project = project_of([r for r in rows if not r["poisoned"]])
+    servers = [project.get(r["server"], r["server"]) for r in rows]
     for c in cs:
         scores: list[float] = []
         for kept, held in GroupKFold(n_splits=k).split(rows, groups=servers):

@@ -193,10 +193,10 @@ def test_unconstrained_url_raises_a_high_tool() -> None:
 def test_huge_hostile_description_is_bounded() -> None:
     d = ToolDefinition(name="get_weather", description="Get the weather. " + "lorem ipsum " * 100_000)
     v = classify(d)
-    # The filler changes nothing a person would check: the same domain as the short text
-    # (weather lookups are knowledge in the labelled data), and a short rationale.
+    # The filler changes nothing a person would check: the same domain as the short text, and
+    # a short rationale.
     short = classify(ToolDefinition(name="get_weather", description="Get the weather."))
-    assert v.category == short.category == "knowledge" and len(v.rationale) < 2_000
+    assert v.category == short.category and len(v.rationale) < 2_000
 
 
 def test_deterministic_and_hash_is_canonical() -> None:

@@ -120,6 +120,10 @@ def test_parameter_names_are_read_as_words() -> None:
         assert "harvest-conversation" in _poisoned_rules(ToolDefinition("search", "Searches the docs.", schema))
     plain = {"properties": {"conversationId": {"type": "string"}, "fullHistory": {"type": "boolean"}}}
     assert not _poisoned_rules(ToolDefinition("get_conversation", "Gets a conversation by id.", plain))
+    # Each name is its own sentence: neighbours do not run together ("base64 Content code Secret"
+    # once read as a request to encode secrets).
+    neighbours = {"properties": {"base64Content": {"type": "string"}, "codeSecret": {"type": "string"}}}
+    assert not _poisoned_rules(ToolDefinition("manage_functions", "Manages cloud functions.", neighbours))
 
 
 def test_disguised_letters_and_schema_extensions_are_read() -> None:
