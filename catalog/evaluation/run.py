@@ -8,6 +8,7 @@ A labelled line is a tool definition plus ``category``, ``action``, ``risk`` and
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -44,6 +45,9 @@ class Report:
     #: Which finder raised our poisoning findings: caught cases and false alarms per finder
     #: ("rules", "learned reading"), and the poisoning cases nothing caught.
     poisoning_by_finder: dict[str, int] = field(default_factory=dict)
+    #: Poisoning cases caught of all, per payload group (rows planted by
+    #: scripts/build_dataset.py say which payload in ``provenance.derived``).
+    poisoning_by_group: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +59,7 @@ class Report:
             "confused": self.confused,
             "peers": self.peers,
             "poisoning_by_finder": self.poisoning_by_finder,
+            "poisoning_by_group": self.poisoning_by_group,
         }
 
 
@@ -188,6 +193,7 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
         (g, p, n) for (g, p), n in metrics.confusion(gold_risk, [v.risk for v in ours]).most_common(10)
     ]
     report.poisoning_by_finder = poisoning_finders(gold_poison, ours)
+    report.poisoning_by_group = poisoning_groups(items, ours)
     report.slowest = sorted(timings, key=lambda t: -t[1])[:5]
     report.confused = [
         {
@@ -216,6 +222,24 @@ def poisoning_finders(gold: list[bool], verdicts: list[Verdict]) -> dict[str, in
     return out
 
 
+#: How scripts/build_dataset.py names the payload it planted: "payload G17 (technique) after …".
+_PLANTED = re.compile(r"\bpayload ([A-Z])\d+")
+
+
+def poisoning_groups(items: Sequence[Labelled], verdicts: Sequence[Verdict]) -> dict[str, tuple[int, int]]:
+    """(caught, all) poisoning cases per payload group, for rows that name their payload:
+    each group was written separately, so a group is a measure of wording not seen before."""
+    out: dict[str, tuple[int, int]] = {}
+    for item, verdict in zip(items, verdicts, strict=True):
+        provenance = item.definition.get("provenance")
+        derived = provenance.get("derived") if isinstance(provenance, dict) else None
+        m = _PLANTED.search(derived) if item.poisoned and isinstance(derived, str) else None
+        if m:
+            caught, total = out.get(m.group(1), (0, 0))
+            out[m.group(1)] = (caught + ("tool_poisoning" in verdict.finding_ids), total + 1)
+    return dict(sorted(out.items()))
+
+
 def render(report: Report) -> str:
     names = list(report.figures)
     keys = list(report.figures["ours"])
@@ -238,6 +262,11 @@ def render(report: Report) -> str:
     if report.poisoning_by_finder:
         lines.append(
             "poisoning findings by finder: " + ", ".join(f"{k} {v}" for k, v in report.poisoning_by_finder.items())
+        )
+    if report.poisoning_by_group:
+        lines.append(
+            "poisoning caught by payload group: "
+            + ", ".join(f"{g} {c}/{n}" for g, (c, n) in report.poisoning_by_group.items())
         )
     lines.append("slowest tools:")
     lines += [f"  {name}: {secs * 1000:.2f} ms" for name, secs in report.slowest]
