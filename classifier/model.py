@@ -1,4 +1,5 @@
-"""The learned half of the classifier: two linear models (category, action) kept as JSON.
+"""The learned half of the classifier: linear heads (category, action, privacy of a read, and
+the instruction reading of :mod:`classifier.instructions`) kept as JSON.
 
 Why linear, and why JSON: a multinomial logistic regression over sparse word features is
 fast (a verdict is a sum of a few dozen weight rows), explains itself (every weight belongs
