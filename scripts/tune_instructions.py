@@ -9,8 +9,11 @@ recall of the learned reading alone and together with the regex rules (the rules
 written on groups A and C-E, so only group F measures them fairly), and the share of the dev
 split's benign tools the learned reading flags (false alarms).
 
+``--cv-false-alarms K`` instead scores every benign train/dev tool with a head trained without
+its project (the false alarms of the head as shipped, which learns train and dev together).
+
 Usage: .venv/bin/python scripts/tune_instructions.py [--with-dev] [--c 1 3 10] [--thresholds 0.9 0.95]
-       [--show-missed H]
+       [--show-missed H] [--cv-false-alarms 5]
 """
 
 from __future__ import annotations
@@ -75,18 +78,18 @@ def main() -> None:
         "--cv-false-alarms",
         type=int,
         metavar="K",
-        help="instead: false alarms on the training split's benign tools, K folds grouped by server",
+        help="instead: false alarms on the benign train/dev tools, K folds grouped by project",
     )
     args = ap.parse_args()
     rules = load_rules()
     train = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
     dev = read_jsonl(DATA_DIR / DEV_FILE)
-    benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
-    groups = sorted({g for r in dev if (g := payload_group(r))})
-    ruled = {id(r): bool(poisoning(ToolDefinition.from_mapping(r), rules)) for r in dev if r["poisoned"]}
     if args.cv_false_alarms:
         cv_false_alarms(train, dev, args.cv_false_alarms, args.c, args.thresholds)
         return
+    benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
+    groups = sorted({g for r in dev if (g := payload_group(r))})
+    ruled = {id(r): bool(poisoning(ToolDefinition.from_mapping(r), rules)) for r in dev if r["poisoned"]}
     for c in args.c:
         print(f"C={c}")
         # "none": every dev case, learned from the training split alone (the dev split's own
@@ -107,7 +110,8 @@ def main() -> None:
                 t = args.thresholds[0]
                 for r, p in zip(cases, learned, strict=True):
                     if p < t and not ruled[id(r)]:
-                        _, piece, pushed = reader.strongest(ToolDefinition.from_mapping(r), rules)
+                        defn = ToolDefinition.from_mapping(r)
+                        _, piece, pushed = reader.strongest(defn, rules, scanned_parts(defn)[1])
                         print(f"    missed {r['provenance']['derived'][:20]} p={p:.2f} {pushed} | {piece[:140]!r}")
             false = [score(reader, d) for d in benign]
             for t in args.thresholds:
