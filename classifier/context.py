@@ -65,13 +65,14 @@ def sibling_means(
     from scipy.sparse import csr_matrix
 
     n = len(servers)
-    server_of: dict[str, int] = {}
-    same_of: dict[tuple[str, str], int] = {}
+    server_of: dict[str | int, int] = {}
+    same_of: dict[tuple[str | int, str], int] = {}
     sid = np.empty(n, dtype=np.int64)
     pid = np.empty(n, dtype=np.int64)
     for i, (server, name) in enumerate(zip(servers, names, strict=True)):
-        # A tool without a server is a group of its own (no siblings).
-        key = server if server else f"\0{i}"
+        # A tool without a server is a group of its own (no siblings); its position is the
+        # key, which no server name can equal.
+        key: str | int = server if server else i
         sid[i] = server_of.setdefault(key, len(server_of))
         pid[i] = same_of.setdefault((key, name), len(same_of))
     ones = np.ones(n)
