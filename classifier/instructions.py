@@ -138,51 +138,61 @@ def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
     return list(found)
 
 
-GatePlan = tuple[tuple[re.Pattern[str], ...], tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]]
+Concept = tuple[str, re.Pattern[str]]
+GatePlan = tuple[tuple[Concept, ...], tuple[tuple[Concept, Concept], ...]]
 
 
 def gate_plan(rules: RuleSet) -> GatePlan:
-    """The aimed concepts' patterns, and the pairs of the others (see :func:`_may_be_aimed`).
+    """The aimed concepts, and the pairs of the others (see :func:`_gate`), each as
+    (id, pattern).
 
     A piece is reported only if it has an aimed concept (an address to the model, an outside
     destination, concealment, an override, a trigger, another tool, a shell line, steering)
     or a concept pair, however its words score ("Read the complete contents of a file" shares
     words with many payloads).  A pair with an aimed member needs that member, so the aimed
     patterns and the pairs of the others decide it exactly."""
-    by_id = {c.id: c for c in rules.concepts}
+    by_id = {c.id: (c.id, c.pattern) for c in rules.concepts}
+    aimed = {c.id for c in rules.concepts if c.aimed}
     return (
-        tuple(c.pattern for c in rules.concepts if c.aimed),
-        tuple(
-            (by_id[a].pattern, by_id[b].pattern)
-            for a, b in rules.concept_pairs
-            if not (by_id[a].aimed or by_id[b].aimed)
-        ),
+        tuple(by_id[c.id] for c in rules.concepts if c.aimed),
+        tuple((by_id[a], by_id[b]) for a, b in rules.concept_pairs if a not in aimed and b not in aimed),
     )
 
 
-def _may_be_aimed(lowered: str, plan: GatePlan) -> bool:
-    """Whether a piece has an aimed concept or a concept pair (:func:`gate_plan`): an aimed
-    concept first, else a pair of the others, each looked for only while it can still matter
-    (most pieces have neither, and the secret and conversation patterns are the slowest)."""
+def _gate(lowered: str, plan: GatePlan) -> dict[str, bool] | None:
+    """Whether a piece has an aimed concept or a concept pair (:func:`gate_plan`): ``None``
+    if not, else what the gate searched (concept id -> found), so :func:`concept_features`
+    searches only the rest.  An aimed concept is looked for first, else a pair of the others,
+    each only while it can still matter (most pieces have neither, and the secret and
+    conversation patterns are the slowest)."""
     aimed, pairs = plan
-    if any(p.search(lowered) for p in aimed):
-        return True
-    seen: dict[re.Pattern[str], bool] = {}
-    for a, b in pairs:
-        if (found := seen.get(b)) is None:
-            found = seen[b] = b.search(lowered) is not None
-        if found:
-            if (other := seen.get(a)) is None:
-                other = seen[a] = a.search(lowered) is not None
-            if other:
-                return True
-    return False
+    searched: dict[str, bool] = {}
+    for concept, pattern in aimed:
+        if pattern.search(lowered) is not None:
+            searched[concept] = True
+            return searched
+        searched[concept] = False
+    for (a, pattern_a), (b, pattern_b) in pairs:
+        if (has_b := searched.get(b)) is None:
+            has_b = searched[b] = pattern_b.search(lowered) is not None
+        if has_b:
+            if (has_a := searched.get(a)) is None:
+                has_a = searched[a] = pattern_a.search(lowered) is not None
+            if has_a:
+                return searched
+    return None
 
 
-def concept_features(lowered: str, rules: RuleSet) -> list[str]:
+def concept_features(lowered: str, rules: RuleSet, searched: Mapping[str, bool] | None = None) -> list[str]:
     """The concepts (``c:``) and concept pairs found in a lower-cased piece (the concept
-    patterns are written in lower case and compiled without IGNORECASE: 1.7x faster)."""
-    present = {concept.id for concept in rules.concepts if concept.pattern.search(lowered)}
+    patterns are written in lower case and compiled without IGNORECASE: 1.7x faster).
+    ``searched`` holds what the gate (:func:`_gate`) already looked for in the same piece."""
+    known = searched or {}
+    present = {
+        concept.id
+        for concept in rules.concepts
+        if ((found := known.get(concept.id)) is None and concept.pattern.search(lowered)) or found
+    }
     if not present:
         return []
     feats = [f"c:{c}" for c in sorted(present)]
@@ -234,9 +244,9 @@ class InstructionReader:
         plan = self._plan
         for piece in pieces(defn, hidden):
             lowered = piece.lower()
-            if not _may_be_aimed(lowered, plan):
+            if (searched := _gate(lowered, plan)) is None:
                 continue  # nothing in it turns to the model: a plain sentence about the tool
-            feats = word_features(lowered) + concept_features(lowered, rules)  # each once, as in training
+            feats = word_features(lowered) + concept_features(lowered, rules, searched)  # as in training
             p = self.probability(feats)
             if p > best[0]:
                 # What a person can check: concepts first, then word pairs, then words that
