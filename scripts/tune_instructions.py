@@ -9,17 +9,25 @@ recall of the learned reading alone and together with the regex rules (the rules
 written on groups A and C-E, so only group F measures them fairly), and the share of the dev
 split's benign tools the learned reading flags (false alarms).
 
+``--arrival FILE`` measures a payload group before anything learns from it: each payload of
+FILE (the shape of classifier/data/poisoning_payloads.jsonl) is planted, as build_dataset
+plants it, in three benign dev tools, and the classifier as shipped reads them; it prints how
+many plantings each finder caught (the rules, else the learned reading) and lists the misses.
+
 ``--cv-false-alarms K`` instead scores every benign train/dev tool with a head trained without
 its project (the false alarms of the head as shipped, which learns train and dev together).
 
 Usage: .venv/bin/python scripts/tune_instructions.py [--with-dev] [--c 1 3 10] [--thresholds 0.9 0.95]
-       [--show-missed H] [--cv-false-alarms 5]
+       [--show-missed H] [--cv-false-alarms 5] [--arrival payloads.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +41,10 @@ from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_he
 from classifier.rules import load_rules  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_dataset import payload_group, project_of  # noqa: E402
+from build_dataset import payload_group, plant, project_of  # noqa: E402
+
+#: How many benign dev tools each payload is planted in by --arrival.
+ARRIVAL_HOSTS = 3
 
 
 def score(reader: InstructionReader, defn: ToolDefinition) -> float:
@@ -68,6 +79,41 @@ def cv_false_alarms(
             print(f"C={c} threshold {t:.2f}: {flagged} of {len(scores)} benign train/dev tools flagged ({share:.4f})")
 
 
+def arrival(path: Path, dev: list[dict[str, Any]]) -> None:
+    """Each payload of ``path`` planted in ARRIVAL_HOSTS benign dev tools (consecutive in the
+    hash order build_dataset plants in, a different run per payload) and read by the shipped
+    classifier: the figure a new group is introduced with, before it joins DEVELOPMENT_GROUPS."""
+    from classifier import classify
+
+    payloads = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    hosts = sorted(
+        (r for r in dev if not r["poisoned"]),
+        key=lambda r: hashlib.sha256(f"{r['server']}::{r['name']}".encode()).hexdigest(),
+    )
+    by: Counter[str] = Counter()
+    per_group: dict[str, list[int]] = {}
+    for i, payload in enumerate(payloads):
+        caught = 0
+        for j in range(ARRIVAL_HOSTS):
+            row = plant(hosts[(i * ARRIVAL_HOSTS + j) % len(hosts)], payload)
+            found = [f for f in classify(ToolDefinition.from_mapping(row)).findings if f.id == "tool_poisoning"]
+            if found:
+                caught += 1
+                by["learned" if found[0].rule == "learned-instruction" else "rules"] += 1
+        per_group.setdefault(str(payload.get("group", "?")), [0, 0])[0] += caught
+        per_group[str(payload.get("group", "?"))][1] += ARRIVAL_HOSTS
+        if caught < ARRIVAL_HOSTS:
+            print(
+                f"  {payload['id']:5} caught {caught}/{ARRIVAL_HOSTS} ({payload.get('where', 'description')}): "
+                f"{' '.join(str(payload['payload']).split())[:110]!r}"
+            )
+    for group, (caught, total) in sorted(per_group.items()):
+        print(
+            f"group {group}: {caught} of {total} plantings caught ({caught / total:.1%}): "
+            f"rules {by['rules']}, learned reading {by['learned']}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--c", type=float, nargs="+", default=[INSTRUCTION_C])
@@ -80,10 +126,14 @@ def main() -> None:
         metavar="K",
         help="instead: false alarms on the benign train/dev tools, K folds grouped by project",
     )
+    ap.add_argument("--arrival", type=Path, metavar="FILE", help="instead: measure FILE's payloads on arrival")
     args = ap.parse_args()
     rules = load_rules()
     train = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
     dev = read_jsonl(DATA_DIR / DEV_FILE)
+    if args.arrival:
+        arrival(args.arrival, dev)
+        return
     if args.cv_false_alarms:
         cv_false_alarms(train, dev, args.cv_false_alarms, args.c, args.thresholds)
         return
