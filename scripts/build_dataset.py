@@ -40,7 +40,7 @@ from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
 #: Payload groups planted in train/dev (the rules and the learned instruction reading were
 #: developed on them) and the groups written separately and planted only in test.
-DEVELOPMENT_GROUPS = "ACDEFHIJKLM"
+DEVELOPMENT_GROUPS = "ACDEFHIJKLMN"
 TEST_GROUPS = "BG"
 
 
@@ -85,6 +85,66 @@ def project_of(tools: list[dict[str, Any]]) -> dict[str, str]:
     return {server: root(server) for server in signatures}
 
 
+def twin_key(tool: dict[str, Any]) -> tuple[str, str]:
+    """What makes two tools the same to a reader (and to the model): the name and description
+    with case, punctuation and spacing folded; where the description says little (under 20
+    characters) the input schema stands in for it (``get-orders`` with no description and the
+    same parameters is the same tool in two packages)."""
+
+    def fold(text: str) -> str:
+        return re.sub(r"[\W_]+", " ", text.lower()).strip()
+
+    description = fold(tool.get("description") or "")
+    if len(description) < 20:
+        description += " " + json.dumps(tool.get("inputSchema") or {}, sort_keys=True)
+    return fold(tool["name"]), description
+
+
+def drop_twins(rows: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, str]]:
+    """Drop from an earlier split (train before dev before test) every tool with a twin
+    (:func:`twin_key`) in a later one: the split by project catches forks and re-uploads, but a
+    generic tool ("Take a screenshot of the current page", "Convert time between timezones")
+    can repeat word for word in unrelated servers, and a held-out tool must not have been
+    learned.  The later split keeps its copy, so the test split never changes for this.
+    Returns (split, server, name) of each dropped tool."""
+    later: set[tuple[str, str]] = set()
+    dropped = []
+    for split in reversed([name for name, _ in SPLITS]):
+        kept = []
+        for row in rows[split]:
+            if twin_key(row) in later:
+                dropped.append((split, row["server"], row["name"]))
+            else:
+                kept.append(row)
+        later |= {twin_key(row) for row in kept}
+        rows[split] = kept
+    return dropped
+
+
+def from_splits(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Collected tools and reviewed labels recovered from built split files (their real,
+    non-poisoned rows), so the committed data rebuilds itself after a change to the split or
+    the payloads: the inverse of :func:`row_for`."""
+    tools, labels = [], []
+    for split, _ in SPLITS:
+        for row in read([directory / f"{split}.jsonl"]):
+            if row["poisoned"]:
+                continue
+            provenance = dict(row["provenance"])
+            label_how = provenance.pop("label", None)
+            draft = provenance.pop("draft", {})
+            tool = {k: row[k] for k in ("name", "description", "inputSchema", "annotations", "server")}
+            if row.get("title"):
+                tool["title"] = row["title"]
+            tools.append({**tool, "provenance": provenance, "draft": draft})
+            label = {"id": f"{row['server']}::{row['name']}"}
+            label.update({k: row[k] for k in ("category", "action", "risk", "reason")})
+            if label_how != _REVIEWED:
+                label["provenance_label"] = label_how
+            labels.append(label)
+    return tools, labels
+
+
 def choose_salt(servers: dict[str, set[str]]) -> int:
     """The first salt whose split gives train and test every category (server -> categories).
 
@@ -121,6 +181,9 @@ def check_label(label: dict[str, Any]) -> None:
         raise SystemExit(f"label {label.get('id')}: " + ", ".join(problems))
 
 
+_REVIEWED = "reviewed by reading the definition against the rubric"
+
+
 def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
     row = {
         "name": tool["name"],
@@ -136,7 +199,7 @@ def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
         "provenance": {
             **tool.get("provenance", {}),
             # How the label was reached; a later review (e.g. adjudication) says so in its label line.
-            "label": label.get("provenance_label") or "reviewed by reading the definition against the rubric",
+            "label": label.get("provenance_label") or _REVIEWED,
             "draft": {k: tool.get("draft", {}).get(k) for k in ("category", "action", "risk")},
         },
     }
@@ -200,16 +263,28 @@ def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tools", type=Path, nargs="+", required=True)
-    ap.add_argument("--labels", type=Path, nargs="+", required=True)
+    ap.add_argument("--tools", type=Path, nargs="+")
+    ap.add_argument("--labels", type=Path, nargs="+")
+    ap.add_argument(
+        "--from-splits",
+        type=Path,
+        metavar="DIR",
+        help="rebuild from the real rows of DIR's built splits instead of --tools/--labels",
+    )
     ap.add_argument("--payloads", type=Path)
     ap.add_argument("--exclude", nargs="*", default=[], help="servers to leave out (their labels are skipped)")
     ap.add_argument("--salt", type=int, help="split salt (default: the first that covers every category)")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "classifier" / "data")
     args = ap.parse_args()
 
-    tools = {f"{t['server']}::{t['name']}": t for t in read(args.tools) if t["server"] not in args.exclude}
-    labels = [label for label in read(args.labels) if label["id"].split("::", 1)[0] not in args.exclude]
+    if args.from_splits:
+        collected, reviewed = from_splits(args.from_splits)
+    elif args.tools and args.labels:
+        collected, reviewed = read(args.tools), read(args.labels)
+    else:
+        ap.error("give --tools and --labels, or --from-splits DIR")
+    tools = {f"{t['server']}::{t['name']}": t for t in collected if t["server"] not in args.exclude}
+    labels = [label for label in reviewed if label["id"].split("::", 1)[0] not in args.exclude]
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in SPLITS}
     seen: set[str] = set()
     pairs = []
@@ -237,6 +312,8 @@ def main() -> None:
     print(f"split salt {salt}", file=sys.stderr)
     for tool, label in pairs:
         rows[split_of(project[tool["server"]], salt)].append(row_for(tool, label))
+    for split, server, name in drop_twins(rows):
+        print(f"twin left out of {split}: {server}::{name}", file=sys.stderr)
 
     if args.payloads:
         payloads = sorted(read([args.payloads]), key=lambda p: p["id"])

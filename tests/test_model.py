@@ -75,6 +75,38 @@ def test_the_test_split_shares_no_project_with_training() -> None:
     assert groups == {"weather-mcp": "iflow-mcp_weather", "iflow-mcp_weather": "iflow-mcp_weather", "docs": "docs"}
 
 
+def test_no_tool_is_learned_and_held_out_word_for_word() -> None:
+    """A generic tool can repeat word for word in unrelated servers (the split by project
+    cannot see it); build_dataset drops the earlier split's copy, so no real tool of dev or
+    test has a twin in an earlier split."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from build_dataset import drop_twins, twin_key
+
+    seen: dict[tuple[str, str], str] = {}
+    for split in SPLITS:
+        for row in split_rows(split):
+            if not row["poisoned"]:
+                assert seen.setdefault(twin_key(row), split) == split, (split, row["server"], row["name"])
+    # drop_twins itself: case, punctuation and spacing do not hide a twin; an undescribed tool
+    # is compared with its schema; the later split keeps its copy.
+    shot = {"name": "browser_screenshot", "description": "Take a screenshot of the current page", "inputSchema": {}}
+    bare = {"name": "get-orders", "description": "", "inputSchema": {"properties": {"limit": {"type": "number"}}}}
+    rows = {
+        "train": [{**shot, "server": "a"}, {**bare, "server": "a"}, {**bare, "server": "a", "name": "get-customers"}],
+        "dev": [{**bare, "server": "b", "inputSchema": {}}],
+        "test": [
+            {
+                **shot,
+                "server": "c",
+                "name": "Browser-Screenshot",
+                "description": "Take a screenshot of the current page.",
+            }
+        ],
+    }
+    assert drop_twins(rows) == [("train", "a", "browser_screenshot")]
+    assert [r["name"] for r in rows["train"]] == ["get-orders", "get-customers"] and len(rows["test"]) == 1
+
+
 def test_every_split_has_poisoning_cases_planted_in_real_tools() -> None:
     for split in SPLITS:
         poisoned = [r for r in split_rows(split) if r["poisoned"]]
