@@ -53,7 +53,12 @@ def score(reader: InstructionReader, defn: ToolDefinition) -> float:
 
 
 def cv_false_alarms(
-    train: list[dict[str, Any]], dev: list[dict[str, Any]], k: int, cs: list[float], thresholds: list[float]
+    train: list[dict[str, Any]],
+    dev: list[dict[str, Any]],
+    k: int,
+    cs: list[float],
+    thresholds: list[float],
+    show: bool = False,
 ) -> None:
     """False alarms where the dev split's thousand-odd benign tools are too few to tell 0.5 %
     from 1 %, as the shipped head is trained (train and dev together): every benign tool of
@@ -72,7 +77,16 @@ def cv_false_alarms(
             head = fit_instruction_head([rows[i] for i in kept], c=c)
             assert head is not None
             reader = InstructionReader(head)
-            scores += [score(reader, ToolDefinition.from_mapping(rows[i])) for i in held if not rows[i]["poisoned"]]
+            for i in held:
+                if not rows[i]["poisoned"]:
+                    defn = ToolDefinition.from_mapping(rows[i])
+                    scores.append(score(reader, defn))
+                    if show and scores[-1] >= thresholds[0]:
+                        _, piece, pushed = reader.strongest(defn, load_rules(), scanned_parts(defn)[1])
+                        print(
+                            f"    flagged {rows[i]['server']}::{rows[i]['name']} p={scores[-1]:.2f} {pushed} | "
+                            f"{' '.join(piece.split())[:160]!r}"
+                        )
         for t in thresholds:
             flagged = sum(p >= t for p in scores)
             share = flagged / len(scores)
@@ -126,6 +140,7 @@ def main() -> None:
         metavar="K",
         help="instead: false alarms on the benign train/dev tools, K folds grouped by project",
     )
+    ap.add_argument("--show-flagged", action="store_true", help="with --cv-false-alarms: list the flagged tools")
     ap.add_argument("--arrival", type=Path, metavar="FILE", help="instead: measure FILE's payloads on arrival")
     args = ap.parse_args()
     rules = load_rules()
@@ -135,7 +150,7 @@ def main() -> None:
         arrival(args.arrival, dev)
         return
     if args.cv_false_alarms:
-        cv_false_alarms(train, dev, args.cv_false_alarms, args.c, args.thresholds)
+        cv_false_alarms(train, dev, args.cv_false_alarms, args.c, args.thresholds, args.show_flagged)
         return
     benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
     groups = sorted({g for r in dev if (g := payload_group(r))})
