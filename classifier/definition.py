@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,10 @@ from typing import Any
 #: poisoning scan gets a larger window.  A 1 MB description must not cost seconds.
 MAX_ANALYSED_DESCRIPTION = 8_000
 MAX_SCANNED_TEXT = 260_000
+#: Keys and list items one walk of an input schema visits at most (:func:`schema_strings`).
+MAX_SCHEMA_VISITS = 20_000
+#: Property names read per ``properties`` block.
+MAX_PROPERTY_NAMES = 500
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:
@@ -91,3 +95,48 @@ def definition_hash(canonical: Mapping[str, Any]) -> str:
         "annotations": canonical.get("annotations") or {},
     }
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def schema_strings(
+    node: Any, budget: int = MAX_SCHEMA_VISITS, left: list[int] | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """Every string a model reads in an input schema, in document order, as (kind, key, text):
+    ``("names", "properties", ...)`` the property names of a ``properties`` block, one per
+    line; ``("text", key, ...)`` a string under a key (description, default, x-note, type...);
+    ``("item", "", ...)`` a string in a list (enum values, examples, required names).
+
+    The one walk behind both poisoning readings (the rules' scanned text and the learned
+    reading's pieces), each keeping the kinds and keys it reads.  Bounded: at most ``budget``
+    keys and list items (a million-entry enum of one repeated string is not walked to its
+    end), 32 levels, ``MAX_PROPERTY_NAMES`` names per block; ``left``, when given, holds
+    the visits left afterwards (at most 0: the walk stopped short)."""
+    left = left if left is not None else [budget]
+    left[0] = budget
+    yield from _walk(node, left, 0)
+
+
+def _walk(node: Any, left: list[int], depth: int) -> Iterator[tuple[str, str, str]]:
+    if depth > 32 or left[0] <= 0:
+        return
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            left[0] -= 1
+            if left[0] <= 0:
+                return
+            if key == "properties" and isinstance(value, Mapping):
+                names = "\n".join(str(k) for k in list(value)[:MAX_PROPERTY_NAMES])
+                if names:
+                    yield ("names", "properties", names)
+            if isinstance(value, str):
+                yield ("text", str(key), value)
+            elif isinstance(value, Mapping | list):
+                yield from _walk(value, left, depth + 1)
+    elif isinstance(node, list):
+        for item in node:
+            left[0] -= 1
+            if left[0] <= 0:
+                return
+            if isinstance(item, str):
+                yield ("item", "", item)
+            else:
+                yield from _walk(item, left, depth + 1)

@@ -14,12 +14,12 @@ import codecs
 import html
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
 from classifier.analysis import ActionChoice
-from classifier.definition import MAX_SCANNED_TEXT, ToolDefinition
+from classifier.definition import MAX_SCANNED_TEXT, MAX_SCHEMA_VISITS, ToolDefinition, schema_strings
 from classifier.instructions import InstructionReader
 from classifier.rules import RuleSet, gate_text
 from classifier.verdict import Finding
@@ -51,31 +51,37 @@ PART_LIMIT = 50_000
 SCHEMA_LIMIT = 100_000
 
 
-def _schema_texts(node: Any, depth: int = 0) -> Iterator[str]:
-    """Every string a model reads in an input schema: descriptions, titles, defaults, enum
-    values, examples, vendor extensions (``x-note``) and property names at every level."""
-    if depth > 32:
-        return
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == "properties" and isinstance(value, Mapping):
-                # One name per line, read as words: `note_read_dotenv_here` and
-                # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
-                # side by side are not one (the rules' windows stop at a line's end).
-                names = "\n".join(str(k) for k in list(value)[:500])
-                if names:
-                    yield _CAMEL_STEP.sub(" ", names.replace("_", " "))
-            if isinstance(value, str):
-                if key not in _IDENTIFIER_KEYS:
-                    yield value if key in ("description", "title") else value.replace("_", " ")
-            elif isinstance(value, Mapping | list):
-                yield from _schema_texts(value, depth + 1)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, str):
-                yield item.replace("_", " ")
-            else:
-                yield from _schema_texts(item, depth + 1)
+def _schema_texts(schema: Any) -> Iterator[str]:
+    """Every string a model reads in an input schema (:func:`classifier.definition.schema_strings`):
+    descriptions, titles, defaults, enum values, examples, vendor extensions (``x-note``) and
+    property names at every level, ``_`` read as a space outside descriptions and titles."""
+    for kind, key, text in schema_strings(schema):
+        if kind == "names":
+            # One name per line, read as words: `note_read_dotenv_here` and
+            # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
+            # side by side are not one (the rules' windows stop at a line's end).
+            yield _CAMEL_STEP.sub(" ", text.replace("_", " "))
+        elif kind == "item":
+            yield text.replace("_", " ")
+        elif key not in _IDENTIFIER_KEYS:
+            yield text if key in ("description", "title") else text.replace("_", " ")
+
+
+def _schema_overflow(schema: Any) -> str:
+    """What makes a schema too big to read whole ("" when it is not): more keys and list items
+    than the walk visits, or more text than the scan reads.  Padding is how a payload would
+    hide past the bounds, so the padding itself is the finding."""
+    if len(schema) == 0:
+        return ""
+    left = [0]
+    chars = 0
+    for _, _, text in schema_strings(schema, left=left):
+        chars += len(text)
+        if chars > SCHEMA_LIMIT:
+            return f"more than {SCHEMA_LIMIT:,} characters of text"
+    if left[0] <= 0:
+        return f"more than {MAX_SCHEMA_VISITS:,} keys and list items"
+    return ""
 
 
 def _capped(texts: Iterator[str], budget: int) -> Iterator[str]:
@@ -178,6 +184,15 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | Non
                     "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
                 )
             )
+    if overflow := _schema_overflow(defn.input_schema):
+        found.append(
+            Finding(
+                "tool_poisoning",
+                f"an input schema of {overflow}: the rest is not read, and nothing legitimate needs that much",
+                rule="oversized-text",
+                severe=True,
+            )
+        )
     if len(defn.description) > DESCRIPTION_LIMIT:
         found.append(
             Finding(

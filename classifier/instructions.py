@@ -33,19 +33,22 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from classifier.definition import ToolDefinition
+from classifier.definition import ToolDefinition, schema_strings
 from classifier.rules import RuleSet
 from classifier.tokens import name_parts
 
 #: Probability above which a piece is reported.  Chosen by server-grouped cross-validation
-#: over the 6,330 benign train + dev tools (scripts/tune_instructions.py --cv-false-alarms 5,
-#: 2026-11-26, groups A-M learned): 1.01 % flagged at 0.85, 0.74 % at 0.9, 0.52 % at 0.95;
-#: after a review narrowed the concepts' broadest alternatives, and with folds by project,
-#: 0.49 %, 0.25 % and 0.17 %.
-#: The dev split alone (1,242 tools) had said 0.3-0.5 % at 0.85, too few tools to tell; the
-#: test split then showed 1.9 %.  Held out a group at a time, 0.9 misses about one payload in
-#: forty more than 0.85, and 0.95 one in ten.
-INSTRUCTION_THRESHOLD = 0.9
+#: over the 6,327 benign train + dev tools (scripts/tune_instructions.py --cv-false-alarms 5).
+#: With groups A-M learned (2026-11-26): 0.49 % flagged at 0.85, 0.25 % at 0.9, 0.17 % at
+#: 0.95, and the test split then showed 1.0 % at 0.9: cross-validation has run three to four
+#: times below the test split.  Every group learned since raised it (more varied wording
+#: reaches more ordinary sentences): with N, 0.41 % at 0.9; with O, 0.63 % at 0.9 and 0.33 %
+#: at 0.95 (after the conceal, outside and source concepts lost alternatives that ordinary
+#: documentation uses: hidden files, omitted fields, Bcc, the clipboard).  Held out a group
+#: at a time (--with-dev), 0.95 catches 0.836 of the thirteen groups' dev cases with the rules
+#: where 0.9 caught 0.863: three points of recall for half the false alarms, taken because
+#: false alarms on ordinary tools are what makes a scheduled scan ignored.
+INSTRUCTION_THRESHOLD = 0.95
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
 #: The two classes of the instruction head (the model checks them at load).
@@ -54,7 +57,6 @@ PLANTED, BENIGN = "planted", "benign"
 MAX_PIECES = 400
 MAX_PIECE = 2_000
 MAX_TEXT = 200_000
-MAX_VISITS = 20_000
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 _WORD = re.compile(r"\w+")
@@ -85,46 +87,29 @@ def _sentences(text: str) -> Iterator[str]:
             yield piece
 
 
-def _schema_pieces(node: Any, budget: list[int], depth: int = 0) -> Iterator[str]:
-    """Pieces of the schema's texts; ``budget`` (one mutable count) bounds the strings and
-    names visited, so a million-entry enum of one repeated string is not walked to its end."""
-    if depth > 32 or budget[0] <= 0:
-        return
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            budget[0] -= 1
-            if budget[0] <= 0:
-                return
-            if key == "properties" and isinstance(value, Mapping):
-                for name in list(value)[:500]:
-                    if piece := _identifier_piece(str(name)):
-                        yield piece
-            if isinstance(value, str):
-                if isinstance(key, str) and (key in _TEXT_KEYS or key.startswith("x-")):
-                    yield from _sentences(value)
-            elif isinstance(value, Mapping | list):
-                yield from _schema_pieces(value, budget, depth + 1)
-    elif isinstance(node, list):
-        for item in node:
-            budget[0] -= 1
-            if budget[0] <= 0:
-                return
-            if isinstance(item, str):
-                yield from _sentences(item)
-            else:
-                yield from _schema_pieces(item, budget, depth + 1)
+def _schema_pieces(schema: Any) -> Iterator[str]:
+    """Pieces of the schema's texts (:func:`classifier.definition.schema_strings`): each
+    property name as words, the sentences of text keys (description, title, vendor
+    extensions ``x-*``...) and of list items (enum values, examples)."""
+    for kind, key, text in schema_strings(schema):
+        if kind == "names":
+            for name in text.split("\n"):
+                if piece := _identifier_piece(name):
+                    yield piece
+        elif kind == "item" or key in _TEXT_KEYS or key.startswith("x-"):
+            yield from _sentences(text)
 
 
 def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
     """The pieces of a definition the instruction reading scores, in reading order, without
     repeats; ``hidden`` is text decoded out of the definition (base64, look-alikes).  Bounded
     like the rules' scan: ``MAX_PIECES`` pieces, ``MAX_TEXT`` characters of each text and of
-    all pieces together, ``MAX_VISITS`` schema strings and keys."""
+    all pieces together, ``MAX_SCHEMA_VISITS`` schema strings and keys."""
     found: dict[str, None] = {}
     texts: list[Iterator[str]] = [
         _sentences(defn.description),
         _sentences(defn.title or ""),
-        _schema_pieces(defn.input_schema, [MAX_VISITS]),
+        _schema_pieces(defn.input_schema),
         _sentences(hidden),
     ]
     total = 0
