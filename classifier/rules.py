@@ -75,6 +75,8 @@ class Concept:
     must_match: tuple[str, ...]
     #: Whether the concept turns a sentence toward the model (see ``instructions.gate_plan``).
     aimed: bool = False
+    #: Benign wordings it once caught and must not again.
+    must_not_match: tuple[str, ...] = ()
 
 
 def gate_text(text: str) -> str:
@@ -192,7 +194,14 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
     poison_file = _load(directory / "poisoning.toml")
     pois = poison_file["rule"]
     concepts = tuple(
-        Concept(c["id"], c["why"], re.compile(c["pattern"]), tuple(c["must_match"]), bool(c.get("aimed")))
+        Concept(
+            c["id"],
+            c["why"],
+            re.compile(c["pattern"]),
+            tuple(c["must_match"]),
+            bool(c.get("aimed")),
+            tuple(c.get("must_not_match", [])),
+        )
         for c in poison_file.get("concept", [])
     )
     known = {c.id for c in concepts}
