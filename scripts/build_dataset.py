@@ -35,12 +35,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from catalog.evaluation.planted import planted_group, planted_note  # noqa: E402
 from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
 #: Payload groups planted in train/dev (the rules and the learned instruction reading were
 #: developed on them) and the groups written separately and planted only in test.
-DEVELOPMENT_GROUPS = "ACDEFHIJKLMN"
+DEVELOPMENT_GROUPS = "ACDEFHIJKLMNO"
 TEST_GROUPS = "BG"
 
 
@@ -208,14 +209,9 @@ def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-#: How :func:`plant` names a payload in a poisoned row's ``provenance.derived``.
-_DERIVED = re.compile(r"payload ([A-Z])\d+")
-
-
 def payload_group(row: dict[str, Any]) -> str | None:
-    """The payload group (``A``..``M``) a poisoned row was planted with; ``None`` for real tools."""
-    m = _DERIVED.search(str(row.get("provenance", {}).get("derived") or ""))
-    return m.group(1) if m and row.get("poisoned") else None
+    """The payload group (``A``, ``B``, ...) a poisoned row was planted with; ``None`` for real tools."""
+    return planted_group(row)
 
 
 def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +252,7 @@ def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     )
     row["provenance"] = {
         **base["provenance"],
-        "derived": f"payload {payload['id']} ({payload['technique']}) after {payload['source']}",
+        "derived": planted_note(payload),
     }
     return row
 

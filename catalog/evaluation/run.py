@@ -8,7 +8,6 @@ A labelled line is a tool definition plus ``category``, ``action``, ``risk`` and
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 from catalog.errors import CatalogError
 from catalog.evaluation import metrics
 from catalog.evaluation.baseline import keyword_verdict
+from catalog.evaluation.planted import planted_group
 from classifier import ToolDefinition, Verdict, classify
 
 
@@ -222,21 +222,15 @@ def poisoning_finders(gold: list[bool], verdicts: list[Verdict]) -> dict[str, in
     return out
 
 
-#: How scripts/build_dataset.py names the payload it planted: "payload G17 (technique) after …".
-_PLANTED = re.compile(r"\bpayload ([A-Z])\d+")
-
-
 def poisoning_groups(items: Sequence[Labelled], verdicts: Sequence[Verdict]) -> dict[str, tuple[int, int]]:
     """(caught, all) poisoning cases per payload group, for rows that name their payload:
     each group was written separately, so a group is a measure of wording not seen before."""
     out: dict[str, tuple[int, int]] = {}
     for item, verdict in zip(items, verdicts, strict=True):
-        provenance = item.definition.get("provenance")
-        derived = provenance.get("derived") if isinstance(provenance, dict) else None
-        m = _PLANTED.search(derived) if item.poisoned and isinstance(derived, str) else None
-        if m:
-            caught, total = out.get(m.group(1), (0, 0))
-            out[m.group(1)] = (caught + ("tool_poisoning" in verdict.finding_ids), total + 1)
+        row = {"poisoned": item.poisoned, "provenance": item.definition.get("provenance")}
+        if group := planted_group(row):
+            caught, total = out.get(group, (0, 0))
+            out[group] = (caught + ("tool_poisoning" in verdict.finding_ids), total + 1)
     return dict(sorted(out.items()))
 
 
