@@ -145,6 +145,7 @@ def _rationale(
     why: str,
     modifiers: list[str],
     findings: list[Finding],
+    doubt: tuple[str, str] | None = None,
 ) -> str:
     what = first_sentence(defn.description) or f"Tool `{defn.name}` (no description)"
     ev: list[str] = []
@@ -168,6 +169,15 @@ def _rationale(
         text += " Declares " + ", ".join(declared) + "."
     if risk == UNKNOWN:
         text += f" Risk unknown ({why}): denied until a person classifies it."
+    elif doubt is not None:
+        # The rule that decided belongs to the stricter reading, so the sentence names it;
+        # the tool's own reading is said too, so neither claims the other's rule.
+        base = rule_id.split(".", 1)[0]
+        read_as, own = doubt
+        text += (
+            f" {CATEGORY_TITLE[category]} + {action} alone ⇒ {own}; in doubt, read as {read_as}"
+            f" ⇒ {base} (rule {rule_id}): {why}."
+        )
     else:
         base = rule_id.split(".", 1)[0]
         text += f" {CATEGORY_TITLE[category]} + {action} ⇒ {base} (rule {rule_id}): {why}."
@@ -212,6 +222,9 @@ class _Reading:
     rule_id: str
     why: str
     modifiers: tuple[str, ...]
+    #: Where doubt made a stricter reading decide the risk: that reading ("infrastructure +
+    #: write") and what the tool's own reading alone would be ("medium (rule medium.write)").
+    doubt: tuple[str, str] | None = None
 
 
 def _read_as(
@@ -353,6 +366,10 @@ def _learned_reading(
         strictest.rule_id,
         strictest.why,
         strictest.modifiers,
+        (
+            f"{CATEGORY_TITLE[strictest.category]} + {strictest.action.id}",
+            f"{best.risk} (rule {best.rule_id})",
+        ),
     )
     return merged, confidence, note
 
@@ -572,6 +589,7 @@ def classify(
         why,
         modifiers,
         findings,
+        reading.doubt if risk != UNKNOWN else None,
     )
     if note:
         rationale += " " + note

@@ -236,6 +236,10 @@ def test_doubt_takes_the_stricter_plausible_reading(monkeypatch: pytest.MonkeyPa
     assert v.risk == "critical" and v.risk_rule == "critical.transact"
     assert v.category == "utility" and v.action == "read"
     assert "stricter reading" in v.rationale
+    # The rule that decided is named with the reading it belongs to, not the verdict's own.
+    assert "Utility + read alone ⇒ low (rule low." in v.rationale, v.rationale
+    assert "in doubt, read as Utility + transact ⇒ critical (rule critical.transact)" in v.rationale
+    assert "Utility + read ⇒ critical" not in v.rationale
 
 
 def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> None:
