@@ -19,8 +19,9 @@ MAX_ANALYSED_DESCRIPTION = 8_000
 MAX_SCANNED_TEXT = 260_000
 #: Keys and list items one walk of an input schema visits at most (:func:`schema_strings`).
 MAX_SCHEMA_VISITS = 20_000
-#: Property names read per ``properties`` block.
+#: Property names read per ``properties`` block, and levels of nesting read.
 MAX_PROPERTY_NAMES = 500
+MAX_SCHEMA_DEPTH = 32
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:
@@ -97,46 +98,59 @@ def definition_hash(canonical: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def schema_strings(
-    node: Any, budget: int = MAX_SCHEMA_VISITS, left: list[int] | None = None
-) -> Iterator[tuple[str, str, str]]:
+@dataclass
+class SchemaWalk:
+    """What one walk of an input schema left unread (:func:`schema_strings`): the visits left
+    (at most 0: it stopped short), and whether it met a level deeper than ``MAX_SCHEMA_DEPTH``
+    or a ``properties`` block with more than ``MAX_PROPERTY_NAMES`` names."""
+
+    left: int = MAX_SCHEMA_VISITS
+    too_deep: bool = False
+    names_cut: bool = False
+
+
+def schema_strings(node: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[str, str, str]]:
     """Every string a model reads in an input schema, in document order, as (kind, key, text):
     ``("names", "properties", ...)`` the property names of a ``properties`` block, one per
     line; ``("text", key, ...)`` a string under a key (description, default, x-note, type...);
     ``("item", "", ...)`` a string in a list (enum values, examples, required names).
 
     The one walk behind both poisoning readings (the rules' scanned text and the learned
-    reading's pieces), each keeping the kinds and keys it reads.  Bounded: at most ``budget``
-    keys and list items (a million-entry enum of one repeated string is not walked to its
-    end), 32 levels, ``MAX_PROPERTY_NAMES`` names per block; ``left``, when given, holds
-    the visits left afterwards (at most 0: the walk stopped short)."""
-    left = left if left is not None else [budget]
-    left[0] = budget
-    yield from _walk(node, left, 0)
+    reading's pieces), each keeping the kinds and keys it reads.  Bounded: fewer than
+    ``walk.left`` keys and list items (a million-entry enum of one repeated string is not
+    walked to its end), ``MAX_SCHEMA_DEPTH`` levels, ``MAX_PROPERTY_NAMES`` names per block;
+    ``walk`` says afterwards what was left unread, so padding past the bounds can be reported."""
+    yield from _walk(node, walk if walk is not None else SchemaWalk(), 0)
 
 
-def _walk(node: Any, left: list[int], depth: int) -> Iterator[tuple[str, str, str]]:
-    if depth > 32 or left[0] <= 0:
+def _walk(node: Any, walk: SchemaWalk, depth: int) -> Iterator[tuple[str, str, str]]:
+    if walk.left <= 0:
+        return
+    if depth > MAX_SCHEMA_DEPTH:
+        walk.too_deep = True
         return
     if isinstance(node, Mapping):
         for key, value in node.items():
-            left[0] -= 1
-            if left[0] <= 0:
+            walk.left -= 1
+            if walk.left <= 0:
                 return
             if key == "properties" and isinstance(value, Mapping):
-                names = "\n".join(str(k) for k in list(value)[:MAX_PROPERTY_NAMES])
-                if names:
-                    yield ("names", "properties", names)
+                names = list(value)
+                if len(names) > MAX_PROPERTY_NAMES:
+                    walk.names_cut = True
+                joined = "\n".join(str(k) for k in names[:MAX_PROPERTY_NAMES])
+                if joined:
+                    yield ("names", "properties", joined)
             if isinstance(value, str):
                 yield ("text", str(key), value)
             elif isinstance(value, Mapping | list):
-                yield from _walk(value, left, depth + 1)
+                yield from _walk(value, walk, depth + 1)
     elif isinstance(node, list):
         for item in node:
-            left[0] -= 1
-            if left[0] <= 0:
+            walk.left -= 1
+            if walk.left <= 0:
                 return
             if isinstance(item, str):
                 yield ("item", "", item)
             else:
-                yield from _walk(item, left, depth + 1)
+                yield from _walk(item, walk, depth + 1)

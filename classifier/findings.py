@@ -19,8 +19,16 @@ from typing import Any
 from urllib.parse import unquote
 
 from classifier.analysis import ActionChoice
-from classifier.definition import MAX_SCANNED_TEXT, MAX_SCHEMA_VISITS, ToolDefinition, schema_strings
-from classifier.instructions import InstructionReader
+from classifier.definition import (
+    MAX_PROPERTY_NAMES,
+    MAX_SCANNED_TEXT,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_VISITS,
+    SchemaWalk,
+    ToolDefinition,
+    schema_strings,
+)
+from classifier.instructions import MAX_PIECES, InstructionReader, pieces
 from classifier.rules import RuleSet, gate_text
 from classifier.verdict import Finding
 
@@ -47,15 +55,16 @@ _IDENTIFIER_KEYS = frozenset(
 )
 #: Caps per part, so a huge harmless description cannot push the parameters out of the scan.
 DESCRIPTION_LIMIT = 150_000
+TITLE_LIMIT = 10_000
 PART_LIMIT = 50_000
 SCHEMA_LIMIT = 100_000
 
 
-def _schema_texts(schema: Any) -> Iterator[str]:
+def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[str]:
     """Every string a model reads in an input schema (:func:`classifier.definition.schema_strings`):
     descriptions, titles, defaults, enum values, examples, vendor extensions (``x-note``) and
     property names at every level, ``_`` read as a space outside descriptions and titles."""
-    for kind, key, text in schema_strings(schema):
+    for kind, key, text in schema_strings(schema, walk):
         if kind == "names":
             # One name per line, read as words: `note_read_dotenv_here` and
             # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
@@ -67,20 +76,39 @@ def _schema_texts(schema: Any) -> Iterator[str]:
             yield text if key in ("description", "title") else text.replace("_", " ")
 
 
-def _schema_overflow(schema: Any) -> str:
-    """What makes a schema too big to read whole ("" when it is not): more keys and list items
-    than the walk visits, or more text than the scan reads.  Padding is how a payload would
-    hide past the bounds, so the padding itself is the finding."""
-    if len(schema) == 0:
-        return ""
-    left = [0]
-    chars = 0
-    for _, _, text in schema_strings(schema, left=left):
-        chars += len(text)
-        if chars > SCHEMA_LIMIT:
-            return f"more than {SCHEMA_LIMIT:,} characters of text"
-    if left[0] <= 0:
-        return f"more than {MAX_SCHEMA_VISITS:,} keys and list items"
+def _unread(defn: ToolDefinition, text: str, hidden: str) -> str:
+    """What of the definition the readings leave unread ("" when they read it all): a title
+    past ``TITLE_LIMIT``, a schema padded past its walk (too many keys or list items, too deep,
+    too many property names), a schema text past ``PART_LIMIT`` or schema text past
+    ``SCHEMA_LIMIT`` in all, or more sentences than the learned reading scores.  Padding is how
+    a payload would hide behind the bounds, so the padding itself is reported (the
+    description's own bound is checked by :func:`poisoning`).  Each check is the bound its
+    reading applies, not an estimate of it."""
+    if defn.title is not None and len(defn.title) > TITLE_LIMIT:
+        return f"a {len(defn.title):,}-character title: text past {TITLE_LIMIT:,} is not read"
+    if defn.input_schema:
+        walk = SchemaWalk()
+        total = 0
+        for text_of_schema in _schema_texts(defn.input_schema, walk):
+            if len(text_of_schema) > PART_LIMIT:
+                return (
+                    f"an input schema text of {len(text_of_schema):,} characters: text past {PART_LIMIT:,} is not read"
+                )
+            total += len(text_of_schema)
+            if total > SCHEMA_LIMIT:
+                return f"an input schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
+        if walk.left <= 0:
+            return f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read"
+        if walk.too_deep:
+            return f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read"
+        if walk.names_cut:
+            return (
+                f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
+                " the names past it are not read"
+            )
+    # The learned reading scores at most MAX_PIECES sentences; only a long text can have more.
+    if len(text) + len(hidden) > 20_000 and len(pieces(defn, hidden)) >= MAX_PIECES:
+        return f"more than {MAX_PIECES:,} sentences: the learned reading does not read past them"
     return ""
 
 
@@ -106,7 +134,7 @@ def _joined(parts: tuple[str, str]) -> str:
 
 def scanned_parts(defn: ToolDefinition) -> tuple[str, str]:
     """:func:`scanned_text` as (the definition's own text, what decodes out of it)."""
-    parts = [defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:10_000]]
+    parts = [defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:TITLE_LIMIT]]
     parts.extend(_capped(_schema_texts(defn.input_schema), SCHEMA_LIMIT))
     text = "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
     extra = [_decoded_blobs(text)]
@@ -171,7 +199,8 @@ def _snippet(text: str, start: int, end: int) -> str:
 
 def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | None = None) -> list[Finding]:
     """The rules' poisoning findings; ``parts`` is :func:`scanned_parts` when the caller has it."""
-    text = _joined(parts if parts is not None else scanned_parts(defn))
+    own, hidden = parts if parts is not None else scanned_parts(defn)
+    text = _joined((own, hidden))
     found: list[Finding] = []
     gates = gate_text(text)
     for rule in rules.poisoning:
@@ -184,11 +213,11 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | Non
                     "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
                 )
             )
-    if overflow := _schema_overflow(defn.input_schema):
+    if unread := _unread(defn, own, hidden):
         found.append(
             Finding(
                 "tool_poisoning",
-                f"an input schema of {overflow}: the rest is not read, and nothing legitimate needs that much",
+                f"{unread}, and nothing legitimate needs that much",
                 rule="oversized-text",
                 severe=True,
             )
@@ -203,15 +232,15 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | Non
                 severe=True,
             )
         )
-    hidden = INVISIBLE.findall(text)
+    invisible = INVISIBLE.findall(text)
     # A stray zero-width space or BOM comes with copy-pasted docs; hiding text takes more of
     # them, or characters that have no innocent use here (tags, bidi overrides, controls).
-    if hidden and (len(hidden) >= 3 or any(ch not in ZERO_WIDTH for ch in hidden)):
-        names = sorted({unicodedata.name(ch, f"U+{ord(ch):04X}") for ch in hidden})[:3]
+    if invisible and (len(invisible) >= 3 or any(ch not in ZERO_WIDTH for ch in invisible)):
+        names = sorted({unicodedata.name(ch, f"U+{ord(ch):04X}") for ch in invisible})[:3]
         found.append(
             Finding(
                 "tool_poisoning",
-                f"{len(hidden)} invisible Unicode character(s) ({', '.join(names)})",
+                f"{len(invisible)} invisible Unicode character(s) ({', '.join(names)})",
                 rule="invisible-unicode",
                 severe=True,
             )

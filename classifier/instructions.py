@@ -42,19 +42,20 @@ from classifier.tokens import name_parts
 #: With groups A-M learned (2026-11-26): 0.49 % flagged at 0.85, 0.25 % at 0.9, 0.17 % at
 #: 0.95, and the test split then showed 1.0 % at 0.9: cross-validation has run three to four
 #: times below the test split.  Every group learned since raised it (more varied wording
-#: reaches more ordinary sentences): with N, 0.41 % at 0.9; with O, 0.63 % at 0.9 and 0.33 %
-#: at 0.95 (after the conceal, outside and source concepts lost alternatives that ordinary
-#: documentation uses: hidden files, omitted fields, Bcc, the clipboard).  Held out a group
-#: at a time (--with-dev), 0.95 catches 0.836 of the thirteen groups' dev cases with the rules
-#: where 0.9 caught 0.863: three points of recall for half the false alarms, taken because
-#: false alarms on ordinary tools are what makes a scheduled scan ignored.
+#: reaches more ordinary sentences): with N, 0.41 % at 0.9; with O, 0.62 % at 0.9 and 0.52 %
+#: at 0.95, and 0.58 % and 0.32 % once the conceal, outside and source concepts lost the
+#: alternatives ordinary documentation uses (hidden files, omitted fields, Bcc, the
+#: clipboard).  Held out a group at a time (--with-dev), 0.95 catches 0.838 of the thirteen
+#: groups' dev cases with the rules where 0.9 caught 0.865: three points of recall for
+#: nearly half the false alarms, taken because false alarms on ordinary tools are what makes
+#: a scheduled scan ignored.
 INSTRUCTION_THRESHOLD = 0.95
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
 #: The two classes of the instruction head (the model checks them at load).
 PLANTED, BENIGN = "planted", "benign"
 #: Hostile inputs: at most this many pieces per definition, each at most this long.
-MAX_PIECES = 400
+MAX_PIECES = 1_000
 MAX_PIECE = 2_000
 MAX_TEXT = 200_000
 
@@ -123,8 +124,8 @@ def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
     return list(found)
 
 
-Concept = tuple[str, re.Pattern[str]]
-GatePlan = tuple[tuple[Concept, ...], tuple[tuple[Concept, Concept], ...]]
+ConceptPattern = tuple[str, re.Pattern[str]]  # (concept id, its pattern)
+GatePlan = tuple[tuple[ConceptPattern, ...], tuple[tuple[ConceptPattern, ConceptPattern], ...]]
 
 
 def gate_plan(rules: RuleSet) -> GatePlan:
