@@ -129,8 +129,8 @@ def from_splits(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, A
     tools, labels = [], []
     for split, _ in SPLITS:
         for row in read([directory / f"{split}.jsonl"]):
-            if row["poisoned"]:
-                continue
+            if row.get("provenance", {}).get("derived"):
+                continue  # a planted case: payloads are planted again from --payloads
             provenance = dict(row["provenance"])
             label_how = provenance.pop("label", None)
             draft = provenance.pop("draft", {})
@@ -140,7 +140,9 @@ def from_splits(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, A
             tools.append({**tool, "provenance": provenance, "draft": draft})
             label = {"id": f"{row['server']}::{row['name']}"}
             label.update({k: row[k] for k in ("category", "action", "risk", "reason")})
-            if label_how != _REVIEWED:
+            if row["poisoned"]:  # a real tool found poisoned in the wild keeps its label
+                label["poisoned"] = True
+            if label_how and label_how != _REVIEWED:
                 label["provenance_label"] = label_how
             labels.append(label)
     return tools, labels
@@ -214,6 +216,12 @@ def payload_group(row: dict[str, Any]) -> str | None:
     return planted_group(row)
 
 
+def plant_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order in which real tools receive payloads: by a hash of ``server::name``, so a
+    payload's host does not depend on the input's order (and --arrival plants the same way)."""
+    return sorted(rows, key=lambda r: hashlib.sha256(f"{r['server']}::{r['name']}".encode()).hexdigest())
+
+
 def plant(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """A real tool with a published poisoning payload planted where the payload says."""
     row = json.loads(json.dumps(base))
@@ -273,6 +281,8 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "classifier" / "data")
     args = ap.parse_args()
 
+    if args.from_splits and (args.tools or args.labels):
+        ap.error("--from-splits rebuilds from the splits alone: leave out --tools and --labels")
     if args.from_splits:
         collected, reviewed = from_splits(args.from_splits)
     elif args.tools and args.labels:
@@ -317,10 +327,7 @@ def main() -> None:
             mine = [p for p in payloads if p.get("group") in groups]
             if split != "test":  # development groups are shared between train and dev, alternately
                 mine = mine[split == "dev" :: 2]
-            benign = sorted(
-                (r for r in rows[split] if not r["poisoned"]),
-                key=lambda r: hashlib.sha256(f"{r['server']}::{r['name']}".encode()).hexdigest(),
-            )
+            benign = plant_order([r for r in rows[split] if not r["poisoned"]])
             for base, payload in zip(benign, mine, strict=False):
                 rows[split].append(plant(base, payload))
 

@@ -24,8 +24,6 @@ Usage: .venv/bin/python scripts/tune_instructions.py [--with-dev] [--c 1 3 10] [
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -41,7 +39,7 @@ from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_he
 from classifier.rules import load_rules  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_dataset import payload_group, plant, project_of  # noqa: E402
+from build_dataset import payload_group, plant, plant_order, project_of, read  # noqa: E402
 
 #: How many benign dev tools each payload is planted in by --arrival.
 ARRIVAL_HOSTS = 3
@@ -80,9 +78,9 @@ def cv_false_alarms(
             for i in held:
                 if not rows[i]["poisoned"]:
                     defn = ToolDefinition.from_mapping(rows[i])
-                    scores.append(score(reader, defn))
-                    if show and scores[-1] >= thresholds[0]:
-                        _, piece, pushed = reader.strongest(defn, load_rules(), scanned_parts(defn)[1])
+                    p, piece, pushed = reader.strongest(defn, load_rules(), scanned_parts(defn)[1])  # as score()
+                    scores.append(p)
+                    if show and p >= thresholds[0]:
                         print(
                             f"    flagged {rows[i]['server']}::{rows[i]['name']} p={scores[-1]:.2f} {pushed} | "
                             f"{' '.join(piece.split())[:160]!r}"
@@ -99,39 +97,40 @@ def arrival(path: Path, dev: list[dict[str, Any]]) -> None:
     classifier: the figure a new group is introduced with, before it joins DEVELOPMENT_GROUPS."""
     from classifier import classify
 
-    payloads = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    hosts = sorted(
-        (r for r in dev if not r["poisoned"]),
-        key=lambda r: hashlib.sha256(f"{r['server']}::{r['name']}".encode()).hexdigest(),
-    )
-    by: Counter[str] = Counter()
-    per_group: dict[str, list[int]] = {}
+    payloads = read([path])
+    hosts = plant_order([r for r in dev if not r["poisoned"]])
+    caught_by: dict[str, Counter[str]] = {}  # group -> finder -> plantings caught
+    planted: Counter[str] = Counter()  # group -> plantings
     for i, payload in enumerate(payloads):
+        group = str(payload.get("group", "?"))
+        finders = caught_by.setdefault(group, Counter())
         caught = 0
         for j in range(ARRIVAL_HOSTS):
             row = plant(hosts[(i * ARRIVAL_HOSTS + j) % len(hosts)], payload)
             found = [f for f in classify(ToolDefinition.from_mapping(row)).findings if f.id == "tool_poisoning"]
             if found:
                 caught += 1
-                by["learned" if found[0].rule == "learned-instruction" else "rules"] += 1
-        per_group.setdefault(str(payload.get("group", "?")), [0, 0])[0] += caught
-        per_group[str(payload.get("group", "?"))][1] += ARRIVAL_HOSTS
+                finders["learned" if found[0].rule == "learned-instruction" else "rules"] += 1
+        planted[group] += ARRIVAL_HOSTS
         if caught < ARRIVAL_HOSTS:
             print(
                 f"  {payload['id']:5} caught {caught}/{ARRIVAL_HOSTS} ({payload.get('where', 'description')}): "
                 f"{' '.join(str(payload['payload']).split())[:110]!r}"
             )
-    for group, (caught, total) in sorted(per_group.items()):
+    for group, finders in sorted(caught_by.items()):
+        caught, total = sum(finders.values()), planted[group]
         print(
             f"group {group}: {caught} of {total} plantings caught ({caught / total:.1%}): "
-            f"rules {by['rules']}, learned reading {by['learned']}"
+            f"rules {finders['rules']}, learned reading {finders['learned']}"
         )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--c", type=float, nargs="+", default=[INSTRUCTION_C])
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[INSTRUCTION_THRESHOLD, 0.95, 0.98])
+    # The shipped threshold first: --show-missed and --show-flagged list what it misses or flags.
+    shipped_first = [INSTRUCTION_THRESHOLD, *sorted({0.9, 0.98} - {INSTRUCTION_THRESHOLD})]
+    ap.add_argument("--thresholds", type=float, nargs="+", default=shipped_first)
     ap.add_argument("--with-dev", action="store_true", help="learn from the dev split's other planted groups too")
     ap.add_argument("--show-missed", metavar="GROUP", help="list the held-out group's cases neither reading catches")
     ap.add_argument(

@@ -105,6 +105,42 @@ def test_no_tool_is_learned_and_held_out_word_for_word() -> None:
     }
     assert drop_twins(rows) == [("train", "a", "browser_screenshot")]
     assert [r["name"] for r in rows["train"]] == ["get-orders", "get-customers"] and len(rows["test"]) == 1
+    # A chain across the three splits keeps only the test copy; twins inside one split stay.
+    rows = {
+        "train": [{**shot, "server": "a"}, {**shot, "server": "a2"}],
+        "dev": [{**shot, "server": "b"}],
+        "test": [{**shot, "server": "c"}, {**shot, "server": "c2"}],
+    }
+    assert drop_twins(rows) == [
+        ("dev", "b", "browser_screenshot"),
+        ("train", "a", "browser_screenshot"),
+        ("train", "a2", "browser_screenshot"),
+    ]
+    assert [r["server"] for r in rows["test"]] == ["c", "c2"] and not rows["dev"] and not rows["train"]
+
+
+def test_the_committed_splits_rebuild_themselves_byte_for_byte(tmp_path: Path) -> None:
+    """build_dataset --from-splits recovers the collected tools and reviewed labels from the
+    committed rows and plants the payloads again: the same three files, byte for byte, so a
+    new payload group or split rule can be applied to the data as committed."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_dataset.py"
+    payloads = DATA_DIR / "poisoning_payloads.jsonl"
+    cmd = [sys.executable, str(script), "--from-splits", str(DATA_DIR), "--payloads", str(payloads), "--salt", "0"]
+    subprocess.run([*cmd, "-o", str(tmp_path)], check=True, capture_output=True)
+    for split in SPLITS:
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (DATA_DIR / f"{split}.jsonl").read_bytes(), split
+    both = subprocess.run([*cmd, "--tools", str(payloads)], capture_output=True, text=True)
+    assert both.returncode == 2 and "leave out --tools" in both.stderr
+
+
+def test_a_planted_row_names_its_payload_group() -> None:
+    from catalog.evaluation.planted import planted_group, planted_note
+
+    payload = {"id": "O17", "technique": "secrecy", "source": "original"}
+    row = {"poisoned": True, "provenance": {"derived": planted_note(payload)}}
+    assert planted_group(row) == "O"
+    assert planted_group({**row, "poisoned": False}) is None  # a real tool names no payload
+    assert planted_group({"poisoned": True, "provenance": {}}) is None
 
 
 def test_every_split_has_poisoning_cases_planted_in_real_tools() -> None:
