@@ -21,7 +21,7 @@ MAX_SCANNED_TEXT = 260_000
 MAX_SCHEMA_VISITS = 20_000
 #: Property names read per ``properties`` block, and levels of nesting read.
 MAX_PROPERTY_NAMES = 500
-MAX_SCHEMA_DEPTH = 32
+MAX_SCHEMA_DEPTH = 64
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from classifier.analysis import ActionChoice
@@ -28,7 +28,7 @@ from classifier.definition import (
     ToolDefinition,
     schema_strings,
 )
-from classifier.instructions import MAX_PIECES, InstructionReader, pieces
+from classifier.instructions import MAX_PIECES, MAX_TEXT, InstructionReader, pieces_read
 from classifier.rules import RuleSet, gate_text
 from classifier.verdict import Finding
 
@@ -56,6 +56,8 @@ _IDENTIFIER_KEYS = frozenset(
 #: Caps per part, so a huge harmless description cannot push the parameters out of the scan.
 DESCRIPTION_LIMIT = 150_000
 TITLE_LIMIT = 10_000
+#: Readable encoded runs decoded per kind (base64/hex, percent, HTML entities).
+BLOB_LIMIT = 5
 PART_LIMIT = 50_000
 SCHEMA_LIMIT = 100_000
 
@@ -76,7 +78,7 @@ def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[str]:
             yield text if key in ("description", "title") else text.replace("_", " ")
 
 
-def _unread(defn: ToolDefinition, text: str, hidden: str) -> str:
+def _unread(defn: ToolDefinition, scanned: Scanned) -> str:
     """What of the definition the readings leave unread ("" when they read it all): a title
     past ``TITLE_LIMIT``, a schema padded past its walk (too many keys or list items, too deep,
     too many property names), a schema text past ``PART_LIMIT`` or schema text past
@@ -106,9 +108,17 @@ def _unread(defn: ToolDefinition, text: str, hidden: str) -> str:
                 f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
                 " the names past it are not read"
             )
-    # The learned reading scores at most MAX_PIECES sentences; only a long text can have more.
-    if len(text) + len(hidden) > 20_000 and len(pieces(defn, hidden)) >= MAX_PIECES:
-        return f"more than {MAX_PIECES:,} sentences: the learned reading does not read past them"
+    if scanned.cut:
+        return scanned.cut
+    # The learned reading's own bounds (MAX_PIECES pieces, MAX_TEXT characters): asked only
+    # where the text could reach them, as a piece ends at a sentence end or a line break.
+    text, hidden = scanned.text, scanned.hidden
+    breaks = sum(text.count(c) + hidden.count(c) for c in ".!?\n。！？")
+    if (breaks + 4 >= MAX_PIECES or len(text) + len(hidden) >= MAX_TEXT) and not pieces_read(defn, hidden)[1]:
+        return (
+            f"more than {MAX_PIECES:,} sentences or {MAX_TEXT:,} characters of them:"
+            " the learned reading does not read past them"
+        )
     return ""
 
 
@@ -127,26 +137,40 @@ def scanned_text(defn: ToolDefinition) -> str:
     return _joined(scanned_parts(defn))
 
 
-def _joined(parts: tuple[str, str]) -> str:
-    text, hidden = parts
-    return text + "\n" + hidden if hidden else text
+class Scanned(NamedTuple):
+    """What the poisoning readings read of a definition (:func:`scanned_parts`)."""
+
+    text: str  # the definition's own text: description, title, every schema string
+    hidden: str  # what decodes out of it: encoded blobs, ROT13 notes, the folded look-alikes
+    cut: str = ""  # what the decoding left unread, said for a finding ("" when nothing)
 
 
-def scanned_parts(defn: ToolDefinition) -> tuple[str, str]:
-    """:func:`scanned_text` as (the definition's own text, what decodes out of it)."""
+def _joined(parts: Scanned) -> str:
+    return parts.text + "\n" + parts.hidden if parts.hidden else parts.text
+
+
+def scanned_parts(defn: ToolDefinition) -> Scanned:
+    """:func:`scanned_text` as its parts: the definition's own text (each part within its own
+    cap, so the join needs none), what decodes out of it, and what the decoding left unread."""
     parts = [defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:TITLE_LIMIT]]
     parts.extend(_capped(_schema_texts(defn.input_schema), SCHEMA_LIMIT))
-    text = "\n".join(p for p in parts if p)[:MAX_SCANNED_TEXT]
-    extra = [_decoded_blobs(text)]
+    text = "\n".join(p for p in parts if p)
+    decoded, more = _decoded_blobs(text)
+    extra = [decoded]
+    cut = f"more than {BLOB_LIMIT} encoded runs of one kind: the rest are not decoded" if more else ""
     if not text.isascii():
         # What a model reads through the disguise: fullwidth letters folded, invisible
         # characters dropped, Latin look-alikes in mixed-script words mapped back.
-        plain = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))[:MAX_SCANNED_TEXT]
+        plain = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+        if len(plain) > MAX_SCANNED_TEXT:
+            # Normalising can lengthen text many times over (one ligature, eighteen letters).
+            cut = cut or f"text that grows past {MAX_SCANNED_TEXT:,} characters when normalised: the rest is not read"
+            plain = plain[:MAX_SCANNED_TEXT]
         if _MIXED_SCRIPT.search(plain):
             plain = plain.translate(_LOOKALIKES)
         if plain != text:
             extra.append(plain)
-    return text, "\n".join(e for e in extra if e)
+    return Scanned(text, "\n".join(e for e in extra if e), cut)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
@@ -157,24 +181,30 @@ _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^\s%]{0,16}){6,}")
 _ENTITIES = re.compile(r"(?:&#x?[0-9A-Fa-f]{1,6};){6,}")
 
 
-def _decoded_blobs(text: str, limit: int = 5) -> str:
+def _decoded_blobs(text: str, limit: int = BLOB_LIMIT) -> tuple[str, bool]:
     """Readable text hidden in base64, hex, percent-encoded or HTML-entity runs, so the rules
-    read what a model would decode; binary blobs (hashes, images) do not decode to text."""
+    read what a model would decode; binary blobs (hashes, images) do not decode to text.  At
+    most ``limit`` readable runs of each kind (no real tool has one); the flag says a kind had
+    more, so the padding of decoy runs in front of a payload is reported."""
     found: list[str] = []
+    more = False
     # ("-13" first: lower-casing the whole text for every tool would cost more than the check.)
     if "rot13" in text or "ROT13" in text or ("-13" in text and "rot-13" in text.lower()):
         # A note that says it is ROT13-encoded is read decoded, as a model asked to would.
-        found.append(codecs.decode(text[:PART_LIMIT], "rot13"))
+        found.append(codecs.decode(text, "rot13"))
     if "%" in text:
-        decoded = (unquote(m.group()) for m in _PERCENT.finditer(text))
-        found += [d for d in decoded if " " in d][:limit]
+        decoded = [d for d in (unquote(m.group()) for m in _PERCENT.finditer(text)) if " " in d]
+        found += decoded[:limit]
+        more = more or len(decoded) > limit
     if "&#" in text:
-        decoded = (html.unescape(m.group()) for m in _ENTITIES.finditer(text))
-        found += [d for d in decoded if " " in d][:limit]
+        decoded = [d for d in (html.unescape(m.group()) for m in _ENTITIES.finditer(text)) if " " in d]
+        found += decoded[:limit]
+        more = more or len(decoded) > limit
     blobs: list[str] = []
     # One scan finds both: a hex run is a base64-alphabet run made of hex digits only.
     for match in _BASE64.finditer(text):
         if len(blobs) >= limit:
+            more = True
             break
         blob = match.group()
         try:
@@ -184,7 +214,7 @@ def _decoded_blobs(text: str, limit: int = 5) -> str:
             continue
         if " " in plain and sum(ch.isprintable() for ch in plain) >= 0.95 * len(plain):
             blobs.append(plain)
-    return "\n".join(found + blobs)
+    return "\n".join(found + blobs), more
 
 
 def _from_base64(blob: str) -> bytes:
@@ -197,10 +227,10 @@ def _snippet(text: str, start: int, end: int) -> str:
     return s if len(s) <= 160 else s[:159] + "…"
 
 
-def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | None = None) -> list[Finding]:
+def poisoning(defn: ToolDefinition, rules: RuleSet, parts: Scanned | None = None) -> list[Finding]:
     """The rules' poisoning findings; ``parts`` is :func:`scanned_parts` when the caller has it."""
-    own, hidden = parts if parts is not None else scanned_parts(defn)
-    text = _joined((own, hidden))
+    scanned = parts if parts is not None else scanned_parts(defn)
+    text = _joined(scanned)
     found: list[Finding] = []
     gates = gate_text(text)
     for rule in rules.poisoning:
@@ -213,7 +243,7 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: tuple[str, str] | Non
                     "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
                 )
             )
-    if unread := _unread(defn, own, hidden):
+    if unread := _unread(defn, scanned):
         found.append(
             Finding(
                 "tool_poisoning",
@@ -256,12 +286,12 @@ def _feature_words(features: list[str]) -> str:
 
 
 def learned_poisoning(
-    defn: ToolDefinition, rules: RuleSet, reader: InstructionReader, parts: tuple[str, str] | None = None
+    defn: ToolDefinition, rules: RuleSet, reader: InstructionReader, parts: Scanned | None = None
 ) -> list[Finding]:
     """The learned instruction reading's finding: its most instruction-like sentence, when it
     reads like the planted payloads it learned from (:mod:`classifier.instructions`);
     ``parts`` is :func:`scanned_parts` when the caller has it."""
-    text, hidden = parts if parts is not None else scanned_parts(defn)
+    text, hidden, _ = parts if parts is not None else scanned_parts(defn)
     p, piece, pushed = reader.strongest(defn, rules, hidden)
     if p < reader.threshold:
         return []

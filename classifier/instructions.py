@@ -43,10 +43,10 @@ from classifier.tokens import name_parts
 #: 0.95, and the test split then showed 1.0 % at 0.9: cross-validation has run three to four
 #: times below the test split.  Every group learned since raised it (more varied wording
 #: reaches more ordinary sentences): with N, 0.41 % at 0.9; with O, 0.62 % at 0.9 and 0.52 %
-#: at 0.95, and 0.58 % and 0.32 % once the conceal, outside and source concepts lost the
+#: at 0.95, and 0.60 % and 0.28 % once the conceal, outside and source concepts lost the
 #: alternatives ordinary documentation uses (hidden files, omitted fields, Bcc, the
-#: clipboard).  Held out a group at a time (--with-dev), 0.95 catches 0.838 of the thirteen
-#: groups' dev cases with the rules where 0.9 caught 0.865: three points of recall for
+#: clipboard).  Held out a group at a time (--with-dev), 0.95 catches 0.842 of the thirteen
+#: groups' dev cases with the rules where 0.9 caught 0.861: three points of recall for
 #: nearly half the false alarms, taken because false alarms on ordinary tools are what makes
 #: a scheduled scan ignored.
 INSTRUCTION_THRESHOLD = 0.95
@@ -83,7 +83,10 @@ def _sentences(text: str) -> Iterator[str]:
             continue
         words = chunk.split()
         if len(words) >= 4 or (not chunk.isascii() and len(chunk) >= 12):
-            yield chunk[:MAX_PIECE]
+            # A run-on chunk is read in consecutive windows, so nothing after its first
+            # MAX_PIECE characters goes unread (the bounds on pieces and text still hold).
+            for start in range(0, len(chunk), MAX_PIECE):
+                yield chunk[start : start + MAX_PIECE]
         elif len(words) == 1 and (piece := _identifier_piece(chunk)):
             yield piece
 
@@ -102,10 +105,16 @@ def _schema_pieces(schema: Any) -> Iterator[str]:
 
 
 def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
+    """The pieces of a definition the instruction reading scores (:func:`pieces_read`)."""
+    return pieces_read(defn, hidden)[0]
+
+
+def pieces_read(defn: ToolDefinition, hidden: str = "") -> tuple[list[str], bool]:
     """The pieces of a definition the instruction reading scores, in reading order, without
-    repeats; ``hidden`` is text decoded out of the definition (base64, look-alikes).  Bounded
-    like the rules' scan: ``MAX_PIECES`` pieces, ``MAX_TEXT`` characters of each text and of
-    all pieces together, ``MAX_SCHEMA_VISITS`` schema strings and keys."""
+    repeats, and whether that is all of it; ``hidden`` is text decoded out of the definition
+    (base64, look-alikes).  Bounded like the rules' scan: ``MAX_PIECES`` pieces, ``MAX_TEXT``
+    characters of each text and of all pieces together, ``MAX_SCHEMA_VISITS`` schema strings
+    and keys; a definition the bounds cut short is ``False`` (findings report it)."""
     found: dict[str, None] = {}
     texts: list[Iterator[str]] = [
         _sentences(defn.description),
@@ -113,6 +122,7 @@ def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
         _schema_pieces(defn.input_schema),
         _sentences(hidden),
     ]
+    whole = max(len(defn.description), len(defn.title or ""), len(hidden)) <= MAX_TEXT
     total = 0
     for source in texts:
         for piece in source:
@@ -120,8 +130,8 @@ def pieces(defn: ToolDefinition, hidden: str = "") -> list[str]:
                 found[piece] = None
                 total += len(piece)
             if len(found) >= MAX_PIECES or total >= MAX_TEXT:
-                return list(found)
-    return list(found)
+                return list(found), False
+    return list(found), whole
 
 
 ConceptPattern = tuple[str, re.Pattern[str]]  # (concept id, its pattern)
@@ -281,5 +291,6 @@ __all__ = [
     "InstructionReader",
     "piece_features",
     "pieces",
+    "pieces_read",
     "training_pieces",
 ]

@@ -4,6 +4,7 @@ and that it stays quiet on real benign tools it never saw."""
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -231,7 +232,7 @@ _NOTES = " ".join(f"Field note {i} says the value {i * 7} is fine." for i in ran
         # more schema text than the scan reads, in many strings or in one
         (None, {"properties": {f"p{i}": {"description": _NOTES[:520]} for i in range(300)}}, "characters of text"),
         (None, {"properties": {"a": {"description": _NOTES + " " + _PAYLOAD}}}, "text past 50,000"),
-        (None, _nested(17), "levels deep"),  # deeper than the walk goes
+        (None, _nested(33), "levels deep"),  # deeper than the walk goes
         # the 501st property name, past the names read per object
         (
             None,
@@ -239,15 +240,31 @@ _NOTES = " ".join(f"Field note {i} says the value {i * 7} is fine." for i in ran
             "properties",
         ),
         (" ".join(f"Item {i} is shown here." for i in range(450)) + " " + _PAYLOAD, {}, "title"),
+        # decoy encoded runs in front of an encoded payload (in the description)
+        ("", {}, "encoded runs"),
+        # more short sentences than the learned reading scores, in under 20,000 characters
+        ("\n", {}, "sentences"),
     ],
 )
 def test_a_definition_padded_past_what_is_read_is_itself_a_finding(
     title: str | None, schema: dict, unread: str
 ) -> None:
     """A payload placed past a bound of the scan (visits, depth, names per object, one
-    string's length, all the text, the title) is not seen by either reading; the padding is
-    what is reported, so hiding behind the bounds does not pass as clean."""
-    defn = ToolDefinition(name="get_weather", description="Weather for a city.", input_schema=schema, title=title)
+    string's length, all the text, the title, decoded runs, sentences) is not seen by either
+    reading; the padding is what is reported, so hiding behind the bounds does not pass as
+    clean."""
+    description = "Weather for a city."
+    if title == "":  # six readable base64 decoys, then the payload encoded the same way
+        decoys = [base64.b64encode(f"decoy number {i} says hello there".encode()).decode() for i in range(6)]
+        description += " " + " ".join([*decoys, base64.b64encode(_PAYLOAD.encode()).decode()])
+    elif title == "\n":
+        description += "\n" + "\n".join(f"rate {i} is ok" for i in range(1_000)) + "\n" + _PAYLOAD
+    defn = ToolDefinition(
+        name="get_weather",
+        description=description,
+        input_schema=schema,
+        title=title if title and title.strip() else None,
+    )
     verdict = classify(defn)
     found = [f for f in verdict.findings if f.rule == "oversized-text"]
     assert found and unread in found[0].evidence and verdict.risk == "critical", verdict.findings
@@ -260,4 +277,4 @@ def test_ordinary_schemas_are_read_whole() -> None:
     for split in ("train", "dev", "test"):
         for row in read_jsonl(DATA_DIR / f"{split}.jsonl"):
             defn = ToolDefinition.from_mapping(row)
-            assert not _unread(defn, *scanned_parts(defn)), (row["server"], row["name"])
+            assert not _unread(defn, scanned_parts(defn)), (row["server"], row["name"])
