@@ -312,8 +312,10 @@ def _learned_reading(
     poisoned: tuple[Finding, ...],
     own: list[tuple[str, float]] | None = None,
     own_confidence: float | None = None,
-) -> tuple[_Reading, float, str]:
-    """The model's reading, its confidence, and a sentence saying what it rests on.
+) -> tuple[_Reading, float, str, str]:
+    """The model's reading, its confidence, a sentence saying what it rests on, and one
+    saying what doubt did to the risk ("" when the model was sure enough): apart, because a
+    verdict whose risk becomes ``unknown`` must not claim a reading decided it.
 
     Below ``DOUBT`` the risk comes from the strictest plausible reading (any category or
     action the model gives at least ``ALTERNATIVE``), so doubt never makes a tool look safer.
@@ -338,7 +340,7 @@ def _learned_reading(
         if doubt < DOUBT <= confidence:
             note += f" On its own words alone the confidence is {doubt:.2f}."
     if doubt >= DOUBT:
-        return best, confidence, note
+        return best, confidence, note, ""
     strictest = best
     # A category the tool's own words make plausible stays so whatever its siblings say:
     # context may sharpen a verdict, never hide a stricter reading.
@@ -352,9 +354,8 @@ def _learned_reading(
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
                 strictest = alt
     if strictest is best:
-        note += f" Below {DOUBT}, yet no plausible reading is stricter."
-        return best, confidence, note
-    note += (
+        return best, confidence, note, f" Below {DOUBT}, yet no plausible reading is stricter."
+    doubt_note = (
         f" Below {DOUBT}: risk follows the stricter reading"
         f" {strictest.category} + {strictest.action.id} ({strictest.rule_id})."
     )
@@ -371,7 +372,7 @@ def _learned_reading(
             f"{best.risk} (rule {best.rule_id})",
         ),
     )
-    return merged, confidence, note
+    return merged, confidence, note, doubt_note
 
 
 class Prediction(NamedTuple):
@@ -540,7 +541,7 @@ def classify(
     if model is None:
         reading = _read_as(defn, facts, cat.id, None, rules, poisoned)
         confidence = _confidence(cat.score, cat.runner_up_score, act.source)
-        note = ""
+        note = doubt_note = context_note = ""
         version = classifier_version(rules, learned=False)
     else:
         feats = extract(facts, cat, act)
@@ -550,7 +551,7 @@ def classify(
         # The tool's reading on its own words, once, where its siblings were asked: doubt is
         # judged on it too, and the rationale names its category.
         alone = combine(cat, own, p_act, act) if context is not None and p_cat is not own else None
-        reading, confidence, note = _learned_reading(
+        reading, confidence, note, doubt_note = _learned_reading(
             defn,
             facts,
             rules,
@@ -564,8 +565,9 @@ def classify(
             own,
             model.confidence(alone[2]) if alone else None,
         )
+        context_note = ""
         if context is not None and alone is not None:
-            note += " " + _context_note(context, reading.category, alone[0])
+            context_note = " " + _context_note(context, reading.category, alone[0])
         version = classifier_version(rules, model)
     risk, rule_id, why, modifiers = reading.risk, reading.rule_id, reading.why, list(reading.modifiers)
     findings = list(reading.findings)
@@ -591,8 +593,10 @@ def classify(
         findings,
         reading.doubt if risk != UNKNOWN else None,
     )
+    # An unknown risk was not decided by any reading, so the doubt sentence is left out.
+    note += ("" if risk == UNKNOWN else doubt_note) + context_note
     if note:
-        rationale += " " + note
+        rationale += " " + note.lstrip()
     return Verdict(
         category=reading.category,
         action=reading.action.id,

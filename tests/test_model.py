@@ -316,6 +316,8 @@ def test_very_low_confidence_is_unknown_and_denied(monkeypatch: pytest.MonkeyPat
     v = _verdict_with(model, ToolDefinition("frobnicate", "Frobnicates the widget"), monkeypatch)
     assert v.confidence < UNKNOWN_BELOW
     assert v.risk == "unknown" and "confidence" in v.rationale
+    # No reading decided an unknown risk: the rationale does not say one did.
+    assert "stricter reading" not in v.rationale and "in doubt, read as" not in v.rationale, v.rationale
     assert risk_rank(v.risk) > risk_rank("critical")  # denied, never mistaken for low
 
 
