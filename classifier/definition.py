@@ -19,6 +19,9 @@ MAX_ANALYSED_DESCRIPTION = 8_000
 MAX_SCANNED_TEXT = 260_000
 #: Keys and list items one walk of an input schema visits at most (:func:`schema_strings`).
 MAX_SCHEMA_VISITS = 20_000
+#: Objects whose keys are names a model reads: properties, named sub-schemas, and vendor
+#: extension objects (``x-notes: {...}``).
+NAMING_KEYS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
 #: Property names read per ``properties`` block, and levels of nesting read.
 MAX_PROPERTY_NAMES = 500
 MAX_SCHEMA_DEPTH = 64
@@ -111,8 +114,8 @@ class SchemaWalk:
 
 def schema_strings(node: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[str, str, str]]:
     """Every string a model reads in an input schema, in document order, as (kind, key, text):
-    ``("names", "properties", ...)`` the property names of a ``properties`` block, one per
-    line; ``("text", key, ...)`` a string under a key (description, default, x-note, type...);
+    ``("names", key, ...)`` the keys of a ``properties``, ``$defs`` (``NAMING_KEYS``) or
+    ``x-*`` object, one per line; ``("text", key, ...)`` a string under a key (description, default, x-note, type...);
     ``("item", "", ...)`` a string in a list (enum values, examples, required names).
 
     The one walk behind both poisoning readings (the rules' scanned text and the learned
@@ -134,13 +137,13 @@ def _walk(node: Any, walk: SchemaWalk, depth: int) -> Iterator[tuple[str, str, s
             walk.left -= 1
             if walk.left <= 0:
                 return
-            if key == "properties" and isinstance(value, Mapping):
+            if isinstance(value, Mapping) and (key in NAMING_KEYS or (isinstance(key, str) and key.startswith("x-"))):
                 names = list(value)
                 if len(names) > MAX_PROPERTY_NAMES:
                     walk.names_cut = True
                 joined = "\n".join(str(k) for k in names[:MAX_PROPERTY_NAMES])
                 if joined:
-                    yield ("names", "properties", joined)
+                    yield ("names", str(key), joined)
             if isinstance(value, str):
                 yield ("text", str(key), value)
             elif isinstance(value, Mapping | list):

@@ -74,7 +74,8 @@ def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[str]:
             yield _CAMEL_STEP.sub(" ", text.replace("_", " "))
         elif kind == "item":
             yield text.replace("_", " ")
-        elif key not in _IDENTIFIER_KEYS:
+        elif key not in _IDENTIFIER_KEYS or (key == "pattern" and len(text.split()) >= 4):
+            # (A regex has no spaces to speak of; a "pattern" of four words or more is prose.)
             yield text if key in ("description", "title") else text.replace("_", " ")
 
 

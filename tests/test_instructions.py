@@ -270,6 +270,24 @@ def test_a_definition_padded_past_what_is_read_is_itself_a_finding(
     assert found and unread in found[0].evidence and verdict.risk == "critical", verdict.findings
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$defs": {_PAYLOAD: {"type": "string"}}},  # a named sub-schema's name
+        {"properties": {"a": {"type": "string", "x-notes": {_PAYLOAD: "see above"}}}},  # a vendor object's key
+        {"properties": {"a": {"type": "string", "pattern": _PAYLOAD}}},  # a "pattern" that is prose
+        {"properties": {_PAYLOAD: {"type": "string"}}},  # a property name with spaces
+    ],
+)
+def test_names_and_prose_anywhere_in_a_schema_are_read(schema: dict) -> None:
+    """Keys of named sub-schemas and vendor objects, prose in a ``pattern``, and property
+    names that are sentences are text a model reads, so both readings read them."""
+    defn = ToolDefinition(name="get_weather", description="Weather for a city.", input_schema=schema)
+    verdict = classify(defn)
+    assert "tool_poisoning" in verdict.finding_ids and verdict.risk == "critical", verdict.rationale
+    assert any("ssh" in piece for piece in pieces(defn)), pieces(defn)
+
+
 def test_ordinary_schemas_are_read_whole() -> None:
     """The bounds sit far above real tools: no labelled definition reaches any of them."""
     from classifier.findings import _unread, scanned_parts
