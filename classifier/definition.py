@@ -101,6 +101,12 @@ def definition_hash(canonical: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
+def prose_pattern(key: str, text: str) -> bool:
+    """Whether a schema string under ``pattern`` is prose a model reads rather than a regex: a
+    regex has no spaces to speak of, so four words or more are prose."""
+    return key == "pattern" and len(text.split()) >= 4
+
+
 @dataclass
 class SchemaWalk:
     """What one walk of an input schema left unread (:func:`schema_strings`): the visits left

@@ -26,6 +26,7 @@ from classifier.definition import (
     MAX_SCHEMA_VISITS,
     SchemaWalk,
     ToolDefinition,
+    prose_pattern,
     schema_strings,
 )
 from classifier.instructions import MAX_PIECES, MAX_TEXT, InstructionReader, pieces_read
@@ -74,8 +75,7 @@ def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[str]:
             yield _CAMEL_STEP.sub(" ", text.replace("_", " "))
         elif kind == "item":
             yield text.replace("_", " ")
-        elif key not in _IDENTIFIER_KEYS or (key == "pattern" and len(text.split()) >= 4):
-            # (A regex has no spaces to speak of; a "pattern" of four words or more is prose.)
+        elif key not in _IDENTIFIER_KEYS or prose_pattern(key, text):
             yield text if key in ("description", "title") else text.replace("_", " ")
 
 

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from classifier.definition import ToolDefinition, schema_strings
+from classifier.definition import ToolDefinition, prose_pattern, schema_strings
 from classifier.rules import RuleSet
 from classifier.tokens import name_parts
 
@@ -91,11 +91,6 @@ def _sentences(text: str) -> Iterator[str]:
             yield piece
 
 
-def _prose_pattern(key: str, text: str) -> bool:
-    """A ``pattern`` of four words or more is prose, not a regex, and is read as such."""
-    return key == "pattern" and len(text.split()) >= 4
-
-
 def _schema_pieces(schema: Any) -> Iterator[str]:
     """Pieces of the schema's texts (:func:`classifier.definition.schema_strings`): each
     property name as words, the sentences of text keys (description, title, vendor
@@ -108,9 +103,7 @@ def _schema_pieces(schema: Any) -> Iterator[str]:
                 elif len(name) > 200 or " " in name.strip():
                     # A name too long or too spaced to be an identifier is read as a sentence.
                     yield from _sentences(" ".join(name_parts(name)) if " " not in name.strip() else name)
-        elif (
-            kind == "item" or key in _TEXT_KEYS or key.startswith("x-") or (key == "pattern" and len(text.split()) >= 4)
-        ):
+        elif kind == "item" or key in _TEXT_KEYS or key.startswith("x-") or prose_pattern(key, text):
             yield from _sentences(text)
 
 
