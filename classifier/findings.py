@@ -79,36 +79,49 @@ def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[str]:
             yield text if key in ("description", "title") else text.replace("_", " ")
 
 
+def _schema_read(schema: Any) -> tuple[list[str], str]:
+    """The schema's texts as the scan reads them (each within ``PART_LIMIT``, all within
+    ``SCHEMA_LIMIT``), and what that walk left unread ("" when nothing): a text past
+    ``PART_LIMIT``, text past ``SCHEMA_LIMIT`` in all, or the walk's own bounds (too many keys
+    or list items, too deep, too many property names).  One walk does both, so the padding
+    check costs no second pass over the schema."""
+    walk = SchemaWalk()
+    read: list[str] = []
+    budget, total = SCHEMA_LIMIT, 0
+    unread = ""
+    for text in _schema_texts(schema, walk):
+        if budget > 0:
+            part = text[:PART_LIMIT][:budget]
+            budget -= len(part)
+            read.append(part)
+        if not unread and len(text) > PART_LIMIT:
+            unread = f"an input schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
+        total += len(text)
+        if not unread and total > SCHEMA_LIMIT:
+            unread = f"an input schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
+        if unread and budget <= 0:
+            return read, unread  # nothing more would be read, and the finding is decided
+    if unread:
+        return read, unread
+    if walk.left <= 0:
+        return read, f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read"
+    if walk.too_deep:
+        return read, f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read"
+    if walk.names_cut:
+        return read, (
+            f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
+            " the names past it are not read"
+        )
+    return read, ""
+
+
 def _unread(defn: ToolDefinition, scanned: Scanned) -> str:
-    """What of the definition the readings leave unread ("" when they read it all): a title
-    past ``TITLE_LIMIT``, a schema padded past its walk (too many keys or list items, too deep,
-    too many property names), a schema text past ``PART_LIMIT`` or schema text past
-    ``SCHEMA_LIMIT`` in all, or more sentences than the learned reading scores.  Padding is how
-    a payload would hide behind the bounds, so the padding itself is reported (the
+    """What of the definition the readings leave unread ("" when they read it all): what the
+    scan itself cut (:func:`scanned_parts`: the title, the schema, encoded runs, normalised
+    text), or more sentences or characters than the learned reading scores.  Padding is how a
+    payload would hide behind the bounds, so the padding itself is reported (the
     description's own bound is checked by :func:`poisoning`).  Each check is the bound its
     reading applies, not an estimate of it."""
-    if defn.title is not None and len(defn.title) > TITLE_LIMIT:
-        return f"a {len(defn.title):,}-character title: text past {TITLE_LIMIT:,} is not read"
-    if defn.input_schema:
-        walk = SchemaWalk()
-        total = 0
-        for text_of_schema in _schema_texts(defn.input_schema, walk):
-            if len(text_of_schema) > PART_LIMIT:
-                return (
-                    f"an input schema text of {len(text_of_schema):,} characters: text past {PART_LIMIT:,} is not read"
-                )
-            total += len(text_of_schema)
-            if total > SCHEMA_LIMIT:
-                return f"an input schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
-        if walk.left <= 0:
-            return f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read"
-        if walk.too_deep:
-            return f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read"
-        if walk.names_cut:
-            return (
-                f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
-                " the names past it are not read"
-            )
     if scanned.cut:
         return scanned.cut
     # The learned reading's own bounds (MAX_PIECES pieces, MAX_TEXT characters): asked only
@@ -123,15 +136,6 @@ def _unread(defn: ToolDefinition, scanned: Scanned) -> str:
     return ""
 
 
-def _capped(texts: Iterator[str], budget: int) -> Iterator[str]:
-    for text in texts:
-        if budget <= 0:
-            return
-        text = text[:PART_LIMIT][:budget]
-        budget -= len(text)
-        yield text
-
-
 def scanned_text(defn: ToolDefinition) -> str:
     """Every text of the definition a model reads, property names included (``_`` read as a
     space); each part has its own cap, so none can crowd another out of the scan."""
@@ -143,7 +147,7 @@ class Scanned(NamedTuple):
 
     text: str  # the definition's own text: description, title, every schema string
     hidden: str  # what decodes out of it: encoded blobs, ROT13 notes, the folded look-alikes
-    cut: str = ""  # what the decoding left unread, said for a finding ("" when nothing)
+    cut: str = ""  # what the scan left unread, said for a finding ("" when nothing)
 
 
 def _joined(parts: Scanned) -> str:
@@ -152,13 +156,20 @@ def _joined(parts: Scanned) -> str:
 
 def scanned_parts(defn: ToolDefinition) -> Scanned:
     """:func:`scanned_text` as its parts: the definition's own text (each part within its own
-    cap, so the join needs none), what decodes out of it, and what the decoding left unread."""
-    parts = [defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:TITLE_LIMIT]]
-    parts.extend(_capped(_schema_texts(defn.input_schema), SCHEMA_LIMIT))
+    cap, so the join needs none), what decodes out of it, and the first thing the scan left
+    unread (the title, the schema, encoded runs, normalised text; the description's own cap
+    has its finding in :func:`poisoning`)."""
+    title = defn.title or ""
+    parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT]]
+    schema_texts, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], "")
+    parts.extend(schema_texts)
+    if len(title) > TITLE_LIMIT:  # said first: the title is read before the schema
+        cut = f"a {len(title):,}-character title: text past {TITLE_LIMIT:,} is not read"
     text = "\n".join(p for p in parts if p)
     decoded, more = _decoded_blobs(text)
     extra = [decoded]
-    cut = f"more than {BLOB_LIMIT} encoded runs of one kind: the rest are not decoded" if more else ""
+    if more and not cut:
+        cut = f"more than {BLOB_LIMIT} encoded runs of one kind: the rest are not decoded"
     if not text.isascii():
         # What a model reads through the disguise: fullwidth letters folded, invisible
         # characters dropped, Latin look-alikes in mixed-script words mapped back.
