@@ -167,19 +167,18 @@ def _rationale(
     declared = [f"{k}: {str(v).lower()}" for k, v in sorted(facts.annotations.items()) if isinstance(v, bool)]
     if declared:
         text += " Declares " + ", ".join(declared) + "."
+    base = rule_id.split(".", 1)[0]
     if risk == UNKNOWN:
         text += f" Risk unknown ({why}): denied until a person classifies it."
     elif doubt is not None:
         # The rule that decided belongs to the stricter reading, so the sentence names it;
         # the tool's own reading is said too, so neither claims the other's rule.
-        base = rule_id.split(".", 1)[0]
         read_as, own = doubt
         text += (
             f" {CATEGORY_TITLE[category]} + {action} alone ⇒ {own}; in doubt, read as {read_as}"
             f" ⇒ {base} (rule {rule_id}): {why}."
         )
     else:
-        base = rule_id.split(".", 1)[0]
         text += f" {CATEGORY_TITLE[category]} + {action} ⇒ {base} (rule {rule_id}): {why}."
     for m in modifiers:
         text += f" Modifier: {m}."
@@ -538,10 +537,11 @@ def classify(
     if not poisoned and model is not None and model.instruction_reader is not None:
         # The rules first (their findings name the rule); the learned reading where they saw nothing.
         poisoned = tuple(learned_poisoning(defn, rules, model.instruction_reader, scanned))
+    context_note = ""
     if model is None:
         reading = _read_as(defn, facts, cat.id, None, rules, poisoned)
         confidence = _confidence(cat.score, cat.runner_up_score, act.source)
-        note = doubt_note = context_note = ""
+        note = doubt_note = ""
         version = classifier_version(rules, learned=False)
     else:
         feats = extract(facts, cat, act)
@@ -565,7 +565,6 @@ def classify(
             own,
             model.confidence(alone[2]) if alone else None,
         )
-        context_note = ""
         if context is not None and alone is not None:
             context_note = " " + _context_note(context, reading.category, alone[0])
         version = classifier_version(rules, model)
