@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from catalog.evaluation.planted import planted_group, planted_note  # noqa: E402
+from catalog.evaluation.planted import planted_note  # noqa: E402
 from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
@@ -209,11 +209,6 @@ def row_for(tool: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
     if tool.get("title"):
         row["title"] = tool["title"]
     return row
-
-
-def payload_group(row: dict[str, Any]) -> str | None:
-    """The payload group (``A``, ``B``, ...) a poisoned row was planted with; ``None`` for real tools."""
-    return planted_group(row)
 
 
 def plant_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

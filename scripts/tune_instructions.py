@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from catalog.evaluation.planted import planted_group  # noqa: E402
 from classifier.definition import ToolDefinition  # noqa: E402
 from classifier.findings import poisoning, scanned_parts  # noqa: E402
 from classifier.instructions import INSTRUCTION_C, INSTRUCTION_THRESHOLD, InstructionReader  # noqa: E402
@@ -39,15 +40,20 @@ from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_instruction_he
 from classifier.rules import load_rules  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_dataset import payload_group, plant, plant_order, project_of, read  # noqa: E402
+from build_dataset import plant, plant_order, project_of, read  # noqa: E402
 
 #: How many benign dev tools each payload is planted in by --arrival.
 ARRIVAL_HOSTS = 3
 
 
+def strongest(reader: InstructionReader, defn: ToolDefinition) -> tuple[float, str, list[str]]:
+    """The learned reading's strongest piece as findings.learned_poisoning reads it (decoded
+    text too): (probability, piece, the features that pushed it)."""
+    return reader.strongest(defn, load_rules(), scanned_parts(defn).hidden)
+
+
 def score(reader: InstructionReader, defn: ToolDefinition) -> float:
-    """The learned reading's score as findings.learned_poisoning computes it (decoded text too)."""
-    return reader.strongest(defn, load_rules(), scanned_parts(defn)[1])[0]
+    return strongest(reader, defn)[0]
 
 
 def cv_false_alarms(
@@ -78,7 +84,7 @@ def cv_false_alarms(
             for i in held:
                 if not rows[i]["poisoned"]:
                     defn = ToolDefinition.from_mapping(rows[i])
-                    p, piece, pushed = reader.strongest(defn, load_rules(), scanned_parts(defn)[1])  # as score()
+                    p, piece, pushed = strongest(reader, defn)
                     scores.append(p)
                     if show and p >= thresholds[0]:
                         print(
@@ -152,7 +158,7 @@ def main() -> None:
         cv_false_alarms(train, dev, args.cv_false_alarms, args.c, args.thresholds, args.show_flagged)
         return
     benign = [ToolDefinition.from_mapping(r) for r in dev if not r["poisoned"]]
-    groups = sorted({g for r in dev if (g := payload_group(r))})
+    groups = sorted({g for r in dev if (g := planted_group(r))})
     ruled = {id(r): bool(poisoning(ToolDefinition.from_mapping(r), rules)) for r in dev if r["poisoned"]}
     for c in args.c:
         print(f"C={c}")
@@ -160,14 +166,14 @@ def main() -> None:
         # planted tools cannot be both training and measurement).
         for held in [*groups] + ([] if args.with_dev else ["none"]):
             head = fit_instruction_head(
-                [r for r in train if payload_group(r) != held],
-                [r for r in dev if payload_group(r) != held] if args.with_dev else [],
+                [r for r in train if planted_group(r) != held],
+                [r for r in dev if planted_group(r) != held] if args.with_dev else [],
                 c=c,
             )
             assert head is not None
             reader = InstructionReader(head)
             cases = (
-                [r for r in dev if payload_group(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
+                [r for r in dev if planted_group(r) == held] if held != "none" else [r for r in dev if r["poisoned"]]
             )
             learned = [score(reader, ToolDefinition.from_mapping(r)) for r in cases]
             if held == args.show_missed:
@@ -175,7 +181,7 @@ def main() -> None:
                 for r, p in zip(cases, learned, strict=True):
                     if p < t and not ruled[id(r)]:
                         defn = ToolDefinition.from_mapping(r)
-                        _, piece, pushed = reader.strongest(defn, rules, scanned_parts(defn)[1])
+                        _, piece, pushed = strongest(reader, defn)
                         print(f"    missed {r['provenance']['derived'][:20]} p={p:.2f} {pushed} | {piece[:140]!r}")
             false = [score(reader, d) for d in benign]
             for t in args.thresholds:

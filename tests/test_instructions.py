@@ -5,11 +5,10 @@ and that it stays quiet on real benign tools it never saw."""
 from __future__ import annotations
 
 import base64
-import sys
-from pathlib import Path
 
 import pytest
 
+from catalog.evaluation.planted import planted_group
 from classifier import ToolDefinition, classify
 from classifier.classify import current_model
 from classifier.findings import learned_poisoning, poisoning
@@ -26,8 +25,6 @@ from classifier.model import DATA_DIR, fit_instruction_head, read_jsonl
 from classifier.rules import load_rules
 
 RULES = load_rules()
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from build_dataset import payload_group  # noqa: E402
 
 
 def test_pieces_are_sentences_and_long_identifiers() -> None:
@@ -105,11 +102,11 @@ def test_a_payload_group_it_never_learned_is_found_where_the_rules_miss_it() -> 
     train = read_jsonl(DATA_DIR / "train.jsonl")
     dev = read_jsonl(DATA_DIR / "dev.jsonl")
     head = fit_instruction_head(
-        [r for r in train if payload_group(r) != "F"], [r for r in dev if payload_group(r) != "F"]
+        [r for r in train if planted_group(r) != "F"], [r for r in dev if planted_group(r) != "F"]
     )
     assert head is not None
     reader = InstructionReader(head)
-    cases = [ToolDefinition.from_mapping(r) for r in dev if payload_group(r) == "F"]
+    cases = [ToolDefinition.from_mapping(r) for r in dev if planted_group(r) == "F"]
     assert len(cases) >= 30
     learned = [bool(learned_poisoning(d, RULES, reader)) for d in cases]
     ruled = [bool(poisoning(d, RULES)) for d in cases]
