@@ -36,6 +36,7 @@ def verdict_row(
         risk=verdict.risk,
         confidence=verdict.confidence,
         risk_rule=verdict.risk_rule,
+        policy_risk=verdict.policy_level,
         rationale=verdict.rationale,
         findings=[asdict(f) for f in verdict.findings],
         created_at=now or utcnow(),

@@ -71,8 +71,16 @@ TELLING_PARAMS = frozenset(
         "token",
     }
 )
-#: Below this joint confidence (category x action) the strictest plausible reading sets the risk.
+#: Below this joint confidence (category x action) the verdict is in doubt: a stricter
+#: plausible reading sets the level the recommended policy follows, and the risk itself where
+#: that reading is ``DOUBT_SETS_RISK``.
 DOUBT = 0.8
+#: The one level doubt alone gives the risk: an irreversible outcome is never risked on a
+#: guess, while a stricter milder reading (``medium`` -> ``high``) only tightens the policy
+#: (``Verdict.policy_risk``).  On the dev split, raising the risk to every stricter reading
+#: cost 2.4 points of risk exact accuracy and rated 55 % of low tools higher, for no
+#: critical recall (0.926 either way, 2026-11-26).
+DOUBT_SETS_RISK = "critical"
 #: A reading the model gives at least this probability is plausible.
 ALTERNATIVE = 0.1
 #: The model overrides the rules' category only when at least this sure (see :func:`combine`).
@@ -224,6 +232,9 @@ class _Reading:
     #: Where doubt made a stricter reading decide the risk: that reading ("infrastructure +
     #: write") and what the tool's own reading alone would be ("medium (rule medium.write)").
     doubt: tuple[str, str] | None = None
+    #: The level the recommended policy follows: ``risk``, or under doubt a stricter
+    #: plausible reading's level that did not set the risk (see ``DOUBT_SETS_RISK``).
+    policy_risk: str = ""
 
 
 def _read_as(
@@ -316,8 +327,9 @@ def _learned_reading(
     saying what doubt did to the risk ("" when the model was sure enough): apart, because a
     verdict whose risk becomes ``unknown`` must not claim a reading decided it.
 
-    Below ``DOUBT`` the risk comes from the strictest plausible reading (any category or
-    action the model gives at least ``ALTERNATIVE``), so doubt never makes a tool look safer.
+    Below ``DOUBT`` the strictest plausible reading (any category or action the model gives
+    at least ``ALTERNATIVE``) sets the level the recommended policy follows, so doubt never
+    makes a tool's policy milder; it sets the risk too where it is ``DOUBT_SETS_RISK``.
     """
     category, action, inputs = combine(rule_category, p_cat, p_act, rule_action)
     confidence = model.confidence(inputs)
@@ -354,6 +366,24 @@ def _learned_reading(
                 strictest = alt
     if strictest is best:
         return best, confidence, note, f" Below {DOUBT}, yet no plausible reading is stricter."
+    if strictest.risk != DOUBT_SETS_RISK:
+        stricter = f"{CATEGORY_TITLE[strictest.category]} + {strictest.action.id}"
+        doubt_note = (
+            f" Below {DOUBT}: the recommended policy follows the stricter reading {stricter}"
+            f" ⇒ {strictest.risk} (rule {strictest.rule_id}); the risk stays {best.risk},"
+            f" as doubt alone raises a risk only to {DOUBT_SETS_RISK}."
+        )
+        tightened = _Reading(
+            best.category,
+            best.action,
+            best.findings,
+            best.risk,
+            best.rule_id,
+            best.why,
+            best.modifiers,
+            policy_risk=strictest.risk,
+        )
+        return tightened, confidence, note, doubt_note
     doubt_note = (
         f" Below {DOUBT}: risk follows the stricter reading"
         f" {strictest.category} + {strictest.action.id} ({strictest.rule_id})."
@@ -600,6 +630,7 @@ def classify(
         category=reading.category,
         action=reading.action.id,
         risk=risk,
+        policy_risk=reading.policy_risk if risk != UNKNOWN and reading.policy_risk else risk,
         rationale=rationale,
         findings=tuple(findings),
         confidence=round(confidence, 3),

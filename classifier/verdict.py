@@ -79,6 +79,16 @@ class Verdict:
     risk_rule: str = ""
     classifier_version: str = ""
     evidence: tuple[str, ...] = field(default=())
+    #: The level the recommended policy follows: ``risk``, or, when the classifier is in
+    #: doubt, the level of a stricter plausible reading (the rationale names it).  Doubt
+    #: tightens the policy at every level but sets the risk itself only to ``critical``, so
+    #: the risk stays the best reading's and the policy errs to the stricter one.  Empty
+    #: (verdicts made before the field existed) means ``risk``.
+    policy_risk: str = ""
+
+    @property
+    def policy_level(self) -> str:
+        return self.policy_risk or self.risk
 
     @property
     def capability_class(self) -> str:

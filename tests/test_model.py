@@ -269,13 +269,30 @@ def test_doubt_takes_the_stricter_plausible_reading(monkeypatch: pytest.MonkeyPa
     defn = ToolDefinition("frob", "Frobs the thing")  # no domain word: the model's category stands
     v = _verdict_with(model, defn, monkeypatch)
     assert v.confidence < DOUBT
-    assert v.risk == "critical" and v.risk_rule == "critical.transact"
+    assert v.risk == v.policy_level == "critical" and v.risk_rule == "critical.transact"
     assert v.category == "utility" and v.action == "read"
     assert "stricter reading" in v.rationale
     # The rule that decided is named with the reading it belongs to, not the verdict's own.
     assert "Utility + read alone ⇒ low (rule low." in v.rationale, v.rationale
     assert "in doubt, read as Utility + transact ⇒ critical (rule critical.transact)" in v.rationale
     assert "Utility + read ⇒ critical" not in v.rationale
+
+
+def test_doubt_below_critical_tightens_the_policy_not_the_risk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plausible infrastructure reading (write => high) of a productivity write (medium): the
+    # risk stays the best reading's, the policy follows the stricter one, and the rationale
+    # names both.
+    model = _model({"productivity": 0.55, "infrastructure": 0.45}, {"write": 0.6, "read": 0.4})
+    v = _verdict_with(model, ToolDefinition("frob", "Frobs the thing"), monkeypatch)
+    assert v.confidence < DOUBT
+    assert (v.category, v.action, v.risk, v.risk_rule) == ("productivity", "write", "medium", "medium.write")
+    assert v.policy_risk == v.policy_level == "high"
+    assert "the recommended policy follows the stricter reading Infrastructure + write ⇒ high" in v.rationale
+    assert "the risk stays medium" in v.rationale
+    # Sure of the same reading: no doubt, the policy follows the risk.
+    sure = _model({"productivity": 0.98, "infrastructure": 0.02}, {"write": 0.98, "read": 0.02})
+    v = _verdict_with(sure, ToolDefinition("frob", "Frobs the thing"), monkeypatch)
+    assert v.confidence >= DOUBT and v.policy_risk == v.risk == "medium"
 
 
 def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ complete expected document plus that format's schema."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ import yaml
 from catalog.errors import CatalogError
 from catalog.policies.formats import ExportOptions, Format, exporter, schema_errors
 from catalog.policies.formats.seed import seed_document
-from catalog.policies.generate import Override, ToolPolicy, dumps
+from catalog.policies.generate import Override, ToolPolicy, dumps, strictness
 from catalog.policies.guards import guards_for
 from catalog.policies.settings import PolicySettings, load_settings
 
@@ -176,6 +177,20 @@ def test_high_tools_get_their_guards_and_critical_ones_wait_for_a_person() -> No
             }
         ]
     }
+
+
+def test_a_doubtful_verdict_gets_the_stricter_plausible_levels_policy() -> None:
+    # Risk medium, but in doubt a high reading was plausible: the rule is high's (10 calls a
+    # minute and the argument guards), and the explanation says why.
+    definition = {"inputSchema": {"properties": {"path": {"type": "string"}}}}
+    sure = policy("write_note", "medium", definition, category="filesystem", action="write")
+    doubtful = dataclasses.replace(sure, policy_risk="high")
+    assert (sure.level, doubtful.level) == ("medium", "high")
+    assert seed_document([sure])["tools"]["write_note"] == {"rate_limit": {"max": 30, "window": 60}}
+    rule = seed_document([doubtful])["tools"]["write_note"]
+    assert rule["rate_limit"] == {"max": 10, "window": 60} and rule["deny_if"]
+    assert any("in doubt" in line and "high" in line for line in doubtful.explanation())
+    assert strictness(doubtful) > strictness(sure)
 
 
 def test_override_wins_and_is_flagged_when_the_definition_changed() -> None:

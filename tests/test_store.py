@@ -134,6 +134,37 @@ def test_a_server_whose_tools_changed_is_reclassified_in_its_new_context(db_url:
     store.dispose()
 
 
+def test_a_doubtful_verdict_keeps_its_policy_level_through_the_store(db_url: str) -> None:
+    # A real dev tool the classifier is in doubt about, where a stricter plausible reading
+    # below critical tightens the policy but not the risk: the store keeps both, and the
+    # policy built from the stored verdict follows the stricter level.
+    from catalog.policies.generate import build_policy
+    from catalog.policies.settings import PolicySettings
+    from classifier import ToolDefinition, classify
+    from classifier.model import DATA_DIR, read_jsonl
+
+    fields = ("name", "description", "inputSchema", "annotations")
+    for row in read_jsonl(DATA_DIR / "dev.jsonl"):
+        tool = {k: row[k] for k in fields if k in row}
+        verdict = classify(ToolDefinition.from_mapping(tool, server="io.example/one"))
+        if verdict.policy_level != verdict.risk:
+            break
+    else:
+        pytest.fail("no dev tool has a policy level apart from its risk")
+    store = open_store(db_url)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/one", source="test"))
+        record_tools(s, server, [tool])
+        assert classify_pending(s) == 1
+    with store.session() as s:
+        (view,) = current_tools(s, server="io.example/one")
+        assert view.verdict is not None
+        assert (view.verdict.risk, view.verdict.policy_risk) == (verdict.risk, verdict.policy_level)
+        policy = build_policy(view, PolicySettings())
+        assert policy is not None and policy.risk == verdict.risk and policy.level == verdict.policy_level
+    store.dispose()
+
+
 def test_verdicts_survive_the_context_migration(db_url: str) -> None:
     store = open_store(db_url, migrate_schema=False)
     migrate(store.engine, "0003")

@@ -38,6 +38,7 @@ def with_verdict(data: dict[str, Any], verdict: Any) -> dict[str, Any]:
         "action": verdict.action,
         "class": verdict.capability_class,
         "risk": verdict.risk,
+        "policy_risk": verdict.policy_level,
         "confidence": verdict.confidence,
         "rationale": verdict.rationale,
         "findings": verdict.finding_ids,

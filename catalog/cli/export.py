@@ -27,7 +27,8 @@ def export(
         str | None,
         typer.Option(
             "--min-risk",
-            help="Only tools at or above: low, medium, high, critical (unknown tools are always denied by default).",
+            help="Only tools whose policy follows this level or above: low, medium, high, critical"
+            " (unknown tools are always denied by default).",
         ),
     ] = None,
     category: Annotated[
@@ -62,7 +63,7 @@ def export(
     if tool and not policies:
         raise NotFound(f"unknown tool {tool!r}")
     if min_risk:
-        policies = [p for p in policies if RISK_ORDER.index(p.risk) >= RISK_ORDER.index(min_risk)]
+        policies = [p for p in policies if RISK_ORDER.index(p.level) >= RISK_ORDER.index(min_risk)]
     if category:
         policies = [p for p in policies if p.category in category]
     opts = ExportOptions(pin=pin, aliases={server: alias} if server and alias else {})

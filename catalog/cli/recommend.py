@@ -71,7 +71,8 @@ def recommend(
         f"  What it does : {desc[:400]}",
         f"  Category     : {v.category}",
         f"  Action       : {v.action}",
-        f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})",
+        f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})"
+        + (f"; policy follows {policy.level} (in doubt)" if policy.level != v.risk else ""),
         f"  Why          : {v.rationale}",
         f"  Findings     : {findings}",
         f"  Decision     : {policy.decision}",
@@ -103,6 +104,7 @@ def show(
             "category": v.category,
             "action": v.action,
             "risk": v.risk,
+            "policy_risk": v.policy_risk or v.risk,
             "confidence": v.confidence,
             "risk_rule": v.risk_rule,
             "rationale": v.rationale,

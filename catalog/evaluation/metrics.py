@@ -37,6 +37,16 @@ def within_one(gold: Sequence[str], pred: Sequence[str]) -> float:
     return ok / len(gold) if gold else 0.0
 
 
+def at_least(gold: Sequence[str], pred: Sequence[str]) -> float:
+    """Share of items rated at or above their gold level (a policy no milder than the
+    rubric's); ``unknown`` counts as at least any level, as a gateway denies it."""
+    ok = 0
+    for g, p in zip(gold, pred, strict=True):
+        if p == "unknown" or (g in RISK_SCALE and p in RISK_SCALE and RISK_SCALE.index(p) >= RISK_SCALE.index(g)):
+            ok += 1
+    return ok / len(gold) if gold else 0.0
+
+
 def recall_of(label: str, gold: Sequence[str], pred: Sequence[str]) -> float | None:
     """Recall of one label; ``None`` when the file has no item with that label (undefined)."""
     relevant = [p for g, p in zip(gold, pred, strict=True) if g == label]

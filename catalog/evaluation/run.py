@@ -137,7 +137,14 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
     gold_poison = [i.poisoned for i in items]
     report = Report(n=len(items))
 
-    def figures(cat: list[str] | None, act: list[str], risk: list[str], poison: list[bool] | None) -> dict:
+    def figures(
+        cat: list[str] | None,
+        act: list[str],
+        risk: list[str],
+        poison: list[bool] | None,
+        policy: list[str] | None = None,
+    ) -> dict:
+        policy = policy or risk  # the level each tool's policy follows
         benign = [p for g, p in zip(gold_poison, poison or [], strict=False) if not g]
         fp_rate = sum(benign) / len(benign) if poison is not None and benign else None
         prec, rec = metrics.precision_recall(gold_poison, poison) if poison is not None else (None, None)
@@ -150,7 +157,9 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
             "risk_within_one": metrics.within_one(gold_risk, risk),
             "critical_recall": metrics.recall_of("critical", gold_risk, risk),
             # Policy view: a critical tool rated unknown is denied too (default: deny).
-            "critical_denied": metrics.share_in("critical", gold_risk, risk, {"critical", "unknown"}),
+            "critical_denied": metrics.share_in("critical", gold_risk, policy, {"critical", "unknown"}),
+            # The policy no milder than the rubric's level (under doubt it follows a stricter reading).
+            "policy_not_milder": metrics.at_least(gold_risk, policy),
             "poisoning_precision": prec,
             "poisoning_recall": rec,
             "poisoning_false_alarms": fp_rate,
@@ -161,6 +170,7 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
         [v.action for v in ours],
         [v.risk for v in ours],
         ["tool_poisoning" in v.finding_ids for v in ours],
+        [v.policy_level for v in ours],
     )
     report.figures["ours"]["confidence_ece"] = metrics.calibration_error(
         [v.confidence for v in ours],

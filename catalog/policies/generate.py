@@ -48,6 +48,13 @@ class ToolPolicy:
     guards: tuple[Guard, ...] = ()
     override: Override | None = None
     settings: PolicySettings = field(default_factory=PolicySettings)
+    #: The level the rule follows (``Verdict.policy_risk``): the risk, or a stricter one the
+    #: classifier found plausible when in doubt.  Empty means ``risk``.
+    policy_risk: str = ""
+
+    @property
+    def level(self) -> str:
+        return self.policy_risk or self.risk
 
     @property
     def stale_override(self) -> bool:
@@ -62,23 +69,24 @@ class ToolPolicy:
             return {"allow": "allow", "deny": "deny"}.get(self.override.decision, "custom")
         if self.poisoned:
             return "hide"
-        if self.risk == "critical":
+        level = self.level
+        if level == "critical":
             return "guarded" if self.settings.critical == "argument-gated" and self.guards else "approve"
-        if self.risk in RATE_LIMITS:
+        if level in RATE_LIMITS:
             return "limit"
-        if self.risk == "low":
+        if level == "low":
             return "allow"
         return "omit"
 
     @property
     def rate_limit(self) -> tuple[int, int] | None:
-        return RATE_LIMITS.get(self.risk) if self.decision == "limit" else None
+        return RATE_LIMITS.get(self.level) if self.decision == "limit" else None
 
     @property
     def active_guards(self) -> tuple[Guard, ...]:
         if self.override is not None:
             return ()
-        if self.decision == "guarded" or (self.decision == "limit" and self.risk in self.settings.guard_levels):
+        if self.decision == "guarded" or (self.decision == "limit" and self.level in self.settings.guard_levels):
             return self.guards
         return ()
 
@@ -89,6 +97,11 @@ class ToolPolicy:
             lines.append(f"override by {o.author}: {o.decision} ({o.reason or 'no reason given'})")
             if self.stale_override:
                 lines.append("the tool's definition changed since this override: review it")
+        elif self.level != self.risk:
+            lines.append(
+                f"the classifier is in doubt: the rule follows the stricter plausible level {self.level}"
+                f" (the risk is {self.risk})"
+            )
         lines.extend(g.why for g in self.active_guards)
         return lines
 
@@ -125,7 +138,7 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
 
 def strictness(p: ToolPolicy) -> tuple[int, int, int]:
     order = ("allow", "custom", "limit", "guarded", "approve", "omit", "deny", "hide")
-    risk = RISK_ORDER.index(p.risk) if p.risk in RISK_ORDER else len(RISK_ORDER)
+    risk = RISK_ORDER.index(p.level) if p.level in RISK_ORDER else len(RISK_ORDER)
     return order.index(p.decision), risk, len(p.active_guards)
 
 
@@ -148,6 +161,7 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
     return ToolPolicy(
         tool=view.name,
         risk=v.risk,
+        policy_risk=v.policy_risk,
         server=view.server,
         category=v.category,
         action=v.action,

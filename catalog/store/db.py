@@ -19,7 +19,7 @@ from catalog.errors import DatabaseError
 
 DEFAULT_URL = "sqlite:///catalog.db"
 ENV_VAR = "CATALOG_DATABASE_URL"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -99,6 +99,8 @@ class Classification(Base):
     risk: Mapped[str] = mapped_column(String(20))
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     risk_rule: Mapped[str] = mapped_column(String(80), default="")
+    #: The level the recommended policy follows (``Verdict.policy_risk``); "" means ``risk``.
+    policy_risk: Mapped[str] = mapped_column(String(20), default="", server_default="")
     rationale: Mapped[str] = mapped_column(Text)
     findings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,6 +18,7 @@ COLUMNS = (
     "action",
     "class",
     "risk",
+    "policy_level",
     "decision",
     "rate_limit",
     "guards",
@@ -42,6 +43,7 @@ def row(p: ToolPolicy, opts: ExportOptions) -> dict[str, str]:
         "action": p.action,
         "class": ACTION_CLASS.get(p.action, ""),
         "risk": p.risk,
+        "policy_level": p.level,
         "decision": p.decision,
         "rate_limit": f"{limit[0]}/{limit[1]}s" if limit else "",
         "guards": "; ".join(g.why for g in p.active_guards),
@@ -98,7 +100,8 @@ class MarkdownExporter:
             ]
             for p in group:
                 r = row(p, opts)
-                extra = "; ".join(x for x in (r["rate_limit"], r["guards"], r["override"]) if x)
+                doubt = f"in doubt: policy of {p.level}" if p.level != p.risk else ""
+                extra = "; ".join(x for x in (doubt, r["rate_limit"], r["guards"], r["override"]) if x)
                 out.append(
                     f"| {_cell(r['server'])} | `{_cell(p.tool)}` | {r['category']} | {r['class']} | "
                     f"{r['decision']} | {_cell(extra)} | {_cell(p.rationale)} |"
