@@ -113,9 +113,17 @@ def assess_changes(session: Session) -> int:
         new = _verdict_of(session, change.new_hash, defs.get(change.new_hash), server, contexts.get(server_id, ""))
         if old is None or new is None:
             continue
-        raised = risk_rank(new.risk) > risk_rank(old.risk)
+        # The policy's level counts too: a change that leaves the risk but puts the tool in doubt
+        # with a stricter plausible reading tightens what a gateway enforces.
+        old_level, new_level = old.policy_risk or old.risk, new.policy_risk or new.risk
+        raised = risk_rank(new.risk) > risk_rank(old.risk) or risk_rank(new_level) > risk_rank(old_level)
         poisoned = _poisoned(new) and not _poisoned(old)
         change.severe = raised or poisoned
-        change.summary = {**(change.summary or {}), "risk": [old.risk, new.risk], "poisoning_added": poisoned}
+        change.summary = {
+            **(change.summary or {}),
+            "risk": [old.risk, new.risk],
+            "policy_level": [old_level, new_level],
+            "poisoning_added": poisoned,
+        }
     session.flush()
     return len(pending)

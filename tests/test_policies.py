@@ -191,6 +191,11 @@ def test_a_doubtful_verdict_gets_the_stricter_plausible_levels_policy() -> None:
     assert rule["rate_limit"] == {"max": 10, "window": 60} and rule["deny_if"]
     assert any("in doubt" in line and "high" in line for line in doubtful.explanation())
     assert strictness(doubtful) > strictness(sure)
+    # Claude Code: a plain medium tool is allowed, one whose policy follows high asks.
+    from catalog.policies.formats.claude_code import bucket
+
+    assert (bucket(sure), bucket(dataclasses.replace(sure, guards=()))) == ("allow", "allow")
+    assert bucket(dataclasses.replace(doubtful, guards=())) == "ask"
 
 
 def test_override_wins_and_is_flagged_when_the_definition_changed() -> None:

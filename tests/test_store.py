@@ -165,6 +165,29 @@ def test_a_doubtful_verdict_keeps_its_policy_level_through_the_store(db_url: str
     store.dispose()
 
 
+def test_a_change_that_raises_only_the_policy_level_is_severe(db_url: str) -> None:
+    # Same risk (medium), but the new definition leaves the classifier in doubt of a high
+    # reading: the gateway's policy tightens, so the rug-pull watch calls it severe.
+    from catalog.store.models import DefinitionChange
+    from catalog.verdicts import assess_changes, verdict_row
+    from classifier import Verdict
+
+    store = open_store(db_url)
+    v2 = {**TOOL, "description": "Read a file, any file"}
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/fs", source="test"))
+        record_tools(s, server, [TOOL])
+        record_tools(s, server, [v2])
+        (change,) = s.scalars(select(DefinitionChange)).all()
+        for digest, level in ((change.old_hash, "medium"), (change.new_hash, "high")):
+            verdict = Verdict("filesystem", "read", "medium", "r", risk_rule="medium.private-read", policy_risk=level)
+            s.add(verdict_row(digest, verdict, "v-test"))
+        assert assess_changes(s) == 1
+        assert change.severe is True
+        assert change.summary["risk"] == ["medium", "medium"] and change.summary["policy_level"] == ["medium", "high"]
+    store.dispose()
+
+
 def test_verdicts_survive_the_context_migration(db_url: str) -> None:
     store = open_store(db_url, migrate_schema=False)
     migrate(store.engine, "0003")

@@ -72,7 +72,7 @@ def recommend(
         f"  Category     : {v.category}",
         f"  Action       : {v.action}",
         f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})"
-        + (f"; policy follows {policy.level} (in doubt)" if policy.level != v.risk else ""),
+        + (f"; policy follows {policy.level} (in doubt)" if policy.level != v.risk and policy.override is None else ""),
         f"  Why          : {v.rationale}",
         f"  Findings     : {findings}",
         f"  Decision     : {policy.decision}",

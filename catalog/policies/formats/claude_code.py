@@ -22,7 +22,7 @@ def rule_name(server: str, tool: str) -> str:
 def bucket(p: ToolPolicy) -> str:
     if p.decision in ("deny", "hide"):
         return "deny"
-    if p.decision == "allow" or (p.decision == "limit" and not p.active_guards and p.risk == "medium"):
+    if p.decision == "allow" or (p.decision == "limit" and not p.active_guards and p.level == "medium"):
         return "allow"
     return "ask"
 
