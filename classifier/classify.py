@@ -376,7 +376,9 @@ def _learned_reading(
         tightened = _Reading(
             best.category,
             best.action,
-            tuple(dict.fromkeys(best.findings + strictest.findings)),  # as where doubt sets the risk
+            # The verdict's own reading's findings only: an annotation_mismatch of a reading that
+            # did not decide would claim the tool does what its verdict says it does not.
+            best.findings,
             best.risk,
             best.rule_id,
             best.why,

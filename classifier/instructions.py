@@ -48,12 +48,8 @@ from classifier.tokens import name_parts
 #: clipboard).  Held out a group at a time (--with-dev), 0.95 catches 0.842 of the thirteen
 #: groups' dev cases with the rules where 0.9 caught 0.859: three points of recall for
 #: nearly half the false alarms, taken because false alarms on ordinary tools are what makes
-#: a scheduled scan ignored.  Then the `protective` concept (keep secrets out of parameters,
-#: ask or confirm with the user first: notes that make the model *more* careful) gave the
-#: reading a cue against its commonest false alarms: 0.22 % at 0.9 and 0.14 % at 0.95, with
-#: held-out recall 0.861 at 0.9 (440 of 511) against 0.834 at 0.95, so 0.9 is back: fewer
-#: false alarms and more recall than 0.95 without the concept (2026-11-26, seventh session).
-INSTRUCTION_THRESHOLD = 0.9
+#: a scheduled scan ignored.
+INSTRUCTION_THRESHOLD = 0.95
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
 #: The two classes of the instruction head (the model checks them at load).

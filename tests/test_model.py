@@ -295,6 +295,20 @@ def test_doubt_below_critical_tightens_the_policy_not_the_risk(monkeypatch: pyte
     assert v.confidence >= DOUBT and v.policy_risk == v.risk == "medium"
 
 
+def test_a_tightened_verdict_claims_no_mismatch_its_own_reading_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Declared read-only, read by the model as a read, a write plausible: the policy follows
+    # the write (medium), but no annotation_mismatch says the tool writes.
+    model = _model({"utility": 0.6, "knowledge": 0.4}, {"read": 0.6, "write": 0.4})
+    defn = ToolDefinition("frob", "Frobs the thing", annotations={"readOnlyHint": True})
+    v = _verdict_with(model, defn, monkeypatch)
+    assert v.confidence < DOUBT and (v.action, v.risk, v.policy_level) == ("read", "low", "medium")
+    assert "annotation_mismatch" not in v.finding_ids
+    # Where the plausible reading is critical it sets the risk, and its mismatch is reported.
+    model = _model({"utility": 0.6, "knowledge": 0.4}, {"read": 0.6, "delete": 0.4})
+    v = _verdict_with(model, defn, monkeypatch)
+    assert (v.action, v.risk) == ("read", "critical") and "annotation_mismatch" in v.finding_ids
+
+
 def test_only_plausible_alternatives_count(monkeypatch: pytest.MonkeyPatch) -> None:
     defn = ToolDefinition("get_current_time", "Get the current time")
     # transact at 0.45 is plausible: the risk follows it.
