@@ -115,7 +115,7 @@ def assess_changes(session: Session) -> int:
             continue
         # The policy's level counts too: a change that leaves the risk but puts the tool in doubt
         # with a stricter plausible reading tightens what a gateway enforces.
-        old_level, new_level = old.policy_risk or old.risk, new.policy_risk or new.risk
+        old_level, new_level = old.policy_level, new.policy_level
         raised = risk_rank(new.risk) > risk_rank(old.risk) or risk_rank(new_level) > risk_rank(old_level)
         poisoned = _poisoned(new) and not _poisoned(old)
         change.severe = raised or poisoned

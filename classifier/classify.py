@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -373,19 +373,9 @@ def _learned_reading(
             f" ⇒ {strictest.risk} (rule {strictest.rule_id}); the risk stays {best.risk},"
             f" as doubt alone raises a risk only to {DOUBT_SETS_RISK}."
         )
-        tightened = _Reading(
-            best.category,
-            best.action,
-            # The verdict's own reading's findings only: an annotation_mismatch of a reading that
-            # did not decide would claim the tool does what its verdict says it does not.
-            best.findings,
-            best.risk,
-            best.rule_id,
-            best.why,
-            best.modifiers,
-            policy_risk=strictest.risk,
-        )
-        return tightened, confidence, note, doubt_note
+        # The verdict's own reading, findings included: an annotation_mismatch of a reading that
+        # did not decide would claim the tool does what its verdict says it does not.
+        return replace(best, policy_risk=strictest.risk), confidence, note, doubt_note
     doubt_note = (
         f" Below {DOUBT}: risk follows the stricter reading"
         f" {strictest.category} + {strictest.action.id} ({strictest.rule_id})."

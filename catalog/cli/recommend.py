@@ -104,7 +104,7 @@ def show(
             "category": v.category,
             "action": v.action,
             "risk": v.risk,
-            "policy_risk": v.policy_risk or v.risk,
+            "policy_risk": v.policy_level,
             "confidence": v.confidence,
             "risk_rule": v.risk_rule,
             "rationale": v.rationale,

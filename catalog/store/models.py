@@ -105,6 +105,12 @@ class Classification(Base):
     findings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    @property
+    def policy_level(self) -> str:
+        """As ``Verdict.policy_level``: the level the policy follows (verdicts stored before
+        the column existed follow their risk)."""
+        return self.policy_risk or self.risk
+
 
 class CrawlRun(Base):
     __tablename__ = "crawl_runs"
