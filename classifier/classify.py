@@ -33,12 +33,12 @@ from classifier.analysis import (
     first_sentence,
     gather,
 )
-from classifier.context import ServerContext, apply_matrix, contexts
+from classifier.context import ServerContext, apply_matrix, contexts, shift_private
 from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
 from classifier.findings import annotation_mismatch, learned_poisoning, poisoning, scanned_parts
-from classifier.risk import Context, assess
+from classifier.risk import Context, assess, privacy_decides
 from classifier.rules import RuleSet, code_digest, load_rules
 from classifier.tokens import split_name
 from classifier.verdict import ACTIONS, UNKNOWN, Finding, Verdict, risk_rank
@@ -322,6 +322,7 @@ def _learned_reading(
     poisoned: tuple[Finding, ...],
     own: list[tuple[str, float]] | None = None,
     own_confidence: float | None = None,
+    context: ServerContext | None = None,
 ) -> tuple[_Reading, float, str, str]:
     """The model's reading, its confidence, a sentence saying what it rests on, and one
     saying what doubt did to the risk ("" when the model was sure enough): apart, because a
@@ -334,7 +335,8 @@ def _learned_reading(
     category, action, inputs = combine(rule_category, p_cat, p_act, rule_action)
     confidence = model.confidence(inputs)
     pc, pa = dict(p_cat).get(category, 0.0), dict(p_act).get(action, 0.0)
-    private = model.private(feats)
+    own_private = model.private(feats)
+    private = None if own_private is None else shift_private(own_private, context)
     best = _read_as(defn, facts, category, action, rules, poisoned, private)
     cat_words = _words(model.category.contributions(feats, category, limit=8))
     act_words = _words(model.action.contributions(feats, action, limit=8))
@@ -343,6 +345,13 @@ def _learned_reading(
     else:
         note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
     note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + f"); confidence {confidence:.2f}."
+    shifted = context is not None and own_private is not None and private != own_private
+    if shifted and context is not None and privacy_decides(best.category, best.action.id, best.rule_id):
+        n = context.private_siblings
+        note += (
+            f" The {n} other read{'s' * (n != 1)} of its server moved its privacy reading"
+            f" from p={own_private:.2f} to {private:.2f}."
+        )
     # Doubt is judged on the tool's own words too: siblings that make the model surer of the
     # category must not lift a tool over DOUBT and so skip the stricter plausible readings.
     doubt = confidence
@@ -434,16 +443,22 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _batch_probabilities(
-    defs: Sequence[ToolDefinition], rules: RuleSet, model: Model
-) -> tuple[list[CategoryChoice], list[ActionChoice], Any, Any]:
+    defs: Sequence[ToolDefinition], rules: RuleSet, model: Model, *, privacy: bool = False
+) -> tuple[list[CategoryChoice], list[ActionChoice], Any, Any, Any]:
     """The rules' reading of every definition and both heads' probabilities over the batch
-    (one row per definition; columns the heads' classes), before any server context."""
+    (one row per definition; columns the heads' classes), before any server context; with
+    ``privacy``, also every definition's privacy reading (``None`` otherwise, or without a
+    privacy head)."""
     # The rules' reading of each definition, straight to the rows of the features the model
     # knows: known_rows() is extract() + the index without building the strings (a test
     # checks both agree).  Both heads are fitted on one vocabulary; when pruning kept the
     # same features they share the rows.
     shared = model.action.index == model.category.index
-    heads = (model.category,) if shared else (model.category, model.action)
+    heads = [model.category] if shared else [model.category, model.action]
+    reads_privacy = privacy and model.privacy is not None
+    if reads_privacy:
+        assert model.privacy is not None
+        heads.append(model.privacy)
     known: list[tuple[list[int], list[int]]] = [([], []) for _ in heads]
     cats: list[CategoryChoice] = []
     acts: list[ActionChoice] = []
@@ -454,17 +469,32 @@ def _batch_probabilities(
         for (found, starts), head in zip(known, heads, strict=True):
             starts.append(len(found))
             found += known_rows(facts, cat, act, head.lookup)
-    return cats, acts, model.category.probability_matrix(known[0]), model.action.probability_matrix(known[-1])
+    p_cat = model.category.probability_matrix(known[0])
+    p_act = model.action.probability_matrix(known[0 if shared else 1])
+    p_private = heads[-1].probability_matrix(known[-1]) if reads_privacy else None
+    return cats, acts, p_cat, p_act, p_private
 
 
 def server_contexts(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[ServerContext | None]:
     """Each definition's server context from the others in ``defs`` with the same ``server``
-    (pass all of a server's tools together); ``None`` for all without a learned model."""
+    (pass all of a server's tools together); ``None`` for all without a learned model.  The
+    context carries the category prior and, for reads, the privacy of the server's other
+    reads (a tool reads as a read where the action head's top class is ``read``)."""
+    import numpy as np
+
+    from classifier.model import PRIVATE
+
     model = current_model()
     if model is None or not defs:
         return [None] * len(defs)
-    _, _, p_cat, _ = _batch_probabilities(defs, rules or load_rules(), model)
-    return contexts(p_cat, model.category.classes, [d.server for d in defs], [d.name for d in defs])
+    _, _, p_cat, p_act, p_private = _batch_probabilities(defs, rules or load_rules(), model, privacy=True)
+    privacy = None
+    if p_private is not None and model.privacy is not None:
+        q = np.clip(p_private[:, model.privacy.classes.index(PRIVATE)], 1e-6, 1 - 1e-6)
+        reads = p_act.argmax(axis=1) == model.action.classes.index("read")
+        privacy = (np.log(q / (1 - q)), reads)
+    servers, names = [d.server for d in defs], [d.name for d in defs]
+    return contexts(p_cat, model.category.classes, servers, names, privacy)
 
 
 def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> list[Prediction]:
@@ -485,7 +515,7 @@ def predict(defs: Sequence[ToolDefinition], rules: RuleSet | None = None) -> lis
 def _predict(defs: Sequence[ToolDefinition], rules: RuleSet, model: Model) -> list[Prediction]:
     import numpy as np
 
-    cats, acts, p_cat, p_act = _batch_probabilities(defs, rules, model)
+    cats, acts, p_cat, p_act, _ = _batch_probabilities(defs, rules, model)
     p_cat = apply_matrix(p_cat, [d.server for d in defs], [d.name for d in defs])
     # combine(), vectorised over the batch (a test checks both give the same answers).
     n = len(cats)
@@ -586,6 +616,7 @@ def classify(
             poisoned,
             own,
             model.confidence(alone[2]) if alone else None,
+            context,
         )
         if context is not None and alone is not None:
             context_note = " " + _context_note(context, reading.category, alone[0])

@@ -122,6 +122,12 @@ def _privacy_learned(c: Context) -> bool:
     return c.action.id == "read" and c.category not in RUBRIC_PRIVATE and c.private is not None
 
 
+def privacy_decides(category: str, action: str, rule_id: str) -> bool:
+    """Whether the learned privacy reading decided a verdict's risk: a read outside
+    ``RUBRIC_PRIVATE`` whose rule is the private or the public read."""
+    return action == "read" and category not in RUBRIC_PRIVATE and rule_id in ("medium.private-read", "low.read")
+
+
 def _private_read(c: Context) -> bool:
     if c.action.id != "read":
         return False
@@ -251,4 +257,4 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
     return level, rule.id, why, modifiers
 
 
-__all__ = ["PRIVATE_ABOVE", "RULES", "UNKNOWN", "Context", "RiskRule", "assess"]
+__all__ = ["PRIVATE_ABOVE", "RULES", "UNKNOWN", "Context", "RiskRule", "assess", "privacy_decides"]

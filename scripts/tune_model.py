@@ -10,11 +10,15 @@ classifier/model.py.
 ``--privacy`` sweeps the privacy head's regularisation and cut (risk.PRIVATE_ABOVE) on
 the reads labelled low or medium.
 
+``--privacy-context`` sweeps the weight of a read's server siblings in its privacy reading
+(classifier/context.py: PRIVACY_CONTEXT_WEIGHT, PRIVACY_PSEUDO) over out-of-fold privacy and
+action readings of every train + dev tool, scored on the reads labelled low or medium.
+
 ``--context`` instead sweeps the server-context constants (classifier/context.py) over
 out-of-fold category probabilities, scoring the category the verdict would take (the
 rules' unless the model overrides them, as classify.combine decides).
 
-Usage: .venv/bin/python scripts/tune_model.py [--folds 5] [--context | --privacy]
+Usage: .venv/bin/python scripts/tune_model.py [--folds 5] [--context | --privacy | --privacy-context]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--context", action="store_true", help="sweep the server-context constants instead")
     ap.add_argument("--privacy", action="store_true", help="sweep the privacy head's C and cut instead")
+    ap.add_argument("--privacy-context", action="store_true", help="sweep the siblings' weight in the privacy reading")
     args = ap.parse_args()
     rows = [r for name in (*TRAIN_FILES, DEV_FILE) for r in read_jsonl(DATA_DIR / name)]
     readings = [rule_reading(r) for r in rows]  # (rules' category, rules' action, features)
@@ -52,6 +57,9 @@ def main() -> None:
         return
     if args.privacy:
         sweep_privacy(rows, feats, groups, args.folds)
+        return
+    if args.privacy_context:
+        sweep_privacy_context(rows, feats, groups, folds)
         return
     results = []
     for c, rw, cw in itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (1.0, 2.0, 3.0, 5.0), (None, "balanced")):
@@ -152,6 +160,47 @@ def sweep_privacy(rows: list[dict[str, Any]], feats: list[list[str]], groups: li
             for cut in (0.3, 0.4, 0.5, 0.6, 0.7)
         )
         print(f"C={c}: accuracy by cut {cuts}", flush=True)
+
+
+def sweep_privacy_context(
+    rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], folds: list[tuple[Any, Any]]
+) -> None:
+    """Out of fold: every tool's privacy log-odds (the privacy head trained on the fold's
+    low/medium reads) and whether the action head reads it as a read; then, per setting, the
+    accuracy of each cut on the low/medium reads with the siblings' shift applied, as
+    classify.server_contexts and context.shift_private do."""
+    import numpy as np
+
+    from classifier import context
+    from classifier.model import PRIVATE, PUBLIC, privacy_rows
+    from classifier.risk import PRIVATE_ABOVE
+
+    picked = privacy_rows(rows)
+    private = {i: rows[i]["risk"] == "medium" for i in picked}
+    logit = np.zeros(len(rows))
+    reads = np.zeros(len(rows), dtype=bool)
+    for tr, te in folds:
+        train_picked = [i for i in tr if i in private]
+        head = fit_head([feats[i] for i in train_picked], [PRIVATE if private[i] else PUBLIC for i in train_picked])
+        action = fit_head([feats[i] for i in tr], [rows[i]["action"] for i in tr])
+        for i in te:
+            q = min(max(dict(head.probabilities(feats[i])).get(PRIVATE, 0.0), 1e-6), 1 - 1e-6)
+            logit[i] = np.log(q / (1 - q))
+            reads[i] = action.probabilities(feats[i])[0][0] == "read"
+    benign = np.array([not r.get("poisoned") for r in rows])
+    names = [str(r["name"]) for r in rows]
+    gold = np.array([private[i] for i in picked])
+    print(f"{len(picked)} low/medium reads, {int(gold.sum())} private; shipped cut {PRIVATE_ABOVE}")
+    # (Shifting only reads the head is unsure of, as CONTEXT_UNSURE does for the category, was
+    # tried: within 0.002 of shifting every read.)
+    for weight, pseudo in itertools.product((0.0, 0.3, 0.5, 0.8, 1.0, 1.5), (1.0, 3.0)):
+        context.PRIVACY_PSEUDO = pseudo
+        means, _ = context.privacy_means(logit, reads & benign, groups, names)
+        shifted = (logit + weight * means)[picked]
+        cuts = " ".join(
+            f"{cut}: {((shifted >= np.log(cut / (1 - cut))) == gold).mean():.3f}" for cut in (0.4, 0.5, 0.6)
+        )
+        print(f"weight={weight} pseudo={pseudo}: accuracy by cut {cuts}", flush=True)
 
 
 if __name__ == "__main__":

@@ -457,17 +457,62 @@ def test_sibling_means_are_the_shrunk_mean_of_the_other_tools() -> None:
 
 def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
     # Siblings may change a tool's category; where they do not, the tool's risk with its
-    # siblings is never below its risk alone (doubt is judged on its own words too).
+    # siblings is never below its risk alone (doubt is judged on its own words too).  The one
+    # exception by design: the privacy of a read, which its server's other reads inform both
+    # ways (a medium read may become low), and only there.
+    from classifier.risk import privacy_decides
+
     rows = [r for r in split_rows("dev") if not r.get("poisoned")]
     defs = [ToolDefinition.from_mapping(r, server=r["server"]) for r in rows]
     together = classify_many(defs)
-    compared = 0
+    compared = milder_by_privacy = 0
     for defn, many in zip(defs, together, strict=True):
         alone = classify(defn)
         if alone.category == many.category:
             compared += 1
-            assert risk_rank(many.risk) >= risk_rank(alone.risk), (defn.server, defn.name, alone.risk, many.risk)
+            if risk_rank(many.risk) < risk_rank(alone.risk):
+                assert (alone.risk, many.risk) == ("medium", "low"), (defn.server, defn.name)
+                assert privacy_decides(many.category, many.action, many.risk_rule), (defn.server, defn.name)
+                assert "other reads of its server moved its privacy reading" in many.rationale
+                milder_by_privacy += 1
     assert compared > len(defs) * 0.8
+    assert milder_by_privacy < compared * 0.02
+
+
+def test_a_reads_siblings_inform_its_privacy_both_ways() -> None:
+    # SEC EDGAR's reads return public filings: its ambiguous "get filing content" is public
+    # with them; Iterable's return a customer's marketing data: "get campaign" is private.
+    # Alone, each reads the other way (dev servers, not trained on).
+    for server, name, alone_risk, together_risk in (
+        ("sec-edgar-mcp", "get_filing_content", "medium", "low"),
+        ("@iterable/mcp", "get_campaign", "low", "medium"),
+    ):
+        tools = _server(server)
+        i = next(k for k, t in enumerate(tools) if t.name == name)
+        found = classify_module.server_contexts(tools)[i]
+        assert found is not None and found.private_siblings >= 5
+        assert (found.private_logit < 0) == (together_risk == "low")
+        alone, together = classify(tools[i]), classify_many(tools)[i]
+        assert (alone.action, alone.risk) == ("read", alone_risk), alone.rationale
+        assert (together.action, together.risk) == ("read", together_risk), together.rationale
+        assert f"The {found.private_siblings} other reads of its server moved its privacy reading" in together.rationale
+
+
+def test_privacy_means_count_only_the_other_reads_of_the_server() -> None:
+    from classifier.context import PRIVACY_PSEUDO, privacy_means, shift_private
+
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=50)
+    reads = rng.random(50) < 0.6
+    servers = [None if i % 13 == 0 else f"s{i % 3}" for i in range(50)]
+    names = [f"t{i % 7}" for i in range(50)]
+    means, counts = privacy_means(logits, reads, servers, names)
+    for i in range(50):
+        others = [j for j in range(50) if servers[i] and servers[j] == servers[i] and names[j] != names[i] and reads[j]]
+        assert counts[i] == len(others)
+        assert np.isclose(means[i], logits[others].sum() / (len(others) + PRIVACY_PSEUDO) if others else 0.0)
+    # No context, or no sibling reads: the tool's own reading, unchanged.
+    assert shift_private(0.3, None) == 0.3
 
 
 def test_context_never_hides_a_stricter_plausible_reading(monkeypatch: pytest.MonkeyPatch) -> None:
