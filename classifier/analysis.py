@@ -300,7 +300,7 @@ CRYPTO_VALUE = frozenset(
 #: What an account holds: converting or exchanging it moves value.
 VALUE_HELD = frozenset({"dust", "bnb", "asset", "coin", "token", "crypto", "balance", "position", "currency", "fund"})
 _MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b", re.IGNORECASE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s")
+_SENTENCE = re.compile(r"(?<=[.!?])\s|(?<=[。！？])")  # CJK full stops end a sentence without a space
 
 
 class Facts(NamedTuple):

@@ -163,7 +163,7 @@ def _rationale(
         ev.append("domain words " + ", ".join(f"*{w}*" for w in cat_evidence[:4]))
     if action_note:
         ev.append(action_note)
-    text = what.rstrip(".") + "."
+    text = what if what.endswith(("。", "！", "？")) else what.rstrip(".") + "."
     if ev:
         text += " Evidence: " + "; ".join(ev) + "."
     if facts.batch:

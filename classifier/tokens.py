@@ -3,6 +3,13 @@
 Tool names come as ``camelCase``, ``snake_case``, ``kebab-case``, dotted paths and
 acronym soup (``BinanceFuturesCancelBatchOrders``, ``getHTTPResponse``); descriptions are
 prose.  Both are reduced to lower-case crude stems so that ``orders`` meets ``order``.
+
+Descriptions are not all English: accented Latin (``Obtém informações``), Greek and Cyrillic
+words are words too, and Chinese, Japanese and Korean text, written without spaces between
+words (or, in Korean, with particles attached), is read as overlapping pairs of characters:
+``获取股票价格`` -> ``获取 取股 股票 票价 价格``, so a two-character word of the rules
+(``获取``, get; ``删除``, delete) is found wherever it stands.  Before, such text was
+invisible: a Chinese description gave no word at all.
 """
 
 from __future__ import annotations
@@ -14,6 +21,12 @@ from itertools import islice
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
+#: Letters of the scripts read as words beyond ASCII: Latin-1 and Latin Extended A/B (not the
+#: signs × and ÷), Greek, Cyrillic.
+_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff"
+#: Kana, CJK ideographs (and extension A), Hangul syllables: read as character pairs.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_WORD_ANY = re.compile(f"[{_LETTERS}][{_LETTERS}0-9']*|[{_CJK}]+")
 _KEEP = frozenset(
     {
         "status",
@@ -107,6 +120,8 @@ _STEMS_MAX = 200_000
 
 def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
+    if not text.isascii():
+        return _words_any(text, limit)
     if limit is None:
         found = _WORD.findall(text)
     else:
@@ -123,10 +138,45 @@ def words(text: str, limit: int | None = None) -> list[str]:
             if len(found) <= limit and len(text) > window:
                 found = [m.group() for m in islice(_WORD.finditer(text), limit)]
         del found[limit:]
+    return _stems(found)
+
+
+def _stems(found: list[str]) -> list[str]:
     out = list(map(_STEMS.get, found))
     if None in out:
         out = [s if s is not None else _learn(w) for w, s in zip(found, out, strict=True)]
     return out  # type: ignore[return-value]
+
+
+def _pairs(match: str) -> list[str]:
+    """A match as words: itself, or a run of CJK characters as its overlapping pairs."""
+    if match[0] < "\u3040":
+        return [match]
+    if len(match) == 1:
+        return [match]
+    return [match[i : i + 2] for i in range(len(match) - 1)]
+
+
+def _words_any(text: str, limit: int | None) -> list[str]:
+    """:func:`words` for text beyond ASCII.  With a limit, the same windows as the ASCII path;
+    a window is trusted when the words of its matches *before the last one* (which the
+    window's end may cut short) already reach the limit."""
+    if limit is None:
+        return _stems([w for m in _WORD_ANY.findall(text) for w in _pairs(m)])
+    found: list[str] = []
+    for window in (limit * 8, limit * 16):
+        matches = _WORD_ANY.findall(text, 0, window)
+        found = [w for m in matches[:-1] for w in _pairs(m)]
+        if len(found) >= limit or len(text) <= window:
+            if len(text) <= window and matches:
+                found += _pairs(matches[-1])
+            return _stems(found[:limit])
+    found = []
+    for m in _WORD_ANY.finditer(text):
+        found += _pairs(m.group())
+        if len(found) >= limit:
+            break
+    return _stems(found[:limit])
 
 
 def _learn(word: str) -> str:

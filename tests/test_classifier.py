@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from classifier import UNKNOWN, ToolDefinition, classify, definition_hash
+from classifier.model import DATA_DIR, read_jsonl
 from classifier.tokens import split_name, words
 
 SEED = ToolDefinition(
@@ -31,9 +32,23 @@ def test_limited_tokenising_equals_tokenising_the_whole_text() -> None:
     alphabet = "abc de'f 12 ;; -- xyzzy \n"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 2500))) for _ in range(1500)]
     texts += ["-" * 5000 + " late words here", "a" * 3000 + " b", ("word " * 200)[:-1], "x" * 959 + "yz tail"]
+    # Beyond ASCII: accented and Cyrillic words, and CJK runs that become several words each.
+    wide = "ab é中文 获取股票 жз 주식을 ;; \n"
+    texts += ["".join(rng.choice(wide) for _ in range(rng.randint(0, 2500))) for _ in range(1500)]
+    texts += ["-" * 5000 + " 获取价格", "中" * 3000 + " b", "é" * 959 + "获取 tail"]
     for text in texts:
         for limit in (1, 7, 120):
             assert words(text, limit) == words(text)[:limit], (text[:60], limit)
+
+
+def test_text_beyond_ascii_is_read() -> None:
+    """Accented, Greek and Cyrillic words are words; Chinese, Japanese and Korean runs are read
+    as overlapping character pairs, so a two-character word is found wherever it stands."""
+    assert words("Obtém informações do produto") == ["obtém", "informaçõe", "do", "produto"]
+    assert words("Получить список") == ["получить", "список"]
+    assert words("获取股票价格") == ["获取", "取股", "股票", "票价", "价格"]
+    assert "削除" in words("ファイルを削除します") and "조회" in words("주식 가격을 조회합니다")
+    assert words("单") == ["单"] and words("× ÷") == []
 
 
 def test_split_name_handles_camel_snake_kebab_and_acronyms() -> None:
@@ -211,3 +226,31 @@ def test_deterministic_and_hash_is_canonical() -> None:
 def test_from_mapping_rejects_a_nameless_tool() -> None:
     with pytest.raises(ValueError, match="no name"):
         ToolDefinition.from_mapping({"description": "x"})
+
+
+@pytest.mark.parametrize(
+    ("description", "category", "action"),
+    [
+        ("删除指定路径的文件", "filesystem", "delete"),  # delete the file at the given path
+        ("查询数据库中的数据表", "database", "read"),  # query the tables of the database
+        ("向频道发送消息", "communication", "send"),  # send a message to a channel
+        ("获取股票行情和基金净值", "financial", "read"),  # get stock quotes and fund values
+        ("ファイルを削除します", "filesystem", "delete"),  # Japanese: deletes the file
+        ("메시지를 전송합니다", "communication", "send"),  # Korean: sends the message
+    ],
+)
+def test_a_cjk_description_decides_where_the_name_says_nothing(description: str, category: str, action: str) -> None:
+    v = classify(ToolDefinition(name="tool_a", description=description), learned=False)
+    assert (v.category, v.action) == (category, action), v.rationale
+
+
+def test_real_tools_described_in_chinese_name_their_verbs() -> None:
+    # Dev-split tools (datasource-mcp, mcp-aktools) whose names carry no verb: the Chinese
+    # description's verb decides, and the rationale quotes it (and its sentence once).
+    rows = {r["name"]: r for r in read_jsonl(DATA_DIR / "dev.jsonl") if not r["poisoned"]}
+    db = classify(ToolDefinition.from_mapping(rows["db_exe"], server=rows["db_exe"]["server"]))
+    assert (db.category, db.action) == ("database", "execute") and "verb *执行*" in db.rationale
+    assert db.rationale.startswith("执行 SQL 并返回 JSON 字符串结果。 Evidence:")
+    prices = classify(ToolDefinition.from_mapping(rows["stock_prices"], server=rows["stock_prices"]["server"]))
+    assert (prices.category, prices.action) == ("financial", "read") and "verb *获取*" in prices.rationale
+    assert "*股票*" in prices.rationale
