@@ -254,3 +254,18 @@ def test_real_tools_described_in_chinese_name_their_verbs() -> None:
     prices = classify(ToolDefinition.from_mapping(rows["stock_prices"], server=rows["stock_prices"]["server"]))
     assert (prices.category, prices.action) == ("financial", "read") and "verb *获取*" in prices.rationale
     assert "*股票*" in prices.rationale
+
+
+@pytest.mark.parametrize(
+    ("description", "action"),
+    [
+        ("Eliminar el archivo indicado", "delete"),  # Spanish
+        ("Envoyer un message au canal", "send"),  # French
+        ("Erstellen einer neuen Seite", "write"),  # German
+        ("Löschen Sie den Eintrag", "delete"),  # German, with an umlaut
+        ("Obtém informações do pedido", "read"),  # Portuguese, accented
+        ("Ejecutar el flujo de trabajo", "execute"),  # Spanish
+    ],
+)
+def test_common_verbs_of_other_languages_decide_the_action(description: str, action: str) -> None:
+    assert classify(ToolDefinition(name="tool_a", description=description), learned=False).action == action
