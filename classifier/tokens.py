@@ -27,6 +27,7 @@ _LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u0
 #: Kana, CJK ideographs (and extension A), Hangul syllables: read as character pairs.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _WORD_ANY = re.compile(f"[{_LETTERS}][{_LETTERS}0-9']*|[{_CJK}]+")
+_HAS_CJK = re.compile(f"[{_CJK}]")
 _KEEP = frozenset(
     {
         "status",
@@ -120,10 +121,15 @@ _STEMS_MAX = 200_000
 
 def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
+    # Most text is ASCII, and most of the rest has no CJK run to expand: one pattern each,
+    # decided in C, so the common case costs what it did before other scripts were read.
+    pattern = _WORD
     if not text.isascii():
-        return _words_any(text, limit)
+        if _HAS_CJK.search(text) is not None:
+            return _words_cjk(text, limit)
+        pattern = _WORD_ANY
     if limit is None:
-        found = _WORD.findall(text)
+        found = pattern.findall(text)
     else:
         # Tokenise only as much text as the limit needs (hostile megabyte inputs): a window
         # that holds ``limit`` words of ordinary prose, a wider one when it held too few, and
@@ -131,12 +137,12 @@ def words(text: str, limit: int | None = None) -> list[str]:
         # match follows the last word kept (the window's end may cut the last match short),
         # so the answer is the same as tokenising the whole text.
         window = limit * 8
-        found = _WORD.findall(text, 0, window)
+        found = pattern.findall(text, 0, window)
         if len(found) <= limit and len(text) > window:
             window = limit * 16
-            found = _WORD.findall(text, 0, window)
+            found = pattern.findall(text, 0, window)
             if len(found) <= limit and len(text) > window:
-                found = [m.group() for m in islice(_WORD.finditer(text), limit)]
+                found = [m.group() for m in islice(pattern.finditer(text), limit)]
         del found[limit:]
     return _stems(found)
 
@@ -157,8 +163,8 @@ def _pairs(match: str) -> list[str]:
     return [match[i : i + 2] for i in range(len(match) - 1)]
 
 
-def _words_any(text: str, limit: int | None) -> list[str]:
-    """:func:`words` for text beyond ASCII.  With a limit, the same windows as the ASCII path;
+def _words_cjk(text: str, limit: int | None) -> list[str]:
+    """:func:`words` for text with CJK runs.  With a limit, the same windows as the ASCII path;
     a window is trusted when the words of its matches *before the last one* (which the
     window's end may cut short) already reach the limit."""
     if limit is None:
