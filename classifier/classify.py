@@ -38,7 +38,7 @@ from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
 from classifier.findings import annotation_mismatch, learned_poisoning, poisoning, scanned_parts
-from classifier.risk import Context, assess, privacy_decides
+from classifier.risk import PRIVATE_ABOVE, Context, assess, privacy_decides
 from classifier.rules import RuleSet, code_digest, load_rules
 from classifier.tokens import split_name
 from classifier.verdict import ACTIONS, UNKNOWN, Finding, Verdict, risk_rank
@@ -322,11 +322,12 @@ def _learned_reading(
     poisoned: tuple[Finding, ...],
     own: list[tuple[str, float]] | None = None,
     own_confidence: float | None = None,
-    context: ServerContext | None = None,
+    private: float | None = None,
 ) -> tuple[_Reading, float, str, str]:
     """The model's reading, its confidence, a sentence saying what it rests on, and one
     saying what doubt did to the risk ("" when the model was sure enough): apart, because a
-    verdict whose risk becomes ``unknown`` must not claim a reading decided it.
+    verdict whose risk becomes ``unknown`` must not claim a reading decided it.  ``private``
+    is the learned privacy reading of the tool (with its siblings'), ``None`` without one.
 
     Below ``DOUBT`` the strictest plausible reading (any category or action the model gives
     at least ``ALTERNATIVE``) sets the level the recommended policy follows, so doubt never
@@ -335,8 +336,6 @@ def _learned_reading(
     category, action, inputs = combine(rule_category, p_cat, p_act, rule_action)
     confidence = model.confidence(inputs)
     pc, pa = dict(p_cat).get(category, 0.0), dict(p_act).get(action, 0.0)
-    own_private = model.private(feats)
-    private = None if own_private is None else shift_private(own_private, context)
     best = _read_as(defn, facts, category, action, rules, poisoned, private)
     cat_words = _words(model.category.contributions(feats, category, limit=8))
     act_words = _words(model.action.contributions(feats, action, limit=8))
@@ -345,13 +344,6 @@ def _learned_reading(
     else:
         note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
     note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + f"); confidence {confidence:.2f}."
-    shifted = context is not None and own_private is not None and private != own_private
-    if shifted and context is not None and privacy_decides(best.category, best.action.id, best.rule_id):
-        n = context.private_siblings
-        note += (
-            f" The {n} other read{'s' * (n != 1)} of its server moved its privacy reading"
-            f" from p={own_private:.2f} to {private:.2f}."
-        )
     # Doubt is judged on the tool's own words too: siblings that make the model surer of the
     # category must not lift a tool over DOUBT and so skip the stricter plausible readings.
     doubt = confidence
@@ -590,6 +582,8 @@ def classify(
         # The rules first (their findings name the rule); the learned reading where they saw nothing.
         poisoned = tuple(learned_poisoning(defn, rules, model.instruction_reader, scanned))
     context_note = ""
+    own_private: float | None = None
+    private: float | None = None
     if model is None:
         reading = _read_as(defn, facts, cat.id, None, rules, poisoned)
         confidence = _confidence(cat.score, cat.runner_up_score, act.source)
@@ -603,6 +597,8 @@ def classify(
         # The tool's reading on its own words, once, where its siblings were asked: doubt is
         # judged on it too, and the rationale names its category.
         alone = combine(cat, own, p_act, act) if context is not None and p_cat is not own else None
+        own_private = model.private(feats)
+        private = None if own_private is None else shift_private(own_private, context)
         reading, confidence, note, doubt_note = _learned_reading(
             defn,
             facts,
@@ -616,7 +612,7 @@ def classify(
             poisoned,
             own,
             model.confidence(alone[2]) if alone else None,
-            context,
+            private,
         )
         if context is not None and alone is not None:
             context_note = " " + _context_note(context, reading.category, alone[0])
@@ -647,6 +643,21 @@ def classify(
     )
     # An unknown risk was not decided by any reading, so the doubt sentence is left out.
     note += ("" if risk == UNKNOWN else doubt_note) + context_note
+    if (
+        context is not None
+        and own_private is not None
+        and private is not None
+        and risk != UNKNOWN
+        and (own_private >= PRIVATE_ABOVE) != (private >= PRIVATE_ABOVE)
+        and privacy_decides(reading.category, reading.action.id, rule_id)
+    ):
+        # Only where the siblings decided: they moved the reading across the cut, and the
+        # privacy reading is what set this verdict's level.
+        n = context.private_siblings
+        note += (
+            f" The {n} other read{'s' * (n != 1)} of its server moved its privacy reading"
+            f" from p={own_private:.2f} to {private:.2f}, across the cut {PRIVATE_ABOVE}."
+        )
     if note:
         rationale += " " + note.lstrip()
     return Verdict(

@@ -15,6 +15,7 @@ invisible: a Chinese description gave no word at all.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from itertools import islice
 
@@ -22,10 +23,11 @@ _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*")
 #: Letters of the scripts read as words beyond ASCII: Latin-1 and Latin Extended A/B (not the
-#: signs × and ÷), Greek, Cyrillic.
-_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff"
-#: Kana, CJK ideographs (and extension A), Hangul syllables: read as character pairs.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+#: signs × and ÷), Greek (not its question mark and middle dot), Cyrillic.
+_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u037d\u037f-\u0386\u0388-\u03ff\u0400-\u04ff"
+#: Kana (not the middle dot ・), CJK ideographs (and extension A), Hangul syllables: read as
+#: character pairs.
+_CJK = "\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _WORD_ANY = re.compile(f"[{_LETTERS}][{_LETTERS}0-9']*|[{_CJK}]+")
 _HAS_CJK = re.compile(f"[{_CJK}]")
 _KEEP = frozenset(
@@ -125,6 +127,8 @@ def words(text: str, limit: int | None = None) -> list[str]:
     # decided in C, so the common case costs what it did before other scripts were read.
     pattern = _WORD
     if not text.isascii():
+        if not unicodedata.is_normalized("NFC", text):  # "Obte\u0301m" is one word, as "Obtém"
+            text = unicodedata.normalize("NFC", text)
         if _HAS_CJK.search(text) is not None:
             return _words_cjk(text, limit)
         pattern = _WORD_ANY
@@ -179,7 +183,11 @@ def _words_cjk(text: str, limit: int | None) -> list[str]:
             return _stems(found[:limit])
     found = []
     for m in _WORD_ANY.finditer(text):
-        found += _pairs(m.group())
+        # Only as much of a run as the limit still needs: a megabyte of ideographs must not
+        # become a million pairs (the pairs of a run's start are the start of its pairs).
+        start = m.start()
+        end = m.end() if text[start] < "\u3040" else min(m.end(), start + limit - len(found) + 1)
+        found += _pairs(text[start:end])
         if len(found) >= limit:
             break
     return _stems(found[:limit])

@@ -187,7 +187,6 @@ def sweep_privacy_context(
             q = min(max(dict(head.probabilities(feats[i])).get(PRIVATE, 0.0), 1e-6), 1 - 1e-6)
             logit[i] = np.log(q / (1 - q))
             reads[i] = action.probabilities(feats[i])[0][0] == "read"
-    benign = np.array([not r.get("poisoned") for r in rows])
     names = [str(r["name"]) for r in rows]
     gold = np.array([private[i] for i in picked])
     print(f"{len(picked)} low/medium reads, {int(gold.sum())} private; shipped cut {PRIVATE_ABOVE}")
@@ -195,7 +194,8 @@ def sweep_privacy_context(
     # tried: within 0.002 of shifting every read.)
     for weight, pseudo in itertools.product((0.0, 0.3, 0.5, 0.8, 1.0, 1.5), (1.0, 3.0)):
         context.PRIVACY_PSEUDO = pseudo
-        means, _ = context.privacy_means(logit, reads & benign, groups, names)
+        # Every sibling counts, planted copies included, as in classify.server_contexts.
+        means, _ = context.privacy_means(logit, reads, groups, names)
         shifted = (logit + weight * means)[picked]
         cuts = " ".join(
             f"{cut}: {((shifted >= np.log(cut / (1 - cut))) == gold).mean():.3f}" for cut in (0.4, 0.5, 0.6)

@@ -49,6 +49,8 @@ def test_text_beyond_ascii_is_read() -> None:
     assert words("获取股票价格") == ["获取", "取股", "股票", "票价", "价格"]
     assert "削除" in words("ファイルを削除します") and "조회" in words("주식 가격을 조회합니다")
     assert words("单") == ["单"] and words("× ÷") == []
+    assert words("Obte\u0301m") == ["obtém"]  # a decomposed accent is one word (NFC)
+    assert words("a\u037eb") == ["a", "b"] and words("ファイル・フォルダ")[2:4] == ["イル", "フォ"]
 
 
 def test_split_name_handles_camel_snake_kebab_and_acronyms() -> None:
@@ -235,13 +237,44 @@ def test_from_mapping_rejects_a_nameless_tool() -> None:
         ("查询数据库中的数据表", "database", "read"),  # query the tables of the database
         ("向频道发送消息", "communication", "send"),  # send a message to a channel
         ("获取股票行情和基金净值", "financial", "read"),  # get stock quotes and fund values
-        ("ファイルを削除します", "filesystem", "delete"),  # Japanese: deletes the file
-        ("메시지를 전송합니다", "communication", "send"),  # Korean: sends the message
+        # Pairs that straddle two words decide nothing: 以下|单号 holds 下单 (place an order),
+        # 以下|单元格 too; 获取|消息 holds 取消 (cancel).
+        ("按以下单号查询订单状态", "financial", "read"),  # query order status by the number below
+        ("从以下单元格读取数值", None, "read"),  # read the values of the cells below
+        ("获取消息列表", "communication", "read"),  # get the list of messages
+        # Japanese and Korean put the verb last: their domain words count, their verbs do not
+        # decide (the first verb-like word is often a relative clause's).
+        ("削除されたファイルの一覧を取得します", "filesystem", "read"),  # lists deleted files
+        ("메시지를 전송합니다", "communication", None),  # sends the message
+        # Words that hold a domain word but mean something else: 株式会社 (Co., Ltd.), and
+        # "the MCP server" is not infrastructure.
+        ("株式会社サンプルのカレンダーを取得します", "productivity", None),
+        ("MCP服务器提供的笔记工具", "productivity", None),
     ],
 )
-def test_a_cjk_description_decides_where_the_name_says_nothing(description: str, category: str, action: str) -> None:
+def test_a_cjk_description_decides_where_the_name_says_nothing(
+    description: str, category: str | None, action: str | None
+) -> None:
     v = classify(ToolDefinition(name="tool_a", description=description), learned=False)
-    assert (v.category, v.action) == (category, action), v.rationale
+    if category is not None:
+        assert v.category == category, v.rationale
+    if action is not None:
+        assert v.action == action, v.rationale
+
+
+def test_tokenising_a_megabyte_of_ideographs_with_a_limit_stays_small() -> None:
+    # The limited path expands only as much of one long CJK run as it needs (before, a 1 MB
+    # run became a million pairs whatever the limit).
+    import tracemalloc
+
+    text = "日本" * 500_000
+    tracemalloc.start()
+    try:
+        assert words(text, 120) == ["日本", "本日"] * 60
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000, peak
 
 
 def test_real_tools_described_in_chinese_name_their_verbs() -> None:
@@ -261,6 +294,8 @@ def test_real_tools_described_in_chinese_name_their_verbs() -> None:
     [
         ("Eliminar el archivo indicado", "delete"),  # Spanish
         ("Envoyer un message au canal", "send"),  # French
+        ("Payer of the given invoice", "read"),  # English "payer" is a noun, not a French verb
+        ("Modifier keys currently held", "read"),  # nor is "modifier"
         ("Erstellen einer neuen Seite", "write"),  # German
         ("Löschen Sie den Eintrag", "delete"),  # German, with an umlaut
         ("Obtém informações do pedido", "read"),  # Portuguese, accented

@@ -635,3 +635,20 @@ def test_annotations_never_lower_a_verdict() -> None:
     assert model is not None
     for head in (model.category, model.action, model.privacy):
         assert head is not None and not [f for f in head.index if f.startswith("a:")]
+
+
+def test_the_privacy_note_appears_only_where_the_siblings_decided() -> None:
+    # The note says the siblings moved a read's privacy reading across the cut; it must not
+    # appear where they moved it without crossing, or where another rule set the level, or on
+    # an unknown verdict.
+    from classifier.risk import privacy_decides
+
+    rows = [r for r in split_rows("dev") if not r.get("poisoned")]
+    verdicts = classify_many([ToolDefinition.from_mapping(r, server=r["server"]) for r in rows])
+    noted = [v for v in verdicts if "moved its privacy reading" in v.rationale]
+    assert 10 <= len(noted) < len(verdicts) * 0.1
+    for v in noted:
+        assert v.risk in ("low", "medium") and privacy_decides(v.category, v.action, v.risk_rule), v.rationale
+        moved = v.rationale.split("moved its privacy reading from p=", 1)[1]
+        before, after = (float(x) for x in moved.split(", across", 1)[0].split(" to "))
+        assert (before >= 0.5) != (after >= 0.5) or abs(before - 0.5) < 0.006 or abs(after - 0.5) < 0.006
