@@ -109,3 +109,33 @@ def test_poisoning_cases_are_counted_by_payload_group() -> None:
     ]
     verdicts = [classify(ToolDefinition.from_mapping(i.definition)) for i in items]
     assert poisoning_groups(items, verdicts) == {"B": (1, 1), "G": (1, 2)}
+
+
+def test_figures_by_description_script(tmp_path: Path) -> None:
+    from catalog.evaluation.run import script_of
+
+    assert script_of("Get the weather — today’s forecast") == "ascii"  # punctuation is not a letter
+    assert script_of("Obtém informações do pedido") == "latin accented"
+    assert script_of("获取股票行情 for a symbol") == "cjk"
+    assert script_of("Получить список заказов") == "greek/cyrillic"
+    assert script_of("  42 ") == "no description"
+    rows = [
+        {"name": "get_forecast", "description": "Get the public weather forecast for a city.", "inputSchema": {}},
+        {"name": "delete_file", "description": "删除指定路径的文件", "inputSchema": {}},
+        {"name": "send_message", "description": "向频道发送消息", "inputSchema": {}},
+    ]
+    labels = [("web_access", "read", "medium"), ("filesystem", "delete", "critical"), ("utility", "send", "high")]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({**r, "category": c, "action": a, "risk": k}) + "\n"
+            for r, (c, a, k) in zip(rows, labels, strict=True)
+        )
+    )
+    report = evaluate(load(path), peers=False)
+    assert list(report.by_script) == ["ascii", "cjk"]
+    assert report.by_script["ascii"]["n"] == 1 and report.by_script["cjk"]["n"] == 2
+    # The second Chinese tool is labelled utility on purpose: communication is what it reads as.
+    assert report.by_script["cjk"]["category_accuracy"] == 0.5
+    assert report.by_script["cjk"]["action_accuracy"] == 1.0
+    assert "benign tools by description script" in render(report) and "by_script" in report.to_dict()

@@ -48,6 +48,9 @@ class Report:
     #: Poisoning cases caught of all, per payload group (rows planted by
     #: scripts/build_dataset.py say which payload in ``provenance.derived``).
     poisoning_by_group: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Benign tools per script of their description: how many, and category accuracy, action
+    #: accuracy and risk exact on them (a catalogue with many Chinese servers wants to know).
+    by_script: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class Report:
             "peers": self.peers,
             "poisoning_by_finder": self.poisoning_by_finder,
             "poisoning_by_group": self.poisoning_by_group,
+            "by_script": self.by_script,
         }
 
 
@@ -204,6 +208,7 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
     ]
     report.poisoning_by_finder = poisoning_finders(gold_poison, ours)
     report.poisoning_by_group = poisoning_groups(items, ours)
+    report.by_script = by_script(items, ours)
     report.slowest = sorted(timings, key=lambda t: -t[1])[:5]
     report.confused = [
         {
@@ -244,6 +249,48 @@ def poisoning_groups(items: Sequence[Labelled], verdicts: Sequence[Verdict]) -> 
     return dict(sorted(out.items()))
 
 
+#: The scripts a description is sorted by, in the order they are reported.
+SCRIPTS = ("ascii", "latin accented", "greek/cyrillic", "cjk", "other", "no description")
+
+
+def script_of(text: str) -> str:
+    """The script a description is written in, by its letters: ``cjk`` or ``greek/cyrillic``
+    where more than a fifth of them are, ``latin accented`` where any letter is beyond ASCII,
+    else ``ascii``."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "no description"
+    cjk = sum("\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in letters)
+    if cjk > len(letters) / 5:
+        return "cjk"
+    if sum("\u0370" <= c <= "\u04ff" for c in letters) > len(letters) / 5:
+        return "greek/cyrillic"
+    beyond = [c for c in letters if not c.isascii()]
+    if not beyond:
+        return "ascii"
+    return "latin accented" if all(c <= "\u024f" for c in beyond) else "other"
+
+
+def by_script(items: Sequence[Labelled], verdicts: Sequence[Verdict]) -> dict[str, dict[str, float]]:
+    """Benign tools by the script of their description: n, category and action accuracy, risk exact."""
+    groups: dict[str, list[tuple[Labelled, Verdict]]] = {}
+    for item, verdict in zip(items, verdicts, strict=True):
+        if not item.poisoned:
+            groups.setdefault(script_of(str(item.definition.get("description") or "")), []).append((item, verdict))
+    out: dict[str, dict[str, float]] = {}
+    for script in SCRIPTS:
+        pairs = groups.get(script)
+        if pairs:
+            n = len(pairs)
+            out[script] = {
+                "n": n,
+                "category_accuracy": sum(i.category == v.category for i, v in pairs) / n,
+                "action_accuracy": sum(i.action == v.action for i, v in pairs) / n,
+                "risk_exact": sum(i.risk == v.risk for i, v in pairs) / n,
+            }
+    return out
+
+
 def render(report: Report) -> str:
     names = list(report.figures)
     keys = list(report.figures["ours"])
@@ -272,6 +319,12 @@ def render(report: Report) -> str:
             "poisoning caught by payload group: "
             + ", ".join(f"{g} {c}/{n}" for g, (c, n) in report.poisoning_by_group.items())
         )
+    if report.by_script:
+        lines.append("benign tools by description script (n: category, action, risk exact):")
+        lines += [
+            f"  {script} {int(f['n'])}: {f['category_accuracy']:.3f}, {f['action_accuracy']:.3f}, {f['risk_exact']:.3f}"
+            for script, f in report.by_script.items()
+        ]
     lines.append("slowest tools:")
     lines += [f"  {name}: {secs * 1000:.2f} ms" for name, secs in report.slowest]
     lines.append("examples where ours differs (category/action/risk):")
