@@ -15,7 +15,6 @@ model's training data (or its JSON cache) once per process.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,7 +32,7 @@ from classifier.analysis import (
     first_sentence,
     gather,
 )
-from classifier.context import ServerContext, apply_matrix, contexts, shift_private
+from classifier.context import ServerContext, apply_matrix, contexts, logit, shift_private
 from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
@@ -294,12 +293,7 @@ def combine(
     pc = dict(p_cat).get(category, 0.0)
     margin = min(rule_category.score - rule_category.runner_up_score, 10.0) / 10.0
     agree = 1.0 if category == rule_category.id == model_category else 0.0
-    return category, action, [_logit(pc), _logit(pa), margin, agree]
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
+    return category, action, [logit(pc), logit(pa), margin, agree]
 
 
 def _words(head_contributions: list[tuple[str, float]]) -> str:

@@ -30,6 +30,7 @@ same priors on every run, whatever its order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -127,14 +128,17 @@ def privacy_means(
     return np.where(count > 0, sums[:, 0] / (count + PRIVACY_PSEUDO), 0.0), count
 
 
+def logit(p: float) -> float:
+    """Log-odds of a probability, kept finite (clamped to [1e-6, 1 - 1e-6])."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
 def shift_private(private: float, context: ServerContext | None) -> float:
     """A read's learned privacy probability with its server's other reads' reading applied."""
     if context is None or not context.private_siblings:
         return private
-    import math
-
-    p = min(max(private, 1e-6), 1 - 1e-6)
-    z = math.log(p / (1 - p)) + PRIVACY_CONTEXT_WEIGHT * context.private_logit
+    z = logit(private) + PRIVACY_CONTEXT_WEIGHT * context.private_logit
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 

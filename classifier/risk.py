@@ -117,11 +117,6 @@ RUBRIC_PRIVATE = frozenset({"filesystem", "database", "communication", "infrastr
 PRIVATE_ABOVE = 0.5
 
 
-def _privacy_learned(c: Context) -> bool:
-    """Whether the learned privacy reading decides this read (not the rubric's category)."""
-    return c.action.id == "read" and c.category not in RUBRIC_PRIVATE and c.private is not None
-
-
 def privacy_decides(category: str, action: str, rule_id: str) -> bool:
     """Whether the learned privacy reading decided a verdict's risk: a read outside
     ``RUBRIC_PRIVATE`` whose rule is the private or the public read."""
@@ -134,7 +129,7 @@ def _private_read(c: Context) -> bool:
     cat = c.category
     if cat in RUBRIC_PRIVATE:
         return True
-    if c.private is not None:  # as _privacy_learned(c): a read outside RUBRIC_PRIVATE
+    if c.private is not None:  # a read outside RUBRIC_PRIVATE: privacy_decides
         # Learned from the labels' low/medium reads: public vs private is a matter of what
         # comes back (a weather report, a user's orders), which most categories name only roughly.
         return c.private >= PRIVATE_ABOVE
@@ -234,7 +229,7 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
     rule = next(r for r in RULES if r.test(c))
     level: str = rule.level
     why = rule.why
-    if _privacy_learned(c) and rule.id in ("medium.private-read", "low.read"):
+    if c.private is not None and privacy_decides(c.category, c.action.id, rule.id):
         why += f" (learned privacy reading: p(private)={c.private:.2f}, cut {PRIVATE_ABOVE})"
     modifiers: list[str] = []
     if level == "high" and c.facts.path_params:

@@ -29,7 +29,10 @@ _LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u037d\u037f-\u0
 #: character pairs.
 _CJK = "\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _WORD_ANY = re.compile(f"[{_LETTERS}][{_LETTERS}0-9']*|[{_CJK}]+")
-_HAS_CJK = re.compile(f"[{_CJK}]")
+#: One character of those scripts (``CJK_CHAR.search`` finds any; the evaluation sorts by it).
+CJK_CHAR = re.compile(f"[{_CJK}]")
+#: Every letter ``_WORD_ANY`` reads as a word sorts below this, every CJK character at or above.
+_CJK_FIRST = "\u3040"
 _KEEP = frozenset(
     {
         "status",
@@ -129,7 +132,7 @@ def words(text: str, limit: int | None = None) -> list[str]:
     if not text.isascii():
         if not unicodedata.is_normalized("NFC", text):  # "Obte\u0301m" is one word, as "Obtém"
             text = unicodedata.normalize("NFC", text)
-        if _HAS_CJK.search(text) is not None:
+        if CJK_CHAR.search(text) is not None:
             return _words_cjk(text, limit)
         pattern = _WORD_ANY
     if limit is None:
@@ -160,9 +163,7 @@ def _stems(found: list[str]) -> list[str]:
 
 def _pairs(match: str) -> list[str]:
     """A match as words: itself, or a run of CJK characters as its overlapping pairs."""
-    if match[0] < "\u3040":
-        return [match]
-    if len(match) == 1:
+    if match[0] < _CJK_FIRST or len(match) == 1:
         return [match]
     return [match[i : i + 2] for i in range(len(match) - 1)]
 
@@ -186,7 +187,7 @@ def _words_cjk(text: str, limit: int | None) -> list[str]:
         # Only as much of a run as the limit still needs: a megabyte of ideographs must not
         # become a million pairs (the pairs of a run's start are the start of its pairs).
         start = m.start()
-        end = m.end() if text[start] < "\u3040" else min(m.end(), start + limit - len(found) + 1)
+        end = m.end() if text[start] < _CJK_FIRST else min(m.end(), start + limit - len(found) + 1)
         found += _pairs(text[start:end])
         if len(found) >= limit:
             break

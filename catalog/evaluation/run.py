@@ -22,6 +22,7 @@ from catalog.evaluation import metrics
 from catalog.evaluation.baseline import keyword_verdict
 from catalog.evaluation.planted import planted_group
 from classifier import ToolDefinition, Verdict, classify
+from classifier.tokens import CJK_CHAR
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ def script_of(text: str) -> str:
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return "no description"
-    cjk = sum("\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in letters)
+    cjk = sum(CJK_CHAR.match(c) is not None for c in letters)  # the tokeniser's CJK scripts
     if cjk > len(letters) / 5:
         return "cjk"
     if sum("\u0370" <= c <= "\u04ff" for c in letters) > len(letters) / 5:
