@@ -48,10 +48,12 @@ from classifier.tokens import name_parts, stem
 #: clipboard).  Held out a group at a time (--with-dev), 0.95 catches 0.842 of the thirteen
 #: groups' dev cases with the rules where 0.9 caught 0.859: three points of recall for
 #: nearly half the false alarms, taken because false alarms on ordinary tools are what makes
-#: a scheduled scan ignored.  With groups P and Q learned, plural-folded words and the
-#: concepts widened on P and Q (ninth session): 0.24 % at 0.95 (15 tools), 0.09 % at 0.97;
-#: held out a group at a time, the nine independently written groups F and H-O not used to
-#: widen the concepts are caught 0.803 at 0.95 (0.792 before), 0.783 at 0.97.
+#: a scheduled scan ignored.  With groups P and Q learned (ninth session) it was 0.49 % at 0.95
+#: (31 tools, 21 of them one server's protective sentence); with plural words read as their
+#: singular too and the concepts widened on P and Q, 0.28 % (18 tools on 8 servers, 10 of them
+#: that sentence) and 0.09 % at 0.97; held out a group at a time, the nine independently
+#: written groups F and H-O not used to widen the concepts are caught 0.806 at 0.95 (0.792
+#: before), 0.78 at 0.97.
 INSTRUCTION_THRESHOLD = 0.95
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
@@ -203,17 +205,14 @@ def concept_features(lowered: str, rules: RuleSet, searched: Mapping[str, bool] 
 
 
 def word_features(lowered: str) -> list[str]:
-    """Words (``w:``), adjacent word pairs (``b:``) and words with their plural folded (``s:``)
-    of a lower-cased piece, each once: the head learned them present or absent, so a repeated
-    word must not count again (padding a payload with "argument argument argument" would
-    otherwise talk it down).  The folded words let "asks", "overrides" and "passwords" weigh
-    what "ask", "override" and "password" learned: held out a group at a time (eleven groups
-    written independently, F and H-Q), recall at the threshold 0.95 went 0.779 -> 0.789 and
-    the dev split's false alarms 15 -> 11 (2026-11-26); folding -ing/-ed too, or folded pairs,
-    did worse."""
+    """Words (``w:``) and adjacent word pairs (``b:``) of a lower-cased piece, each once: the
+    head learned them present or absent, so a repeated word must not count again (padding a
+    payload with "argument argument argument" would otherwise talk it down).  A plural word
+    also reads as its singular ("passwords" adds ``w:password``), so it weighs what the
+    singular learned; a singular is not doubled."""
     words = _WORD.findall(lowered)
     feats = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
-    feats += [f"s:{stem(w)}" for w in words]
+    feats += [f"w:{s}" for w in words if (s := stem(w)) != w]
     return list(dict.fromkeys(feats))
 
 
@@ -260,7 +259,7 @@ class InstructionReader:
                 # What a person can check: concepts first, then word pairs, then words that
                 # are not function words ("so", "them" can weigh, but explain nothing).
                 pushed = sorted(
-                    (f for f in set(feats) if margins.get(f, 0.0) > 0 and (f[0] not in "ws" or len(f) > 6)),
+                    (f for f in set(feats) if margins.get(f, 0.0) > 0 and (f[0] != "w" or len(f) > 6)),
                     key=lambda f: (f[0] != "c", f[0] != "b", -margins[f], f),
                 )
                 best = (p, piece, pushed[:4])

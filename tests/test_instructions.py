@@ -16,6 +16,7 @@ from classifier.instructions import (
     MAX_PIECES,
     InstructionReader,
     _gate,
+    _identifier_piece,
     concept_features,
     gate_plan,
     piece_features,
@@ -296,13 +297,14 @@ def test_ordinary_schemas_are_read_whole() -> None:
 
 
 def test_plural_forms_share_what_the_singular_learned() -> None:
-    """Words are read with their plural folded too, so "asks for passwords" carries what "ask
-    for password" taught the head, beside its own exact words."""
+    """A plural word also reads as its singular, so "asks for passwords" carries what "ask for
+    password" taught the head, beside its own exact words; a singular is not doubled."""
     plural = piece_features("the agent asks for passwords", RULES)
     singular = piece_features("the agent ask for password", RULES)
-    assert "w:asks" in plural and "w:ask" in singular
-    assert {f for f in plural if f.startswith("s:")} == {f for f in singular if f.startswith("s:")}
+    assert {"w:asks", "w:ask", "w:passwords", "w:password"} <= set(plural)
+    assert {f for f in singular if f.startswith("w:")} <= set(plural)
     assert len(plural) == len(set(plural))
+    assert len(singular) == len(set(singular)) and "w:passwords" not in singular
 
 
 def test_a_parameter_name_that_asks_for_a_secret_from_its_place_is_read() -> None:
@@ -327,3 +329,10 @@ def test_a_parameter_name_that_asks_for_a_secret_from_its_place_is_read() -> Non
     assert found["kube token read from home kubeconfig"] is not None
     assert "c:harvest" in concept_features("kube token read from home kubeconfig", RULES)
     assert found["oauth client secret"] is None
+    # Identifier pieces fold plurals ("passwords" -> "password"): every case still matches so.
+    harvest = next(c for c in RULES.concepts if c.id == "harvest")
+    for case in harvest.must_match:
+        piece = _identifier_piece(case.replace(" ", "_"))
+        assert piece is not None and harvest.pattern.search(piece.lower()), (case, piece)
+    # A description sentence saying what a vault returns is not a request.
+    assert "c:harvest" not in concept_features("returns the contents of the ssh key stored in the vault.", RULES)
