@@ -63,6 +63,18 @@ PLANTED, BENIGN = "planted", "benign"
 MAX_PIECES = 1_000
 MAX_PIECE = 2_000
 MAX_TEXT = 200_000
+#: A sentence the gate lets through is also read in windows of this many words (half
+#: overlapping), each against the threshold after ``WINDOW_PENALTY`` is taken off its log-odds:
+#: the head sums its words' weights, so ordinary words appended to a payload's own sentence
+#: talked it down (the review's test: 772 development payloads planted in one tool, 629 found,
+#: 323 with eight schema words appended before the full stop; 454 with windows).  Held out a
+#: group at a time, recall 0.800 -> 0.807 at 0.95; cross-validated false alarms 18 -> 22 of
+#: 6,327 tools.  Windows of 12 words without the penalty found more padded payloads (498) but
+#: doubled the false alarms (40); 8 words without it, 31.
+WINDOW_WORDS = 8
+WINDOW_PENALTY = 1.5
+#: At most this many windows per definition (hostile input: a thousand long sentences).
+MAX_WINDOWS = 256
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 _WORD = re.compile(r"\w+")
@@ -237,9 +249,9 @@ class InstructionReader:
         self._rules: RuleSet | None = None
         self._plan: GatePlan = ((), ())
 
-    def probability(self, features: Sequence[str]) -> float:
+    def probability(self, features: Sequence[str], offset: float = 0.0) -> float:
         margins = self.margins
-        z = self.bias + sum(margins.get(f, 0.0) for f in features)
+        z = self.bias + offset + sum(margins.get(f, 0.0) for f in features)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def strongest(self, defn: ToolDefinition, rules: RuleSet, hidden: str = "") -> tuple[float, str, list[str]]:
@@ -249,12 +261,21 @@ class InstructionReader:
         if self._rules is not rules:  # derived once per rule set (the reference keeps it alive)
             self._rules, self._plan = rules, gate_plan(rules)
         plan = self._plan
+        windows_left = MAX_WINDOWS
         for piece in pieces(defn, hidden):
             lowered = piece.lower()
             if (searched := _gate(lowered, plan)) is None:
                 continue  # nothing in it turns to the model: a plain sentence about the tool
             feats = word_features(lowered) + concept_features(lowered, rules, searched)  # as in training
             p = self.probability(feats)
+            for window in _windows(lowered, windows_left):
+                windows_left -= 1
+                if (found := _gate(window, plan)) is None:
+                    continue
+                window_feats = word_features(window) + concept_features(window, rules, found)
+                if (q := self.probability(window_feats, -WINDOW_PENALTY)) > p:
+                    # The sentence is still what the finding quotes; the words are the window's.
+                    p, feats = q, window_feats
             if p > best[0]:
                 # What a person can check: concepts first, then word pairs, then words that
                 # are not function words ("so", "them" can weigh, but explain nothing).
@@ -264,6 +285,17 @@ class InstructionReader:
                 )
                 best = (p, piece, pushed[:4])
         return best
+
+
+def _windows(lowered: str, limit: int) -> Iterator[str]:
+    """Half-overlapping windows of ``WINDOW_WORDS`` words of a longer piece (none for a piece
+    that short), at most ``limit``; the last window reaches the piece's end."""
+    words = lowered.split()
+    if len(words) <= WINDOW_WORDS or limit <= 0:
+        return
+    step = WINDOW_WORDS // 2
+    for start in range(0, len(words) - WINDOW_WORDS + step, step)[:limit]:
+        yield " ".join(words[start : start + WINDOW_WORDS])
 
 
 def training_pieces(

@@ -336,3 +336,55 @@ def test_a_parameter_name_that_asks_for_a_secret_from_its_place_is_read() -> Non
         assert piece is not None and harvest.pattern.search(piece.lower()), (case, piece)
     # A description sentence saying what a vault returns is not a request.
     assert "c:harvest" not in concept_features("returns the contents of the ssh key stored in the vault.", RULES)
+
+
+def test_ordinary_words_appended_to_a_payload_are_read_past(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The head sums a sentence's word weights, so filler appended inside the payload's own
+    sentence talks it down; windows of the sentence are read too.  Every development payload
+    written for the description, planted in one tool with filler before its full stop: the
+    windows must find clearly more of them than the whole sentences alone do."""
+    import json
+
+    import classifier.instructions as instructions
+
+    model = current_model()
+    assert model is not None and model.instruction_reader is not None
+    reader = model.instruction_reader
+    rows = [json.loads(line) for line in (DATA_DIR / "poisoning_payloads.jsonl").open()]
+    filler = " with the optional filters types arguments objects urls sizes groups parameters."
+    padded = [
+        ToolDefinition(
+            name="get_weather",
+            description="Returns the current weather for a city. " + r["payload"].strip().rstrip(".") + filler,
+        )
+        for r in rows
+        if r["where"] == "description" and r["group"] not in "BG"
+    ]
+    assert len(padded) > 500
+
+    def found() -> int:
+        return sum(reader.strongest(d, RULES)[0] >= reader.threshold for d in padded)
+
+    with_windows = found()
+    monkeypatch.setattr(instructions, "MAX_WINDOWS", 0)
+    whole_only = found()
+    assert with_windows >= whole_only + 0.1 * len(padded), (with_windows, whole_only)
+
+
+def test_windows_are_bounded_per_definition() -> None:
+    from classifier.instructions import MAX_WINDOWS, WINDOW_WORDS, _windows
+
+    sentence = " ".join(f"word{i}" for i in range(40))
+    found = list(_windows(sentence, 100))
+    assert len(found) == 40 // (WINDOW_WORDS // 2) - 1 and found[-1].endswith("word39")
+    assert list(_windows("too short to be cut", 100)) == []
+    assert len(list(_windows(sentence, 3))) == 3
+    # A thousand long sentences that all pass the gate: the windows stop at MAX_WINDOWS.
+    model = current_model()
+    assert model is not None and model.instruction_reader is not None
+    text = " ".join(["Note to the assistant: " + sentence + "." for _ in range(300)])
+    import time
+
+    start = time.perf_counter()
+    model.instruction_reader.strongest(ToolDefinition(name="x", description=text), RULES)
+    assert time.perf_counter() - start < 5 and MAX_WINDOWS < 300 * 9
