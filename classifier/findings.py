@@ -311,7 +311,11 @@ def learned_poisoning(
     quoted = quoted if len(quoted) <= 160 else quoted[:159] + "…"
     # A parameter name or enum value is scored split into words: say so rather than quote
     # words the definition does not contain in that form.
-    what = "this sentence" if piece in text or piece in hidden else "this name or value, read as words,"
+    # A window of a long sentence (marked "…" where cut) is quoted as the part that decided.
+    if piece.strip("…") != piece:
+        what = "this part of a sentence"
+    else:
+        what = "this sentence" if piece in text or piece in hidden else "this name or value, read as words,"
     return [
         Finding(
             "tool_poisoning",

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from classifier.definition import ToolDefinition, prose_pattern, schema_strings
-from classifier.rules import RuleSet
+from classifier.rules import Concept, RuleSet
 from classifier.tokens import name_parts, stem
 
 #: Probability above which a piece is reported.  Chosen by server-grouped cross-validation
@@ -66,18 +66,23 @@ MAX_TEXT = 200_000
 #: A sentence the gate lets through is also read in windows of this many words (half
 #: overlapping), each against the threshold after ``WINDOW_PENALTY`` is taken off its log-odds:
 #: the head sums its words' weights, so ordinary words appended to a payload's own sentence
-#: talked it down (the review's test: 772 development payloads planted in one tool, 629 found,
-#: 323 with eight schema words appended before the full stop; 454 with windows).  Held out a
-#: group at a time, recall 0.800 -> 0.807 at 0.95; cross-validated false alarms 18 -> 22 of
-#: 6,327 tools.  Windows of 12 words without the penalty found more padded payloads (498) but
-#: doubled the false alarms (40); 8 words without it, 31.
+#: talked it down (the 772 development payloads written for descriptions, planted in one tool:
+#: 629 found, 319 with eight schema words appended before the full stop, 463 with windows).
+#: Held out a group at a time, recall 0.800 -> 0.807 at 0.95; cross-validated false
+#: alarms 18 -> 22 of 6,327 tools.  Windows of 12 words without the penalty doubled the false
+#: alarms (40); 8 words without it, 31; windows of the model's ``\w+`` words instead of
+#: whitespace-separated tokens gained no recall for 30 dev false alarms.  Not cut: unspaced
+#: scripts (a CJK sentence), and a filler joined by hyphens counts as one token.
 WINDOW_WORDS = 8
 WINDOW_PENALTY = 1.5
-#: At most this many windows per definition (hostile input: a thousand long sentences).
-MAX_WINDOWS = 256
+#: Windows per definition, spent on the most instruction-like sentences first, and per
+#: sentence (hostile input: decoy sentences before the payload must not use them up).
+MAX_WINDOWS = 1_024
+MAX_PIECE_WINDOWS = 64
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 _WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\S+")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.@:/\-]{5,200}")
 _TEXT_KEYS = frozenset({"description", "title", "default", "examples", "enum", "const"})
 
@@ -175,16 +180,19 @@ def gate_plan(rules: RuleSet) -> GatePlan:
     )
 
 
-def _gate(lowered: str, plan: GatePlan) -> dict[str, bool] | None:
+def _gate(lowered: str, plan: GatePlan, known: Mapping[str, bool] | None = None) -> dict[str, bool] | None:
     """Whether a piece has an aimed concept or a concept pair (:func:`gate_plan`): ``None``
     if not, else what the gate searched (concept id -> found), so :func:`concept_features`
     searches only the rest.  An aimed concept is looked for first, else a pair of the others,
     each only while it can still matter (most pieces have neither, and the secret and
-    conversation patterns are the slowest)."""
+    conversation patterns are the slowest).  ``known`` fixes concepts in advance (a window
+    takes its whole sentence's value of the concepts anchored to a whole text)."""
     aimed, pairs = plan
-    searched: dict[str, bool] = {}
+    searched: dict[str, bool] = dict(known) if known else {}
     for concept, pattern in aimed:
-        if pattern.search(lowered) is not None:
+        if (has := searched.get(concept)) is None:
+            has = pattern.search(lowered) is not None
+        if has:
             searched[concept] = True
             return searched
         searched[concept] = False
@@ -248,6 +256,7 @@ class InstructionReader:
         self.threshold = threshold
         self._rules: RuleSet | None = None
         self._plan: GatePlan = ((), ())
+        self._anchored: tuple[Concept, ...] = ()
 
     def probability(self, features: Sequence[str], offset: float = 0.0) -> float:
         margins = self.margins
@@ -255,47 +264,65 @@ class InstructionReader:
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def strongest(self, defn: ToolDefinition, rules: RuleSet, hidden: str = "") -> tuple[float, str, list[str]]:
-        """The most instruction-like piece: (probability, piece, the features that pushed it)."""
-        best: tuple[float, str, list[str]] = (0.0, "", [])
-        margins = self.margins
+        """The most instruction-like piece: (probability, piece, the features that pushed it).
+        Where a window of a sentence decided, the piece is that window, marked "…" at a cut."""
         if self._rules is not rules:  # derived once per rule set (the reference keeps it alive)
             self._rules, self._plan = rules, gate_plan(rules)
+            self._anchored = tuple(
+                c for c in rules.concepts if c.pattern.pattern.startswith("^") or "(^|" in c.pattern.pattern
+            )
         plan = self._plan
-        windows_left = MAX_WINDOWS
+        # Every sentence the gate lets through, whole; then windows of the most
+        # instruction-like first, within the budgets.
+        scored: list[tuple[float, str, list[str], str]] = []
         for piece in pieces(defn, hidden):
             lowered = piece.lower()
             if (searched := _gate(lowered, plan)) is None:
                 continue  # nothing in it turns to the model: a plain sentence about the tool
             feats = word_features(lowered) + concept_features(lowered, rules, searched)  # as in training
-            p = self.probability(feats)
-            for window in _windows(lowered, windows_left):
-                windows_left -= 1
-                if (found := _gate(window, plan)) is None:
+            scored.append((self.probability(feats), piece, feats, lowered))
+        best: tuple[float, str, list[str]] = (0.0, "", [])
+        left = MAX_WINDOWS
+        for p, piece, feats, lowered in sorted(scored, key=lambda s: -s[0]):
+            known = {c.id: c.pattern.search(lowered) is not None for c in self._anchored}
+            for window in _windows(piece, min(left, MAX_PIECE_WINDOWS)):
+                left -= 1
+                low = window.strip("…").lower()
+                if (found := _gate(low, plan, known)) is None:
                     continue
-                window_feats = word_features(window) + concept_features(window, rules, found)
+                window_feats = word_features(low) + concept_features(low, rules, found)
                 if (q := self.probability(window_feats, -WINDOW_PENALTY)) > p:
-                    # The sentence is still what the finding quotes; the words are the window's.
-                    p, feats = q, window_feats
+                    p, piece, feats = q, window, window_feats
             if p > best[0]:
-                # What a person can check: concepts first, then word pairs, then words that
-                # are not function words ("so", "them" can weigh, but explain nothing).
-                pushed = sorted(
-                    (f for f in set(feats) if margins.get(f, 0.0) > 0 and (f[0] != "w" or len(f) > 6)),
-                    key=lambda f: (f[0] != "c", f[0] != "b", -margins[f], f),
-                )
-                best = (p, piece, pushed[:4])
+                best = (p, piece, self._pushed(feats))
         return best
 
+    def _pushed(self, feats: Sequence[str]) -> list[str]:
+        """What a person can check: concepts first, then word pairs, then words that are not
+        function words ("so", "them" can weigh, but explain nothing)."""
+        margins = self.margins
+        pushed = sorted(
+            (f for f in set(feats) if margins.get(f, 0.0) > 0 and (f[0] != "w" or len(f) > 6)),
+            key=lambda f: (f[0] != "c", f[0] != "b", -margins[f], f),
+        )
+        return pushed[:4]
 
-def _windows(lowered: str, limit: int) -> Iterator[str]:
-    """Half-overlapping windows of ``WINDOW_WORDS`` words of a longer piece (none for a piece
-    that short), at most ``limit``; the last window reaches the piece's end."""
-    words = lowered.split()
-    if len(words) <= WINDOW_WORDS or limit <= 0:
+
+def _windows(piece: str, limit: int) -> Iterator[str]:
+    """Half-overlapping windows of ``WINDOW_WORDS`` whitespace-separated tokens of a longer
+    piece, as the piece's own text (marked "…" where cut); none for a piece that short; at
+    most ``limit``; the last ends at the piece's end."""
+    if limit <= 0:
+        return
+    spans = [m.span() for m in _TOKEN.finditer(piece)]
+    n = len(spans)
+    if n <= WINDOW_WORDS:
         return
     step = WINDOW_WORDS // 2
-    for start in range(0, len(words) - WINDOW_WORDS + step, step)[:limit]:
-        yield " ".join(words[start : start + WINDOW_WORDS])
+    starts = [*range(0, n - WINDOW_WORDS, step), n - WINDOW_WORDS]
+    for start in starts[:limit]:
+        first, last = spans[start][0], spans[start + WINDOW_WORDS - 1][1]
+        yield ("…" if start else "") + piece[first:last] + ("…" if start + WINDOW_WORDS < n else "")
 
 
 def training_pieces(
