@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from classifier.definition import ToolDefinition, prose_pattern, schema_strings
-from classifier.rules import Concept, RuleSet
+from classifier.rules import RuleSet
 from classifier.tokens import name_parts, stem
 
 #: Probability above which a piece is reported.  Chosen by server-grouped cross-validation
@@ -256,7 +256,7 @@ class InstructionReader:
         self.threshold = threshold
         self._rules: RuleSet | None = None
         self._plan: GatePlan = ((), ())
-        self._anchored: tuple[Concept, ...] = ()
+        self._anchored: tuple[str, ...] = ()
 
     def probability(self, features: Sequence[str], offset: float = 0.0) -> float:
         margins = self.margins
@@ -268,23 +268,25 @@ class InstructionReader:
         Where a window of a sentence decided, the piece is that window, marked "…" at a cut."""
         if self._rules is not rules:  # derived once per rule set (the reference keeps it alive)
             self._rules, self._plan = rules, gate_plan(rules)
+            # Concepts anchored to a whole text (``^``): a window takes its sentence's value.
             self._anchored = tuple(
-                c for c in rules.concepts if c.pattern.pattern.startswith("^") or "(^|" in c.pattern.pattern
+                c.id for c in rules.concepts if c.pattern.pattern.startswith("^") or "(^|" in c.pattern.pattern
             )
         plan = self._plan
         # Every sentence the gate lets through, whole; then windows of the most
         # instruction-like first, within the budgets.
-        scored: list[tuple[float, str, list[str], str]] = []
+        scored: list[tuple[float, str, list[str]]] = []
         for piece in pieces(defn, hidden):
             lowered = piece.lower()
             if (searched := _gate(lowered, plan)) is None:
                 continue  # nothing in it turns to the model: a plain sentence about the tool
             feats = word_features(lowered) + concept_features(lowered, rules, searched)  # as in training
-            scored.append((self.probability(feats), piece, feats, lowered))
+            scored.append((self.probability(feats), piece, feats))
         best: tuple[float, str, list[str]] = (0.0, "", [])
         left = MAX_WINDOWS
-        for p, piece, feats, lowered in sorted(scored, key=lambda s: -s[0]):
-            known = {c.id: c.pattern.search(lowered) is not None for c in self._anchored}
+        for p, piece, feats in sorted(scored, key=lambda s: -s[0]):
+            # The sentence's own features already say which anchored concepts it has.
+            known = {c: f"c:{c}" in feats for c in self._anchored}
             for window in _windows(piece, min(left, MAX_PIECE_WINDOWS)):
                 left -= 1
                 low = window.strip("…").lower()
