@@ -456,7 +456,11 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     overwrite_values = OVERWRITE_VALUES | {"hard"} if "reset" in name_tokens else OVERWRITE_VALUES
     for p, s in props.items():
         low = p.lower()
-        if low in rules.code_params and _unconstrained_string(s):
+        tokens = split[p]
+        if (
+            low in rules.code_params
+            or (len(tokens) >= 2 and tokens[-1] in rules.code_suffixes and tokens[-2] in rules.code_qualifiers)
+        ) and _unconstrained_string(s):
             code.append(p)
         if low in rules.query_params and _unconstrained_string(s):
             query.append(p)

@@ -107,6 +107,10 @@ class RuleSet:
     overwrite_anchors: tuple[str, ...] = ()
     concepts: tuple[Concept, ...] = ()
     concept_pairs: tuple[tuple[str, str], ...] = ()
+    #: A parameter whose name ends in one of ``code_suffixes`` after one of ``code_qualifiers``
+    #: (``checker_code``, ``js_script``) holds code too (stems, as :func:`name_parts` gives them).
+    code_suffixes: frozenset[str] = frozenset()
+    code_qualifiers: frozenset[str] = frozenset()
 
 
 def anchors(phrases: tuple[str, ...]) -> tuple[str, ...]:
@@ -229,6 +233,8 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
         money_objects=_stems(fin["money_objects"]),
         code_params=frozenset(p.lower() for p in exe["code_params"]),
         query_params=frozenset(p.lower() for p in exe["query_params"]),
+        code_suffixes=_stems(exe.get("code_suffixes", [])),
+        code_qualifiers=_stems(exe.get("code_qualifiers", [])),
         query_languages=tuple(q.lower() for q in exe["query_languages"]),
         read_only_phrases=(read_only := tuple(q.lower() for q in exe["read_only_phrases"])),
         overwrite_phrases=(overwrite := tuple(q.lower() for q in exe["overwrite_phrases"])),
