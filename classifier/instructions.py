@@ -53,7 +53,9 @@ from classifier.tokens import name_parts, stem
 #: singular too and the concepts widened on P and Q, 0.28 % (18 tools on 8 servers, 10 of them
 #: that sentence) and 0.09 % at 0.97; held out a group at a time, the nine independently
 #: written groups F and H-O not used to widen the concepts are caught 0.806 at 0.95 (0.792
-#: before), 0.78 at 0.97.
+#: before), 0.78 at 0.97.  With groups R-U learned (tenth session), the misreport and
+#: tool-kind concepts and pagination tokens no longer read as secrets: 18 tools (0.28 %) at
+#: 0.95, and the fifteen groups F, H-U held out one at a time are caught 0.784.
 INSTRUCTION_THRESHOLD = 0.95
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
