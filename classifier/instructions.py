@@ -77,6 +77,15 @@ MAX_TEXT = 200_000
 #: scripts (a CJK sentence), and a filler joined by hyphens counts as one token.
 WINDOW_WORDS = 8
 WINDOW_PENALTY = 1.5
+#: A whole piece of at most ``SHORT_WORDS`` whitespace-separated tokens (a terse line, a
+#: title, a parameter name, a default or enum value) has ``SHORT_BONUS`` added to its
+#: log-odds: a handful of words cannot add up the weight a sentence can, and terse payloads
+#: were the weakest group (J, 1-13 words: 0.525 held out).  Held out a group at a time,
+#: F, H-U 0.784 -> 0.796 (J 0.625, F 0.943) for cross-validated false alarms 18 -> 22 of
+#: 6,327; 1.0 gave 0.808 for 28 ("Theme colors are not shown.", "The name of the contact's
+#: assistant."), too many.
+SHORT_WORDS = 10
+SHORT_BONUS = 0.5
 #: Windows per definition, spent on the most instruction-like sentences first, and per
 #: sentence (hostile input: decoy sentences before the payload must not use them up).
 MAX_WINDOWS = 1_024
@@ -283,7 +292,8 @@ class InstructionReader:
             if (searched := _gate(lowered, plan)) is None:
                 continue  # nothing in it turns to the model: a plain sentence about the tool
             feats = word_features(lowered) + concept_features(lowered, rules, searched)  # as in training
-            scored.append((self.probability(feats), piece, feats))
+            short = SHORT_BONUS if len(piece.split(None, SHORT_WORDS)) <= SHORT_WORDS else 0.0
+            scored.append((self.probability(feats, short), piece, feats))
         best: tuple[float, str, list[str]] = (0.0, "", [])
         left = MAX_WINDOWS
         for p, piece, feats in sorted(scored, key=lambda s: -s[0]):

@@ -423,3 +423,44 @@ def test_a_window_keeps_its_sentences_anchored_concepts() -> None:
     )
     p, _, pushed = model.instruction_reader.strongest(defn, RULES)
     assert "c:harvest" not in pushed and p < model.instruction_reader.threshold
+
+
+def test_terse_pieces_get_a_bonus_and_sentences_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handful of words cannot add up the weight a sentence can: a whole piece of at most
+    ``SHORT_WORDS`` tokens has ``SHORT_BONUS`` added to its log-odds.  Development payloads that
+    short, as the title of a real tool, are found more often with it; a long sentence's
+    score does not move."""
+    import json
+
+    import classifier.instructions as instructions
+
+    model = current_model()
+    assert model is not None and model.instruction_reader is not None
+    reader = model.instruction_reader
+    rows = [json.loads(line) for line in (DATA_DIR / "poisoning_payloads.jsonl").open()]
+    base = "Returns the current weather for a city."
+    terse = [
+        ToolDefinition(name="get_weather", description=base, title=r["payload"].strip())
+        for r in rows
+        if r["group"] not in "BG" and 2 <= len(r["payload"].split()) <= instructions.SHORT_WORDS
+    ]
+    long = [
+        ToolDefinition(name="get_weather", description=base + " " + r["payload"].strip())
+        for r in rows
+        if r["group"] not in "BG"
+        and r["where"] == "description"
+        and len(r["payload"].split()) > 40
+        and "." not in r["payload"].strip()[:-1]  # one sentence: every piece of it is long
+    ]
+    assert len(terse) > 100 and long
+
+    def scores(defs: list[ToolDefinition]) -> list[float]:
+        return [reader.strongest(d, RULES)[0] for d in defs]
+
+    with_bonus, long_with = scores(terse), scores(long)
+    monkeypatch.setattr(instructions, "SHORT_BONUS", 0.0)
+    without, long_without = scores(terse), scores(long)
+    found = sum(p >= reader.threshold for p in with_bonus)
+    assert found > sum(p >= reader.threshold for p in without), found
+    assert all(a >= b for a, b in zip(with_bonus, without, strict=True))
+    assert long_with == long_without
