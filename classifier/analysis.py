@@ -7,6 +7,7 @@ the rationale can name them and a person can check them against the definition.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -14,7 +15,7 @@ from typing import Any, NamedTuple
 
 from classifier.definition import MAX_ANALYSED_DESCRIPTION, ToolDefinition
 from classifier.rules import RuleSet
-from classifier.tokens import name_parts, split_name, words
+from classifier.tokens import distinct, name_parts, split_name, words
 from classifier.verdict import ACTIONS, CATEGORIES
 
 #: Words that are verbs in some names and nouns in others (``order_status``,
@@ -305,6 +306,11 @@ _MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})
 _SENTENCE = re.compile(r"(?<=[.!?])\s|(?<=[。！？])(?![」』）)\]\"”’])")
 
 
+#: How many description words feed the learned model (:mod:`classifier.features`): the
+#: opening states the purpose; later paragraphs are usage notes that blur it.
+MODEL_WORDS = 80
+
+
 class Facts(NamedTuple):
     """What the definition shows, extracted once and shared by every later step.
 
@@ -313,6 +319,9 @@ class Facts(NamedTuple):
 
     name_tokens: tuple[str, ...]
     desc_words: tuple[str, ...]
+    #: The first ``MODEL_WORDS`` of ``desc_words``, each once, in order: the learned model's
+    #: description features and the start of the category words (both would dedupe them).
+    desc_distinct: tuple[str, ...]
     desc_lower: str
     param_names: tuple[str, ...]
     param_tokens: frozenset[str]
@@ -502,6 +511,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     return Facts(
         name_tokens=name_tokens,
         desc_words=desc_words,
+        desc_distinct=tuple(dict.fromkeys(desc_words[:MODEL_WORDS])),
         desc_lower=desc_lower,
         param_names=param_names,
         param_tokens=param_tokens,
@@ -527,13 +537,13 @@ class _CategoryIndex:
     category is its position in ``CATEGORIES`` here: the scores are a list, not a dict.
     """
 
-    # What a description word adds: (category, weight, is_strong).
-    desc: dict[str, tuple[tuple[int, float, bool], ...]]
+    # What a description word adds, (category, weight, is_strong), and the phrases it is the
+    # key word of, (category, phrase): one lookup per distinct word of a text gives both.
+    desc: dict[str, tuple[tuple[tuple[int, float, bool], ...], tuple[tuple[int, str], ...]]]
     # What a word adds in each other place (name, parameter, server name): (category, weight).
     name: dict[str, tuple[tuple[int, float], ...]]
     param: dict[str, tuple[tuple[int, float], ...]]
     server: dict[str, tuple[tuple[int, float], ...]]
-    phrases: dict[str, tuple[tuple[int, str], ...]]  # stem of a phrase's key word -> (category, phrase)
     phrase_order: dict[tuple[int, str], int]
     elsewhere: tuple[tuple[int, frozenset[str]], ...]
 
@@ -569,21 +579,22 @@ def _category_index(rules: RuleSet) -> _CategoryIndex:
     index = _INDEXES.get(rules.digest)
     if index is None:
         table: dict[str, list[tuple[int, bool]]] = {}
-        for rule in rules.categories:
+        for rule in rules.categories:  # keys interned, as the stems looked up are (tokens.stem)
             for w in rule.strong:
-                table.setdefault(w, []).append((_CATEGORY_AT[rule.id], True))
+                table.setdefault(sys.intern(w), []).append((_CATEGORY_AT[rule.id], True))
             for w in rule.terms - rule.strong:
-                table.setdefault(w, []).append((_CATEGORY_AT[rule.id], False))
+                table.setdefault(sys.intern(w), []).append((_CATEGORY_AT[rule.id], False))
 
         def weighted(strong: float, term: float) -> dict[str, tuple[tuple[int, float], ...]]:
             return {w: tuple((c, strong if s else term) for c, s in v) for w, v in table.items()}
 
+        desc = {w: tuple((c, 1.5 if s else 0.5, s) for c, s in v) for w, v in table.items()}
+        phrases = _phrase_index(rules)  # stem of a phrase's key word -> (category, phrase)
         index = _CategoryIndex(
-            desc={w: tuple((c, 1.5 if s else 0.5, s) for c, s in v) for w, v in table.items()},
+            desc={w: (desc.get(w, ()), phrases.get(w, ())) for w in desc.keys() | phrases.keys()},
             name=weighted(4.0, 2.5),
             param=weighted(1.0, 0.3),
             server=weighted(5.0, 1.0),
-            phrases=_phrase_index(rules),
             phrase_order={
                 (_CATEGORY_AT[rule.id], p): i
                 for i, (rule, p) in enumerate((r, p) for r in rules.categories for p in r.phrases)
@@ -598,24 +609,32 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
     index = _category_index(rules)
     scores: list[float] = [0.0] * len(CATEGORIES)
     evidence: list[tuple[int, str]] = []  # (category, word); only the winner's are kept
-    distinct_desc = list(dict.fromkeys(facts.desc_words[:120]))
-    server = [t for t in dict.fromkeys(facts.server_tokens) if t not in {"mcp", "server", "local"}]
+    distinct_desc = list(facts.desc_distinct)
+    if len(facts.desc_words) > MODEL_WORDS:  # the category reads 120 words, the model 80
+        seen = set(distinct_desc)
+        distinct_desc += [w for w in dict.fromkeys(facts.desc_words[MODEL_WORDS:120]) if w not in seen]
+    server = [t for t in distinct(facts.server_tokens) if t not in {"mcp", "server", "local"}]
     name_weights = index.name
-    for tok in dict.fromkeys(facts.name_tokens):
+    for tok in distinct(facts.name_tokens):
         for c, weight in name_weights.get(tok, ()):
             scores[c] += weight
             evidence.append((c, tok))
-    desc_weights = index.desc
-    for w in [w for w in distinct_desc if w in desc_weights]:
-        for c, weight, strong in desc_weights[w]:
+    desc_index = index.desc
+    # A phrase is only looked for when its key word is in the text at all; candidates are
+    # tried in the rule files' order, so scores and evidence never depend on the text's order.
+    candidates: list[tuple[int, str]] = []
+    for w in distinct_desc:
+        found = desc_index.get(w)
+        if found is None:
+            continue
+        weights, phrases = found
+        for c, weight, strong in weights:
             scores[c] += weight
             if strong:  # a general word adds weight, never evidence
                 evidence.append((c, w))
+        if phrases:
+            candidates += phrases
     desc_lower = facts.desc_lower
-    # A phrase is only looked for when its key word is in the text at all; candidates are
-    # tried in the rule files' order, so scores and evidence never depend on the text's order.
-    phrases = index.phrases
-    candidates = [i for key in distinct_desc if key in phrases for i in phrases[key]]
     if candidates:
         for c, phrase in sorted(candidates, key=index.phrase_order.__getitem__):
             if phrase in desc_lower:
@@ -641,9 +660,15 @@ def choose_category(facts: Facts, rules: RuleSet) -> CategoryChoice:
             scores[c] *= 0.2
     if facts.code_params and scores[_DATABASE] < scores[_CODE_EXECUTION] + 1:
         scores[_CODE_EXECUTION] += 2.0
-    # Highest score first; exact ties go to the earlier category in the rubric's order
-    # (the sort is stable, and stays so when reversed).
-    best, second = sorted(range(len(CATEGORIES)), key=scores.__getitem__, reverse=True)[:2]
+    # Highest score first; exact ties go to the earlier category in the rubric's order (a
+    # strict ``>`` keeps the first of equals), as a stable descending sort would.
+    best = second = -1
+    best_score = second_score = 0.0
+    for c, score in enumerate(scores):
+        if best < 0 or score > best_score:
+            second, second_score, best, best_score = best, best_score, c, score
+        elif second < 0 or score > second_score:
+            second, second_score = c, score
     return CategoryChoice(
         id=CATEGORIES[best],
         score=scores[best],

@@ -439,24 +439,28 @@ def _batch_probabilities(
     # knows: known_rows() is extract() + the index without building the strings (a test
     # checks both agree).  Both heads are fitted on one vocabulary; when pruning kept the
     # same features they share the rows.
-    shared = model.action.index == model.category.index
+    shared = model.shares_index
     heads = [model.category] if shared else [model.category, model.action]
     reads_privacy = privacy and model.privacy is not None
     if reads_privacy:
         assert model.privacy is not None
         heads.append(model.privacy)
     known: list[tuple[list[int], list[int]]] = [([], []) for _ in heads]
+    lookups = [head.lookup for head in heads]  # a cached property: read once, not per tool
     cats: list[CategoryChoice] = []
     acts: list[ActionChoice] = []
     for defn in defs:
         facts, cat, act = _rules_read(defn, rules)
         cats.append(cat)
         acts.append(act)
-        for (found, starts), head in zip(known, heads, strict=True):
+        for (found, starts), lookup in zip(known, lookups, strict=True):
             starts.append(len(found))
-            found += known_rows(facts, cat, act, head.lookup)
-    p_cat = model.category.probability_matrix(known[0])
-    p_act = model.action.probability_matrix(known[0 if shared else 1])
+            found += known_rows(facts, cat, act, lookup)
+    from classifier.model import feature_matrix
+
+    x = feature_matrix(known[0], len(model.category.index))
+    p_cat = model.category.probability_matrix(x)
+    p_act = model.action.probability_matrix(x if shared else known[1])
     p_private = heads[-1].probability_matrix(known[-1]) if reads_privacy else None
     return cats, acts, p_cat, p_act, p_private
 

@@ -23,10 +23,12 @@ tokenised once per classification.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
 
-from classifier.analysis import ActionChoice, CategoryChoice, Facts
+from classifier.analysis import MODEL_WORDS, ActionChoice, CategoryChoice, Facts
+from classifier.tokens import distinct
 
 #: Words that say nothing about domain or action; dropping them keeps the vocabulary small.
 STOP_WORDS = frozenset(
@@ -122,9 +124,10 @@ STOP_WORDS = frozenset(
     }
 )
 
-#: How many description words feed the model: the opening states the purpose; later
-#: paragraphs are usage notes that blur it (and long texts must stay cheap).
-DESCRIPTION_WORDS = 80
+#: How many description words feed the model (:data:`classifier.analysis.MODEL_WORDS`):
+#: the opening states the purpose; later paragraphs are usage notes that blur it (and long
+#: texts must stay cheap).
+DESCRIPTION_WORDS = MODEL_WORDS
 OPENING_WORDS = 4
 
 
@@ -174,7 +177,7 @@ def split_index(index: Mapping[str, int]) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = {}
     for feature, row in index.items():
         prefix, _, rest = feature.partition(":")
-        table.setdefault(prefix, {})[rest] = row
+        table.setdefault(prefix, {})[sys.intern(rest)] = row  # as the stems are: see tokens.stem
     return table
 
 
@@ -212,25 +215,28 @@ def known_rows(facts: Facts, category: CategoryChoice, action: ActionChoice, loo
     """``[index[f] for f in extract(...) if f in index]``, in the same order, without building a
     string per feature (the batch path's speed; a test checks both agree on every labelled
     definition).  Stop words need no filter here: :func:`extract` never emits them, so no
-    model knows them."""
+    model knows them.  Each kind of feature is deduplicated on its own (the description's
+    words already are, in ``desc_distinct``): two kinds never share a feature, so that is
+    :func:`extract`'s deduplication, without one over every row at the end."""
     rows: list[int] = []
     name = facts.name_tokens
     if name:
-        _add(rows, lookup.get("n", _EMPTY), name)
+        _add(rows, lookup.get("n", _EMPTY), distinct(name))
         _add_one(rows, lookup.get("n0", _EMPTY), name[0])
         _add_one(rows, lookup.get("nl", _EMPTY), name[-1])
         if len(name) > 1:
-            _add(rows, lookup.get("nb", _EMPTY), tuple([f"{a}_{b}" for a, b in pairwise(name)]))
+            _add(rows, lookup.get("nb", _EMPTY), distinct(tuple([f"{a}_{b}" for a, b in pairwise(name)])))
     desc = facts.desc_words
     if desc:
-        _add(rows, lookup.get("d", _EMPTY), desc[:DESCRIPTION_WORDS])
-        _add(rows, lookup.get("d0", _EMPTY), desc[:OPENING_WORDS])
+        _add(rows, lookup.get("d", _EMPTY), facts.desc_distinct)
+        _add(rows, lookup.get("d0", _EMPTY), distinct(desc[:OPENING_WORDS]))
     else:
         _add_one(rows, lookup.get("d", _EMPTY), "<none>")
     _add(rows, lookup.get("p", _EMPTY), tuple(sorted(facts.param_tokens)))
     if facts.operation_values:
-        _add(rows, lookup.get("e", _EMPTY), tuple([v.lower() for v in facts.operation_values[:16]]))
-    _add(rows, lookup.get("s", _EMPTY), facts.server_tokens)  # "s:mcp" is never emitted, so never known
+        _add(rows, lookup.get("e", _EMPTY), distinct(tuple([v.lower() for v in facts.operation_values[:16]])))
+    # "s:mcp" is never emitted, so never known
+    _add(rows, lookup.get("s", _EMPTY), distinct(facts.server_tokens))
     flags = lookup.get("f", _EMPTY)
     if facts.code_params:
         _add_one(rows, flags, "code-param")
@@ -245,4 +251,4 @@ def known_rows(facts: Facts, category: CategoryChoice, action: ActionChoice, loo
     _add_one(rows, lookup.get("rs", _EMPTY), action.source)
     if action.verb:
         _add_one(rows, lookup.get("rv", _EMPTY), action.verb)
-    return list(dict.fromkeys(rows))
+    return rows

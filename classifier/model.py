@@ -53,6 +53,19 @@ CLASS_WEIGHT: str | None = None
 PRUNE = 1e-4
 
 
+def feature_matrix(known: tuple[list[int], list[int]], width: int) -> Any:
+    """The 0/1 sparse matrix of a batch's feature rows (``known``: every definition's rows
+    concatenated, and where each one's starts), ``width`` features wide."""
+    from scipy.sparse import csr_matrix
+
+    rows, starts = known
+    # np.fromiter reads a list of ints in one typed pass; np.asarray first discovers the type
+    # of each element, at three times the cost.
+    columns = np.fromiter(rows, dtype=np.int32, count=len(rows))
+    pointers = np.fromiter([*starts, len(rows)], dtype=np.int64, count=len(starts) + 1)
+    return csr_matrix((np.ones(len(rows)), columns, pointers), shape=(len(starts), width))
+
+
 @dataclass(frozen=True, eq=False)
 class Head:
     """One linear softmax classifier: ``classes``, a feature index, weights and a temperature."""
@@ -88,19 +101,13 @@ class Head:
         order = np.argsort(-p, kind="stable")
         return [(self.classes[i], float(p[i])) for i in order]
 
-    def probability_matrix(self, known: tuple[list[int], list[int]]) -> np.ndarray:
+    def probability_matrix(self, known: tuple[list[int], list[int]] | Any) -> np.ndarray:
         """Calibrated probabilities for many definitions at once (one row each, columns
         ``classes``): one sparse product for the whole batch, the bulk fast path.  ``known`` is
         the feature rows of every definition concatenated, and where each one's start
-        (:func:`classifier.features.known_rows`)."""
-        from scipy.sparse import csr_matrix
-
-        index = self.index
-        rows, starts = known
-        x = csr_matrix(
-            (np.ones(len(rows)), np.asarray(rows, dtype=np.int32), np.asarray([*starts, len(rows)], dtype=np.int64)),
-            shape=(len(starts), len(index)),
-        )
+        (:func:`classifier.features.known_rows`), or the :func:`feature_matrix` of those
+        (heads that share an index share it)."""
+        x = feature_matrix(known, len(self.index)) if isinstance(known, tuple) else known
         z = (np.asarray(x @ self.weights) + self.bias) / self.temperature
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
@@ -184,6 +191,12 @@ class Model:
         if self.privacy is None:
             return None
         return dict(self.privacy.probabilities(features)).get(PRIVATE, 0.0)
+
+    @cached_property
+    def shares_index(self) -> bool:
+        """Whether both heads read one feature index (see :func:`share_index`): compared once
+        per model, not once per batch (two dicts of tens of thousands of features)."""
+        return self.action.index is self.category.index or self.action.index == self.category.index
 
     @cached_property
     def instruction_reader(self) -> InstructionReader | None:

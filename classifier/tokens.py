@@ -15,6 +15,7 @@ invisible: a Chinese description gave no word at all.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 from itertools import islice
@@ -29,6 +30,8 @@ _LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u037d\u037f-\u0
 #: character pairs.
 _CJK = "\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _WORD_ANY = re.compile(f"[{_LETTERS}][{_LETTERS}0-9']*|[{_CJK}]+")
+#: A letter ``_WORD_ANY`` reads that ``_WORD`` does not.
+_LETTER_BEYOND_ASCII = re.compile(f"[{_LETTERS.removeprefix('A-Za-z')}]")
 #: One character of those scripts (``CJK_CHAR.search`` finds any; the evaluation sorts by it).
 CJK_CHAR = re.compile(f"[{_CJK}]")
 #: Every letter ``_WORD_ANY`` reads as a word sorts below this, every CJK character at or above.
@@ -75,7 +78,13 @@ _KEEP = frozenset(
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Crude plural folding: enough to match keywords, never a linguistic claim."""
+    """Crude plural folding: enough to match keywords, never a linguistic claim.  Stems are
+    interned: the tables that look them up (the rules', the model's) hold the same objects,
+    so a hit compares pointers instead of reading a second string."""
+    return sys.intern(_fold(word))
+
+
+def _fold(word: str) -> str:
     w = word.lower()
     if len(w) <= 3 or w in _KEEP or w.endswith(("ss", "us", "is")):
         return w
@@ -104,6 +113,20 @@ def name_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
+def distinct(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """``keys`` without repeats, first ones kept.  Most are a name's few tokens with none:
+    comparing each with those before it costs a fraction of building a dict (compiled)."""
+    n = len(keys)
+    if n > 8:
+        return tuple(dict.fromkeys(keys))
+    for i in range(1, n):
+        key = keys[i]
+        for j in range(i):
+            if keys[j] == key:
+                return tuple(dict.fromkeys(keys))
+    return keys
+
+
 #: name -> its parts; a plain dict (not ``lru_cache``): this is the hot path of every
 #: verdict, and the size bound keeps hostile input from growing it forever.
 _PARTS: dict[str, tuple[str, ...]] = {}
@@ -126,15 +149,23 @@ _STEMS_MAX = 200_000
 
 def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
-    # Most text is ASCII, and most of the rest has no CJK run to expand: one pattern each,
+    # Most text is ASCII, and most of the rest has no CJK run to expand: one path each,
     # decided in C, so the common case costs what it did before other scripts were read.
-    pattern = _WORD
-    if not text.isascii():
-        if not unicodedata.is_normalized("NFC", text):  # "Obte\u0301m" is one word, as "Obtém"
-            text = unicodedata.normalize("NFC", text)
-        if CJK_CHAR.search(text) is not None:
-            return _words_cjk(text, limit)
-        pattern = _WORD_ANY
+    if text.isascii():
+        return _split_words(text.encode("ascii"), limit, text)
+    if not unicodedata.is_normalized("NFC", text):  # "Obte\u0301m" is one word, as "Obtém"
+        text = unicodedata.normalize("NFC", text)
+    if CJK_CHAR.search(text) is not None:
+        return _words_cjk(text, limit)
+    # Most other non-ASCII text is English with typographic quotes, dashes or emoji: with no
+    # letter beyond ASCII in what is read, each of those characters is just a separator.
+    if _LETTER_BEYOND_ASCII.search(text, 0, len(text) if limit is None else limit * 16) is None:
+        return _split_words(text.encode("ascii", "replace"), limit, text)
+    return _stems(_matches(_WORD_ANY, text, limit))
+
+
+def _matches(pattern: re.Pattern[str], text: str, limit: int | None) -> list[str]:
+    """The first ``limit`` (or all) matches of ``pattern`` in ``text``."""
     if limit is None:
         found = pattern.findall(text)
     else:
@@ -151,7 +182,54 @@ def words(text: str, limit: int | None = None) -> list[str]:
             if len(found) <= limit and len(text) > window:
                 found = [m.group() for m in islice(pattern.finditer(text), limit)]
         del found[limit:]
-    return _stems(found)
+    return found
+
+
+#: ASCII bytes -> themselves for what ``_WORD`` reads (letters, digits, the apostrophe), a
+#: space for the rest: ``bytes.translate`` and ``split`` cut ASCII text where the regex
+#: would.  Letters come out in lower case (a stem is), so ``Get`` and ``get`` share a piece.
+_ASCII_TABLE = bytes(
+    ord(chr(b).lower()) if chr(b).isascii() and (chr(b).isalnum() or b == 39) else 32 for b in range(256)
+)
+#: A piece of that split -> its stem, or "" for a piece with no word (``2024``, ``'``).
+_ASCII_STEMS: dict[bytes, str] = {}
+
+
+def _split_words(data: bytes, limit: int | None, text: str) -> list[str]:
+    """:func:`words` for ``text`` with no letter beyond ASCII, given as ``data``, one byte per
+    character (any other character a ``?``), without a regex: a translate and a split cost
+    half of ``_WORD.findall`` (scripts/bench_classify.py), and give the same words.  Each
+    piece holds only letters, digits and apostrophes, so ``_WORD`` finds in it exactly one
+    match (from its first letter to its end: ``3d`` -> ``d``) or none (``2024``)."""
+    if limit is None:
+        return _ascii_stems(data.translate(_ASCII_TABLE).split())
+    # As in _matches(): a window that holds ``limit`` words of ordinary prose, trusted only
+    # when a word follows the last one kept (the window's end may cut a piece short).
+    for window in (limit * 8, limit * 16):
+        found = _ascii_stems(data[:window].translate(_ASCII_TABLE).split())
+        if len(found) > limit or len(data) <= window:
+            del found[limit:]
+            return found
+    return _stems(_matches(_WORD_ANY, text, limit))
+
+
+def _ascii_stems(pieces: list[bytes]) -> list[str]:
+    # One pass in C for text whose every piece was seen before (a miss raises); the pieces
+    # that hold no word have "" for a stem, which the filter drops.
+    try:
+        return list(filter(None, map(_ASCII_STEMS.__getitem__, pieces)))
+    except KeyError:
+        return [s for s in map(_learn_ascii, pieces) if s]
+
+
+def _learn_ascii(piece: bytes) -> str:
+    stemmed = _ASCII_STEMS.get(piece)
+    if stemmed is None:
+        word = piece.decode("ascii").lstrip("0123456789'")
+        stemmed = stem(word.strip("'")) if word else ""
+        if len(_ASCII_STEMS) < _STEMS_MAX:
+            _ASCII_STEMS[piece] = stemmed
+    return stemmed
 
 
 def _stems(found: list[str]) -> list[str]:

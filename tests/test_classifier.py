@@ -41,6 +41,33 @@ def test_limited_tokenising_equals_tokenising_the_whole_text() -> None:
             assert words(text, limit) == words(text)[:limit], (text[:60], limit)
 
 
+def test_the_split_tokeniser_finds_what_the_word_pattern_finds() -> None:
+    """Text with no letter beyond ASCII is cut by a translate and a split, not by the regex
+    that defines a word (a letter, then letters, digits or apostrophes): both must give the
+    same words, where pieces start with digits or apostrophes (``3d``, ``'quoted'``), hold no
+    word at all (``2024``), and where typographic quotes, dashes or emoji separate them."""
+    import random
+    import unicodedata
+
+    from classifier.tokens import _WORD, _WORD_ANY, stem
+
+    def by_pattern(text: str) -> list[str]:
+        pattern = _WORD if text.isascii() else _WORD_ANY
+        text = unicodedata.normalize("NFC", text)
+        return [stem(w.strip("'")) for w in pattern.findall(text)]
+
+    rng = random.Random(11)
+    ascii_text = "aZ 9'_-.\n\t0xQ"
+    beyond = ascii_text + "’“—•😀\u0301é"  # é: a letter beyond ASCII takes the regex path
+    texts = ["".join(rng.choice(ascii_text) for _ in range(rng.randint(0, 80))) for _ in range(3000)]
+    texts += ["".join(rng.choice(beyond) for _ in range(rng.randint(0, 80))) for _ in range(3000)]
+    texts += ["3d 2024 'quoted' don't x1'y ''", "Cancel multiple orders — “fast” 😀 in batch", "’" * 3000 + " late"]
+    for text in texts:
+        assert words(text) == by_pattern(text), text
+        for limit in (1, 6, 120):
+            assert words(text, limit) == by_pattern(text)[:limit], (text, limit)
+
+
 def test_text_beyond_ascii_is_read() -> None:
     """Accented, Greek and Cyrillic words are words; Chinese, Japanese and Korean runs are read
     as overlapping character pairs, so a two-character word is found wherever it stands."""
