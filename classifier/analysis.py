@@ -300,7 +300,7 @@ CRYPTO_VALUE = frozenset(
 )
 #: What an account holds: converting or exchanging it moves value.
 VALUE_HELD = frozenset({"dust", "bnb", "asset", "coin", "token", "crypto", "balance", "position", "currency", "fund"})
-_MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b", re.IGNORECASE)
+_MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b")  # on lower-cased text
 #: A sentence ends at . ! ? before a space, and at a CJK full stop (no space follows one) unless
 #: a closing bracket or quote does.
 _SENTENCE = re.compile(r"(?<=[.!?])\s|(?<=[。！？])(?![」』）)\]\"”’])")
@@ -377,8 +377,8 @@ OVERWRITE_VALUES = frozenset({"force", "overwrite", "force-push", "force_push"})
 LOCATION_WORDS = frozenset({"path", "url", "uri", "dir", "directory", "folder", "endpoint", "href", "webhook"})
 
 
-def _names_a_location(param: str, tokens: tuple[str, ...]) -> bool:
-    low = param.lower()
+def _names_a_location(low: str, tokens: tuple[str, ...]) -> bool:
+    """Whether a parameter (its name lower-cased, and split) is a path or an address."""
     if low in PATH_PARAMS or low.endswith(("_path", "_url", "_file", "_dir")):
         return True
     return bool(tokens) and tokens[-1] in LOCATION_WORDS
@@ -463,21 +463,23 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     # `strategy: force` discards what was there, and so does `mode: hard` on a reset (git
     # reset --hard); a hard quota does not.
     overwrite_values = OVERWRITE_VALUES | {"hard"} if "reset" in name_tokens else OVERWRITE_VALUES
+    # The rule set's tables as locals: it is a plain-Python object, read once, not per parameter.
+    code_names, code_suffixes, code_qualifiers = rules.code_params, rules.code_suffixes, rules.code_qualifiers
+    query_names, operation_names = rules.query_params, rules.operation_params
     for p, s in props.items():
         low = p.lower()
         tokens = split[p]
         if (
-            low in rules.code_params
-            or (len(tokens) >= 2 and tokens[-1] in rules.code_suffixes and tokens[-2] in rules.code_qualifiers)
+            low in code_names or (len(tokens) >= 2 and tokens[-1] in code_suffixes and tokens[-2] in code_qualifiers)
         ) and _unconstrained_string(s):
             code.append(p)
-        if low in rules.query_params and _unconstrained_string(s):
+        if low in query_names and _unconstrained_string(s):
             query.append(p)
-        if _names_a_location(p, split[p]) and _unconstrained_string(s):
+        if _names_a_location(low, tokens) and _unconstrained_string(s):
             paths.append(p)
         if low in OVERWRITE_PARAMS and s.get("type") in ("boolean", None):
             overwrite.append(p)
-        if low in rules.operation_params:
+        if low in operation_names:
             enum = s.get("enum")
             values = [str(v) for v in enum[:64]] if isinstance(enum, list) else _listed_operations(s)
             if values:
@@ -490,7 +492,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     if not path_params and nested:
         # A location can sit one or two levels down (``spec.git.repo_clone_url``).
         path_params = tuple(
-            p for p, s in _nested(props) if _names_a_location(p, name_parts(p)) and _unconstrained_string(s)
+            p for p, s in _nested(props) if _names_a_location(p.lower(), name_parts(p)) and _unconstrained_string(s)
         )
     batch = next((t for t in name_tokens if t in BATCH_WORDS), "")
     if not batch:
@@ -506,8 +508,10 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             ),
             "",
         )
-    # The regex only runs when one of its anchors is there (most descriptions have none).
-    m = _MAX_ITEMS.search(desc) if ("max" in desc_lower or "up to" in desc_lower or "at most" in desc_lower) else None
+    # The regex only runs when one of its anchors is there (most descriptions have none), and
+    # from the first one on (it reads the lower-cased text: no case-blind matching).
+    anchored = [at for at in (desc_lower.find("max"), desc_lower.find("up to"), desc_lower.find("at most")) if at >= 0]
+    m = _MAX_ITEMS.search(desc_lower, min(anchored)) if anchored else None
     return Facts(
         name_tokens=name_tokens,
         desc_words=desc_words,

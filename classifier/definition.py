@@ -79,7 +79,7 @@ class ToolDefinition:
     def properties(self) -> dict[str, Mapping[str, Any]]:
         """Top-level input properties, name -> schema (non-mapping schemas are dropped)."""
         props = self.input_schema.get("properties")
-        if not isinstance(props, Mapping):
+        if type(props) is not dict and not isinstance(props, Mapping):  # the ABC check only for the rare non-dict
             return {}
         # ``type(v) is dict`` first: an ABC isinstance check is slow and nearly every value is a dict.
         return {str(k): v for k, v in props.items() if type(v) is dict or isinstance(v, Mapping)}

@@ -191,8 +191,9 @@ def _matches(pattern: re.Pattern[str], text: str, limit: int | None) -> list[str
 _ASCII_TABLE = bytes(
     ord(chr(b).lower()) if chr(b).isascii() and (chr(b).isalnum() or b == 39) else 32 for b in range(256)
 )
-#: A piece of that split -> its stem, or "" for a piece with no word (``2024``, ``'``).
-_ASCII_STEMS: dict[bytes, str] = {}
+#: A piece of that split -> its stem, or "" for a piece with no word (``2024``, ``'``).  Keyed
+#: by ``str``, not ``bytes``: CPython looks ``str`` keys up on a faster path.
+_ASCII_STEMS: dict[str, str] = {}
 
 
 def _split_words(data: bytes, limit: int | None, text: str) -> list[str]:
@@ -202,18 +203,18 @@ def _split_words(data: bytes, limit: int | None, text: str) -> list[str]:
     piece holds only letters, digits and apostrophes, so ``_WORD`` finds in it exactly one
     match (from its first letter to its end: ``3d`` -> ``d``) or none (``2024``)."""
     if limit is None:
-        return _ascii_stems(data.translate(_ASCII_TABLE).split())
+        return _ascii_stems(data.translate(_ASCII_TABLE).decode("ascii").split())
     # As in _matches(): a window that holds ``limit`` words of ordinary prose, trusted only
     # when a word follows the last one kept (the window's end may cut a piece short).
     for window in (limit * 8, limit * 16):
-        found = _ascii_stems(data[:window].translate(_ASCII_TABLE).split())
+        found = _ascii_stems(data[:window].translate(_ASCII_TABLE).decode("ascii").split())
         if len(found) > limit or len(data) <= window:
             del found[limit:]
             return found
     return _stems(_matches(_WORD_ANY, text, limit))
 
 
-def _ascii_stems(pieces: list[bytes]) -> list[str]:
+def _ascii_stems(pieces: list[str]) -> list[str]:
     # One pass in C for text whose every piece was seen before (a miss raises); the pieces
     # that hold no word have "" for a stem, which the filter drops.
     try:
@@ -222,10 +223,10 @@ def _ascii_stems(pieces: list[bytes]) -> list[str]:
         return [s for s in map(_learn_ascii, pieces) if s]
 
 
-def _learn_ascii(piece: bytes) -> str:
+def _learn_ascii(piece: str) -> str:
     stemmed = _ASCII_STEMS.get(piece)
     if stemmed is None:
-        word = piece.decode("ascii").lstrip("0123456789'")
+        word = piece.lstrip("0123456789'")
         stemmed = stem(word.strip("'")) if word else ""
         if len(_ASCII_STEMS) < _STEMS_MAX:
             _ASCII_STEMS[piece] = stemmed
