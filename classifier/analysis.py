@@ -300,7 +300,7 @@ CRYPTO_VALUE = frozenset(
 )
 #: What an account holds: converting or exchanging it moves value.
 VALUE_HELD = frozenset({"dust", "bnb", "asset", "coin", "token", "crypto", "balance", "position", "currency", "fund"})
-_MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b")  # on lower-cased text
+_MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b", re.IGNORECASE)
 #: A sentence ends at . ! ? before a space, and at a CJK full stop (no space follows one) unless
 #: a closing bracket or quote does.
 _SENTENCE = re.compile(r"(?<=[.!?])\s|(?<=[。！？])(?![」』）)\]\"”’])")
@@ -508,10 +508,11 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             ),
             "",
         )
-    # The regex only runs when one of its anchors is there (most descriptions have none), and
-    # from the first one on (it reads the lower-cased text: no case-blind matching).
-    anchored = [at for at in (desc_lower.find("max"), desc_lower.find("up to"), desc_lower.find("at most")) if at >= 0]
-    m = _MAX_ITEMS.search(desc_lower, min(anchored)) if anchored else None
+    # The regex only runs when one of its anchors is there (most descriptions have none).  It
+    # reads the text as written, case-blind: lower() is not case folding (a review found
+    # "at moſt 3" and "maxİmum 5" read differently on the lower-cased text).
+    anchored = "max" in desc_lower or "up to" in desc_lower or "at most" in desc_lower
+    m = _MAX_ITEMS.search(desc) if anchored else None
     return Facts(
         name_tokens=name_tokens,
         desc_words=desc_words,

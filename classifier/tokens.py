@@ -151,8 +151,10 @@ def words(text: str, limit: int | None = None) -> list[str]:
     """Stemmed words of a text, in order (``limit`` caps how many are returned)."""
     # Most text is ASCII, and most of the rest has no CJK run to expand: one path each,
     # decided in C, so the common case costs what it did before other scripts were read.
+    if limit is not None and limit <= 0:
+        return []
     if text.isascii():
-        return _split_words(text.encode("ascii"), limit, text)
+        return _split_words(text, limit)
     if not unicodedata.is_normalized("NFC", text):  # "Obte\u0301m" is one word, as "Obtém"
         text = unicodedata.normalize("NFC", text)
     if CJK_CHAR.search(text) is not None:
@@ -160,7 +162,7 @@ def words(text: str, limit: int | None = None) -> list[str]:
     # Most other non-ASCII text is English with typographic quotes, dashes or emoji: with no
     # letter beyond ASCII in what is read, each of those characters is just a separator.
     if _LETTER_BEYOND_ASCII.search(text, 0, len(text) if limit is None else limit * 16) is None:
-        return _split_words(text.encode("ascii", "replace"), limit, text)
+        return _split_words(text, limit, "replace")
     return _stems(_matches(_WORD_ANY, text, limit))
 
 
@@ -196,19 +198,21 @@ _ASCII_TABLE = bytes(
 _ASCII_STEMS: dict[str, str] = {}
 
 
-def _split_words(data: bytes, limit: int | None, text: str) -> list[str]:
-    """:func:`words` for ``text`` with no letter beyond ASCII, given as ``data``, one byte per
-    character (any other character a ``?``), without a regex: a translate and a split cost
-    half of ``_WORD.findall`` (scripts/bench_classify.py), and give the same words.  Each
-    piece holds only letters, digits and apostrophes, so ``_WORD`` finds in it exactly one
-    match (from its first letter to its end: ``3d`` -> ``d``) or none (``2024``)."""
+def _split_words(text: str, limit: int | None, errors: str = "strict") -> list[str]:
+    """:func:`words` for ``text`` with no letter beyond ASCII, without a regex: encoded one byte
+    per character (with ``errors="replace"`` any other character a ``?``), a translate and a
+    split cost half of ``_WORD.findall`` (scripts/bench_classify.py), and give the same words.
+    Each piece holds only letters, digits and apostrophes, so ``_WORD`` finds in it exactly
+    one match (from its first letter to its end: ``3d`` -> ``d``) or none (``2024``)."""
     if limit is None:
-        return _ascii_stems(data.translate(_ASCII_TABLE).decode("ascii").split())
+        return _ascii_stems(text.encode("ascii", errors).translate(_ASCII_TABLE).decode("ascii").split())
     # As in _matches(): a window that holds ``limit`` words of ordinary prose, trusted only
-    # when a word follows the last one kept (the window's end may cut a piece short).
+    # when a word follows the last one kept (the window's end may cut a piece short); only
+    # the window is encoded (a megabyte of text must not be copied for 120 words).
     for window in (limit * 8, limit * 16):
-        found = _ascii_stems(data[:window].translate(_ASCII_TABLE).decode("ascii").split())
-        if len(found) > limit or len(data) <= window:
+        piece = text[:window].encode("ascii", errors)
+        found = _ascii_stems(piece.translate(_ASCII_TABLE).decode("ascii").split())
+        if len(found) > limit or len(text) <= window:
             del found[limit:]
             return found
     return _stems(_matches(_WORD_ANY, text, limit))

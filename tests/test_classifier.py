@@ -68,6 +68,29 @@ def test_the_split_tokeniser_finds_what_the_word_pattern_finds() -> None:
             assert words(text, limit) == by_pattern(text)[:limit], (text, limit)
 
 
+def test_no_limit_left_reads_no_words() -> None:
+    assert words("alpha beta gamma delta epsilon zeta", 0) == []
+    assert words("alpha beta gamma delta epsilon zeta", -1) == []
+    assert words("alpha — beta", -3) == []
+
+
+def test_the_batch_bound_is_read_case_blind_from_the_text_as_written() -> None:
+    """``max 10`` / ``up to 5`` bounds a batch; the phrase is matched case-blind on the text as
+    written: lower-casing is not case folding (a long s, a dotted capital I), so reading the
+    lower-cased text found a later, different bound or none (a review found both)."""
+    from classifier.analysis import gather
+    from classifier.rules import load_rules
+
+    def bound(text: str) -> int | None:
+        return gather(ToolDefinition(name="batch_delete_files", description=text), load_rules()).max_items
+
+    assert bound("Deletes files, at mo\u017ft 3 per call (max 50 total).") == 3
+    assert bound("Deletes up to 20 files; MAXIMUM of 7 per folder.") == 20
+    assert bound("Deletes files, max\u0130mum 5.") == 5
+    assert bound("\u0130max 5 files") is None  # no word boundary before "max" as written
+    assert bound("Deletes files.") is None
+
+
 def test_text_beyond_ascii_is_read() -> None:
     """Accented, Greek and Cyrillic words are words; Chinese, Japanese and Korean runs are read
     as overlapping character pairs, so a two-character word is found wherever it stands."""
