@@ -458,10 +458,10 @@ def _batch_probabilities(
             found += known_rows(facts, cat, act, lookup)
     from classifier.model import feature_matrix
 
-    x = feature_matrix(known[0], len(model.category.index))
-    p_cat = model.category.probability_matrix(x)
-    p_act = model.action.probability_matrix(x if shared else known[1])
-    p_private = heads[-1].probability_matrix(known[-1]) if reads_privacy else None
+    matrices = [feature_matrix(rows, len(head.index)) for rows, head in zip(known, heads, strict=True)]
+    p_cat = model.category.probability_matrix(matrices[0])
+    p_act = model.action.probability_matrix(matrices[0 if shared else 1])
+    p_private = heads[-1].probability_matrix(matrices[-1]) if reads_privacy else None
     return cats, acts, p_cat, p_act, p_private
 
 

@@ -124,10 +124,6 @@ STOP_WORDS = frozenset(
     }
 )
 
-#: How many description words feed the model (:data:`classifier.analysis.MODEL_WORDS`):
-#: the opening states the purpose; later paragraphs are usage notes that blur it (and long
-#: texts must stay cheap).
-DESCRIPTION_WORDS = MODEL_WORDS
 OPENING_WORDS = 4
 
 
@@ -141,7 +137,7 @@ def extract(facts: Facts, category: CategoryChoice, action: ActionChoice) -> lis
         out.extend(f"nb:{a}_{b}" for a, b in pairwise(name))
     desc = facts.desc_words
     stop = STOP_WORDS
-    out += ["d:" + w for w in desc[:DESCRIPTION_WORDS] if w not in stop and len(w) > 1]
+    out += ["d:" + w for w in desc[:MODEL_WORDS] if w not in stop and len(w) > 1]
     out += ["d0:" + w for w in desc[:OPENING_WORDS] if w not in stop]
     if not desc:
         out.append("d:<none>")

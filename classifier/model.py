@@ -101,13 +101,10 @@ class Head:
         order = np.argsort(-p, kind="stable")
         return [(self.classes[i], float(p[i])) for i in order]
 
-    def probability_matrix(self, known: tuple[list[int], list[int]] | Any) -> np.ndarray:
+    def probability_matrix(self, x: Any) -> np.ndarray:
         """Calibrated probabilities for many definitions at once (one row each, columns
-        ``classes``): one sparse product for the whole batch, the bulk fast path.  ``known`` is
-        the feature rows of every definition concatenated, and where each one's start
-        (:func:`classifier.features.known_rows`), or the :func:`feature_matrix` of those
-        (heads that share an index share it)."""
-        x = feature_matrix(known, len(self.index)) if isinstance(known, tuple) else known
+        ``classes``): one sparse product for the whole batch, the bulk fast path.  ``x`` is
+        the :func:`feature_matrix` of their feature rows (heads that share an index share it)."""
         z = (np.asarray(x @ self.weights) + self.bias) / self.temperature
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)

@@ -36,7 +36,7 @@ from sklearn.metrics import f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
 from classifier.classify import rule_reading  # noqa: E402
-from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, fit_head, read_jsonl  # noqa: E402
+from classifier.model import DATA_DIR, DEV_FILE, TRAIN_FILES, feature_matrix, fit_head, read_jsonl  # noqa: E402
 
 
 def main() -> None:
@@ -103,7 +103,7 @@ def sweep_context(
         for i in te:
             known[1].append(len(known[0]))
             known[0].extend(head.rows(feats[i]))
-        p[np.ix_(te, cols)] = head.probability_matrix(known)
+        p[np.ix_(te, cols)] = head.probability_matrix(feature_matrix(known, len(head.index)))
     gold = np.array([classes.index(r["category"]) for r in rows])
     names = [str(r["name"]) for r in rows]
     rule = [cat for cat, _, _ in readings]
