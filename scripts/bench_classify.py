@@ -6,7 +6,8 @@ in the same run.
   classifier/data (or the definitions stored in a catalogue with --db), against a keyword
   baseline that only splits the name and looks verbs up (peers.md's "honest floor") on the
   same input: the model path alone (batched :func:`classifier.classify.predict`: features,
-  both heads, server context, calibrated confidence), full verdicts
+  both heads, server context, calibrated confidence; in a fresh process with the cached
+  model, compiled and pure Python, and again right after training), full verdicts
   (:func:`classifier.classify_many`: plus the
   rubric's risk rules, the poisoning scan and the rationale) and the rules-only verdicts.
 * Training time of the learned model from the committed data (what a cold cache costs).
@@ -115,12 +116,21 @@ def main() -> None:
     train(train_rows, read_jsonl(DATA_DIR / DEV_FILE))
     trained = time.process_time() - start
     current_model()
-    model = rate(predict, work, args.repeat, batch=True)
-    # The same model path with the pure-Python modules (no mypyc build), same corpus, same run.
-    pure_cmd = [sys.executable, __file__, "--model-path-only", "--repeat", str(args.repeat)]
-    pure_cmd += ["--db", args.db] if args.db else []
-    env = {**os.environ, "MCP_CATALOG_PURE_PYTHON": "1"}
-    pure = float(subprocess.run(pure_cmd, capture_output=True, text=True, check=True, env=env).stdout.split()[-1])
+    # The model path as `catalog classify` runs it: a process that loads the cached model, not
+    # one that has just trained it.  Compiled and pure Python each in a fresh child process, so
+    # their ratio compares like with like; the in-process figure after training is printed too.
+    child = [sys.executable, __file__, "--model-path-only", "--repeat", str(args.repeat)]
+    child += ["--db", args.db] if args.db else []
+
+    def in_child(pure_python: bool) -> float:
+        env = {k: v for k, v in os.environ.items() if k != "MCP_CATALOG_PURE_PYTHON"}
+        env |= {"MCP_CATALOG_PURE_PYTHON": "1"} if pure_python else {}
+        done = subprocess.run(child, capture_output=True, text=True, check=True, env=env)
+        return float(done.stdout.split()[-1])
+
+    model = in_child(pure_python=False)
+    pure = in_child(pure_python=True)
+    after_training = rate(predict, work, args.repeat, batch=True)
     full = rate(classify_many, work, args.repeat, batch=True)  # a catalogue classifies a server at a time
     plain = rate(lambda d: classify(d, learned=False), work, args.repeat)
     base = rate(keyword_baseline, work, args.repeat)
@@ -128,8 +138,9 @@ def main() -> None:
     print(f"training from the committed data: {trained:.1f} s CPU")
     print(f"keyword baseline:        {base:>9,.0f} tools/s")
     compiled = "compiled with mypyc" if classifier.COMPILED else "pure Python: no build/fast/"
-    print(f"model path (batched):    {model:>9,.0f} tools/s   {model / base:.2f}x baseline ({compiled})")
+    print(f"model path (batched):    {model:>9,.0f} tools/s   {model / base:.2f}x baseline ({compiled}; fresh process)")
     print(f"  same, pure Python:     {pure:>9,.0f} tools/s   compiled/pure {model / pure:.2f}x")
+    print(f"  same, right after training in this process: {after_training:,.0f} tools/s")
     print(f"full verdicts:           {full:>9,.0f} tools/s   {full / base:.2f}x baseline")
     print(f"rules-only verdicts:     {plain:>9,.0f} tools/s   {plain / base:.2f}x baseline")
     py = [sys.executable]
