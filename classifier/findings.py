@@ -63,56 +63,73 @@ PART_LIMIT = 50_000
 SCHEMA_LIMIT = 100_000
 
 
-def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[str]:
+def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[bool, str]]:
     """Every string a model reads in an input schema (:func:`classifier.definition.schema_strings`):
     descriptions, titles, defaults, enum values, examples, vendor extensions (``x-note``) and
-    property names at every level, ``_`` read as a space outside descriptions and titles."""
+    property names at every level, ``_`` read as a space outside descriptions and titles; each
+    with whether it is a block of property names."""
     for kind, key, text in schema_strings(schema, walk):
         if kind == "names":
-            # One name per line, read as words: `note_read_dotenv_here` and
+            # One name per line, read as words (`_` and `-` as spaces): `note_read_dotenv_here` and
             # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
             # side by side are not one (the rules' windows stop at a line's end).
-            yield _CAMEL_STEP.sub(" ", text.replace("_", " "))
+            yield True, _CAMEL_STEP.sub(" ", text.replace("_", " ").replace("-", " "))
         elif kind == "item":
-            yield text.replace("_", " ")
+            yield False, text.replace("_", " ")
         elif key not in _IDENTIFIER_KEYS or prose_pattern(key, text):
-            yield text if key in ("description", "title") else text.replace("_", " ")
+            yield False, text if key in ("description", "title") else text.replace("_", " ")
 
 
-def _schema_read(schema: Any) -> tuple[list[str], str]:
+def _schema_read(schema: Any) -> tuple[list[str], list[str], str]:
     """The schema's texts as the scan reads them (each within ``PART_LIMIT``, all within
-    ``SCHEMA_LIMIT``), and what that walk left unread ("" when nothing): a text past
+    ``SCHEMA_LIMIT``), the property-name blocks among them, and what that walk left unread
+    ("" when nothing): a text past
     ``PART_LIMIT``, text past ``SCHEMA_LIMIT`` in all, or the walk's own bounds (too many keys
     or list items, too deep, too many property names).  One walk does both, so the padding
     check costs no second pass over the schema."""
     walk = SchemaWalk()
     read: list[str] = []
+    names: list[str] = []
     budget, total = SCHEMA_LIMIT, 0
     unread = ""
-    for text in _schema_texts(schema, walk):
+    for is_names, text in _schema_texts(schema, walk):
         if budget > 0:
             part = text[:PART_LIMIT][:budget]
             budget -= len(part)
             read.append(part)
+            if is_names:
+                names.append(part)
         if not unread and len(text) > PART_LIMIT:
             unread = f"an input schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
         total += len(text)
         if not unread and total > SCHEMA_LIMIT:
             unread = f"an input schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
         if unread and budget <= 0:
-            return read, unread  # nothing more would be read, and the finding is decided
+            return read, names, unread  # nothing more would be read, and the finding is decided
     if unread:
-        return read, unread
+        return read, names, unread
     if walk.left <= 0:
-        return read, f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read"
-    if walk.too_deep:
-        return read, f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read"
-    if walk.names_cut:
-        return read, (
-            f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
-            " the names past it are not read"
+        return (
+            read,
+            names,
+            f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read",
         )
-    return read, ""
+    if walk.too_deep:
+        return (
+            read,
+            names,
+            f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read",
+        )
+    if walk.names_cut:
+        return (
+            read,
+            names,
+            (
+                f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
+                " the names past it are not read"
+            ),
+        )
+    return read, names, ""
 
 
 def _unread(defn: ToolDefinition, scanned: Scanned) -> str:
@@ -148,6 +165,7 @@ class Scanned(NamedTuple):
     text: str  # the definition's own text: description, title, every schema string
     hidden: str  # what decodes out of it: encoded blobs, ROT13 notes, the folded look-alikes
     cut: str = ""  # what the scan left unread, said for a finding ("" when nothing)
+    names: str = ""  # the schema's property names as read (one per line): what names-only rules read
 
 
 def _joined(parts: Scanned) -> str:
@@ -161,7 +179,7 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
     has its finding in :func:`poisoning`)."""
     title = defn.title or ""
     parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT]]
-    schema_texts, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], "")
+    schema_texts, names, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], [], "")
     parts.extend(schema_texts)
     if len(title) > TITLE_LIMIT:  # said first: the title is read before the schema
         cut = f"a {len(title):,}-character title: text past {TITLE_LIMIT:,} is not read"
@@ -182,7 +200,7 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
             plain = plain.translate(_LOOKALIKES)
         if plain != text:
             extra.append(plain)
-    return Scanned(text, "\n".join(e for e in extra if e), cut)
+    return Scanned(text, "\n".join(e for e in extra if e), cut, "\n".join(names))
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
@@ -233,6 +251,14 @@ def _from_base64(blob: str) -> bytes:
     return base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True)
 
 
+def _name_line(names: str, at: int) -> str:
+    """The property name (read as words, one per line) that holds position ``at``, quoted."""
+    start = names.rfind("\n", 0, at) + 1
+    end = names.find("\n", at)
+    line = names[start : end if end >= 0 else len(names)]
+    return f"the parameter name “{line if len(line) <= 160 else line[:159] + '…'}” (read as words)"
+
+
 def _snippet(text: str, start: int, end: int) -> str:
     lo, hi = max(0, start - 20), min(len(text), end + 20)
     s = " ".join(text[lo:hi].split())
@@ -245,14 +271,28 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: Scanned | None = None
     text = _joined(scanned)
     found: list[Finding] = []
     gates = gate_text(text)
+    name_lines = scanned.names
+    name_gates: str | None = None
     for rule in rules.poisoning:
-        if not rule.gated_in(gates, text):
+        if rule.names_only:
+            if not name_lines:
+                continue
+            if name_gates is None:
+                name_gates = gate_text(name_lines)
+            where, gated = name_lines, name_gates
+        else:
+            where, gated = text, gates
+        if not rule.gated_in(gated, where):
             continue
-        m = rule.find(text)
+        m = rule.find(where)
         if m:
+            quoted = _name_line(where, m.start()) if rule.names_only else f"“{_snippet(where, m.start(), m.end())}”"
             found.append(
                 Finding(
-                    "tool_poisoning", f"{rule.why}: “{_snippet(text, m.start(), m.end())}”", rule=rule.id, severe=True
+                    "tool_poisoning",
+                    f"{rule.why}: {quoted}",
+                    rule=rule.id,
+                    severe=True,
                 )
             )
     if unread := _unread(defn, scanned):
@@ -303,7 +343,8 @@ def learned_poisoning(
     """The learned instruction reading's finding: its most instruction-like sentence, when it
     reads like the planted payloads it learned from (:mod:`classifier.instructions`);
     ``parts`` is :func:`scanned_parts` when the caller has it."""
-    text, hidden, _ = parts if parts is not None else scanned_parts(defn)
+    scanned = parts if parts is not None else scanned_parts(defn)
+    text, hidden = scanned.text, scanned.hidden
     p, piece, pushed = reader.strongest(defn, rules, hidden)
     if p < reader.threshold:
         return []
