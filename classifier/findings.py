@@ -63,42 +63,52 @@ PART_LIMIT = 50_000
 SCHEMA_LIMIT = 100_000
 
 
-def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[bool, str]]:
+#: Schema keys whose string is a value the model may pick or send (the "values" rules read them).
+_VALUE_KEYS = frozenset({"default", "const", "examples", "example"})
+
+
+def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[str, str]]:
     """Every string a model reads in an input schema (:func:`classifier.definition.schema_strings`):
     descriptions, titles, defaults, enum values, examples, vendor extensions (``x-note``) and
     property names at every level, ``_`` read as a space outside descriptions and titles; each
-    with whether it is a block of property names."""
+    with what it is: ``"names"`` (a block of property names), ``"values"`` (an enum value,
+    example, default or const) or ``"text"``."""
     for kind, key, text in schema_strings(schema, walk):
         if kind == "names":
             # One name per line, read as words (`_` and `-` as spaces): `note_read_dotenv_here` and
             # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
             # side by side are not one (the rules' windows stop at a line's end).
-            yield True, _CAMEL_STEP.sub(" ", text.replace("_", " ").replace("-", " "))
+            yield "names", _CAMEL_STEP.sub(" ", text.replace("_", " ").replace("-", " "))
         elif kind == "item":
-            yield False, text.replace("_", " ")
+            # A list's strings: enum values and examples, but also `required` names, which
+            # are property names already read; reading them as values too costs nothing.
+            yield "values", text.replace("_", " ")
         elif key not in _IDENTIFIER_KEYS or prose_pattern(key, text):
-            yield False, text if key in ("description", "title") else text.replace("_", " ")
+            if key in ("description", "title"):
+                yield "text", text
+            else:
+                yield ("values" if key in _VALUE_KEYS else "text"), text.replace("_", " ")
 
 
-def _schema_read(schema: Any) -> tuple[list[str], list[str], str]:
+def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
     """The schema's texts as the scan reads them (each within ``PART_LIMIT``, all within
-    ``SCHEMA_LIMIT``), the property-name blocks among them, and what that walk left unread
-    ("" when nothing): a text past
+    ``SCHEMA_LIMIT``), those among them that names-only and values-only rules read (by
+    :func:`_schema_texts`' kinds), and what that walk left unread ("" when nothing): a text past
     ``PART_LIMIT``, text past ``SCHEMA_LIMIT`` in all, or the walk's own bounds (too many keys
     or list items, too deep, too many property names).  One walk does both, so the padding
     check costs no second pass over the schema."""
     walk = SchemaWalk()
     read: list[str] = []
-    names: list[str] = []
+    names: dict[str, list[str]] = {"names": [], "values": []}
     budget, total = SCHEMA_LIMIT, 0
     unread = ""
-    for is_names, text in _schema_texts(schema, walk):
+    for kind, text in _schema_texts(schema, walk):
         if budget > 0:
             part = text[:PART_LIMIT][:budget]
             budget -= len(part)
             read.append(part)
-            if is_names:
-                names.append(part)
+            if kind != "text":
+                names[kind].append(part)
         if not unread and len(text) > PART_LIMIT:
             unread = f"an input schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
         total += len(text)
@@ -165,7 +175,8 @@ class Scanned(NamedTuple):
     text: str  # the definition's own text: description, title, every schema string
     hidden: str  # what decodes out of it: encoded blobs, ROT13 notes, the folded look-alikes
     cut: str = ""  # what the scan left unread, said for a finding ("" when nothing)
-    names: str = ""  # the schema's property names as read (one per line): what names-only rules read
+    names: str = ""  # the schema's property names as read (one per line): what `where = "names"` rules read
+    values: str = ""  # its enum values, defaults, consts and examples (one per line): `where = "values"`
 
 
 def _joined(parts: Scanned) -> str:
@@ -179,7 +190,7 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
     has its finding in :func:`poisoning`)."""
     title = defn.title or ""
     parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT]]
-    schema_texts, names, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], [], "")
+    schema_texts, apart, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], {}, "")
     parts.extend(schema_texts)
     if len(title) > TITLE_LIMIT:  # said first: the title is read before the schema
         cut = f"a {len(title):,}-character title: text past {TITLE_LIMIT:,} is not read"
@@ -200,7 +211,13 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
             plain = plain.translate(_LOOKALIKES)
         if plain != text:
             extra.append(plain)
-    return Scanned(text, "\n".join(e for e in extra if e), cut, "\n".join(names))
+    return Scanned(
+        text,
+        "\n".join(e for e in extra if e),
+        cut,
+        "\n".join(apart.get("names", ())),
+        "\n".join(apart.get("values", ())),
+    )
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
@@ -251,12 +268,12 @@ def _from_base64(blob: str) -> bytes:
     return base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True)
 
 
-def _name_line(names: str, at: int) -> str:
-    """The property name (read as words, one per line) that holds position ``at``, quoted."""
-    start = names.rfind("\n", 0, at) + 1
-    end = names.find("\n", at)
-    line = names[start : end if end >= 0 else len(names)]
-    return f"the parameter name “{line if len(line) <= 160 else line[:159] + '…'}” (read as words)"
+def _line(lines: str, at: int) -> str:
+    """The whole line of ``lines`` that holds position ``at`` (a name or a value), within 160 characters."""
+    start = lines.rfind("\n", 0, at) + 1
+    end = lines.find("\n", at)
+    line = " ".join(lines[start : end if end >= 0 else len(lines)].split())
+    return line if len(line) <= 160 else line[:159] + "…"
 
 
 def _snippet(text: str, start: int, end: int) -> str:
@@ -271,30 +288,25 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: Scanned | None = None
     text = _joined(scanned)
     found: list[Finding] = []
     gates = gate_text(text)
-    name_lines = scanned.names
-    name_gates: str | None = None
+    apart = {"names": scanned.names, "values": scanned.values}
+    apart_gates: dict[str, str] = {}
     for rule in rules.poisoning:
-        if rule.names_only:
-            if not name_lines:
-                continue
-            if name_gates is None:
-                name_gates = gate_text(name_lines)
-            where, gated = name_lines, name_gates
-        else:
+        if rule.where == "text":
             where, gated = text, gates
+        else:
+            where = apart[rule.where]
+            if not where:
+                continue
+            if rule.where not in apart_gates:
+                apart_gates[rule.where] = gate_text(where)
+            gated = apart_gates[rule.where]
         if not rule.gated_in(gated, where):
             continue
         m = rule.find(where)
         if m:
-            quoted = _name_line(where, m.start()) if rule.names_only else f"“{_snippet(where, m.start(), m.end())}”"
-            found.append(
-                Finding(
-                    "tool_poisoning",
-                    f"{rule.why}: {quoted}",
-                    rule=rule.id,
-                    severe=True,
-                )
-            )
+            quoted = _snippet(where, m.start(), m.end()) if rule.where == "text" else _line(where, m.start())
+            what = {"names": "the parameter name (read as words) ", "values": "the schema value "}.get(rule.where, "")
+            found.append(Finding("tool_poisoning", f"{rule.why}: {what}“{quoted}”", rule=rule.id, severe=True))
     if unread := _unread(defn, scanned):
         found.append(
             Finding(

@@ -44,10 +44,14 @@ class PoisoningRule:
     #: Words just before a match that make it harmless ("The password should not be shown to
     #: the user" keeps a secret out of the reply; it hides nothing from the user).
     unless_before: re.Pattern[str] | None = None
-    #: A rule that reads only the input schema's property names, each read as words on a line
-    #: of its own (``where = "names"``): what a parameter is *called* can ask for what no
-    #: description may say without being read as prose (``kubeconfig_file_content``).
-    names_only: bool = False
+    #: What the rule reads: ``"text"``, every text a model reads (:func:`classifier.findings.scanned_text`);
+    #: ``"names"``, only the input schema's property names, each read as words on a line of its
+    #: own: what a parameter is *called* can ask for what no description may say without being
+    #: read as prose (``kubeconfig_file_content``); ``"values"``, only its enum values, defaults,
+    #: consts and examples, one per line: a value is a choice the model makes, so words in it that
+    #: tell the model what to choose or hide are aimed at the model, where in a description they
+    #: may be advice to the user.
+    where: str = "text"
 
     def gated_in(self, gate_text: str, raw: str = "") -> bool:
         """Whether every ``requires`` group has a word in the text (lower-cased, whitespace
@@ -225,7 +229,7 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
             must_match=tuple(r.get("must_match", [])),
             must_not_match=tuple(r.get("must_not_match", [])),
             unless_before=re.compile(r["unless_before"], re.IGNORECASE) if r.get("unless_before") else None,
-            names_only=r.get("where", "text") == "names",
+            where=r.get("where", "text"),
         )
         for r in pois
     )
