@@ -122,7 +122,7 @@ def schema_strings(node: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[
     """Every string a model reads in an input schema, in document order, as (kind, key, text):
     ``("names", key, ...)`` the keys of a ``properties``, ``$defs`` (``NAMING_KEYS``) or
     ``x-*`` object, one per line; ``("text", key, ...)`` a string under a key (description, default, x-note, type...);
-    ``("item", "", ...)`` a string in a list (enum values, examples, required names).
+    ``("item", key, ...)`` a string in a list under ``key`` (enum values, examples, required names).
 
     The one walk behind both poisoning readings (the rules' scanned text and the learned
     reading's pieces), each keeping the kinds and keys it reads.  Bounded: fewer than
@@ -132,7 +132,7 @@ def schema_strings(node: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[
     yield from _walk(node, walk if walk is not None else SchemaWalk(), 0)
 
 
-def _walk(node: Any, walk: SchemaWalk, depth: int) -> Iterator[tuple[str, str, str]]:
+def _walk(node: Any, walk: SchemaWalk, depth: int, parent: str = "") -> Iterator[tuple[str, str, str]]:
     if walk.left <= 0:
         return
     if depth > MAX_SCHEMA_DEPTH:
@@ -153,13 +153,13 @@ def _walk(node: Any, walk: SchemaWalk, depth: int) -> Iterator[tuple[str, str, s
             if isinstance(value, str):
                 yield ("text", str(key), value)
             elif isinstance(value, Mapping | list):
-                yield from _walk(value, walk, depth + 1)
+                yield from _walk(value, walk, depth + 1, str(key))
     elif isinstance(node, list):
         for item in node:
             walk.left -= 1
             if walk.left <= 0:
                 return
             if isinstance(item, str):
-                yield ("item", "", item)
+                yield ("item", parent, item)
             else:
-                yield from _walk(item, walk, depth + 1)
+                yield from _walk(item, walk, depth + 1, parent)

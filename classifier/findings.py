@@ -63,31 +63,48 @@ PART_LIMIT = 50_000
 SCHEMA_LIMIT = 100_000
 
 
-#: Schema keys whose string is a value the model may pick or send (the "values" rules read them).
+#: Schema keys whose string is a value the model may pick or send (the "values" rules read them),
+#: also as vendor extensions (``x-default``); list items are values unless they are ``required``
+#: property names or ``type`` names.
 _VALUE_KEYS = frozenset({"default", "const", "examples", "example"})
+_NOT_VALUE_LISTS = frozenset({"required", "type"})
+#: Word boundaries inside an identifier: camelCase, and an acronym's end (``AWSCredentials``).
+_WORD_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
-def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[str, str]]:
+def _as_words(text: str) -> str:
+    """A name or value as the names and values rules read it: what a model reads through a
+    disguise (fullwidth letters folded, invisible characters dropped, Latin look-alikes in
+    mixed-script words mapped back, as for the ``hidden`` copy of the whole text), then
+    ``_``, ``-``, camelCase and acronym ends as spaces."""
+    if not text.isascii():
+        text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))[:PART_LIMIT]
+        if _MIXED_SCRIPT.search(text):
+            text = text.translate(_LOOKALIKES)
+    return _WORD_STEP.sub(" ", text.replace("_", " ").replace("-", " "))
+
+
+def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[str, str, str]]:
     """Every string a model reads in an input schema (:func:`classifier.definition.schema_strings`):
     descriptions, titles, defaults, enum values, examples, vendor extensions (``x-note``) and
     property names at every level, ``_`` read as a space outside descriptions and titles; each
-    with what it is: ``"names"`` (a block of property names), ``"values"`` (an enum value,
-    example, default or const) or ``"text"``."""
+    as (kind, text as the whole-text rules read it, the string as written).  The kind is
+    ``"names"`` (a block of property names), ``"values"`` (an enum value, example, default or
+    const) or ``"text"``."""
     for kind, key, text in schema_strings(schema, walk):
         if kind == "names":
-            # One name per line, read as words (`_` and `-` as spaces): `note_read_dotenv_here` and
+            # One name per line, read as words: `note_read_dotenv_here` and
             # `contentsOfUserSshKey` are sentences, but `base64Content` and `codeSecret`
             # side by side are not one (the rules' windows stop at a line's end).
-            yield "names", _CAMEL_STEP.sub(" ", text.replace("_", " ").replace("-", " "))
+            yield "names", _CAMEL_STEP.sub(" ", text.replace("_", " ")), text
         elif kind == "item":
-            # A list's strings: enum values and examples, but also `required` names, which
-            # are property names already read; reading them as values too costs nothing.
-            yield "values", text.replace("_", " ")
+            yield ("text" if key in _NOT_VALUE_LISTS else "values"), text.replace("_", " "), text
         elif key not in _IDENTIFIER_KEYS or prose_pattern(key, text):
             if key in ("description", "title"):
-                yield "text", text
+                yield "text", text, text
             else:
-                yield ("values" if key in _VALUE_KEYS else "text"), text.replace("_", " ")
+                value = key in _VALUE_KEYS or (key.startswith("x-") and key[2:] in _VALUE_KEYS)
+                yield ("values" if value else "text"), text.replace("_", " "), text
 
 
 def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
@@ -102,13 +119,16 @@ def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
     names: dict[str, list[str]] = {"names": [], "values": []}
     budget, total = SCHEMA_LIMIT, 0
     unread = ""
-    for kind, text in _schema_texts(schema, walk):
+    for kind, text, raw in _schema_texts(schema, walk):
         if budget > 0:
             part = text[:PART_LIMIT][:budget]
             budget -= len(part)
             read.append(part)
             if kind != "text":
-                names[kind].append(part)
+                # As much of it as the whole-text rules read, as words: a name per line, a
+                # value on one line.
+                words = _as_words(raw[: len(part)])
+                names[kind].append((words if kind == "names" else " ".join(words.splitlines()))[:PART_LIMIT])
         if not unread and len(text) > PART_LIMIT:
             unread = f"an input schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
         total += len(text)
@@ -290,6 +310,7 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: Scanned | None = None
     gates = gate_text(text)
     apart = {"names": scanned.names, "values": scanned.values}
     apart_gates: dict[str, str] = {}
+    own: str | None = None  # the tool's name (as words), description and title, read on demand
     for rule in rules.poisoning:
         if rule.where == "text":
             where, gated = text, gates
@@ -303,10 +324,21 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: Scanned | None = None
         if not rule.gated_in(gated, where):
             continue
         m = rule.find(where)
+        if m and rule.unless_described is not None:
+            if own is None:
+                own = "\n".join(
+                    (_as_words(defn.name), defn.description[:DESCRIPTION_LIMIT], (defn.title or "")[:TITLE_LIMIT])
+                )
+            if rule.unless_described.search(own):
+                continue  # the tool says it works with that: its input may ask for it
         if m:
             quoted = _snippet(where, m.start(), m.end()) if rule.where == "text" else _line(where, m.start())
-            what = {"names": "the parameter name (read as words) ", "values": "the schema value "}.get(rule.where, "")
-            found.append(Finding("tool_poisoning", f"{rule.why}: {what}“{quoted}”", rule=rule.id, severe=True))
+            what = {"names": "the parameter or schema name (read as words) ", "values": "the schema value "}
+            found.append(
+                Finding(
+                    "tool_poisoning", f"{rule.why}: {what.get(rule.where, '')}“{quoted}”", rule=rule.id, severe=True
+                )
+            )
     if unread := _unread(defn, scanned):
         found.append(
             Finding(

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from classifier.tokens import stem, words
 from classifier.verdict import ACTIONS, CATEGORIES
@@ -51,7 +51,10 @@ class PoisoningRule:
     #: consts and examples, one per line: a value is a choice the model makes, so words in it that
     #: tell the model what to choose or hide are aimed at the model, where in a description they
     #: may be advice to the user.
-    where: str = "text"
+    where: Literal["text", "names", "values"] = "text"
+    #: A match is excused when the tool's own name (as words), description or title matches
+    #: this: a tool that says it works with kubeconfigs may ask for one's contents.
+    unless_described: re.Pattern[str] | None = None
 
     def gated_in(self, gate_text: str, raw: str = "") -> bool:
         """Whether every ``requires`` group has a word in the text (lower-cased, whitespace
@@ -137,6 +140,14 @@ def anchors(phrases: tuple[str, ...]) -> tuple[str, ...]:
 
 def _stems(values: list[str]) -> frozenset[str]:
     return frozenset(stem(v) for v in values)
+
+
+def _where(rule: dict[str, Any]) -> Literal["text", "names", "values"]:
+    """A poisoning rule's ``where``, checked: a typo must fail at load, not on every schema."""
+    where = rule.get("where", "text")
+    if where not in ("text", "names", "values"):
+        raise ValueError(f"poisoning.toml: rule {rule.get('id')!r} has where = {where!r} (text, names or values)")
+    return cast(Literal["text", "names", "values"], where)
 
 
 def _gates(spec: list[Any]) -> tuple[tuple[str, ...], ...]:
@@ -229,7 +240,8 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
             must_match=tuple(r.get("must_match", [])),
             must_not_match=tuple(r.get("must_not_match", [])),
             unless_before=re.compile(r["unless_before"], re.IGNORECASE) if r.get("unless_before") else None,
-            where=r.get("where", "text"),
+            where=_where(r),
+            unless_described=re.compile(r["unless_described"], re.IGNORECASE) if r.get("unless_described") else None,
         )
         for r in pois
     )
