@@ -2,8 +2,11 @@
 
 Poisoning is scanned in every text a model would read: the description, the title, and
 every string inside the input schema (descriptions, names, enum values, defaults,
-extensions), plus what hides in encoded blobs and look-alike letters.  Invisible Unicode is
-a finding on its own: nobody needs a run of zero-width characters in a tool description.
+extensions), plus what hides in encoded blobs and look-alike letters.  Some rules read only
+the schema's property names or only its values (``where`` in ``poisoning.toml``), each on a
+line of its own and as words: what a parameter is called, or which value it offers, can be an
+instruction that the same words in prose are not.  Invisible Unicode is a finding on its own:
+nobody needs a run of zero-width characters in a tool description.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
     check costs no second pass over the schema."""
     walk = SchemaWalk()
     read: list[str] = []
-    names: dict[str, list[str]] = {"names": [], "values": []}
+    apart: dict[str, list[str]] = {"names": [], "values": []}
     budget, total = SCHEMA_LIMIT, 0
     unread = ""
     for kind, text, raw in _schema_texts(schema, walk):
@@ -128,38 +131,38 @@ def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
                 # As much of it as the whole-text rules read, as words: a name per line, a
                 # value on one line.
                 words = _as_words(raw[: len(part)])
-                names[kind].append((words if kind == "names" else " ".join(words.splitlines()))[:PART_LIMIT])
+                apart[kind].append((words if kind == "names" else " ".join(words.splitlines()))[:PART_LIMIT])
         if not unread and len(text) > PART_LIMIT:
             unread = f"an input schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
         total += len(text)
         if not unread and total > SCHEMA_LIMIT:
             unread = f"an input schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
         if unread and budget <= 0:
-            return read, names, unread  # nothing more would be read, and the finding is decided
+            return read, apart, unread  # nothing more would be read, and the finding is decided
     if unread:
-        return read, names, unread
+        return read, apart, unread
     if walk.left <= 0:
         return (
             read,
-            names,
+            apart,
             f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read",
         )
     if walk.too_deep:
         return (
             read,
-            names,
+            apart,
             f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read",
         )
     if walk.names_cut:
         return (
             read,
-            names,
+            apart,
             (
                 f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
                 " the names past it are not read"
             ),
         )
-    return read, names, ""
+    return read, apart, ""
 
 
 def _unread(defn: ToolDefinition, scanned: Scanned) -> str:
