@@ -75,15 +75,23 @@ _NOT_VALUE_LISTS = frozenset({"required", "type"})
 _WORD_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+def _normalised(text: str) -> str:
+    """The first half of what a model reads through a disguise: fullwidth letters folded
+    (NFKC), invisible characters dropped.  It can be many times longer: callers cap it."""
+    return INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def _unmixed(text: str) -> str:
+    """The second half: Latin look-alikes in mixed-script words mapped back."""
+    return text.translate(_LOOKALIKES) if _MIXED_SCRIPT.search(text) else text
+
+
 def _as_words(text: str) -> str:
-    """A name or value as the names and values rules read it: what a model reads through a
-    disguise (fullwidth letters folded, invisible characters dropped, Latin look-alikes in
-    mixed-script words mapped back, as for the ``hidden`` copy of the whole text), then
-    ``_``, ``-``, camelCase and acronym ends as spaces."""
+    """A name or value as the names and values rules read it: through its disguise (as the
+    ``hidden`` copy of the whole text is), then ``_``, ``-``, camelCase and acronym ends as
+    spaces."""
     if not text.isascii():
-        text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))[:PART_LIMIT]
-        if _MIXED_SCRIPT.search(text):
-            text = text.translate(_LOOKALIKES)
+        text = _unmixed(_normalised(text)[:PART_LIMIT])
     return _WORD_STEP.sub(" ", text.replace("_", " ").replace("-", " "))
 
 
@@ -225,13 +233,12 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
     if not text.isascii():
         # What a model reads through the disguise: fullwidth letters folded, invisible
         # characters dropped, Latin look-alikes in mixed-script words mapped back.
-        plain = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+        plain = _normalised(text)
         if len(plain) > MAX_SCANNED_TEXT:
             # Normalising can lengthen text many times over (one ligature, eighteen letters).
             cut = cut or f"text that grows past {MAX_SCANNED_TEXT:,} characters when normalised: the rest is not read"
             plain = plain[:MAX_SCANNED_TEXT]
-        if _MIXED_SCRIPT.search(plain):
-            plain = plain.translate(_LOOKALIKES)
+        plain = _unmixed(plain)
         if plain != text:
             extra.append(plain)
     return Scanned(
