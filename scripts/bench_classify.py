@@ -109,7 +109,8 @@ def main() -> None:
     work = (items * (max(1, 5000 // len(items)) + 1))[:5000]
     if args.model_path_only:  # the pure-Python comparison, run in a child process
         current_model()
-        print(f"{rate(predict, work, args.repeat, batch=True):.0f}")
+        # The rate, then whether this process ran the compiled modules (for the label).
+        print(f"{rate(predict, work, args.repeat, batch=True):.0f} {int(classifier.COMPILED)}")
         return
     train_rows = [r for name in TRAIN_FILES for r in read_jsonl(DATA_DIR / name)]
     start = time.process_time()
@@ -122,14 +123,14 @@ def main() -> None:
     child = [sys.executable, __file__, "--model-path-only", "--repeat", str(args.repeat)]
     child += ["--db", args.db] if args.db else []
 
-    def in_child(pure_python: bool) -> float:
+    def in_child(pure_python: bool) -> tuple[float, bool]:
         env = {k: v for k, v in os.environ.items() if k != "MCP_CATALOG_PURE_PYTHON"}
         env |= {"MCP_CATALOG_PURE_PYTHON": "1"} if pure_python else {}
         done = subprocess.run(child, capture_output=True, text=True, check=True, env=env)
-        return float(done.stdout.split()[-1])
+        tools_per_s, compiled_child = done.stdout.split()[-2:]
+        return float(tools_per_s), compiled_child == "1"
 
-    model = in_child(pure_python=False)
-    pure = in_child(pure_python=True)
+    (model, compiled_run), (pure, _) = in_child(pure_python=False), in_child(pure_python=True)
     after_training = rate(predict, work, args.repeat, batch=True)
     full = rate(classify_many, work, args.repeat, batch=True)  # a catalogue classifies a server at a time
     plain = rate(lambda d: classify(d, learned=False), work, args.repeat)
@@ -137,7 +138,7 @@ def main() -> None:
     print(f"corpus: {what}; {len(work)} classifications per round, best of {args.repeat}, CPU time, one thread")
     print(f"training from the committed data: {trained:.1f} s CPU")
     print(f"keyword baseline:        {base:>9,.0f} tools/s")
-    compiled = "compiled with mypyc" if classifier.COMPILED else "pure Python: no build/fast/"
+    compiled = "compiled with mypyc" if compiled_run else "pure Python: no build/fast/"
     print(f"model path (batched):    {model:>9,.0f} tools/s   {model / base:.2f}x baseline ({compiled}; fresh process)")
     print(f"  same, pure Python:     {pure:>9,.0f} tools/s   compiled/pure {model / pure:.2f}x")
     print(f"  same, right after training in this process: {after_training:,.0f} tools/s")
