@@ -32,7 +32,7 @@ from classifier.analysis import (
     first_sentence,
     gather,
 )
-from classifier.context import ServerContext, apply_matrix, contexts, logit, shift_private
+from classifier.context import Privacy, ServerContext, apply_matrix, contexts, logit
 from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
@@ -234,6 +234,8 @@ class _Reading:
     #: The level the recommended policy follows: ``risk``, or under doubt a stricter
     #: plausible reading's level that did not set the risk (see ``DOUBT_SETS_RISK``).
     policy_risk: str = ""
+    #: The learned privacy reading the risk was judged with (reads), ``None`` without one.
+    private: float | None = None
 
 
 def _read_as(
@@ -252,7 +254,7 @@ def _read_as(
         choice = ActionChoice(action, choice.verb if choice.source == "name" else "", "model")
     findings = poisoned + tuple(annotation_mismatch(defn, choice))
     risk, rule_id, why, modifiers = assess(Context(category, choice, facts, findings, rules, private))
-    return _Reading(category, choice, findings, risk, rule_id, why, tuple(modifiers))
+    return _Reading(category, choice, findings, risk, rule_id, why, tuple(modifiers), private=private)
 
 
 def _unknown_reason(rule_action: ActionChoice, category_score: float, described: bool, confidence: float | None) -> str:
@@ -316,7 +318,7 @@ def _learned_reading(
     poisoned: tuple[Finding, ...],
     own: list[tuple[str, float]] | None = None,
     own_confidence: float | None = None,
-    private: float | None = None,
+    private: Privacy | None = None,
 ) -> tuple[_Reading, float, str, str]:
     """The model's reading, its confidence, a sentence saying what it rests on, and one
     saying what doubt did to the risk ("" when the model was sure enough): apart, because a
@@ -330,7 +332,11 @@ def _learned_reading(
     category, action, inputs = combine(rule_category, p_cat, p_act, rule_action)
     confidence = model.confidence(inputs)
     pc, pa = dict(p_cat).get(category, 0.0), dict(p_act).get(action, 0.0)
-    best = _read_as(defn, facts, category, action, rules, poisoned, private)
+    # Doubt is judged on the tool's own words too: siblings that make the model surer of the
+    # category must not lift a tool over DOUBT and so skip the stricter plausible readings.
+    doubt = confidence if own_confidence is None else min(confidence, own_confidence)
+    read_private = None if private is None else private.overall(sure=doubt >= DOUBT)
+    best = _read_as(defn, facts, category, action, rules, poisoned, read_private)
     cat_words = _words(model.category.contributions(feats, category, limit=8))
     act_words = _words(model.action.contributions(feats, action, limit=8))
     if category == rule_category.id:
@@ -338,13 +344,8 @@ def _learned_reading(
     else:
         note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
     note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + f"); confidence {confidence:.2f}."
-    # Doubt is judged on the tool's own words too: siblings that make the model surer of the
-    # category must not lift a tool over DOUBT and so skip the stricter plausible readings.
-    doubt = confidence
-    if own_confidence is not None:  # siblings were asked: own_confidence is the tool's alone
-        doubt = min(confidence, own_confidence)
-        if doubt < DOUBT <= confidence:
-            note += f" On its own words alone the confidence is {doubt:.2f}."
+    if doubt < DOUBT <= confidence:  # siblings were asked: own_confidence is the tool's alone
+        note += f" On its own words alone the confidence is {doubt:.2f}."
     if doubt >= DOUBT:
         return best, confidence, note, ""
     strictest = best
@@ -356,7 +357,15 @@ def _learned_reading(
         for alt_act in plausible_acts:
             if (alt_cat, alt_act) == (category, action):
                 continue
-            alt = _read_as(defn, facts, alt_cat, alt_act, rules, poisoned, private)
+            alt = _read_as(
+                defn,
+                facts,
+                alt_cat,
+                alt_act,
+                rules,
+                poisoned,
+                None if private is None else private.as_category(alt_cat),
+            )
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
                 strictest = alt
     if strictest is best:
@@ -482,7 +491,11 @@ def server_contexts(defs: Sequence[ToolDefinition], rules: RuleSet | None = None
     if p_private is not None and model.privacy is not None:
         q = np.clip(p_private[:, model.privacy.classes.index(PRIVATE)], 1e-6, 1 - 1e-6)
         reads = p_act.argmax(axis=1) == model.action.classes.index("read")
-        privacy = (np.log(q / (1 - q)), reads)
+        # Each sibling's categories weighed as the model reads it (its own words), as
+        # Privacy.overall() weighs a tool's own.
+        offsets = model.private_offsets
+        weighed = p_cat @ np.array([offsets.get(c, 0.0) for c in model.category.classes])
+        privacy = (np.log(q / (1 - q)) + weighed, reads)
     servers, names = [d.server for d in defs], [d.name for d in defs]
     return contexts(p_cat, model.category.classes, servers, names, privacy)
 
@@ -580,8 +593,8 @@ def classify(
         # The rules first (their findings name the rule); the learned reading where they saw nothing.
         poisoned = tuple(learned_poisoning(defn, rules, model.instruction_reader, scanned))
     context_note = ""
-    own_private: float | None = None
-    private: float | None = None
+    own_private: Privacy | None = None
+    private: Privacy | None = None
     if model is None:
         reading = _read_as(defn, facts, cat.id, None, rules, poisoned)
         confidence = _confidence(cat.score, cat.runner_up_score, act.source)
@@ -595,8 +608,12 @@ def classify(
         # The tool's reading on its own words, once, where its siblings were asked: doubt is
         # judged on it too, and the rationale names its category.
         alone = combine(cat, own, p_act, act) if context is not None and p_cat is not own else None
-        own_private = model.private(feats)
-        private = None if own_private is None else shift_private(own_private, context)
+        words_private = model.private(feats)
+        if words_private is not None:
+            # Its siblings inform it twice: their reads' privacy, and the category they make
+            # likelier (dev risk exact 0.839 with both, 0.832 with their reads alone).
+            own_private = Privacy.of(words_private, None, model.private_offsets, own, own)
+            private = Privacy.of(words_private, context, model.private_offsets, p_cat, own)
         reading, confidence, note, doubt_note = _learned_reading(
             defn,
             facts,
@@ -646,15 +663,17 @@ def classify(
         and own_private is not None
         and private is not None
         and risk != UNKNOWN
-        and (own_private >= PRIVATE_ABOVE) != (private >= PRIVATE_ABOVE)
+        and reading.private is not None
+        and (own_private.overall() >= PRIVATE_ABOVE) != (reading.private >= PRIVATE_ABOVE)
         and privacy_decides(reading.category, reading.action.id, rule_id)
     ):
         # Only where the siblings decided: they moved the reading across the cut, and the
         # privacy reading is what set this verdict's level.
-        n = context.private_siblings
+        n, reads = context.siblings, context.private_siblings
         note += (
-            f" The {n} other read{'s' * (n != 1)} of its server moved its privacy reading"
-            f" from p={own_private:.2f} to {private:.2f}, across the cut {PRIVATE_ABOVE}."
+            f" The {n} other tool{'s' * (n != 1)} of its server ({reads} of them read{'s' * (reads != 1)})"
+            f" moved its privacy reading from p={own_private.overall():.2f} to {reading.private:.2f},"
+            f" across the cut {PRIVATE_ABOVE}."
         )
     if note:
         rationale += " " + note.lstrip()

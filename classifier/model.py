@@ -42,6 +42,8 @@ DEV_FILE = "dev.jsonl"
 MODEL_FORMAT = 2
 #: The privacy head's classes.
 PRIVATE, PUBLIC = "private", "public"
+#: The privacy head's feature for the category a read is read as (``pc:knowledge``).
+CATEGORY_FEATURE = "pc:"
 #: Inverse regularisation strength, chosen on the dev split (scripts/tune_model.py).
 C = 2.0
 #: Value of the rules' own conclusions as features (see :func:`feature_value`).
@@ -184,10 +186,28 @@ class Model:
     privacy: Head | None = None
 
     def private(self, features: Iterable[str]) -> float | None:
-        """Probability that a read returns private data, or ``None`` without a privacy head."""
+        """Probability that a read returns private data, or ``None`` without a privacy head:
+        the reading of its words alone, before the category it is read as
+        (:meth:`private_offsets`)."""
         if self.privacy is None:
             return None
         return dict(self.privacy.probabilities(features)).get(PRIVATE, 0.0)
+
+    @cached_property
+    def private_offsets(self) -> dict[str, float]:
+        """What reading a tool as each category adds to its privacy log-odds: the privacy
+        head learns one weight per labelled category (``pc:`` features), because the rubric
+        draws the line between public and private differently in each (a documentation
+        search is public, a CRM record private), while the words alone are shared."""
+        head = self.privacy
+        if head is None:
+            return {}
+        i, j = head.classes.index(PRIVATE), head.classes.index(PUBLIC)
+        return {
+            feature[len(CATEGORY_FEATURE) :]: float(head.weights[row, i] - head.weights[row, j]) / head.temperature
+            for feature, row in head.index.items()
+            if feature.startswith(CATEGORY_FEATURE)
+        }
 
     @cached_property
     def shares_index(self) -> bool:
@@ -434,9 +454,9 @@ def _fit_privacy_head(
         return None
     dev_picked = privacy_rows(dev)
     return _fit_head(
-        [feats[i] for i in picked],
+        [[*feats[i], CATEGORY_FEATURE + rows[i]["category"]] for i in picked],
         labels,
-        [dev_feats[i] for i in dev_picked],
+        [[*dev_feats[i], CATEGORY_FEATURE + dev[i]["category"]] for i in dev_picked],
         [PRIVATE if dev[i]["risk"] == "medium" else PUBLIC for i in dev_picked],
     )
 

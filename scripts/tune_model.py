@@ -7,8 +7,8 @@ on servers the model has not seen.  Prints category and action accuracy and macr
 setting, best first; the chosen values are the constants at the top of
 classifier/model.py.
 
-``--privacy`` sweeps the privacy head's regularisation and cut (risk.PRIVATE_ABOVE) on
-the reads labelled low or medium.
+``--privacy`` sweeps the privacy head's regularisation and cut (risk.PRIVATE_ABOVE), with and
+without the labelled category as a feature, on the reads labelled low or medium.
 
 ``--privacy-context`` sweeps the weight of a read's server siblings in its privacy reading
 (classifier/context.py: PRIVACY_CONTEXT_WEIGHT, PRIVACY_PSEUDO) over out-of-fold privacy and
@@ -142,24 +142,27 @@ def sweep_context(
 def sweep_privacy(rows: list[dict[str, Any]], feats: list[list[str]], groups: list[str], n_folds: int) -> None:
     """The privacy head (classifier.model: reads labelled low or medium) out of fold, and
     the accuracy of each cut (risk.PRIVATE_ABOVE) against the labels' low/medium."""
-    from classifier.model import PRIVATE, PUBLIC, privacy_rows
+    from classifier.model import CATEGORY_FEATURE, PRIVATE, PUBLIC, privacy_rows
 
     picked = privacy_rows(rows)
-    x = [feats[i] for i in picked]
     y = [PRIVATE if rows[i]["risk"] == "medium" else PUBLIC for i in picked]
     g = [groups[i] for i in picked]
     print(f"{len(picked)} low/medium reads, {y.count(PRIVATE)} private")
-    for c in (0.5, 1.0, 2.0, 4.0):
-        p = [0.0] * len(picked)
-        for tr, te in GroupKFold(n_splits=n_folds).split(x, groups=g):
-            head = fit_head([x[i] for i in tr], [y[i] for i in tr], c=c)
-            for i in te:
-                p[i] = dict(head.probabilities(x[i])).get(PRIVATE, 0.0)
-        cuts = " ".join(
-            f"{cut}: {sum((q >= cut) == (label == PRIVATE) for q, label in zip(p, y, strict=True)) / len(y):.3f}"
-            for cut in (0.3, 0.4, 0.5, 0.6, 0.7)
-        )
-        print(f"C={c}: accuracy by cut {cuts}", flush=True)
+    # With the labelled category as a feature (as the shipped head learns it; a verdict weighs
+    # it by the model's category probabilities, classifier.context.Privacy) and without.
+    for with_category in (True, False):
+        x = [[*feats[i], CATEGORY_FEATURE + rows[i]["category"]] if with_category else feats[i] for i in picked]
+        for c in (0.5, 1.0, 2.0, 4.0):
+            p = [0.0] * len(picked)
+            for tr, te in GroupKFold(n_splits=n_folds).split(x, groups=g):
+                head = fit_head([x[i] for i in tr], [y[i] for i in tr], c=c)
+                for i in te:
+                    p[i] = dict(head.probabilities(x[i])).get(PRIVATE, 0.0)
+            cuts = " ".join(
+                f"{cut}: {sum((q >= cut) == (label == PRIVATE) for q, label in zip(p, y, strict=True)) / len(y):.3f}"
+                for cut in (0.3, 0.4, 0.5, 0.6, 0.7)
+            )
+            print(f"{'with' if with_category else 'without'} category, C={c}: accuracy by cut {cuts}", flush=True)
 
 
 def sweep_privacy_context(

@@ -458,7 +458,7 @@ def test_sibling_means_are_the_shrunk_mean_of_the_other_tools() -> None:
 def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
     # Siblings may change a tool's category; where they do not, the tool's risk with its
     # siblings is never below its risk alone (doubt is judged on its own words too).  The one
-    # exception by design: the privacy of a read, which its server's other reads inform both
+    # exception by design: the privacy of a read, which its server's other tools inform both
     # ways (a medium read may become low), and only there.
     from classifier.risk import privacy_decides
 
@@ -473,18 +473,18 @@ def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
             if risk_rank(many.risk) < risk_rank(alone.risk):
                 assert (alone.risk, many.risk) == ("medium", "low"), (defn.server, defn.name)
                 assert privacy_decides(many.category, many.action, many.risk_rule), (defn.server, defn.name)
-                assert "other reads of its server moved its privacy reading" in many.rationale
+                assert "of its server (" in many.rationale and "moved its privacy reading" in many.rationale
                 milder_by_privacy += 1
     assert compared > len(defs) * 0.8
     assert milder_by_privacy < compared * 0.02
 
 
 def test_a_reads_siblings_inform_its_privacy_both_ways() -> None:
-    # SEC EDGAR's reads return public filings: its ambiguous "get filing content" is public
+    # SINIM's reads return public municipal statistics: its "search variables" is public
     # with them; Iterable's return a customer's marketing data: "get campaign" is private.
-    # Alone, each reads the other way (dev servers, not trained on).
+    # Alone, each reads the other way (dev servers, not trained on; both as labelled).
     for server, name, alone_risk, together_risk in (
-        ("sec-edgar-mcp", "get_filing_content", "medium", "low"),
+        ("mcp-sinim", "search_variables", "medium", "low"),
         ("@iterable/mcp", "get_campaign", "low", "medium"),
     ):
         tools = _server(server)
@@ -495,7 +495,8 @@ def test_a_reads_siblings_inform_its_privacy_both_ways() -> None:
         alone, together = classify(tools[i]), classify_many(tools)[i]
         assert (alone.action, alone.risk) == ("read", alone_risk), alone.rationale
         assert (together.action, together.risk) == ("read", together_risk), together.rationale
-        assert f"The {found.private_siblings} other reads of its server moved its privacy reading" in together.rationale
+        moved = f"The {found.siblings} other tools of its server ({found.private_siblings} of them reads) moved"
+        assert moved in together.rationale
 
 
 def test_privacy_means_count_only_the_other_reads_of_the_server() -> None:
@@ -587,6 +588,39 @@ def test_the_privacy_reading_is_learned_from_low_and_medium_reads_only() -> None
     balance = model.private(rule_features({"name": "get_account_balance", "description": "Returns my balance"}))
     weather = model.private(rule_features({"name": "get_forecast", "description": "Public weather forecast"}))
     assert balance is not None and weather is not None and balance > 0.5 > weather
+
+
+def test_the_privacy_reading_learns_where_each_category_draws_the_line() -> None:
+    # The rubric: utility is pure computation and documentation search is public (low); SaaS
+    # records and a user's account data are private (medium).  The same words weigh
+    # differently read as each: the head learns one offset per category from the labels.
+    model = current_model()
+    assert model is not None
+    offsets = model.private_offsets
+    assert {"utility", "knowledge", "productivity", "financial"} <= offsets.keys()
+    assert offsets["utility"] < 0 < offsets["productivity"]
+    assert offsets["knowledge"] < offsets["productivity"]
+    feats = rule_features({"name": "get_item", "description": "Returns the item"})
+    words = model.private(feats)
+    assert words is not None
+    from classifier.context import Privacy
+
+    as_docs = Privacy.of(words, None, offsets, [("knowledge", 1.0)], [("knowledge", 1.0)])
+    as_records = Privacy.of(words, None, offsets, [("productivity", 1.0)], [("productivity", 1.0)])
+    assert as_docs.overall() < as_records.overall()
+    assert as_docs.as_category("productivity") == as_records.overall()
+
+
+def test_doubt_never_lets_the_siblings_categories_make_a_read_more_public() -> None:
+    from classifier.context import Privacy
+
+    offsets = {"utility": -3.0, "productivity": 2.0}
+    # Siblings make utility likelier; the tool's own words said productivity.
+    reading = Privacy.of(0.5, None, offsets, [("utility", 0.9), ("productivity", 0.1)], [("productivity", 1.0)])
+    assert reading.overall() < 0.5 < reading.overall(sure=False) == reading.as_category("productivity")
+    # And the other way round the context's weighing stands: the stricter of the two.
+    other = Privacy.of(0.5, None, offsets, [("productivity", 1.0)], [("utility", 1.0)])
+    assert other.overall(sure=False) == other.overall() > 0.5
 
 
 def test_rubric_private_categories_stay_medium_whatever_the_privacy_reading() -> None:
