@@ -384,6 +384,25 @@ def _names_a_location(low: str, tokens: tuple[str, ...]) -> bool:
     return bool(tokens) and tokens[-1] in LOCATION_WORDS
 
 
+#: A parameter description that opens by saying what it takes is a location ("Audio URL or
+#: base64", "URL of the page", "Path to the output file"), whatever the parameter is named;
+#: not a method, JSON or key path, an IMAP mailbox path or a route, nor a URL filter or slug.
+_NOT_A_PLACE_BEFORE = (
+    "method|json|key|field|property|attribute|object|dot|jq|module|class|config|nested|api|mailbox|route"
+)
+_NOT_A_PLACE_AFTER = "-safe|slug|param|segment|prefix|filter|substring|pattern|namespace"
+_LOCATION_DESCRIBED = re.compile(
+    rf"(?:the |an? )?(?!(?:{_NOT_A_PLACE_BEFORE})[ -])(?:[a-z]+[ -])?"
+    rf"(?:url|uri|path|file ?path|web ?hook url)\b(?! ?(?:{_NOT_A_PLACE_AFTER}))",
+    re.IGNORECASE,
+)
+
+
+def _described_as_location(schema: Mapping[str, Any]) -> bool:
+    doc = schema.get("description")
+    return type(doc) is str and _LOCATION_DESCRIBED.match(doc) is not None
+
+
 def _nested(props: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Properties of object parameters (and of objects inside arrays), two levels deep at most."""
     if depth >= 2:
@@ -475,7 +494,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             code.append(p)
         if low in query_names and _unconstrained_string(s):
             query.append(p)
-        if _names_a_location(low, tokens) and _unconstrained_string(s):
+        if (_names_a_location(low, tokens) or _described_as_location(s)) and _unconstrained_string(s):
             paths.append(p)
         if low in OVERWRITE_PARAMS and s.get("type") in ("boolean", None):
             overwrite.append(p)

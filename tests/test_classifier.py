@@ -257,6 +257,28 @@ def test_unconstrained_url_raises_a_high_tool() -> None:
     assert v.risk == "critical" and "url" in v.rationale
 
 
+def test_a_parameter_described_as_a_url_is_a_location_whatever_its_name() -> None:
+    # mcp-notify's tg_send_photo (dev): `photo` takes "Photo URL or base64 data URI", so the
+    # server fetches whatever address the model passes: the rubric's unconstrained URL.
+    def send_photo(doc: str) -> ToolDefinition:
+        return ToolDefinition(
+            name="tg_send_photo",
+            description="Send a photo to a Telegram chat",
+            input_schema={
+                "properties": {"chat_id": {"type": "string"}, "photo": {"type": "string", "description": doc}}
+            },
+        )
+
+    v = classify(send_photo("Photo URL or base64 data URI (e.g., data:image/png;base64,...)"), learned=False)
+    assert v.risk == "critical" and "`photo`" in v.rationale
+    # Not an address: an IMAP mailbox path, a method path, a URL filter; nor a constrained one.
+    for doc in ("Mailbox path (default: INBOX)", "Method path (e.g. 'frappe.client.get')", "URL filter"):
+        assert classify(send_photo(doc), learned=False).risk == "high", doc
+    constrained = send_photo("Photo URL")
+    constrained.input_schema["properties"]["photo"]["pattern"] = "^https://cdn[.]example[.]com/"
+    assert classify(constrained, learned=False).risk == "high"
+
+
 def test_huge_hostile_description_is_bounded() -> None:
     d = ToolDefinition(name="get_weather", description="Get the weather. " + "lorem ipsum " * 100_000)
     v = classify(d)
