@@ -385,15 +385,21 @@ def _names_a_location(low: str, tokens: tuple[str, ...]) -> bool:
 
 
 #: A parameter description that opens by saying what it takes is a location ("Audio URL or
-#: base64", "URL of the page", "Path to the output file"), whatever the parameter is named;
-#: not a method, JSON or key path, an IMAP mailbox path or a route, nor a URL filter or slug.
+#: base64", "URL of the page", "Path to the output file", "URLs to crawl"), whatever the
+#: parameter is named; not a method, JSON, key, request or cookie path, an IMAP mailbox path,
+#: a route, nor a URL filter, template, scheme or separator, nor a path *to* a field.
 _NOT_A_PLACE_BEFORE = (
     "method|json|key|field|property|attribute|object|dot|jq|module|class|config|nested|api|mailbox|route"
+    "|request|cookie|endpoint|webpage"
 )
-_NOT_A_PLACE_AFTER = "-safe|slug|param|segment|prefix|filter|substring|pattern|namespace"
+_NOT_A_PLACE_AFTER = (
+    r"-safe|-encod|slug|param|segment|prefix|filter|substring|pattern|namespace|separator|encod|template"
+    r"|length|depth|scheme|limit|style|format|component|expression|(?:to|of|in) (?:the |a |an )?"
+    r"(?:property|field|key|value|attribute|element|node|item|json|setting)\b"
+)
 _LOCATION_DESCRIBED = re.compile(
-    rf"(?:the |an? )?(?!(?:{_NOT_A_PLACE_BEFORE})[ -])(?:[a-z]+[ -])?"
-    rf"(?:url|uri|path|file ?path|web ?hook url)\b(?! ?(?:{_NOT_A_PLACE_AFTER}))",
+    rf"(?:the |an? )?(?!(?:{_NOT_A_PLACE_BEFORE})[ -])(?:[a-z0-9]+[ -])?"
+    rf"(?:url|uri|path|file ?path|web ?hook url)s?\b(?! ?(?:{_NOT_A_PLACE_AFTER}))",
     re.IGNORECASE,
 )
 

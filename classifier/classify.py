@@ -234,7 +234,8 @@ class _Reading:
     #: The level the recommended policy follows: ``risk``, or under doubt a stricter
     #: plausible reading's level that did not set the risk (see ``DOUBT_SETS_RISK``).
     policy_risk: str = ""
-    #: The learned privacy reading the risk was judged with (reads), ``None`` without one.
+    #: The learned privacy reading this reading's risk was judged with (``None`` without a
+    #: model; a reading merged under doubt keeps none: its risk came from the stricter one).
     private: float | None = None
 
 
@@ -491,11 +492,10 @@ def server_contexts(defs: Sequence[ToolDefinition], rules: RuleSet | None = None
     if p_private is not None and model.privacy is not None:
         q = np.clip(p_private[:, model.privacy.classes.index(PRIVATE)], 1e-6, 1 - 1e-6)
         reads = p_act.argmax(axis=1) == model.action.classes.index("read")
-        # Each sibling's categories weighed as the model reads it (its own words), as
-        # Privacy.overall() weighs a tool's own.
-        offsets = model.private_offsets
-        weighed = p_cat @ np.array([offsets.get(c, 0.0) for c in model.category.classes])
-        privacy = (np.log(q / (1 - q)) + weighed, reads)
+        # The siblings' reads on their words alone (PRIVACY_CONTEXT_WEIGHT was chosen on
+        # those): weighing their categories too let a server of calculators make a doubtful
+        # "get a Jira issue" public, which the tool's own weighing guards against (review).
+        privacy = (np.log(q / (1 - q)), reads)
     servers, names = [d.server for d in defs], [d.name for d in defs]
     return contexts(p_cat, model.category.classes, servers, names, privacy)
 
@@ -611,7 +611,7 @@ def classify(
         words_private = model.private(feats)
         if words_private is not None:
             # Its siblings inform it twice: their reads' privacy, and the category they make
-            # likelier (dev risk exact 0.839 with both, 0.832 with their reads alone).
+            # likelier (Privacy.overall: never more public under doubt).
             own_private = Privacy.of(words_private, None, model.private_offsets, own, own)
             private = Privacy.of(words_private, context, model.private_offsets, p_cat, own)
         reading, confidence, note, doubt_note = _learned_reading(
@@ -670,8 +670,9 @@ def classify(
         # Only where the siblings decided: they moved the reading across the cut, and the
         # privacy reading is what set this verdict's level.
         n, reads = context.siblings, context.private_siblings
+        how = f"{reads} of them read{'s' * (reads != 1)}" if reads else "through the category they make likelier"
         note += (
-            f" The {n} other tool{'s' * (n != 1)} of its server ({reads} of them read{'s' * (reads != 1)})"
+            f" The {n} other tool{'s' * (n != 1)} of its server ({how})"
             f" moved its privacy reading from p={own_private.overall():.2f} to {reading.private:.2f},"
             f" across the cut {PRIVATE_ABOVE}."
         )

@@ -140,8 +140,10 @@ class Head:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, definition_features: bool = True) -> Head:
-        """A head from its stored form; ``definition_features`` heads (category, action) must
-        hold only features :func:`classifier.features.extract` emits."""
+        """A head from its stored form; ``definition_features`` heads (category, action,
+        privacy) must hold no feature :func:`classifier.features.extract` filters out (the
+        privacy head's ``pc:`` category features are never looked up by
+        :func:`classifier.features.known_rows`, so they are allowed)."""
         features = data["features"]
         weights = np.asarray(data["weights"], dtype=np.float64)
         classes = tuple(str(c) for c in data["classes"])
@@ -187,8 +189,9 @@ class Model:
 
     def private(self, features: Iterable[str]) -> float | None:
         """Probability that a read returns private data, or ``None`` without a privacy head:
-        the reading of its words alone, before the category it is read as
-        (:meth:`private_offsets`)."""
+        the head scored without a category feature, that is as a category with no learned
+        weight (web access, which the head never learns from); a verdict adds the weight of
+        the category it is read as (:attr:`private_offsets`, :class:`classifier.context.Privacy`)."""
         if self.privacy is None:
             return None
         return dict(self.privacy.probabilities(features)).get(PRIVATE, 0.0)

@@ -171,7 +171,8 @@ def sweep_privacy_context(
     """Out of fold: every tool's privacy log-odds (the privacy head trained on the fold's
     low/medium reads) and whether the action head reads it as a read; then, per setting, the
     accuracy of each cut on the low/medium reads with the siblings' shift applied, as
-    classify.server_contexts and context.shift_private do."""
+    classify.server_contexts and context.shift_private do (the head here learns no category
+    weights: the siblings' reads enter on their words alone, as they do there)."""
     import numpy as np
 
     from classifier import context

@@ -269,10 +269,20 @@ def test_a_parameter_described_as_a_url_is_a_location_whatever_its_name() -> Non
             },
         )
 
-    v = classify(send_photo("Photo URL or base64 data URI (e.g., data:image/png;base64,...)"), learned=False)
-    assert v.risk == "critical" and "`photo`" in v.rationale
+    for doc in ("Photo URL or base64 data URI (e.g., data:image/png;base64,...)", "URLs of the photos", "S3 URL"):
+        v = classify(send_photo(doc), learned=False)
+        assert v.risk == "critical" and "`photo`" in v.rationale, doc
     # Not an address: an IMAP mailbox path, a method path, a URL filter; nor a constrained one.
-    for doc in ("Mailbox path (default: INBOX)", "Method path (e.g. 'frappe.client.get')", "URL filter"):
+    for doc in (
+        "Mailbox path (default: INBOX)",
+        "Method path (e.g. 'frappe.client.get')",
+        "URL filter",
+        "Path separator character",
+        "Path to the property, e.g. a.b.c",
+        "URI scheme (http or https)",
+        "URL template with {id}",
+        "Request path",
+    ):
         assert classify(send_photo(doc), learned=False).risk == "high", doc
     constrained = send_photo("Photo URL")
     constrained.input_schema["properties"]["photo"]["pattern"] = "^https://cdn[.]example[.]com/"

@@ -480,11 +480,12 @@ def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
 
 
 def test_a_reads_siblings_inform_its_privacy_both_ways() -> None:
-    # SINIM's reads return public municipal statistics: its "search variables" is public
-    # with them; Iterable's return a customer's marketing data: "get campaign" is private.
-    # Alone, each reads the other way (dev servers, not trained on; both as labelled).
+    # artefact-mcp's reads return its own scaffolds and checklists: its "gate check" (a QA
+    # gate against pilot evidence) is public with them; Iterable's return a customer's
+    # marketing data: "get campaign" is private.  Alone, each reads the other way (dev
+    # servers, not trained on; both as labelled).
     for server, name, alone_risk, together_risk in (
-        ("mcp-sinim", "search_variables", "medium", "low"),
+        ("artefact-mcp", "gate_check", "medium", "low"),
         ("@iterable/mcp", "get_campaign", "low", "medium"),
     ):
         tools = _server(server)
@@ -600,15 +601,45 @@ def test_the_privacy_reading_learns_where_each_category_draws_the_line() -> None
     assert {"utility", "knowledge", "productivity", "financial"} <= offsets.keys()
     assert offsets["utility"] < 0 < offsets["productivity"]
     assert offsets["knowledge"] < offsets["productivity"]
-    feats = rule_features({"name": "get_item", "description": "Returns the item"})
-    words = model.private(feats)
-    assert words is not None
+    # An offset is exactly what the head gives with the category feature present.
     from classifier.context import Privacy
+    from classifier.model import CATEGORY_FEATURE, PRIVATE
 
-    as_docs = Privacy.of(words, None, offsets, [("knowledge", 1.0)], [("knowledge", 1.0)])
-    as_records = Privacy.of(words, None, offsets, [("productivity", 1.0)], [("productivity", 1.0)])
-    assert as_docs.overall() < as_records.overall()
-    assert as_docs.as_category("productivity") == as_records.overall()
+    assert model.privacy is not None
+    for definition in (
+        {"name": "get_item", "description": "Returns the item"},
+        {"name": "get_balance", "description": "Returns my account balance"},
+    ):
+        feats = rule_features(definition)
+        words = model.private(feats)
+        assert words is not None
+        for category in ("knowledge", "productivity", "utility", "financial"):
+            with_feature = dict(model.privacy.probabilities([*feats, CATEGORY_FEATURE + category]))[PRIVATE]
+            as_category = Privacy.of(words, None, offsets, [(category, 1.0)], [(category, 1.0)]).overall()
+            assert abs(with_feature - as_category) < 1e-9, (definition["name"], category)
+
+
+def test_siblings_never_make_a_doubtful_read_public() -> None:
+    # A review's reproducer: "get a Jira issue" reads as productivity + read, medium, under
+    # doubt; beside four calculator tools (which read as utility, the most public category)
+    # it must not become low, however surely the siblings read as utility.
+    jira = {
+        "name": "get_issue",
+        "description": "Get a Jira issue by key",
+        "inputSchema": {"properties": {"issue_key": {"type": "string"}}},
+    }
+    calculators = [
+        {"name": "convert_units", "description": "Convert a value between units"},
+        {"name": "calculate", "description": "Evaluate a maths expression"},
+        {"name": "format_json", "description": "Pretty-print a JSON string"},
+        {"name": "generate_uuid", "description": "Generate a random UUID"},
+    ]
+    server = "io.example/tools"
+    defs = [ToolDefinition.from_mapping(d, server=server) for d in (jira, *calculators)]
+    alone = classify(defs[0])
+    assert (alone.action, alone.risk) == ("read", "medium") and alone.confidence < 0.8, alone.rationale
+    together = classify_many(defs)[0]
+    assert risk_rank(together.risk) >= risk_rank("medium"), together.rationale
 
 
 def test_doubt_never_lets_the_siblings_categories_make_a_read_more_public() -> None:
