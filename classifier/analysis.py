@@ -500,7 +500,7 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             code.append(p)
         if low in query_names and _unconstrained_string(s):
             query.append(p)
-        if (_names_a_location(low, tokens) or _described_as_location(s)) and _unconstrained_string(s):
+        if _unconstrained_string(s) and (_names_a_location(low, tokens) or _described_as_location(s)):
             paths.append(p)
         if low in OVERWRITE_PARAMS and s.get("type") in ("boolean", None):
             overwrite.append(p)
