@@ -56,6 +56,25 @@ def test_evaluation_on_labelled_tools() -> None:
     assert "category_accuracy" in text and "keyword baseline" in text and "slowest tools:" in text
 
 
+def test_confusions_name_what_was_read_as_what(tmp_path: Path) -> None:
+    # The sample is read right; relabel one tool's action and one's category and the
+    # confusions say exactly those (gold -> ours), in the JSON report and in the text.
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    clean = evaluate(load(SAMPLE), peers=False)
+    assert clean.confusion_action == [] and clean.confusion_category == []
+    first, second = rows[0], rows[1]
+    read_action, read_category = first["action"], second["category"]
+    first["action"] = "transact" if read_action != "transact" else "read"
+    second["category"] = "utility" if read_category != "utility" else "financial"
+    relabelled = tmp_path / "relabelled.jsonl"
+    relabelled.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = evaluate(load(relabelled), peers=False)
+    assert report.confusion_action == [(first["action"], read_action, 1)]
+    assert report.confusion_category == [(second["category"], read_category, 1)]
+    assert report.to_dict()["confusion_action"] == [(first["action"], read_action, 1)]
+    assert f"most confused actions (gold -> ours):\n  {first['action']} -> {read_action}: 1" in render(report)
+
+
 def test_evaluate_command_and_bad_input(tmp_path: Path) -> None:
     out = run_cli("evaluate", str(SAMPLE), "--format", "json", "--no-peers")
     assert out.returncode == 0, out.stderr

@@ -39,6 +39,7 @@ class Report:
     n: int
     figures: dict[str, dict[str, float | None]] = field(default_factory=dict)
     confusion_category: list[tuple[str, str, int]] = field(default_factory=list)
+    confusion_action: list[tuple[str, str, int]] = field(default_factory=list)
     confusion_risk: list[tuple[str, str, int]] = field(default_factory=list)
     slowest: list[tuple[str, float]] = field(default_factory=list)
     confused: list[dict[str, str]] = field(default_factory=list)
@@ -58,6 +59,7 @@ class Report:
             "n": self.n,
             "figures": self.figures,
             "confusion_category": self.confusion_category,
+            "confusion_action": self.confusion_action,
             "confusion_risk": self.confusion_risk,
             "slowest": self.slowest,
             "confused": self.confused,
@@ -204,6 +206,9 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
     report.confusion_category = [
         (g, p, n) for (g, p), n in metrics.confusion(gold_cat, [v.category for v in ours]).most_common(10)
     ]
+    report.confusion_action = [
+        (g, p, n) for (g, p), n in metrics.confusion(gold_act, [v.action for v in ours]).most_common(10)
+    ]
     report.confusion_risk = [
         (g, p, n) for (g, p), n in metrics.confusion(gold_risk, [v.risk for v in ours]).most_common(10)
     ]
@@ -309,6 +314,8 @@ def render(report: Report) -> str:
         "most confused categories (gold -> ours):",
     ]
     lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_category] or ["  none"]
+    lines.append("most confused actions (gold -> ours):")
+    lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_action] or ["  none"]
     lines.append("most confused risk levels (gold -> ours):")
     lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusion_risk] or ["  none"]
     if report.poisoning_by_finder:
