@@ -661,7 +661,6 @@ def classify(
     if (
         context is not None
         and own_private is not None
-        and private is not None
         and risk != UNKNOWN
         and reading.private is not None
         and (own_private.overall() >= PRIVATE_ABOVE) != (reading.private >= PRIVATE_ABOVE)

@@ -24,10 +24,11 @@ reference data, and the reverse.  A read's learned privacy log-odds are shifted 
 ``PRIVACY_CONTEXT_WEIGHT`` times the mean log-odds of its server's other reads (shrunk by
 ``PRIVACY_PSEUDO`` imaginary neutral reads): by server-grouped CV on the 3,604 train + dev
 reads labelled low or medium, the privacy reading rose from 0.824 to 0.836 at the shipped cut
-(scripts/tune_model.py --privacy-context).  Every read's log-odds, its siblings' included,
-weigh the categories it may be read as by the model's category probabilities
-(:class:`Privacy`): the rubric draws the public/private line differently in each.  Pure and
-deterministic: the same batch gives the same priors on every run, whatever its order.
+(scripts/tune_model.py --privacy-context).  A verdict's own privacy reading then weighs the
+categories the tool may be read as by the model's category probabilities (:class:`Privacy`):
+the rubric draws the public/private line differently in each.  The siblings' reads enter on
+their words alone, as that CV measured them.  Pure and deterministic: the same batch gives
+the same priors on every run, whatever its order.
 """
 
 from __future__ import annotations
