@@ -12,10 +12,16 @@ joins the tool's own probabilities as a product of experts::
 
 Context only decides where the tool's own words leave the model unsure (its top probability
 below ``CONTEXT_UNSURE``): a read-only SQL tool on a trading server stays a database tool.
+The prior is formed in ``CONTEXT_PASSES`` passes: the second averages the siblings'
+probabilities with *their* priors applied, so the few tools whose words misread them no
+longer pull the server's prior their way (collective classification; the tool's own
+probabilities, never a product of products, meet the final prior).
 The constants were chosen by server-grouped cross-validation on train + dev (out-of-fold
-probabilities; the test split was not used): verdict category on unseen servers rose from
-0.72 to 0.76 there (364 servers), and was flat (±0.005) around these values; on the 423
-train + dev servers of the later data it rises from 0.68 to 0.72.
+probabilities; the test split was not used; ``scripts/tune_model.py --context``): on the 508
+servers of today's data verdict category on unseen servers is 0.649 without context, 0.707
+with the earlier single pass at weight 2, 0.718 at weight 4 and 0.720 with the second pass,
+flat (±0.001) for weights 4-8, floors 0.01-0.03 and two or three passes; weights up to 2
+were all the earlier sweeps tried.
 
 The action is the tool's own (siblings say little about whether *this* tool deletes).  The
 privacy of a read is the other thing siblings know: a server whose other reads return a
@@ -41,11 +47,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 #: How strongly the siblings' prior counts against the tool's own probabilities.
-CONTEXT_WEIGHT = 2.0
+CONTEXT_WEIGHT = 4.0
 #: Added to every prior probability, so no category is ruled out by the siblings alone.
 CONTEXT_FLOOR = 0.01
 #: Imaginary siblings with a uniform reading mixed into every prior (few siblings, weak prior).
 CONTEXT_PSEUDO = 2.0
+#: How many times the prior is formed: the second pass averages the siblings' readings with
+#: their own priors applied (:func:`priors`).
+CONTEXT_PASSES = 2
 #: The tool's own top category probability below which its siblings are asked at all.
 CONTEXT_UNSURE = 0.9
 #: How much of its server's other reads' mean privacy log-odds a read's own is shifted by.
@@ -75,7 +84,7 @@ def sibling_sums(
     that are ``counted`` (all where ``None``), and how many those are.  Rows with the same
     name as the tool itself are not its siblings: a catalogue has one tool per name on a
     server, so such a row is the tool again (a repeated line, or a planted copy in the
-    labelled data).
+    labelled data), and the copies of any one name count as one tool (their mean).
 
     Vectorised: the sums per server and per (server, name) are two sparse products over the
     whole batch, so the cost is one pass, not a small array operation per tool (this was a
@@ -95,6 +104,10 @@ def sibling_sums(
         sid[i] = server_of.setdefault(key, len(server_of))
         pid[i] = same_of.setdefault((key, name), len(same_of))
     weight = np.ones(n) if counted is None else counted.astype(float)
+    # Each name counts once on its server: the copies of one tool share one vote (their mean),
+    # so a repeated tool weighs on its siblings' priors no more than a single one would.
+    copies = np.bincount(pid, weights=weight)[pid]
+    weight = np.divide(weight, copies, out=np.zeros(n), where=copies > 0)
     rows = np.arange(n + 1)
     by_server = csr_matrix((weight, sid, rows), shape=(n, len(server_of))).T.tocsr()
     by_same = csr_matrix((weight, pid, rows), shape=(n, len(same_of))).T.tocsr()
@@ -195,17 +208,34 @@ def _weighed(offsets: Mapping[str, float], p_cat: Sequence[tuple[str, float]]) -
     return sum(q * offsets.get(c, 0.0) for c, q in p_cat)
 
 
-def apply_matrix(p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
-    """``p`` (tools x categories, rows summing to 1) with each row's server prior applied."""
+def _with_prior(p: np.ndarray, means: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """``p`` with each row's prior ``means`` applied where it ``has`` one and is unsure."""
     import numpy as np
 
-    means, has, _ = sibling_means(p, servers, names)
-    has &= p.max(axis=1) < CONTEXT_UNSURE
+    has = has & (p.max(axis=1) < CONTEXT_UNSURE)
     if not has.any():
         return p
     adjusted = p * (means + CONTEXT_FLOOR) ** CONTEXT_WEIGHT
     adjusted /= adjusted.sum(axis=1, keepdims=True)
     return np.where(has[:, None], adjusted, p)
+
+
+def priors(
+    p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's server prior (:func:`sibling_means`) after ``CONTEXT_PASSES`` passes: the
+    first averages the siblings' own probabilities, each later one their probabilities with
+    their own priors applied, so a tool whose words misled it is outvoted before it votes."""
+    means, has, counts = sibling_means(p, servers, names)
+    for _ in range(CONTEXT_PASSES - 1):
+        means, has, counts = sibling_means(_with_prior(p, means, has), servers, names)
+    return means, has, counts
+
+
+def apply_matrix(p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
+    """``p`` (tools x categories, rows summing to 1) with each row's server prior applied."""
+    means, has, _ = priors(p, servers, names)
+    return _with_prior(p, means, has)
 
 
 def contexts(
@@ -217,7 +247,7 @@ def contexts(
 ) -> list[ServerContext | None]:
     """One :class:`ServerContext` per row of ``p`` (``None`` where the tool has no siblings).
     ``privacy`` is every tool's privacy log-odds and whether it reads as a read."""
-    means, has, counts = sibling_means(p, servers, names)
+    means, has, counts = priors(p, servers, names)
     if privacy is not None:
         private_means, private_counts = privacy_means(privacy[0], privacy[1], servers, names)
     out: list[ServerContext | None] = []

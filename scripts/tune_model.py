@@ -116,24 +116,25 @@ def sweep_context(
         return float((np.where(use_model, top, rule_col) == gold).mean())
 
     print(f"no context: verdict category {verdict_accuracy(p):.4f}, model alone {(p.argmax(1) == gold).mean():.4f}")
-    shipped = (context.CONTEXT_WEIGHT, context.CONTEXT_FLOOR, context.CONTEXT_PSEUDO, context.CONTEXT_UNSURE)
+    names_of = ("CONTEXT_WEIGHT", "CONTEXT_FLOOR", "CONTEXT_PSEUDO", "CONTEXT_UNSURE", "CONTEXT_PASSES")
+    shipped = tuple(getattr(context, n) for n in names_of)
     results = []
-    for weight, floor, pseudo, unsure in itertools.product(
-        (1.0, 1.5, 2.0), (0.001, 0.01, 0.03), (0.0, 2.0, 4.0), (0.8, 0.9, 1.01)
+    for setting in itertools.product(
+        (1.0, 2.0, 3.0, 4.0, 6.0, 8.0), (0.01, 0.03), (2.0, 4.0), (0.8, 0.9, 0.95), (1, 2, 3)
     ):
-        context.CONTEXT_WEIGHT, context.CONTEXT_FLOOR, context.CONTEXT_PSEUDO, context.CONTEXT_UNSURE = (
-            weight,
-            floor,
-            pseudo,
-            unsure,
-        )
-        results.append((verdict_accuracy(context.apply_matrix(p, groups, names)), weight, floor, pseudo, unsure))
+        for name, value in zip(names_of, setting, strict=True):
+            setattr(context, name, value)
+        results.append((verdict_accuracy(context.apply_matrix(p, groups, names)), *setting))
     results.sort(key=lambda r: -r[0])
-    for acc, weight, floor, pseudo, unsure in results[:10]:
-        print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")
+    for acc, weight, floor, pseudo, unsure, passes in results[:10]:
+        print(
+            f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure} passes={passes}: verdict category {acc:.4f}"
+        )
+    for name, value in zip(names_of, shipped, strict=True):
+        setattr(context, name, value)
+    print(f"shipped: verdict category {verdict_accuracy(context.apply_matrix(p, groups, names)):.4f}")
     # The model's sureness needed to overrule the rules' category (classify.CATEGORY_OVERRIDE),
     # with the shipped context constants.
-    context.CONTEXT_WEIGHT, context.CONTEXT_FLOOR, context.CONTEXT_PSEUDO, context.CONTEXT_UNSURE = shipped
     with_context = context.apply_matrix(p, groups, names)
     for override in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         print(f"override={override}: verdict category {verdict_accuracy(with_context, override):.4f}")

@@ -437,7 +437,8 @@ def test_server_context_is_leave_one_out_and_order_free() -> None:
 
 def test_sibling_means_are_the_shrunk_mean_of_the_other_tools() -> None:
     # The vectorised sums against the definition, tool by tool: the other tools of the same
-    # server, not the same name, mixed with CONTEXT_PSEUDO uniform imaginary siblings.
+    # server, not the same name, each name once, mixed with CONTEXT_PSEUDO uniform imaginary
+    # siblings.
     from classifier.context import CONTEXT_PSEUDO, sibling_means
 
     rng = np.random.default_rng(7)
@@ -445,14 +446,50 @@ def test_sibling_means_are_the_shrunk_mean_of_the_other_tools() -> None:
     servers = [None if i % 11 == 0 else f"s{i % 4}" for i in range(60)]
     names = [f"t{i % 9}" for i in range(60)]
     means, has, counts = sibling_means(p, servers, names)
+    assert any(
+        servers[i] and (servers[i], names[i]) == (servers[j], names[j]) for i in range(60) for j in range(i)
+    )  # some tools repeat: their copies are one sibling, their mean
     for i in range(60):
-        others = [j for j in range(60) if servers[i] and servers[j] == servers[i] and names[j] != names[i]]
+        others: dict[str, list[int]] = {}
+        for j in range(60):
+            if servers[i] and servers[j] == servers[i] and names[j] != names[i]:
+                others.setdefault(names[j], []).append(j)
         assert has[i] == bool(others) and counts[i] == len(others)
         if others:
-            expected = (p[others].sum(axis=0) + CONTEXT_PSEUDO / 5) / (len(others) + CONTEXT_PSEUDO)
+            total = sum(p[copies].mean(axis=0) for copies in others.values())
+            expected = (total + CONTEXT_PSEUDO / 5) / (len(others) + CONTEXT_PSEUDO)
             assert np.allclose(means[i], expected)
         else:
             assert not means[i].any()
+
+
+def test_second_pass_stops_a_misread_sibling_from_voting_its_own_way() -> None:
+    # A trading server: four tools lean financial, one's words misread it as knowledge (below
+    # CONTEXT_UNSURE, so its siblings may turn it), and one tool is torn between the two.  On
+    # the first pass the misread tool votes knowledge in the torn one's prior; on the second it
+    # votes as its siblings made it read, financial.
+    from classifier import context
+
+    fin = [0.62, 0.30, 0.08]
+    p = np.array([fin, fin, fin, fin, [0.20, 0.75, 0.05], [0.47, 0.49, 0.04]])
+    servers, names = ["trading"] * 6, [f"t{i}" for i in range(6)]
+    one_pass, has, _ = context.sibling_means(p, servers, names)
+    two_pass, has2, counts = context.priors(p, servers, names)
+    assert has.all() and has2.all() and (counts == 5).all()
+    # The misread tool's own reading is turned by its siblings before it votes again.
+    turned = context._with_prior(p, one_pass, has)
+    assert p[4].argmax() == 1 and turned[4].argmax() == 0
+    assert np.allclose(two_pass, context.sibling_means(turned, servers, names)[0])
+    # The torn tool's prior leans further to financial, and stays a distribution.
+    assert two_pass[5][0] - two_pass[5][1] > one_pass[5][0] - one_pass[5][1] > 0
+    assert np.allclose(two_pass.sum(axis=1), 1.0)
+    # apply_matrix applies exactly the final prior, and leaves a sure tool alone.
+    sure = p.copy()
+    sure[0] = [0.95, 0.03, 0.02]
+    applied = context.apply_matrix(sure, servers, names)
+    assert np.allclose(applied[0], sure[0])
+    means, has3, _ = context.priors(sure, servers, names)
+    assert np.allclose(applied[1:], context._with_prior(sure, means, has3)[1:])
 
 
 def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
@@ -475,7 +512,9 @@ def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
                 assert privacy_decides(many.category, many.action, many.risk_rule), (defn.server, defn.name)
                 assert "of its server (" in many.rationale and "moved its privacy reading" in many.rationale
                 milder_by_privacy += 1
-    assert compared > len(defs) * 0.8
+    # Enough tools keep their category to make this a test (siblings turn about a third: the
+    # prior weighs 4 and forms in two passes since the fourteenth session).
+    assert compared > len(defs) * 0.6
     assert milder_by_privacy < compared * 0.02
 
 
@@ -510,9 +549,13 @@ def test_privacy_means_count_only_the_other_reads_of_the_server() -> None:
     names = [f"t{i % 7}" for i in range(50)]
     means, counts = privacy_means(logits, reads, servers, names)
     for i in range(50):
-        others = [j for j in range(50) if servers[i] and servers[j] == servers[i] and names[j] != names[i] and reads[j]]
+        others: dict[str, list[int]] = {}  # each other name once: its reads' mean
+        for j in range(50):
+            if servers[i] and servers[j] == servers[i] and names[j] != names[i] and reads[j]:
+                others.setdefault(names[j], []).append(j)
         assert counts[i] == len(others)
-        assert np.isclose(means[i], logits[others].sum() / (len(others) + PRIVACY_PSEUDO) if others else 0.0)
+        total = sum(logits[copies].mean() for copies in others.values())
+        assert np.isclose(means[i], total / (len(others) + PRIVACY_PSEUDO) if others else 0.0)
     # No context, or no sibling reads: the tool's own reading, unchanged.
     assert shift_private(0.3, None) == 0.3
 
