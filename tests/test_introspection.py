@@ -268,3 +268,50 @@ def test_node_servers_get_a_heap_cap_instead_of_an_address_space_limit(tmp_path:
     assert not any(a.startswith("--as=") for a in node) and "--max-old-space-size=1024" in node
     assert node[node.index("node") + 1] == "--max-old-space-size=1024"
     assert f"--as={2 * 1024**3}" in python
+
+
+def test_console_scripts_are_read_without_running_the_packages_pth_files(tmp_path: Path) -> None:
+    # Interpreter start-up runs every .pth file in site-packages: a package can ship one, so
+    # asking the venv's own Python for its entry points ran a stranger's code outside the
+    # sandbox (a review reproduced it as root on the host network).  The entry points are read
+    # from the .dist-info files by this process instead.
+    from crawler.introspection.installer import console_scripts
+
+    site = tmp_path / "venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    info = site / "evil_pkg-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evil-pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\nevil-mcp = evil:main\nhelper = evil:helper\n")
+    marker = tmp_path / "ran"
+    (site / "zz_evil.pth").write_text(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('x')\n")
+    other = site / "other-1.0.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: other\nVersion: 1.0\n")
+    (other / "entry_points.txt").write_text("[console_scripts]\nnot-this = other:main\n")
+    assert console_scripts(tmp_path / "venv", "Evil_Pkg") == ["evil-mcp", "helper"]
+    assert console_scripts(tmp_path / "venv", "absent") == []
+    assert not marker.exists()
+
+
+def test_a_relative_script_path_is_found_in_the_sandbox() -> None:
+    # `catalog introspect -- python server.py` from the script's directory: the server runs in
+    # the sandbox's temporary home, so the relative path must be made absolute first.
+    cmd = ["introspect", "--no-store", "--", sys.executable, "probe_stdio.py", "9"]
+    out = run_cli(*cmd, cwd=SERVERS)
+    assert out.returncode == 0, out.stderr
+    assert "probe_report" in out.stdout
+
+
+def test_a_remote_that_answers_too_much_is_cut_off(trading_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The crawler reads remotes outside the sandbox: a review's server answered tools/list with
+    # a 1.5 GB description and the crawler grew to 7.75 GB.  Answers are counted as they
+    # stream in and cut off past the cap (here lowered below this server's listing).
+    from crawler.introspection import client
+
+    whole = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=20))
+    assert whole.ok and whole.tools
+    monkeypatch.setattr(client, "MAX_RESPONSE_BYTES", 1500)
+    started = time.monotonic()
+    cut = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=20))
+    assert not cut.ok and cut.outcome == "error", (cut.outcome, cut.error)
+    assert "more than" in (cut.error or "") and time.monotonic() - started < 15

@@ -62,11 +62,37 @@ def test_last_page_stops_pagination() -> None:
     assert [o.name for o in out] == ["io.github.example/notes"]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"servers": "nope"}'])
+@pytest.mark.parametrize(
+    "body",
+    # The last: JSON nested past the parser's depth raises RecursionError, not ValueError
+    # (a review's page made the run "ok" and marked the listed servers removed).
+    [b"{not json", b"[1, 2]", b'{"servers": "nope"}', b'{"servers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+)
 def test_malformed_page_is_a_recorded_error_not_a_crash(body: bytes) -> None:
     sp = spider()
     assert list(sp.parse_page(response("http://registry.test/v0.1/servers", body), api="v0.1")) == []
     assert len(sp.errors) == 1 and sp.crawler.stats.get_value("catalog/source_errors") == 1
+
+
+def test_a_repeated_cursor_stops_pagination_as_an_error() -> None:
+    sp = spider()
+    page = json.dumps({"servers": [{"server": {"name": "io.github.example/a"}}], "metadata": {"nextCursor": "c1"}})
+    first = list(sp.parse_page(response("http://registry.test/v0.1/servers", page.encode()), api="v0.1"))
+    assert sum(isinstance(o, Request) for o in first) == 1 and not sp.errors
+    again = list(sp.parse_page(response("http://registry.test/v0.1/servers?cursor=c1", page.encode()), api="v0.1"))
+    assert not any(isinstance(o, Request) for o in again)
+    assert len(sp.errors) == 1 and "cursor 'c1' again" in sp.errors[0]
+
+
+def test_a_curated_file_is_whole_its_cursor_is_not_followed(tmp_path: Path) -> None:
+    # A dumped registry page carries a nextCursor; a file has no next page to fetch.
+    page = {"servers": [{"server": {"name": "io.github.example/a"}}], "metadata": {"nextCursor": "abc"}}
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps(page))
+    sp = CuratedSpider.from_crawler(get_crawler(CuratedSpider), path=str(path))
+    out = list(sp.parse_page(response(path.as_uri(), path.read_bytes()), api="file"))
+    assert [o.name for o in out if isinstance(o, ServerItem)] == ["io.github.example/a"]
+    assert not any(isinstance(o, Request) for o in out) and not sp.errors
 
 
 def test_404_on_v0_1_falls_back_to_v0() -> None:

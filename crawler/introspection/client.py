@@ -21,6 +21,10 @@ from crawler.introspection.result import IntrospectionResult
 
 _INPUT_VALUE = re.compile(r"input_value='([^']{0,80})")
 MAX_TOOLS = 20_000
+#: Bytes a remote server's answers may total: the crawler runs outside the sandbox, so a
+#: hostile remote must not be able to fill its memory (a review sent a 1.5 GB description;
+#: the largest real listing seen is a few MB).
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_PAGES = 500
 CLIENT_NAME = "mcp-catalog"
 
@@ -94,8 +98,17 @@ async def _list_all_tools(client: Any, result: IntrospectionResult) -> list[dict
         if raw is None:  # an SDK without the raw path: report the validation error
             raise
         result.server_info["listing_invalid"] = _one_line(str(exc), 300)
-        return await _list_raw(raw)
-    return tools[:MAX_TOOLS]
+        return _named(await _list_raw(raw), result)
+    return _named(tools[:MAX_TOOLS], result)
+
+
+def _named(tools: list[dict[str, Any]], result: IntrospectionResult) -> list[dict[str, Any]]:
+    """The tools a catalogue can key: a tool with a blank name cannot be called, recommended
+    or told apart from another, so it is left out and counted (``tools_without_name``)."""
+    named = [t for t in tools if isinstance(t.get("name"), str) and t["name"].strip()]
+    if len(named) < len(tools):
+        result.server_info["tools_without_name"] = len(tools) - len(named)
+    return named
 
 
 async def _list_raw(send_raw_request: Any) -> list[dict[str, Any]]:
@@ -221,6 +234,44 @@ def _remember_status(statuses: list[tuple[int, str]]) -> Any:
     return hook
 
 
+class ResponseTooLarge(Exception):
+    """A remote server sent more than ``MAX_RESPONSE_BYTES``."""
+
+
+def _capped(transport: Any, limit: int) -> Any:
+    """``transport`` with every response body counted as it streams in: past ``limit`` bytes
+    in all, reading fails (:class:`ResponseTooLarge`) instead of growing without bound."""
+    import httpx2
+
+    read = 0
+
+    class Counted(httpx2.AsyncByteStream):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __aiter__(self) -> Any:
+            nonlocal read
+            async for chunk in self.inner:
+                read += len(chunk)
+                if read > limit:
+                    raise ResponseTooLarge(f"the server sent more than {limit:,} bytes")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class Capped(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: Any) -> Any:
+            response = await transport.handle_async_request(request)
+            response.stream = Counted(response.stream)
+            return response
+
+        async def aclose(self) -> None:
+            await transport.aclose()
+
+    return Capped()
+
+
 async def introspect_http(
     url: str, *, transport: str = "streamable-http", headers: Mapping[str, str] | None = None, timeout: float = 30.0
 ) -> IntrospectionResult:
@@ -242,6 +293,7 @@ async def introspect_http(
             async with create_mcp_http_client(headers=dict(headers or {}), timeout=http_timeout) as http:
                 # The SDK turns HTTP errors into a generic JSON-RPC error; keep the statuses ourselves.
                 http.event_hooks["response"].append(_remember_status(statuses))
+                http._transport = _capped(http._transport, MAX_RESPONSE_BYTES)
                 await _session(streamable_http_client(url, http_client=http), result, timeout)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):

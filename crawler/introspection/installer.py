@@ -21,11 +21,6 @@ from pathlib import Path
 from crawler.introspection import sandbox
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_ENTRY_POINTS = (
-    "import importlib.metadata as m, json, sys\n"
-    "d = m.distribution(sys.argv[1])\n"
-    "print(json.dumps([e.name for e in d.entry_points if e.group == 'console_scripts']))\n"
-)
 
 
 class InstallError(RuntimeError):
@@ -157,8 +152,7 @@ async def install_pypi(
         code, out = await _install(_sandboxed_install(pip, slot, mode), timeout)
         if code:
             raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
-        code, out = await _run([str(slot / "venv" / "bin" / "python"), "-c", _ENTRY_POINTS, identifier], 60)
-        scripts = json.loads(out.strip().splitlines()[-1]) if code == 0 and out.strip() else []
+        scripts = console_scripts(slot / "venv", identifier)
     except BaseException:
         shutil.rmtree(slot, ignore_errors=True)
         raise
@@ -169,6 +163,25 @@ async def install_pypi(
     command = [str(slot / "venv" / "bin" / name)]
     marker.write_text(json.dumps({"command": command, "scripts": scripts}))
     return Installed(command, slot)
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
+def console_scripts(venv: Path, identifier: str) -> list[str]:
+    """The console scripts the installed distribution ``identifier`` declares, read from its
+    ``*.dist-info`` files by this process.  Never by starting the venv's Python: interpreter
+    start-up runs every ``.pth`` file a package installed, and that would be a stranger's code
+    running outside the sandbox (a review reproduced it)."""
+    from importlib.metadata import distributions
+
+    wanted = _normalised(identifier)
+    for site in sorted((venv / "lib").glob("python*/site-packages")):
+        for dist in distributions(path=[str(site)]):
+            if _normalised(dist.metadata["Name"] or "") == wanted:
+                return sorted({e.name for e in dist.entry_points if e.group == "console_scripts"})
+    return []
 
 
 def _pick(names: list[str], identifier: str) -> str:

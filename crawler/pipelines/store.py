@@ -114,12 +114,19 @@ class StorePipeline:
             self.counters["new_definitions"] += changes.new_definitions
             self.counters["changed_definitions"] += changes.changed
             self.counters["removed_tools"] += changes.removed
+            if changes.nameless:
+                self.counters["tools_without_name"] = self.counters.get("tools_without_name", 0) + changes.nameless
 
     def close_spider(self) -> None:
         if self.session is None or self.store is None or self.run_id is None:
             return
         spider: Any = self.crawler.spider
         errors = list(getattr(spider, "errors", []))
+        # An exception nothing caught (Scrapy logs it and goes on) left a page unread: the run
+        # is not complete, whatever the spider noted.
+        unexpected = int(self.crawler.stats.get_value("spider_exceptions/count", 0) or 0)
+        if unexpected:
+            errors.append(f"{unexpected} page(s) failed with an unexpected error (see the log)")
         malformed = list(getattr(spider, "malformed", []))
         counters: dict[str, Any] = dict(self.counters)
         counters["malformed"] = int(self.crawler.stats.get_value("catalog/malformed_entries", 0) or 0)
@@ -133,8 +140,9 @@ class StorePipeline:
             counters["resumed_from"] = resumed
         try:
             self.session.commit()
-            if not errors and not incremental and not resumed and counters["pages"]:
-                # A complete listing: what it no longer lists is gone.
+            if not errors and not malformed and not incremental and not resumed and counters["pages"]:
+                # A complete listing: what it no longer lists is gone.  An entry that could not
+                # be read may be a server still listed, so a listing with one removes nothing.
                 counters["removed_servers"] = mark_removed_servers(self.session, spider.name, self.started_at)
             finish_run(self.session, self.run_id, status, counters, "; ".join(errors)[:4000] or None)
             self.session.commit()

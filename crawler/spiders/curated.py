@@ -20,6 +20,7 @@ CURATED_FILE = Path(__file__).resolve().parent.parent / "curated" / "servers.jso
 class CuratedSpider(RegistryApiSpider):
     name = "curated"
     custom_settings = {"ROBOTSTXT_OBEY": False}  # noqa: RUF012 - Scrapy API
+    follows_cursors = False
 
     def __init__(self, path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

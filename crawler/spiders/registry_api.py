@@ -94,6 +94,9 @@ class RegistryApiSpider(scrapy.Spider):
     api_versions: tuple[str, ...] = ("v0.1", "v0")
     page_size = 100
     max_pages = 10_000
+    #: A catalogue API pages on; a file (the curated list, a dumped registry page) is whole,
+    #: so its ``nextCursor`` names nothing to fetch.
+    follows_cursors = True
 
     def __init__(self, base_url: str | None = None, updated_since: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -104,6 +107,8 @@ class RegistryApiSpider(scrapy.Spider):
         self.malformed: list[str] = []
         self.errors: list[str] = []
         self.pages = 0
+        #: Cursors already followed: a catalogue that repeats one would page forever.
+        self.cursors: set[str] = set()
 
     # -- requests ---------------------------------------------------------------------------
     def page_url(self, api: str, cursor: str | None) -> str:
@@ -149,8 +154,8 @@ class RegistryApiSpider(scrapy.Spider):
             return
         try:
             data = json.loads(response.body)
-        except ValueError as exc:
-            self.note_error(f"{response.url}: malformed JSON ({exc})")
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's depth
+            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
             return
         if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
             self.note_error(f"{response.url}: not a server list (no 'servers' array)")
@@ -164,10 +169,13 @@ class RegistryApiSpider(scrapy.Spider):
                 self.note_malformed(f"page {self.pages} entry {i}{_label(entry)}: {exc}")
         metadata: Mapping[str, Any] = data["metadata"] if isinstance(data.get("metadata"), Mapping) else {}
         cursor = metadata.get("nextCursor") or metadata.get("next_cursor")
-        if isinstance(cursor, str) and cursor and data["servers"]:
-            if self.pages >= self.max_pages:
+        if isinstance(cursor, str) and cursor and data["servers"] and self.follows_cursors:
+            if cursor in self.cursors:
+                self.note_error(f"{response.url}: the catalogue gave cursor {cursor[:80]!r} again; stopped")
+            elif self.pages >= self.max_pages:
                 self.note_error(f"stopped after {self.max_pages} pages")
             else:
+                self.cursors.add(cursor)
                 yield self.page_request(api, cursor)
 
     def page_failed(self, failure: Failure) -> None:
