@@ -65,7 +65,9 @@ class Diff:
 
 
 def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    """In UTC, as the store keeps times: SQLite compares them as text, so an offset left on
+    ("04:00+02:00") would be compared as if it were 04:00 UTC."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def resolve_since(session: Session, value: str | None) -> datetime:
@@ -81,7 +83,7 @@ def resolve_since(session: Session, value: str | None) -> datetime:
             return _aware(start or last.started_at)
         return _aware(last.started_at)
     if value.isdigit():
-        run = session.get(CrawlRun, int(value))
+        run = session.get(CrawlRun, int(value)) if int(value) < 2**31 else None  # an id column's range
         if run is None:
             raise CatalogError(f"no crawl run {value}")
         return _aware(run.started_at)

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from catalog.errors import CatalogError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 6))
+#: (name, lowest, highest); a weekday of 0 or 7 is Sunday.
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
 
 
 def parse_interval(text: str) -> float:
@@ -68,9 +69,11 @@ class Cron:
         parts = expr.split()
         if len(parts) != 5:
             raise CatalogError(f"a cron expression has 5 fields (minute hour day month weekday), not {expr!r}")
-        parts[4] = parts[4].replace("7", "0")
         m, h, d, mo, wd = (_field(p, lo, hi, name) for p, (name, lo, hi) in zip(parts, _FIELDS, strict=True))
-        return cls(m, h, d, mo, wd, day_any=parts[2] == "*", weekday_any=parts[4] == "*")
+        wd = frozenset(0 if v == 7 else v for v in wd)
+        # As Vixie cron: a day field that starts with "*" (also "*/2") does not restrict, so
+        # the other day field alone decides.
+        return cls(m, h, d, mo, wd, day_any=parts[2].startswith("*"), weekday_any=parts[4].startswith("*"))
 
     def matches(self, t: datetime) -> bool:
         weekday = (t.weekday() + 1) % 7  # cron: Sunday is 0

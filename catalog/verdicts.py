@@ -43,6 +43,11 @@ def verdict_row(
     )
 
 
+def _readable(definition: Any) -> bool:
+    name = definition.get("name") if isinstance(definition, dict) else None
+    return isinstance(name, str) and bool(name.strip())
+
+
 def classify_pending(session: Session, batch: int = 500) -> int:
     """Classify every current tool without a verdict from this classifier in its server's
     current context, a server at a time (its tools are one another's context)."""
@@ -50,9 +55,13 @@ def classify_pending(session: Session, batch: int = 500) -> int:
     now = utcnow()
     done = 0
     for group in unclassified(session, version):
-        defs = [ToolDefinition.from_mapping(d, server=group.server) for _, d in group.tools]
+        # A stored definition no classifier can read (a blank name, stored before the crawler
+        # left those out) stays without a verdict, so unknown and denied, instead of stopping
+        # every later crawl.
+        readable = [(digest, d) for digest, d in group.tools if _readable(d)]
+        defs = [ToolDefinition.from_mapping(d, server=group.server) for _, d in readable]
         found = server_contexts(defs)  # every sibling counts; only the pending get verdicts
-        for (digest, _), defn, context in zip(group.tools, defs, found, strict=True):
+        for (digest, _), defn, context in zip(readable, defs, found, strict=True):
             if digest in group.pending:
                 session.add(verdict_row(digest, classify(defn, context=context), version, group.context, now))
                 done += 1

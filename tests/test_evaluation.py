@@ -85,6 +85,23 @@ def test_evaluate_command_and_bad_input(tmp_path: Path) -> None:
         load(bad)
     missing = run_cli("evaluate", str(tmp_path / "none.jsonl"))
     assert missing.returncode == 1 and "no such file" in missing.stderr
+    # Each of a review's inputs that crashed or passed unchecked is one line, exit 1.
+    label = {"category": "utility", "action": "read", "risk": "low"}
+    cases = {
+        json.dumps(label): "no name",
+        json.dumps({**label, "name": "x", "risk": "bogus"}): "risk 'bogus' is not one of",
+        json.dumps({**label, "name": "x", "category": None}): "category None is not one of",
+        json.dumps({**label, "name": "x", "action": 5}): "action 5 is not one of",
+    }
+    for line, message in cases.items():
+        bad.write_text(line + "\n")
+        out = run_cli("evaluate", str(bad), "--no-peers")
+        assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+    bad.write_text(json.dumps({**label, "name": "x", "findings": 5}) + "\n")
+    assert load(bad)[0].poisoned is False  # findings that are not a list name none
+    bad.write_bytes(b"\xff\xfe not utf-8\n")
+    out = run_cli("evaluate", str(bad), "--no-peers")
+    assert out.returncode == 1 and "UTF-8" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_poisoning_findings_are_counted_by_finder() -> None:

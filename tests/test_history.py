@@ -101,6 +101,10 @@ def test_incremental_recrawl_history_and_rug_pull(http_routes, trading_server: s
     diff = json.loads(run_cli("diff", "--format", "json", "--db", db).stdout)
     assert diff["new_servers"] == ["io.github.test/new"]
     assert diff["removed_servers"] == ["io.github.test/old"]
+    # A server no longer listed takes its tools out of every export (a review found them live).
+    gone = run_cli("export", "--server", "io.github.test/old", "--db", db)
+    assert gone.returncode == 0 and json.loads(gone.stdout)["tools"] == {}
+    assert json.loads(run_cli("export", "--server", "io.github.test/new", "--db", db).stdout)["tools"]
     assert {"server": "io.github.test/trading", "tool": "get_funding_rate"} in diff["new_tools"]
     assert {"server": "io.github.test/trading", "tool": "withdraw_funds"} in diff["removed_tools"]
     changed = {c["tool"]: c for c in diff["changed"]}
@@ -254,7 +258,15 @@ def test_interval_and_cron_parsing() -> None:
     assert weekly.next_after(datetime(2026, 11, 24, 7, 5)) == datetime(2026, 11, 30, 2, 30)
     monthly = Cron.parse("15 3 1 */3 *")
     assert monthly.next_after(datetime(2026, 11, 24, 7, 5)) == datetime(2027, 1, 1, 3, 15)
-    for bad in ("* * * *", "61 * * * *", "a * * * *"):
+    # 7 is Sunday as 0 is (a review found "5-7" refused): Friday to Sunday at 03:00.
+    weekend = Cron.parse("0 3 * * 5-7")
+    assert weekend.weekday == {5, 6, 0} and Cron.parse("0 3 * * 7").weekday == {0}
+    assert weekend.next_after(datetime(2026, 11, 29, 4, 0)) == datetime(2026, 12, 4, 3, 0)  # Sun -> Fri
+    # A day field starting with "*" does not restrict (Vixie cron): every other day of the
+    # month that is a Monday, not every other day or every Monday.
+    odd_mondays = Cron.parse("0 0 */2 * 1")
+    assert odd_mondays.next_after(datetime(2026, 11, 24, 7, 5)) == datetime(2026, 12, 7, 0, 0)
+    for bad in ("* * * *", "61 * * * *", "a * * * *", "* * * * 8", "* * * * 17"):
         with pytest.raises(CatalogError):
             Cron.parse(bad)
 
@@ -278,3 +290,34 @@ def test_migrations_upgrade_an_old_catalogue_in_place(backend: str, request: pyt
         assert conn.execute(text("SELECT name, removed_at FROM servers")).all() == [("io.a/b", None)]
         assert conn.execute(text("SELECT count(*) FROM definition_changes")).scalar() == 0
     store.dispose()
+
+
+def test_a_listing_with_an_unreadable_entry_removes_nothing(http_routes, tmp_path: Path) -> None:
+    # A review's listing gave a still-listed server a numeric description: the entry is
+    # malformed, so the run is partial, and the server (listed, only unreadable) must not be
+    # marked removed; nor must the servers of a page that failed to parse.
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    good = [entry("io.github.test/a"), entry("io.github.test/b")]
+    routes.set("/v0.1/servers", registry_page(good))
+    assert crawl(db, base, cache, "--no-introspect", "--full").returncode == 0
+    broken_b = {**good[1], "server": {**good[1]["server"], "description": 12345}}
+    routes.set("/v0.1/servers", registry_page([good[0], broken_b]))
+    out = crawl(db, base, cache, "--no-introspect", "--full")
+    assert out.returncode == 0, out.stderr
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        removed = conn.execute(text("SELECT name FROM servers WHERE removed_at IS NOT NULL")).all()
+        status = conn.execute(text("SELECT status FROM crawl_runs ORDER BY id DESC LIMIT 1")).scalar()
+    engine.dispose()
+    assert removed == [] and status == "partial"
+    # A page nested past the JSON parser's depth is a failed source, not an empty listing.
+    routes.set("/v0.1/servers", b'{"servers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    out = crawl(db, base, cache, "--no-introspect", "--full")
+    assert "Traceback" not in out.stderr
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        removed = conn.execute(text("SELECT name FROM servers WHERE removed_at IS NOT NULL")).all()
+        status = conn.execute(text("SELECT status FROM crawl_runs ORDER BY id DESC LIMIT 1")).scalar()
+    engine.dispose()
+    assert removed == [] and status == "failed"

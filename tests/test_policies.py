@@ -293,3 +293,68 @@ def test_settings_file(tmp_path: Path) -> None:
         load_settings(f)
     with pytest.raises(CatalogError, match="not found"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_a_persons_rule_for_one_server_is_weighed_by_what_it_does() -> None:
+    # Two servers expose get_balance; a gateway keyed by name gets one rule.  A person's own
+    # rule for one server used to rank below every generated limit, so "deny" on Stripe lost
+    # to Binance's generated 30 calls a minute (a review reproduced it).
+    from catalog.policies.generate import merge_by_name, seed_rule
+
+    generated = policy("get_balance", "medium", server="binance")
+    assert seed_rule(generated) == {"rate_limit": {"max": 30, "window": 60}}
+
+    def custom(rule: dict) -> ToolPolicy:
+        return policy("get_balance", "low", server="stripe", override=Override("rule", "", "ops", rule=rule))
+
+    deny = custom({"deny_if": [{"conditions": [], "on_deny": "never"}]})
+    slower = custom({"rate_limit": {"max": 5, "window": 60}})
+    faster = custom({"rate_limit": {"max": 100, "window": 60}})
+    guarded = custom({"deny_if": [{"conditions": [{"path": "args.x", "op": "eq", "value": 1}], "on_deny": "no"}]})
+    for mine, wins in ((deny, True), (slower, True), (guarded, True), (faster, False), (custom({}), False)):
+        for order in ([generated, mine], [mine, generated]):
+            assert merge_by_name(order)["get_balance"] is (mine if wins else generated)
+    # A tie goes to the person: the same limit, theirs.
+    same = custom({"rate_limit": {"max": 30, "window": 60}})
+    assert merge_by_name([generated, same])["get_balance"] is same
+    assert merge_by_name([same, generated])["get_balance"] is same
+
+
+def test_an_override_is_pinned_to_the_definition_it_was_decided_on() -> None:
+    # --pin: an override of an old definition must not vouch for the changed one.
+    from catalog.policies.generate import seed_rule
+
+    decided = Override("allow", "", "ops", definition_hash="a" * 64)
+    changed = dataclasses.replace(policy("read_file", "medium", override=decided), hash="b" * 64)
+    assert changed.stale_override
+    assert seed_rule(changed, pin=True) == {"pin": "a" * 64}
+    plain = dataclasses.replace(policy("read_file", "medium"), hash="b" * 64)
+    assert seed_rule(plain, pin=True) == {"rate_limit": {"max": 30, "window": 60}, "pin": "b" * 64}
+
+
+@pytest.mark.parametrize(
+    "name", ["nl\nx", "rocket_🚀", "tab\tand\rcr", 'q"uote\\back', "nel\x85line\u2028sep", "ctl\x01\x7f"]
+)
+def test_odd_tool_names_survive_the_yaml_and_toml_exports(name: str) -> None:
+    # A review's names broke whole exports: a newline made the intercept YAML invalid, an emoji
+    # (written as a JSON surrogate pair) the Codex TOML.  Each format reads the name back; a
+    # lone surrogate, which neither can hold, becomes U+FFFD.
+    import tomllib
+
+    from catalog.policies.formats.quoting import double_quoted
+
+    expected = name
+    assert yaml.safe_load(double_quoted(name)) == expected
+    assert tomllib.loads(f"k = {double_quoted(name)}")["k"] == expected
+    assert tomllib.loads(f"k = {double_quoted('lone' + chr(0xD800))}")["k"] == "lone\ufffd"
+    tools = [
+        policy(name, "critical", server="io.github.acme/odd"),
+        policy("plain", "medium", server="io.github.acme/odd"),
+    ]
+    opts = ExportOptions()
+    for fmt in (Format.INTERCEPT, Format.CODEX):
+        text = exporter(fmt).render(tools, opts)
+        assert exporter(fmt).validate(text) == [], (fmt, text)
+    assert expected in yaml.safe_load(exporter(Format.INTERCEPT).render(tools, opts))["tools"]
+    codex = tomllib.loads(exporter(Format.CODEX).render(tools, opts))
+    assert expected in codex["mcp_servers"]["odd"]["disabled_tools"]  # the alias: the last part

@@ -235,3 +235,50 @@ def test_broken_database_url_is_one_clear_error(url: str) -> None:
         open_store(url)
     message = str(info.value)
     assert "\n" not in message and ("database" in message.lower())
+
+
+def test_going_down_past_a_table_rebuild_keeps_the_tools(db_url: str) -> None:
+    # SQLite rebuilds tables to migrate them; with foreign keys on, rebuilding ``servers`` on
+    # the way down past 0003 cascaded to every tool (a review lost all 244 of catalog.db's).
+    store = open_store(db_url)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/x", source="curated"))
+        record_tools(s, server, [{"name": "a"}, {"name": "b"}])
+    migrate(store.engine, "0002", down=True)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM tools")).scalar() == 2
+        assert conn.execute(text("SELECT count(*) FROM tool_definitions")).scalar() == 2
+    migrate(store.engine)
+    assert current_revision(store.engine) == HEAD_REVISION
+    store.dispose()
+
+
+def test_a_schema_newer_than_this_version_is_one_clear_error(db_url: str) -> None:
+    store = open_store(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    store.dispose()
+    with pytest.raises(DatabaseError) as info:
+        open_store(db_url)
+    assert "0099" in str(info.value) and "newer" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_nameless_listed_tool_is_left_out_and_counted(db_url: str) -> None:
+    # A server listed a tool named "": stored, it stopped every later crawl (the classifier
+    # cannot read it).  It is left out and counted; a database that already holds one
+    # classifies the rest.
+    store = open_store(db_url)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/x", source="curated"))
+        changes = record_tools(s, server, [{"name": "ok"}, {"name": ""}, {"name": "  "}, {"name": None}])
+        assert changes.nameless == 3 and changes.new_tools == 1
+    with store.engine.begin() as conn:  # as an older crawler stored it
+        tool_id = conn.execute(text("SELECT id FROM tools WHERE name = 'ok'")).scalar()
+        conn.execute(
+            text('UPDATE tool_definitions SET definition = \'{"name": ""}\' WHERE tool_id = :t'), {"t": tool_id}
+        )
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/y", source="curated"))
+        record_tools(s, server, [{"name": "fine", "description": "Returns the current time."}])
+        assert classify_pending(s) == 1
+    store.dispose()

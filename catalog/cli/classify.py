@@ -9,7 +9,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from catalog.cli.common import fail
+from catalog.cli.common import fail, friendly
 
 
 def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
@@ -46,6 +46,7 @@ def with_verdict(data: dict[str, Any], verdict: Any) -> dict[str, Any]:
     }
 
 
+@friendly
 def classify(
     input_file: Annotated[
         str, typer.Argument(metavar="INPUT.jsonl", help="One tool definition per line ('-' for stdin).")

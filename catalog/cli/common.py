@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError
@@ -40,7 +41,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def friendly(func: F) -> F:
-    """Print a CatalogError as one line on stderr and exit with its code."""
+    """Print a CatalogError as one line on stderr and exit with its code; so too a file that
+    cannot be read or written (exit 1) and a database that refuses a statement (exit 3, as
+    a database that cannot be opened), which are the user's to fix, not tracebacks."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,6 +51,12 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except CatalogError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            raise fail(f"{exc.strerror or exc}{where}") from None
+        except SQLAlchemyError as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+            raise fail(f"database error: {first[0][:300]}", 3) from None
 
     return wrapper  # type: ignore[return-value]
 

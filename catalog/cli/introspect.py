@@ -11,6 +11,14 @@ import typer
 from catalog.cli.common import DbOption, fail, friendly
 
 
+def absolute_arguments(command: list[str]) -> list[str]:
+    """The command with arguments that name an existing file or directory made absolute: the
+    server runs in the sandbox's temporary home, where ``server.py`` would name nothing."""
+    return [command[0]] + [
+        str(Path(a).absolute()) if not Path(a).is_absolute() and Path(a).exists() else a for a in command[1:]
+    ]
+
+
 def visible_paths(command: list[str]) -> list[Path]:
     """What the sandbox must show read-only for an ad-hoc command: its executable's
     directory (and virtualenv), and the directories of file arguments such as a script."""
@@ -52,6 +60,7 @@ def introspect(
         cache_dir=default_cache_dir(), timeout=timeout, sandbox_mode="none" if unsafe_no_sandbox else "auto"
     )
     exe = Path(command[0])
+    command = absolute_arguments(command)
     result = asyncio.run(run_sandboxed(command, cfg, readonly=visible_paths(command)))
     server = name or f"local/{exe.name}"
     verdicts = store_introspection(db, server, result) if store else {}

@@ -61,6 +61,9 @@ def override(
     if len(chosen) != 1:
         raise CatalogError("choose exactly one of --allow, --deny, --rule FILE, --clear")
     decision = chosen[0]
+    author = _author(by)
+    if len(author) > 200:  # the column's width (PostgreSQL enforces it, SQLite does not)
+        raise CatalogError(f"--by takes at most 200 characters, not {len(author)}")
     rule_doc = _load_rule(rule) if rule is not None else None
     with store_session(db) as session, session.begin():
         if decision == "clear":
@@ -78,7 +81,7 @@ def override(
             server,
             decision,
             reason=reason,
-            author=_author(by),
+            author=author,
             rule=rule_doc,
             definition_hash=digest,
         )

@@ -21,7 +21,7 @@ from catalog.errors import CatalogError
 from catalog.evaluation import metrics
 from catalog.evaluation.baseline import keyword_verdict
 from catalog.evaluation.planted import planted_group
-from classifier import ToolDefinition, Verdict, classify
+from classifier import ACTIONS, CATEGORIES, RISK_LEVELS, ToolDefinition, Verdict, classify
 from classifier.tokens import CJK_CHAR
 
 
@@ -73,16 +73,29 @@ class Report:
 def load(path: Path) -> list[Labelled]:
     if not path.is_file():
         raise CatalogError(f"no such file: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read as UTF-8 text ({exc})") from exc
+    allowed = {"category": CATEGORIES, "action": ACTIONS, "risk": RISK_LEVELS}
     items: list[Labelled] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
             label = {k: data[k] for k in ("category", "action", "risk")}
         except (ValueError, KeyError, TypeError) as exc:
-            raise CatalogError(f"{path}:{lineno}: not a labelled tool ({exc})") from exc
-        poisoned = bool(data.get("poisoned")) or "tool_poisoning" in (data.get("findings") or [])
+            raise CatalogError(f"{path}:{lineno}: not a labelled tool ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(data.get("name"), str) or not data["name"].strip():
+            raise CatalogError(f"{path}:{lineno}: not a labelled tool (no name)")
+        for key, values in allowed.items():
+            if label[key] not in values:
+                raise CatalogError(
+                    f"{path}:{lineno}: {key} {label[key]!r} is not one of the rubric's: {', '.join(values)}"
+                )
+        findings = data.get("findings")
+        poisoned = bool(data.get("poisoned")) or (isinstance(findings, list) and "tool_poisoning" in findings)
         items.append(Labelled(data, label["category"], label["action"], label["risk"], poisoned))
     if not items:
         raise CatalogError(f"{path}: no labelled tools")

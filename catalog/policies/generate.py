@@ -132,14 +132,42 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
     else:
         rule = None
     if rule is not None and pin and p.hash:
-        rule["pin"] = p.hash
+        # An override holds for the definition the person decided on: pinned to that one, a
+        # changed tool falls back to the gateway's default instead of inheriting the decision.
+        decided = p.override.definition_hash if p.override is not None else None
+        rule["pin"] = decided or p.hash
     return rule
 
 
-def strictness(p: ToolPolicy) -> tuple[int, int, int]:
-    order = ("allow", "custom", "limit", "guarded", "approve", "omit", "deny", "hide")
+_STRICTNESS = ("allow", "limit", "guarded", "approve", "omit", "deny", "hide")
+
+
+def _custom_strictness(rule: Mapping[str, Any]) -> tuple[str, float]:
+    """Where a person's own rule sits among the generated ones, by what it does: a ``deny_if``
+    with an entry without conditions denies outright; conditions guard; a rate limit limits
+    (by its rate); nothing at all allows."""
+    deny_if = rule.get("deny_if") or []
+    if any(not entry.get("conditions") for entry in deny_if if isinstance(entry, Mapping)):
+        return "deny", 0.0
+    limit = rule.get("rate_limit")
+    rate = limit["max"] / max(limit["window"], 1) if isinstance(limit, Mapping) and "max" in limit else 0.0
+    if deny_if:
+        return "guarded", -rate
+    return ("limit", -rate) if isinstance(limit, Mapping) else ("allow", 0.0)
+
+
+def strictness(p: ToolPolicy) -> tuple[int, float, bool, int, int]:
+    """How strict a tool's rule is, to compare two servers' rules for one name: the kind of
+    decision, then within limits the rate (fewer calls per second is stricter), then a
+    person's override over a generated rule that does the same, then the level and guards."""
+    decision, tightness = p.decision, 0.0
+    if decision == "custom":
+        assert p.override is not None
+        decision, tightness = _custom_strictness(p.override.rule or {})
+    elif decision == "limit" and p.rate_limit:
+        tightness = -p.rate_limit[0] / p.rate_limit[1]
     risk = RISK_ORDER.index(p.level) if p.level in RISK_ORDER else len(RISK_ORDER)
-    return order.index(p.decision), risk, len(p.active_guards)
+    return _STRICTNESS.index(decision), tightness, p.override is not None, risk, len(p.active_guards)
 
 
 def merge_by_name(policies: Iterable[ToolPolicy]) -> dict[str, ToolPolicy]:

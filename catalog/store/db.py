@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,9 +94,41 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            # SQLite migrations rebuild tables (batch mode): with foreign keys on, dropping the
+            # old ``servers`` cascaded to every tool (a review lost them all going down past
+            # 0003).  The pragma is a no-op inside a transaction, so it goes first.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()  # (ends the transaction SQLAlchemy opened for it)
+        try:
+            with conn.begin():
+                # One process migrates at a time: two first uses of a new database both saw
+                # no tables and both created them.  The others wait here, then find it done.
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7316290415)"))
+                if not down and revision == "head" and _revision(conn) == HEAD_REVISION:
+                    return
+                cfg.attributes["connection"] = conn
+                (command.downgrade if down else command.upgrade)(cfg, revision)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def known_revisions() -> set[str]:
+    """The schema revisions this version of mcp-catalog has migrations for."""
+    return {p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py")}
 
 
 def open_store(url: str | None = None, *, migrate_schema: bool = True) -> Store:
@@ -105,7 +137,14 @@ def open_store(url: str | None = None, *, migrate_schema: bool = True) -> Store:
     engine = make_engine(resolved)
     safe = engine.url.render_as_string(hide_password=True)
     try:
-        if migrate_schema and current_revision(engine) != HEAD_REVISION:
+        found = current_revision(engine) if migrate_schema else HEAD_REVISION
+        if found is not None and found != HEAD_REVISION and found not in known_revisions():
+            engine.dispose()
+            raise DatabaseError(
+                f"database {safe} has schema revision {found}, newer than this mcp-catalog's {HEAD_REVISION}:"
+                " upgrade mcp-catalog to use it"
+            )
+        if found != HEAD_REVISION:
             migrate(engine)
         else:
             with engine.connect() as conn:

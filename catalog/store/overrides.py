@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.store.models import OverrideRow, utcnow
@@ -21,10 +22,16 @@ def set_override(
     rule: dict[str, Any] | None = None,
     definition_hash: str | None = None,
 ) -> OverrideRow:
-    row = session.scalar(select(OverrideRow).where(OverrideRow.tool == tool, OverrideRow.server == (server or "")))
+    where = (OverrideRow.tool == tool, OverrideRow.server == (server or ""))
+    row = session.scalar(select(OverrideRow).where(*where))
     if row is None:
-        row = OverrideRow(tool=tool, server=server or "")
-        session.add(row)
+        try:
+            with session.begin_nested():  # a savepoint: a concurrent first decision may win the insert
+                row = OverrideRow(tool=tool, server=server or "", author=author, decision=decision)
+                session.add(row)
+        except IntegrityError:
+            row = session.scalar(select(OverrideRow).where(*where))  # theirs, now ours to update
+            assert row is not None
     row.decision, row.rule, row.reason, row.author = decision, rule, reason, author
     row.definition_hash, row.created_at = definition_hash, utcnow()
     session.flush()

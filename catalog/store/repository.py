@@ -71,6 +71,8 @@ class ToolChanges:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
+    #: Listed tools without a usable name, left out.
+    nameless: int = 0
 
 
 def record_tools(
@@ -92,7 +94,10 @@ def record_tools(
     seen: set[str] = set()
     for raw in tools:
         tool_json = normalise_tool(raw)
-        name = str(tool_json["name"])
+        name = tool_json.get("name")
+        if not isinstance(name, str) or not name.strip():
+            changes.nameless += 1  # nothing can key, call or recommend it (introspection drops them too)
+            continue
         if name in seen:
             continue
         seen.add(name)
@@ -219,7 +224,7 @@ def context_hash(server: str, hashes: Iterable[str]) -> str:
 def _current_hashes(session: Session, server_ids: Iterable[int] | None = None) -> dict[int, tuple[str, list[str]]]:
     """Server id -> (server name, hashes of its current tools); all servers when ``server_ids`` is None."""
     q = select(Tool.server_id, Server.name, Tool.current_hash).join(Server, Server.id == Tool.server_id)
-    q = q.where(Tool.removed_at.is_(None))
+    q = q.where(Tool.removed_at.is_(None), Server.removed_at.is_(None))
     if server_ids is None:
         chunks: list[list[int] | None] = [None]
     else:
@@ -268,7 +273,8 @@ def current_tools(session: Session, *, name: str | None = None, server: str | No
         select(Tool, Server, ToolDefinitionRow)
         .join(Server, Tool.server_id == Server.id)
         .join(ToolDefinitionRow, (ToolDefinitionRow.tool_id == Tool.id) & (ToolDefinitionRow.hash == Tool.current_hash))
-        .where(Tool.removed_at.is_(None))
+        # A server the catalogue no longer lists takes its tools with it (until it is listed again).
+        .where(Tool.removed_at.is_(None), Server.removed_at.is_(None))
         .order_by(Server.name, Tool.name)
     )
     if name is not None:
@@ -337,7 +343,7 @@ def unclassified(session: Session, version: str) -> list[PendingServer]:
             select(Server.id, Server.name, ToolDefinitionRow.hash, ToolDefinitionRow.definition)
             .join(Tool, (Tool.id == ToolDefinitionRow.tool_id) & (Tool.current_hash == ToolDefinitionRow.hash))
             .join(Server, Server.id == Tool.server_id)
-            .where(Tool.removed_at.is_(None), Server.id.in_(chunk))
+            .where(Tool.removed_at.is_(None), Server.removed_at.is_(None), Server.id.in_(chunk))
             .order_by(Server.id, Tool.name)
         )
         groups: dict[int, PendingServer] = {}
@@ -352,7 +358,8 @@ def unclassified(session: Session, version: str) -> list[PendingServer]:
 
 def stats(session: Session) -> dict[str, Any]:
     servers = session.scalar(select(func.count()).select_from(Server)) or 0
-    tools = session.scalar(select(func.count()).select_from(Tool).where(Tool.removed_at.is_(None))) or 0
+    live = select(func.count()).select_from(Tool).join(Server, Server.id == Tool.server_id)
+    tools = session.scalar(live.where(Tool.removed_at.is_(None), Server.removed_at.is_(None))) or 0
     defs = session.scalar(select(func.count()).select_from(ToolDefinitionRow)) or 0
     attempts = dict(
         session.execute(select(IntrospectionAttempt.outcome, func.count()).group_by(IntrospectionAttempt.outcome)).all()

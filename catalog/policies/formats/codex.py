@@ -6,11 +6,11 @@ Codex can only switch a server's tools off, so every tool that must not run unat
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Sequence
 
 from catalog.policies.formats import ExportOptions, Format
+from catalog.policies.formats.quoting import double_quoted
 from catalog.policies.generate import ToolPolicy
 
 DISABLED = {"approve", "guarded", "custom", "deny", "hide", "omit"}
@@ -32,8 +32,8 @@ class CodexExporter:
         ]
         for alias in sorted(servers):
             out.append("")
-            out.append(f"[mcp_servers.{json.dumps(alias)}]")
-            names = ", ".join(json.dumps(t) for t in sorted(servers[alias]))
+            out.append(f"[mcp_servers.{double_quoted(alias)}]")
+            names = ", ".join(double_quoted(t) for t in sorted(servers[alias]))
             out.append(f"disabled_tools = [{names}]")
         return "\n".join(out) + "\n"
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from catalog.policies.formats import ExportOptions, Format, schema_errors
+from catalog.policies.formats.quoting import double_quoted
 from catalog.policies.generate import HUMAN_APPROVAL, ToolPolicy, merge_by_name
 
 WINDOWS = {60: "minute", 3600: "hour", 86400: "day"}
@@ -44,10 +45,6 @@ def _rules(p: ToolPolicy, skipped: list[str]) -> list[dict[str, Any]] | None:
     return rules
 
 
-def _quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -57,11 +54,11 @@ def _scalar(v: Any) -> str:
         return repr(v)
     if isinstance(v, list):
         return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    return _quote(str(v))
+    return double_quoted(str(v))
 
 
 def _key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) else _quote(name)
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) else double_quoted(name)
 
 
 class InterceptExporter:
@@ -81,10 +78,10 @@ class InterceptExporter:
         out += [f"# not expressible here: {s}" for s in skipped]
         if opts.pin:
             out += [f"# pin {n} sha256:{by_name[n].hash}" for n in sorted(by_name) if by_name[n].hash]
-        out += ['version: "1"', f"description: {_quote(opts.description)}", "default: deny"]
+        out += ['version: "1"', f"description: {double_quoted(opts.description)}", "default: deny"]
         if hide:
             out.append("hide:")
-            out += [f"  - {_quote(h)}" for h in hide]
+            out += [f"  - {double_quoted(h)}" for h in hide]
         out.append("tools:" if tools else "tools: {}")
         for name, rules in tools.items():
             out.append(f"  {_key(name)}:")
@@ -93,18 +90,18 @@ class InterceptExporter:
                 continue
             out.append("    rules:")
             for rule in rules:
-                out.append(f"      - name: {_quote(rule['name'])}")
+                out.append(f"      - name: {double_quoted(rule['name'])}")
                 for k in ("action", "rate_limit"):
                     if k in rule:
-                        out.append(f"        {k}: {_quote(rule[k])}")
+                        out.append(f"        {k}: {double_quoted(rule[k])}")
                 if "conditions" in rule:
                     out.append("        conditions:")
                     for c in rule["conditions"]:
-                        out.append(f"          - path: {_quote(c['path'])}")
-                        out.append(f"            op: {_quote(c['op'])}")
+                        out.append(f"          - path: {double_quoted(c['path'])}")
+                        out.append(f"            op: {double_quoted(c['op'])}")
                         out.append(f"            value: {_scalar(c['value'])}")
                 if "on_deny" in rule:
-                    out.append(f"        on_deny: {_quote(rule['on_deny'])}")
+                    out.append(f"        on_deny: {double_quoted(rule['on_deny'])}")
         return "\n".join(out) + "\n"
 
     def validate(self, text: str) -> list[str]:
