@@ -12,16 +12,14 @@ joins the tool's own probabilities as a product of experts::
 
 Context only decides where the tool's own words leave the model unsure (its top probability
 below ``CONTEXT_UNSURE``): a read-only SQL tool on a trading server stays a database tool.
-The prior is formed in ``CONTEXT_PASSES`` passes: the second averages the siblings'
-probabilities with *their* priors applied, so the few tools whose words misread them no
-longer pull the server's prior their way (collective classification; the tool's own
-probabilities, never a product of products, meet the final prior).
 The constants were chosen by server-grouped cross-validation on train + dev (out-of-fold
 probabilities; the test split was not used; ``scripts/tune_model.py --context``): on the 508
 servers of today's data verdict category on unseen servers is 0.649 without context, 0.707
-with the earlier single pass at weight 2, 0.718 at weight 4 and 0.720 with the second pass,
-flat (±0.001) for weights 4-8, floors 0.01-0.03 and two or three passes; weights up to 2
-were all the earlier sweeps tried.
+at the earlier weight 2 and 0.719 at weight 4, within 0.001 of the best for weights 4-8;
+weights up to 2 were all the earlier sweeps tried.  A second pass (the siblings voting with their own
+priors applied) reached 0.722, but a sibling's first-pass prior holds the tool's own
+reading, which so echoed back into its prior (on a two-tool server [0.5, 0.3, 0.2] became
+[0.77, 0.16, 0.07], a review showed); done exactly leave-one-out it gained 0.002: not kept.
 
 The action is the tool's own (siblings say little about whether *this* tool deletes).  The
 privacy of a read is the other thing siblings know: a server whose other reads return a
@@ -52,9 +50,6 @@ CONTEXT_WEIGHT = 4.0
 CONTEXT_FLOOR = 0.01
 #: Imaginary siblings with a uniform reading mixed into every prior (few siblings, weak prior).
 CONTEXT_PSEUDO = 2.0
-#: How many times the prior is formed: the second pass averages the siblings' readings with
-#: their own priors applied (:func:`priors`).
-CONTEXT_PASSES = 2
 #: The tool's own top category probability below which its siblings are asked at all.
 CONTEXT_UNSURE = 0.9
 #: How much of its server's other reads' mean privacy log-odds a read's own is shifted by.
@@ -220,21 +215,9 @@ def _with_prior(p: np.ndarray, means: np.ndarray, has: np.ndarray) -> np.ndarray
     return np.where(has[:, None], adjusted, p)
 
 
-def priors(
-    p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's server prior (:func:`sibling_means`) after ``CONTEXT_PASSES`` passes: the
-    first averages the siblings' own probabilities, each later one their probabilities with
-    their own priors applied, so a tool whose words misled it is outvoted before it votes."""
-    means, has, counts = sibling_means(p, servers, names)
-    for _ in range(CONTEXT_PASSES - 1):
-        means, has, counts = sibling_means(_with_prior(p, means, has), servers, names)
-    return means, has, counts
-
-
 def apply_matrix(p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
     """``p`` (tools x categories, rows summing to 1) with each row's server prior applied."""
-    means, has, _ = priors(p, servers, names)
+    means, has, _ = sibling_means(p, servers, names)
     return _with_prior(p, means, has)
 
 
@@ -247,7 +230,7 @@ def contexts(
 ) -> list[ServerContext | None]:
     """One :class:`ServerContext` per row of ``p`` (``None`` where the tool has no siblings).
     ``privacy`` is every tool's privacy log-odds and whether it reads as a read."""
-    means, has, counts = priors(p, servers, names)
+    means, has, counts = sibling_means(p, servers, names)
     if privacy is not None:
         private_means, private_counts = privacy_means(privacy[0], privacy[1], servers, names)
     out: list[ServerContext | None] = []

@@ -116,20 +116,16 @@ def sweep_context(
         return float((np.where(use_model, top, rule_col) == gold).mean())
 
     print(f"no context: verdict category {verdict_accuracy(p):.4f}, model alone {(p.argmax(1) == gold).mean():.4f}")
-    names_of = ("CONTEXT_WEIGHT", "CONTEXT_FLOOR", "CONTEXT_PSEUDO", "CONTEXT_UNSURE", "CONTEXT_PASSES")
+    names_of = ("CONTEXT_WEIGHT", "CONTEXT_FLOOR", "CONTEXT_PSEUDO", "CONTEXT_UNSURE")
     shipped = tuple(getattr(context, n) for n in names_of)
     results = []
-    for setting in itertools.product(
-        (1.0, 2.0, 3.0, 4.0, 6.0, 8.0), (0.01, 0.03), (2.0, 4.0), (0.8, 0.9, 0.95), (1, 2, 3)
-    ):
+    for setting in itertools.product((1.0, 2.0, 3.0, 4.0, 6.0, 8.0), (0.01, 0.03), (2.0, 4.0), (0.8, 0.9, 0.95)):
         for name, value in zip(names_of, setting, strict=True):
             setattr(context, name, value)
         results.append((verdict_accuracy(context.apply_matrix(p, groups, names)), *setting))
     results.sort(key=lambda r: -r[0])
-    for acc, weight, floor, pseudo, unsure, passes in results[:10]:
-        print(
-            f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure} passes={passes}: verdict category {acc:.4f}"
-        )
+    for acc, weight, floor, pseudo, unsure in results[:10]:
+        print(f"weight={weight} floor={floor} pseudo={pseudo} unsure={unsure}: verdict category {acc:.4f}")
     for name, value in zip(names_of, shipped, strict=True):
         setattr(context, name, value)
     print(f"shipped: verdict category {verdict_accuracy(context.apply_matrix(p, groups, names)):.4f}")

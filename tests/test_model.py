@@ -463,35 +463,6 @@ def test_sibling_means_are_the_shrunk_mean_of_the_other_tools() -> None:
             assert not means[i].any()
 
 
-def test_second_pass_stops_a_misread_sibling_from_voting_its_own_way() -> None:
-    # A trading server: four tools lean financial, one's words misread it as knowledge (below
-    # CONTEXT_UNSURE, so its siblings may turn it), and one tool is torn between the two.  On
-    # the first pass the misread tool votes knowledge in the torn one's prior; on the second it
-    # votes as its siblings made it read, financial.
-    from classifier import context
-
-    fin = [0.62, 0.30, 0.08]
-    p = np.array([fin, fin, fin, fin, [0.20, 0.75, 0.05], [0.47, 0.49, 0.04]])
-    servers, names = ["trading"] * 6, [f"t{i}" for i in range(6)]
-    one_pass, has, _ = context.sibling_means(p, servers, names)
-    two_pass, has2, counts = context.priors(p, servers, names)
-    assert has.all() and has2.all() and (counts == 5).all()
-    # The misread tool's own reading is turned by its siblings before it votes again.
-    turned = context._with_prior(p, one_pass, has)
-    assert p[4].argmax() == 1 and turned[4].argmax() == 0
-    assert np.allclose(two_pass, context.sibling_means(turned, servers, names)[0])
-    # The torn tool's prior leans further to financial, and stays a distribution.
-    assert two_pass[5][0] - two_pass[5][1] > one_pass[5][0] - one_pass[5][1] > 0
-    assert np.allclose(two_pass.sum(axis=1), 1.0)
-    # apply_matrix applies exactly the final prior, and leaves a sure tool alone.
-    sure = p.copy()
-    sure[0] = [0.95, 0.03, 0.02]
-    applied = context.apply_matrix(sure, servers, names)
-    assert np.allclose(applied[0], sure[0])
-    means, has3, _ = context.priors(sure, servers, names)
-    assert np.allclose(applied[1:], context._with_prior(sure, means, has3)[1:])
-
-
 def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
     # Siblings may change a tool's category; where they do not, the tool's risk with its
     # siblings is never below its risk alone (doubt is judged on its own words too).  The one
@@ -513,7 +484,7 @@ def test_context_never_makes_a_verdict_milder_in_the_same_category() -> None:
                 assert "of its server (" in many.rationale and "moved its privacy reading" in many.rationale
                 milder_by_privacy += 1
     # Enough tools keep their category to make this a test (siblings turn about a third: the
-    # prior weighs 4 and forms in two passes since the fourteenth session).
+    # prior weighs 4 since the fourteenth session).
     assert compared > len(defs) * 0.6
     assert milder_by_privacy < compared * 0.02
 
