@@ -291,6 +291,14 @@ def test_console_scripts_are_read_without_running_the_packages_pth_files(tmp_pat
     assert console_scripts(tmp_path / "venv", "Evil_Pkg") == ["evil-mcp", "helper"]
     assert console_scripts(tmp_path / "venv", "absent") == []
     assert not marker.exists()
+    # A METADATA that is a link to an endless device (or a FIFO) is never opened.
+    (other / "METADATA").unlink()
+    (other / "METADATA").symlink_to("/dev/zero")
+    assert console_scripts(tmp_path / "venv", "other") == []
+    fifo = site / "piped-1.0.dist-info"
+    fifo.mkdir()
+    os.mkfifo(fifo / "METADATA")
+    assert console_scripts(tmp_path / "venv", "piped") == []
 
 
 def test_a_relative_script_path_is_found_in_the_sandbox() -> None:
@@ -305,13 +313,16 @@ def test_a_relative_script_path_is_found_in_the_sandbox() -> None:
 def test_a_remote_that_answers_too_much_is_cut_off(trading_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The crawler reads remotes outside the sandbox: a review's server answered tools/list with
     # a 1.5 GB description and the crawler grew to 7.75 GB.  Answers are counted as they
-    # stream in and cut off past the cap (here lowered below this server's listing).
+    # stream in and cut off past the cap (here lowered below this server's listing), over
+    # streamable HTTP and over SSE alike.
     from crawler.introspection import client
 
-    whole = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=20))
-    assert whole.ok and whole.tools
-    monkeypatch.setattr(client, "MAX_RESPONSE_BYTES", 1500)
-    started = time.monotonic()
-    cut = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=20))
-    assert not cut.ok and cut.outcome == "error", (cut.outcome, cut.error)
-    assert "more than" in (cut.error or "") and time.monotonic() - started < 15
+    for url, transport in ((f"{trading_server}/mcp", "streamable-http"), (f"{trading_server}/sse/sse", "sse")):
+        whole = asyncio.run(introspect_http(url, transport=transport, timeout=20))
+        assert whole.ok and len(whole.tools) == 4, (transport, whole.error)
+        with monkeypatch.context() as patched:
+            patched.setattr(client, "MAX_RESPONSE_BYTES", 1500)
+            started = time.monotonic()
+            cut = asyncio.run(introspect_http(url, transport=transport, timeout=20))
+        assert not cut.ok and cut.outcome == "error", (transport, cut.outcome, cut.error)
+        assert "more than 1,500 bytes" in (cut.error or "") and time.monotonic() - started < 15

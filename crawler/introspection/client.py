@@ -132,10 +132,14 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
     from mcp_types import Implementation
 
     noise: list[str] = []
+    too_large: list[ResponseTooLarge] = []
 
     async def on_message(message: Any) -> None:
-        # Transport-level exceptions arrive here: lines on stdout that are not JSON-RPC.
-        if isinstance(message, Exception) and len(noise) < 5:
+        # Transport-level exceptions arrive here: lines on stdout that are not JSON-RPC, and
+        # (over SSE) an answer cut off for its size, which is what the attempt failed of.
+        if isinstance(message, ResponseTooLarge):
+            too_large.append(message)
+        elif isinstance(message, Exception) and len(noise) < 5:
             found = _INPUT_VALUE.search(str(message))
             noise.append(_one_line(f"got {found.group(1)!r}" if found else type(message).__name__, 160))
 
@@ -157,6 +161,8 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
                     result.server_info["instructions"] = client.instructions[:20_000]
                 result.tools = await _list_all_tools(client, result)
     except BaseException as exc:
+        if too_large and not isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise too_large[0] from exc
         if noise and not isinstance(exc, KeyboardInterrupt | SystemExit):
             raise ProtocolNoise(f"the server wrote output that is not JSON-RPC ({noise[0]})") from exc
         raise
@@ -238,10 +244,14 @@ class ResponseTooLarge(Exception):
     """A remote server sent more than ``MAX_RESPONSE_BYTES``."""
 
 
-def _capped(transport: Any, limit: int) -> Any:
-    """``transport`` with every response body counted as it streams in: past ``limit`` bytes
-    in all, reading fails (:class:`ResponseTooLarge`) instead of growing without bound."""
+def _capped_clients(limit: int) -> Any:
+    """An ``httpx_client_factory`` for the SDK's transports whose clients count every
+    response body as it streams in, across the whole session: past ``limit`` bytes in all,
+    reading fails (:class:`ResponseTooLarge`) instead of growing without bound.  Counted on
+    the response, not in one transport, so a proxy's transport (``HTTPS_PROXY``) is counted
+    too, and the SSE transport as much as streamable HTTP."""
     import httpx2
+    from mcp.shared._httpx_utils import create_mcp_http_client
 
     read = 0
 
@@ -260,16 +270,15 @@ def _capped(transport: Any, limit: int) -> Any:
         async def aclose(self) -> None:
             await self.inner.aclose()
 
-    class Capped(httpx2.AsyncBaseTransport):
-        async def handle_async_request(self, request: Any) -> Any:
-            response = await transport.handle_async_request(request)
-            response.stream = Counted(response.stream)
-            return response
+    async def count(response: Any) -> None:  # runs before the body is read
+        response.stream = Counted(response.stream)
 
-        async def aclose(self) -> None:
-            await transport.aclose()
+    def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
+        client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
+        client.event_hooks["response"].append(count)
+        return client
 
-    return Capped()
+    return factory
 
 
 async def introspect_http(
@@ -279,21 +288,26 @@ async def introspect_http(
     import httpx2
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
     result = IntrospectionResult(transport, url, "ok")
     statuses: list[tuple[int, str]] = []
     started = time.monotonic()
     try:
         http_timeout = httpx2.Timeout(timeout, read=timeout)
+        clients = _capped_clients(MAX_RESPONSE_BYTES)
         if transport == "sse":
-            server: Any = sse_client(url, headers=dict(headers or {}), timeout=timeout, sse_read_timeout=timeout)
+            server: Any = sse_client(
+                url,
+                headers=dict(headers or {}),
+                timeout=timeout,
+                sse_read_timeout=timeout,
+                httpx_client_factory=clients,
+            )
             await _session(server, result, timeout)
         else:
-            async with create_mcp_http_client(headers=dict(headers or {}), timeout=http_timeout) as http:
+            async with clients(headers=dict(headers or {}), timeout=http_timeout) as http:
                 # The SDK turns HTTP errors into a generic JSON-RPC error; keep the statuses ourselves.
                 http.event_hooks["response"].append(_remember_status(statuses))
-                http._transport = _capped(http._transport, MAX_RESPONSE_BYTES)
                 await _session(streamable_http_client(url, http_client=http), result, timeout)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -174,14 +174,24 @@ def console_scripts(venv: Path, identifier: str) -> list[str]:
     ``*.dist-info`` files by this process.  Never by starting the venv's Python: interpreter
     start-up runs every ``.pth`` file a package installed, and that would be a stranger's code
     running outside the sandbox (a review reproduced it)."""
-    from importlib.metadata import distributions
+    from importlib.metadata import PathDistribution
 
     wanted = _normalised(identifier)
     for site in sorted((venv / "lib").glob("python*/site-packages")):
-        for dist in distributions(path=[str(site)]):
+        for info in sorted(site.glob("*.dist-info")):
+            # What sandboxed pip wrote is a stranger's too: only plain, small files are read
+            # (a METADATA linked to /dev/zero or a FIFO would hang or fill this process).
+            files = [info / "METADATA", info / "entry_points.txt"]
+            if info.is_symlink() or not all(_plain_small(f) for f in files if f.exists() or f.is_symlink()):
+                continue
+            dist = PathDistribution(info)
             if _normalised(dist.metadata["Name"] or "") == wanted:
                 return sorted({e.name for e in dist.entry_points if e.group == "console_scripts"})
     return []
+
+
+def _plain_small(path: Path, limit: int = 1 << 20) -> bool:
+    return not path.is_symlink() and path.is_file() and path.stat().st_size <= limit
 
 
 def _pick(names: list[str], identifier: str) -> str:

@@ -87,6 +87,8 @@ def funding(symbol: str) -> str:
 
 mcp_app = server.streamable_http_app()
 mcp_app_v2 = server_v2.streamable_http_app()
+#: The same server over the older SSE transport, under /sse/ (GET /sse/sse, POST /sse/messages/).
+sse_app = server.sse_app()
 
 
 @contextlib.asynccontextmanager
@@ -129,6 +131,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http" and path.startswith("/slow/"):
         await asyncio.sleep(0.4)
         scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
+    if scope["type"] == "http" and path.startswith("/sse/"):
+        await sse_app({**scope, "root_path": "/sse"}, receive, send)  # Starlette routes path minus root_path
+        return
     if scope["type"] == "http" and path.startswith("/hang"):
         await asyncio.sleep(3600)
         return
