@@ -300,3 +300,73 @@ def test_override_input_errors(filled: str, tmp_path: Path) -> None:
     bad.write_text('{"rate_limit": {"max": 0}}')
     invalid = runner.invoke(app, ["override", "add", "--rule", str(bad), "--db", filled])
     assert invalid.exit_code == 1 and "not a valid rule" in invalid.stderr
+
+
+def test_review_found_input_errors_are_one_line(filled: str, tmp_path: Path) -> None:
+    # Each reproduced by a review as a traceback or a silently accepted value.
+    out = run_cli("export", "-o", str(tmp_path / "no" / "dir" / "x.json"), "--db", filled)
+    assert out.returncode == 1 and "No such file or directory" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("export", "-o", str(tmp_path), "--db", filled)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps(SEED) + "\n")
+    out = run_cli("classify", str(lines), "-o", str(tmp_path / "no" / "out.jsonl"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+    for command in ("stats", "diff", "overrides"):
+        out = run_cli(command, "--format", "xml", "--db", filled)
+        assert out.returncode == 2 and "'xml' is not one of" in out.stderr
+    assert run_cli("crawl", "--timeout", "-1", "--db", filled).returncode == 2
+    # A database that cannot be opened fails before the server is started.
+    marker = tmp_path / "started"
+    code = f"open({str(marker)!r}, 'w')"
+    out = run_cli(
+        "introspect",
+        "--unsafe-no-sandbox",
+        "--db",
+        "postgresql://nobody@127.0.0.1:1/x",
+        "--",
+        sys.executable,
+        "-c",
+        code,
+    )
+    assert out.returncode == 3 and not marker.exists()
+    # A tool the store holds but has not classified yet is not "unknown".
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.github.example/fresh", source="test"))
+        record_tools(s, server, [{"name": "fresh_tool", "description": "Returns the time."}])
+    store.dispose()
+    out = run_cli("export", "--tool", "fresh_tool", "--db", filled)
+    assert out.returncode == 1 and "has no verdict yet" in out.stderr
+
+
+def test_an_override_for_every_server_is_flagged_when_any_of_them_changes(filled: str) -> None:
+    # `query` is on two servers with different definitions: the decision used to keep no hash,
+    # so no change was ever flagged (a review reproduced it).
+    ok = runner.invoke(app, ["override", "query", "--deny", "--reason", "no SQL", "--db", filled])
+    assert ok.exit_code == 0 and "on 2 servers" in ok.stdout
+    listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+    assert [o["review"] for o in listed if o["tool"] == "query"] == [False]
+    shown = json.loads(
+        runner.invoke(
+            app, ["recommend", "query", "--server", "io.github.example/postgres", "--format", "json", "--db", filled]
+        ).stdout
+    )
+    assert shown["tools"]["query"]["deny_if"][0]["on_deny"] == "Denied by policy: no SQL"
+    pinned = json.loads(runner.invoke(app, ["export", "--tool", "query", "--pin", "--db", filled]).stdout)
+    assert len(pinned["tools"]["query"]["pin"]) == 64  # a definition's hash, never the digest
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.github.example/postgres", source="test"))
+        changed = {
+            "name": "query",
+            "description": "Execute any SQL statement; also drops tables",
+            "inputSchema": {"properties": {"sql": {"type": "string"}}},
+        }
+        record_tools(s, server, [changed], complete=False)
+        classify_pending(s)
+    store.dispose()
+    listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+    assert [o["review"] for o in listed if o["tool"] == "query"] == [True]
+    report = runner.invoke(app, ["recommend", "query", "--server", "io.github.example/binance", "--db", filled])
+    assert "definition changed since this override" in report.stdout

@@ -314,6 +314,13 @@ def test_a_persons_rule_for_one_server_is_weighed_by_what_it_does() -> None:
     for mine, wins in ((deny, True), (slower, True), (guarded, True), (faster, False), (custom({}), False)):
         for order in ([generated, mine], [mine, generated]):
             assert merge_by_name(order)["get_balance"] is (mine if wins else generated)
+    # The same guards, one rule also limited: the limited one is stricter (a review found an
+    # unlimited rule ranked above a limit of one call an hour).
+    condition = [{"path": "args.x", "op": "eq", "value": 1}]
+    unlimited = custom({"deny_if": [{"conditions": condition, "on_deny": "no"}]})
+    hourly = custom({"deny_if": [{"conditions": condition, "on_deny": "no"}], "rate_limit": {"max": 1, "window": 3600}})
+    assert merge_by_name([unlimited, hourly])["get_balance"] is hourly
+    assert merge_by_name([hourly, unlimited])["get_balance"] is hourly
     # A tie goes to the person: the same limit, theirs.
     same = custom({"rate_limit": {"max": 30, "window": 60}})
     assert merge_by_name([generated, same])["get_balance"] is same
@@ -328,12 +335,28 @@ def test_an_override_is_pinned_to_the_definition_it_was_decided_on() -> None:
     changed = dataclasses.replace(policy("read_file", "medium", override=decided), hash="b" * 64)
     assert changed.stale_override
     assert seed_rule(changed, pin=True) == {"pin": "a" * 64}
+    # Decided for every server (a digest of their definitions): once one changed, a pinned
+    # export leaves the rule out (denied by default) rather than vouch for the new definition.
+    stale_all = policy("read_file", "medium", override=Override("allow", "", "ops", definition_hash="all:" + "c" * 60))
+    assert seed_rule(dataclasses.replace(stale_all, hash="b" * 64), pin=True) is None
     plain = dataclasses.replace(policy("read_file", "medium"), hash="b" * 64)
     assert seed_rule(plain, pin=True) == {"rate_limit": {"max": 30, "window": 60}, "pin": "b" * 64}
 
 
 @pytest.mark.parametrize(
-    "name", ["nl\nx", "rocket_🚀", "tab\tand\rcr", 'q"uote\\back', "nel\x85line\u2028sep", "ctl\x01\x7f"]
+    "name",
+    [
+        "nl\nx",
+        "rocket_🚀",
+        "tab\tand\rcr",
+        'q"uote\\back',
+        "nel\x85line\u2028sep",
+        "ctl\x01\x7f",
+        "on",
+        "True",
+        "null",
+        "y",
+    ],
 )
 def test_odd_tool_names_survive_the_yaml_and_toml_exports(name: str) -> None:
     # A review's names broke whole exports: a newline made the intercept YAML invalid, an emoji

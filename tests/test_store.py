@@ -282,3 +282,25 @@ def test_a_nameless_listed_tool_is_left_out_and_counted(db_url: str) -> None:
         record_tools(s, server, [{"name": "fine", "description": "Returns the current time."}])
         assert classify_pending(s) == 1
     store.dispose()
+
+
+def test_a_first_override_is_written_inside_the_callers_transaction(db_url: str) -> None:
+    # Two first decisions about one tool at once must not collide on its unique key; and the
+    # insert must not commit on its own (a savepoint did, on SQLite): a failure after it
+    # leaves no override behind.
+    from catalog.store.overrides import all_overrides, set_override
+
+    store = open_store(db_url)
+    with pytest.raises(RuntimeError), store.session() as s, s.begin():
+        set_override(s, "read_file", None, "allow", reason="r", author="a")
+        raise RuntimeError("after the override")
+    with store.session() as s:
+        assert all_overrides(s) == []
+    with store.session() as s, s.begin():
+        set_override(s, "read_file", None, "allow", reason="first", author="a")
+    with store.session() as s, s.begin():  # the row exists: updated, not inserted again
+        set_override(s, "read_file", None, "deny", reason="second", author="b")
+    with store.session() as s:
+        (row,) = all_overrides(s)
+        assert (row.decision, row.reason, row.author) == ("deny", "second", "b")
+    store.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -33,6 +34,16 @@ SettingsOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class TextOrJson(StrEnum):
+    """What a read command prints: lines for people, or JSON for scripts (nothing else)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+FormatOption = Annotated[TextOrJson, typer.Option("--format", help="text or json")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

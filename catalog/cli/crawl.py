@@ -35,8 +35,8 @@ def crawl(
             "source). Default: curated. Remotes are always tried.",
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per server for initialize + tools/list.")] = 30.0,
-    concurrency: Annotated[int, typer.Option(help="Servers introspected at once.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds per server for initialize + tools/list.", min=0.1)] = 30.0,
+    concurrency: Annotated[int, typer.Option(help="Servers introspected at once.", min=1)] = 8,
     cache_dir: Annotated[
         str | None, typer.Option(help="Package install cache (default: $CATALOG_CACHE_DIR or ~/.cache/mcp-catalog).")
     ] = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, store_session
 from catalog.history import Diff, diff_since, resolve_since
 
 
@@ -61,7 +61,7 @@ def diff(
             "--severe", help="Only changes that raised a tool's risk or added poisoning; exit 1 when there are any."
         ),
     ] = False,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: FormatOption = TextOrJson.TEXT,
     db: DbOption = None,
 ) -> None:
     """New and removed servers and tools, and changed tool definitions with what changed."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import friendly
+from catalog.cli.common import FormatOption, TextOrJson, friendly
 
 
 @friendly
@@ -19,7 +19,7 @@ def evaluate(
             metavar="FILE.jsonl", help="Tool definitions with category, action, risk (and optionally poisoned) labels."
         ),
     ],
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: FormatOption = TextOrJson.TEXT,
     peers: Annotated[bool, typer.Option("--peers/--no-peers", help="Also run mcp-scanner where installed.")] = True,
 ) -> None:
     """Accuracy and macro-F1 for category and action, risk exact and within one level, critical recall,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, fail, friendly
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, fail, friendly
 
 
 def absolute_arguments(command: list[str]) -> list[str]:
@@ -41,9 +41,9 @@ def visible_paths(command: list[str]) -> list[Path]:
 def introspect(
     command: Annotated[list[str], typer.Argument(help="The server command and its arguments (after --).")],
     name: Annotated[str | None, typer.Option(help="Server name to store it under (default: local/<command>).")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds for initialize + tools/list.")] = 30.0,
+    timeout: Annotated[float, typer.Option(help="Seconds for initialize + tools/list.", min=0.1)] = 30.0,
     store: Annotated[bool, typer.Option("--store/--no-store", help="Save the tools in the catalogue.")] = True,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: FormatOption = TextOrJson.TEXT,
     unsafe_no_sandbox: Annotated[
         bool, typer.Option("--unsafe-no-sandbox", help="Run without the bubblewrap sandbox.")
     ] = False,
@@ -59,6 +59,10 @@ def introspect(
     cfg = RunnerConfig(
         cache_dir=default_cache_dir(), timeout=timeout, sandbox_mode="none" if unsafe_no_sandbox else "auto"
     )
+    if store:  # a database that cannot be opened fails before a stranger's server is started
+        from catalog.store.db import open_store
+
+        open_store(db).dispose()
     exe = Path(command[0])
     command = absolute_arguments(command)
     result = asyncio.run(run_sandboxed(command, cfg, readonly=visible_paths(command)))

@@ -10,10 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from catalog.cli.common import DbOption, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, store_session
 from catalog.errors import CatalogError, NotFound
 from catalog.policies.formats import schema_errors
-from catalog.store.overrides import all_overrides, clear_override, set_override
+from catalog.store.overrides import (
+    SERVERS_DIGEST,
+    all_overrides,
+    clear_override,
+    current_servers_digest,
+    servers_digest,
+    set_override,
+)
 from catalog.store.repository import current_tools
 
 
@@ -74,7 +81,9 @@ def override(
         views = current_tools(session, name=tool, server=server)
         if not views:
             raise NotFound(f"unknown tool {tool!r}" + (f" on server {server!r}" if server else ""))
-        digest = views[0].hash if len(views) == 1 else None
+        # One server: its definition's hash.  Several (no --server): one digest of every
+        # server's definition, so a change on any of them flags the decision for review.
+        digest = views[0].hash if len(views) == 1 else servers_digest((v.server, v.hash) for v in views)
         set_override(
             session,
             tool,
@@ -91,17 +100,25 @@ def override(
 
 @friendly
 def overrides(
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: FormatOption = TextOrJson.TEXT,
     db: DbOption = None,
 ) -> None:
     """List overrides; one whose tool definition changed since is flagged for review."""
     with store_session(db) as session:
         rows = all_overrides(session)
         current = {(v.server, v.name): v.hash for v in current_tools(session)}
+        digests = {
+            r.tool: current_servers_digest(session, r.tool)
+            for r in rows
+            if (r.definition_hash or "").startswith(SERVERS_DIGEST)
+        }
     items = []
     for r in rows:
         hashes = {h for (srv, name), h in current.items() if name == r.tool and (not r.server or srv == r.server)}
-        review = bool(r.definition_hash) and bool(hashes) and hashes != {r.definition_hash}
+        if r.tool in digests and (r.definition_hash or "").startswith(SERVERS_DIGEST):
+            review = bool(hashes) and digests[r.tool] != r.definition_hash
+        else:
+            review = bool(r.definition_hash) and bool(hashes) and hashes != {r.definition_hash}
         items.append(
             {
                 "tool": r.tool,

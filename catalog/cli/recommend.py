@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, SettingsOption, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, SettingsOption, TextOrJson, friendly, store_session
 from catalog.errors import Ambiguous, CatalogError, NotFound
 from catalog.history import changes_of
 from catalog.policies.collect import policy_for
@@ -37,7 +37,7 @@ def find_one(session, tool: str, server: str | None) -> ToolView:  # type: ignor
 def recommend(
     tool: Annotated[str, typer.Argument(help="Tool name as the server exposes it.")],
     server: ServerOption = None,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: FormatOption = TextOrJson.TEXT,
     pin: Annotated[bool, typer.Option("--pin", help="Pin the rule to the tool's definition hash.")] = False,
     settings_file: SettingsOption = None,
     db: DbOption = None,
@@ -48,7 +48,7 @@ def recommend(
     settings = load_settings(settings_file)
     with store_session(db) as session:
         view = find_one(session, tool, server)
-        policy = policy_for(view, settings, all_overrides(session))
+        policy = policy_for(view, settings, all_overrides(session), session)
         changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
     if policy is None:
         raise CatalogError(f"tool {tool!r} has no verdict yet; run `catalog crawl` to classify it")

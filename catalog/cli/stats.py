@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, store_session
 from catalog.store.repository import current_tools
 from catalog.store.repository import stats as store_stats
 
 
 @friendly
 def stats(
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: FormatOption = TextOrJson.TEXT,
     db: DbOption = None,
 ) -> None:
     """Counts of servers, tools, verdicts and recent crawl runs."""

@@ -7,25 +7,36 @@ from sqlalchemy.orm import Session
 from catalog.policies.generate import Override, ToolPolicy, build_policy
 from catalog.policies.settings import PolicySettings
 from catalog.store.models import OverrideRow
-from catalog.store.overrides import all_overrides, override_for
+from catalog.store.overrides import SERVERS_DIGEST, all_overrides, current_servers_digest, override_for
 from catalog.store.repository import ToolView, current_tools
 
 
-def as_override(row: OverrideRow | None) -> Override | None:
+def as_override(
+    row: OverrideRow | None, session: Session | None = None, view: ToolView | None = None
+) -> Override | None:
+    """The stored decision.  One decided for every server exposing a tool defined differently
+    on each holds a digest of all their definitions: unchanged, it vouches for the tool's
+    current definition on this server; changed anywhere, it asks for review."""
     if row is None:
         return None
+    decided = row.definition_hash
+    if decided and decided.startswith(SERVERS_DIGEST) and session is not None and view is not None:
+        unchanged = current_servers_digest(session, row.tool) == decided
+        decided = view.hash if unchanged else decided
     return Override(
         decision=row.decision,
         reason=row.reason,
         author=row.author,
         created_at=row.created_at,
         rule=row.rule,
-        definition_hash=row.definition_hash,
+        definition_hash=decided,
     )
 
 
-def policy_for(view: ToolView, settings: PolicySettings, rows: list[OverrideRow]) -> ToolPolicy | None:
-    return build_policy(view, settings, as_override(override_for(rows, view.name, view.server)))
+def policy_for(
+    view: ToolView, settings: PolicySettings, rows: list[OverrideRow], session: Session | None = None
+) -> ToolPolicy | None:
+    return build_policy(view, settings, as_override(override_for(rows, view.name, view.server), session, view))
 
 
 def collect(
@@ -34,7 +45,7 @@ def collect(
     rows = all_overrides(session)
     out = []
     for view in current_tools(session, name=tool, server=server):
-        p = policy_for(view, settings, rows)
+        p = policy_for(view, settings, rows, session)
         if p is not None:
             out.append(p)
     return out

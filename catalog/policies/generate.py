@@ -135,11 +135,18 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
         # An override holds for the definition the person decided on: pinned to that one, a
         # changed tool falls back to the gateway's default instead of inheriting the decision.
         decided = p.override.definition_hash if p.override is not None else None
+        if decided and decided.startswith("all:"):
+            # A digest of several servers' definitions, no hash a gateway could match: it
+            # stands for the current one only while none changed; once one did, the rule is
+            # left out (denied by default) until a person looks again.
+            return None
         rule["pin"] = decided or p.hash
     return rule
 
 
 _STRICTNESS = ("allow", "limit", "guarded", "approve", "omit", "deny", "hide")
+#: The tightness of a rule without a rate limit: any limit is tighter (a limit is -calls/s).
+_UNLIMITED = float("-inf")
 
 
 def _custom_strictness(rule: Mapping[str, Any]) -> tuple[str, float]:
@@ -148,19 +155,22 @@ def _custom_strictness(rule: Mapping[str, Any]) -> tuple[str, float]:
     (by its rate); nothing at all allows."""
     deny_if = rule.get("deny_if") or []
     if any(not entry.get("conditions") for entry in deny_if if isinstance(entry, Mapping)):
-        return "deny", 0.0
+        return "deny", _UNLIMITED
     limit = rule.get("rate_limit")
-    rate = limit["max"] / max(limit["window"], 1) if isinstance(limit, Mapping) and "max" in limit else 0.0
+    limited = isinstance(limit, Mapping) and "max" in limit
+    tightness = _UNLIMITED
+    if isinstance(limit, Mapping) and "max" in limit:
+        tightness = -limit["max"] / max(limit.get("window", 1), 1)
     if deny_if:
-        return "guarded", -rate
-    return ("limit", -rate) if isinstance(limit, Mapping) else ("allow", 0.0)
+        return "guarded", tightness
+    return ("limit", tightness) if limited else ("allow", _UNLIMITED)
 
 
 def strictness(p: ToolPolicy) -> tuple[int, float, bool, int, int]:
     """How strict a tool's rule is, to compare two servers' rules for one name: the kind of
     decision, then within limits the rate (fewer calls per second is stricter), then a
     person's override over a generated rule that does the same, then the level and guards."""
-    decision, tightness = p.decision, 0.0
+    decision, tightness = p.decision, _UNLIMITED
     if decision == "custom":
         assert p.override is not None
         decision, tightness = _custom_strictness(p.override.rule or {})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.store.models import OverrideRow, utcnow
@@ -25,17 +27,49 @@ def set_override(
     where = (OverrideRow.tool == tool, OverrideRow.server == (server or ""))
     row = session.scalar(select(OverrideRow).where(*where))
     if row is None:
-        try:
-            with session.begin_nested():  # a savepoint: a concurrent first decision may win the insert
-                row = OverrideRow(tool=tool, server=server or "", author=author, decision=decision)
-                session.add(row)
-        except IntegrityError:
-            row = session.scalar(select(OverrideRow).where(*where))  # theirs, now ours to update
-            assert row is not None
+        # Two first decisions about one tool at once: the row is inserted unless the other
+        # got there first, then updated either way, inside the caller's transaction (a
+        # savepoint would be the outermost transaction on SQLite, and commit early).
+        values = {"tool": tool, "server": server or "", "author": author, "decision": decision, "reason": ""}
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.execute(
+                postgresql.insert(OverrideRow).values(**values, created_at=utcnow()).on_conflict_do_nothing()
+            )
+        elif dialect == "sqlite":
+            session.execute(sqlite.insert(OverrideRow).values(**values, created_at=utcnow()).on_conflict_do_nothing())
+        else:
+            session.add(OverrideRow(**values))
+            session.flush()
+        row = session.scalar(select(OverrideRow).where(*where))
+        assert row is not None
     row.decision, row.rule, row.reason, row.author = decision, rule, reason, author
     row.definition_hash, row.created_at = definition_hash, utcnow()
     session.flush()
     return row
+
+
+#: Marks a stored ``definition_hash`` that is a digest of every server's definition of the
+#: tool (an override for all servers exposing a tool defined differently on each), not one hash.
+SERVERS_DIGEST = "all:"
+
+
+def servers_digest(pairs: Iterable[tuple[str, str]]) -> str:
+    """One value for the definitions of a tool on several servers: (server, hash) pairs."""
+    body = "\n".join(sorted({f"{server}\0{digest}" for server, digest in pairs}))
+    return SERVERS_DIGEST + hashlib.sha256(body.encode("utf-8")).hexdigest()[:60]
+
+
+def current_servers_digest(session: Session, tool: str) -> str:
+    """:func:`servers_digest` of the tool's definitions on the servers exposing it now."""
+    from catalog.store.models import Server, Tool
+
+    rows = session.execute(
+        select(Server.name, Tool.current_hash)
+        .join(Server, Server.id == Tool.server_id)
+        .where(Tool.name == tool, Tool.removed_at.is_(None), Server.removed_at.is_(None))
+    ).all()
+    return servers_digest((name, digest) for name, digest in rows)
 
 
 def clear_override(session: Session, tool: str, server: str | None) -> int:

@@ -57,8 +57,14 @@ def _scalar(v: Any) -> str:
     return double_quoted(str(v))
 
 
+#: Bare words YAML 1.1 reads as booleans or null, not as the strings they are: a tool named
+#: ``on`` and one named ``true`` would both become the key ``True`` (a review's case).
+_YAML_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
+
+
 def _key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) else double_quoted(name)
+    bare = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) and name.lower() not in _YAML_WORDS
+    return name if bare else double_quoted(name)
 
 
 class InterceptExporter:
