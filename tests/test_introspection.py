@@ -299,6 +299,16 @@ def test_console_scripts_are_read_without_running_the_packages_pth_files(tmp_pat
     fifo.mkdir()
     os.mkfifo(fifo / "METADATA")
     assert console_scripts(tmp_path / "venv", "piped") == []
+    # importlib falls back to PKG-INFO where METADATA is missing or empty: it is never read.
+    fallback = site / "fallback-1.0.dist-info"
+    fallback.mkdir()
+    (fallback / "METADATA").write_text("")
+    (fallback / "PKG-INFO").symlink_to("/dev/zero")
+    assert console_scripts(tmp_path / "venv", "fallback") == []
+    # The named package's entry points as a FIFO: none, at once.
+    (info / "entry_points.txt").unlink()
+    os.mkfifo(info / "entry_points.txt")
+    assert console_scripts(tmp_path / "venv", "evil-pkg") == []
 
 
 def test_a_relative_script_path_is_found_in_the_sandbox() -> None:
@@ -326,3 +336,49 @@ def test_a_remote_that_answers_too_much_is_cut_off(trading_server: str, monkeypa
             cut = asyncio.run(introspect_http(url, transport=transport, timeout=20))
         assert not cut.ok and cut.outcome == "error", (transport, cut.outcome, cut.error)
         assert "more than 1,500 bytes" in (cut.error or "") and time.monotonic() - started < 15
+
+
+def test_a_compressed_answer_is_refused_not_unpacked() -> None:
+    # Bytes are counted before decompression: a review's server sent 290 kB of gzip that
+    # unpacked to a 300 MB description.  The crawler asks for no compression and refuses any.
+    import gzip
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked: list[str] = []
+
+    class Gzipping(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked.append(self.headers.get("Accept-Encoding", ""))
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = {"jsonrpc": "2.0", "id": request.get("id"), "result": {"padding": "x" * 100_000}}
+            packed = gzip.compress(json.dumps(body).encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(packed)))
+            self.end_headers()
+            self.wfile.write(packed)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gzipping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        result = asyncio.run(introspect_http(f"http://127.0.0.1:{server.server_address[1]}/mcp", timeout=10))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked and all(a == "identity" for a in asked)
+    assert result.outcome == "error" and "gzip-compressed" in (result.error or ""), (result.outcome, result.error)
+    assert time.monotonic() - started < 10
+
+
+def test_a_missing_command_is_named_not_reported_as_a_crash() -> None:
+    # In the sandbox prlimit starts the command, so a missing one used to read "crashed".
+    out = run_cli("introspect", "--no-store", "--", "/nonexistent/mcp-server-xyz")
+    assert out.returncode == 1 and "command not found: /nonexistent/mcp-server-xyz" in out.stderr, out.stderr
+    assert "crashed" not in out.stderr

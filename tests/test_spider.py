@@ -116,6 +116,9 @@ def test_legacy_flat_entry_and_name_checks() -> None:
         parse_entry({"server": {"name": "bare", "description": "d"}}, "official-registry")
     with pytest.raises(EntryError, match="not a string"):
         parse_entry({"server": {"name": "io.a/b", "description": 42}}, "official-registry")
+    # A publishedAt that is not a string is no timestamp (a dict was stored as its repr).
+    meta = {"io.modelcontextprotocol.registry/official": {"publishedAt": {"x": 1}}}
+    assert parse_entry({"server": {"name": "io.a/b"}, "_meta": meta}, "official-registry").published_at is None
 
 
 def test_curated_list_is_valid_registry_shape() -> None:

@@ -132,12 +132,12 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
     from mcp_types import Implementation
 
     noise: list[str] = []
-    too_large: list[ResponseTooLarge] = []
+    too_large: list[RefusedAnswer] = []
 
     async def on_message(message: Any) -> None:
         # Transport-level exceptions arrive here: lines on stdout that are not JSON-RPC, and
         # (over SSE) an answer cut off for its size, which is what the attempt failed of.
-        if isinstance(message, ResponseTooLarge):
+        if isinstance(message, RefusedAnswer):
             too_large.append(message)
         elif isinstance(message, Exception) and len(noise) < 5:
             found = _INPUT_VALUE.search(str(message))
@@ -205,7 +205,11 @@ async def introspect_stdio(
             elif result.outcome == "timeout":
                 result.error = f"no answer within {timeout:g}s (hung during initialize or tools/list)"
             tail = _stderr_tail(errlog)
-            if tail and result.outcome != "timeout":
+            missing = _NOT_EXECUTED.search(tail)
+            if missing:
+                # The sandbox's prlimit starts the server's command, so a missing one is its complaint.
+                result.outcome, result.error = "error", f"command not found: {missing.group(1)}"
+            elif tail and result.outcome != "timeout":
                 result.error = f"{result.error}; stderr: {tail}"
         result.seconds = time.monotonic() - started
     return result
@@ -219,6 +223,9 @@ def _short_shutdown() -> None:
 
     stdio.PROCESS_TERMINATION_TIMEOUT = min(stdio.PROCESS_TERMINATION_TIMEOUT, 0.5)
     stdio.FORCE_KILL_TIMEOUT = min(stdio.FORCE_KILL_TIMEOUT, 0.5)
+
+
+_NOT_EXECUTED = re.compile(r"failed to execute (.+?): No such file or directory")
 
 
 def _stderr_tail(errlog: Any) -> str:
@@ -240,7 +247,11 @@ def _remember_status(statuses: list[tuple[int, str]]) -> Any:
     return hook
 
 
-class ResponseTooLarge(Exception):
+class RefusedAnswer(Exception):
+    """A remote server's answer the crawler will not hold: too large, or compressed."""
+
+
+class ResponseTooLarge(RefusedAnswer):
     """A remote server sent more than ``MAX_RESPONSE_BYTES``."""
 
 
@@ -271,9 +282,16 @@ def _capped_clients(limit: int) -> Any:
             await self.inner.aclose()
 
     async def count(response: Any) -> None:  # runs before the body is read
+        # Bytes are counted as they arrive, before decompression, so a compressed answer could
+        # unpack far past the cap (a review's 290 kB of gzip became a 300 MB description):
+        # none is asked for, and one sent anyway is refused.
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise RefusedAnswer(f"the server sent a {encoding[:20]}-compressed answer when asked for none")
         response.stream = Counted(response.stream)
 
     def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
+        headers = {**(headers or {}), "Accept-Encoding": "identity"}
         client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
         client.event_hooks["response"].append(count)
         return client

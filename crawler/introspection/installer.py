@@ -173,25 +173,49 @@ def console_scripts(venv: Path, identifier: str) -> list[str]:
     """The console scripts the installed distribution ``identifier`` declares, read from its
     ``*.dist-info`` files by this process.  Never by starting the venv's Python: interpreter
     start-up runs every ``.pth`` file a package installed, and that would be a stranger's code
-    running outside the sandbox (a review reproduced it)."""
-    from importlib.metadata import PathDistribution
+    running outside the sandbox (a review reproduced it).  What sandboxed pip wrote is a
+    stranger's too, so this reads exactly two files itself, each only if it is a plain, small
+    file when opened (importlib's own reader would follow a METADATA, or a PKG-INFO in its
+    place, linked to ``/dev/zero`` or made a FIFO, and hang or fill this process)."""
+    from configparser import ConfigParser, Error
+    from email.parser import HeaderParser
 
     wanted = _normalised(identifier)
     for site in sorted((venv / "lib").glob("python*/site-packages")):
         for info in sorted(site.glob("*.dist-info")):
-            # What sandboxed pip wrote is a stranger's too: only plain, small files are read
-            # (a METADATA linked to /dev/zero or a FIFO would hang or fill this process).
-            files = [info / "METADATA", info / "entry_points.txt"]
-            if info.is_symlink() or not all(_plain_small(f) for f in files if f.exists() or f.is_symlink()):
+            if info.is_symlink():
                 continue
-            dist = PathDistribution(info)
-            if _normalised(dist.metadata["Name"] or "") == wanted:
-                return sorted({e.name for e in dist.entry_points if e.group == "console_scripts"})
+            metadata = _read_plain(info / "METADATA")
+            name = HeaderParser().parsestr(metadata).get("Name") if metadata else None
+            if not isinstance(name, str) or _normalised(name) != wanted:
+                continue
+            points = ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+            points.optionxform = str  # type: ignore[assignment,method-assign]  # script names keep their case
+            try:
+                points.read_string(_read_plain(info / "entry_points.txt") or "")
+            except Error:
+                return []
+            return sorted(points["console_scripts"]) if points.has_section("console_scripts") else []
     return []
 
 
-def _plain_small(path: Path, limit: int = 1 << 20) -> bool:
-    return not path.is_symlink() and path.is_file() and path.stat().st_size <= limit
+def _read_plain(path: Path, limit: int = 1 << 20) -> str | None:
+    """The text of ``path`` if, when opened, it is a regular file (not a link, a FIFO or a
+    device) of at most ``limit`` bytes; ``None`` otherwise."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace") if len(data) <= limit else None
 
 
 def _pick(names: list[str], identifier: str) -> str:

@@ -74,7 +74,10 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
         website_url=_str(server.get("websiteUrl"), "websiteUrl", limit=2000),
         packages=_list_of_objects(server.get("packages"), "packages"),
         remotes=_list_of_objects(server.get("remotes"), "remotes"),
-        published_at=str(official.get("publishedAt") or "") or None,
+        # A timestamp is a string; anything else is not one (a dict was stored as its repr).
+        published_at=official.get("publishedAt")
+        if isinstance(official.get("publishedAt"), str) and official.get("publishedAt")
+        else None,
         is_latest=official.get("isLatest") if isinstance(official.get("isLatest"), bool) else None,
         tools=[dict(t) for t in tools if isinstance(t, Mapping)] if isinstance(tools, list) else None,
     )
