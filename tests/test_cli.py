@@ -370,3 +370,35 @@ def test_an_override_for_every_server_is_flagged_when_any_of_them_changes(filled
     assert [o["review"] for o in listed if o["tool"] == "query"] == [True]
     report = runner.invoke(app, ["recommend", "query", "--server", "io.github.example/binance", "--db", filled])
     assert "definition changed since this override" in report.stdout
+    stale = json.loads(runner.invoke(app, ["export", "--tool", "query", "--pin", "--db", filled]).stdout)
+    assert stale["tools"] == {}  # pinned: no rule vouches for a definition nobody reviewed
+
+
+def test_a_servers_own_override_takes_it_out_of_the_every_server_one(filled: str) -> None:
+    # A review's case: allow `query` everywhere, then deny it on postgres alone; a change on
+    # postgres is then the deny's to flag, and binance's allow (unchanged) keeps its pin.
+    assert runner.invoke(app, ["override", "query", "--allow", "--db", filled]).exit_code == 0
+    postgres = ["--server", "io.github.example/postgres"]
+    assert runner.invoke(app, ["override", "query", "--deny", *postgres, "--db", filled]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+    assert {o["server"]: o["review"] for o in listed if o["tool"] == "query"} == {"*": False, postgres[1]: False}
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name=postgres[1], source="test"))
+        record_tools(s, server, [{"name": "query", "description": "Execute any SQL; drops tables too"}], complete=False)
+        classify_pending(s)
+    store.dispose()
+    listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+    assert {o["server"]: o["review"] for o in listed if o["tool"] == "query"} == {"*": False, postgres[1]: True}
+    pinned = json.loads(
+        runner.invoke(app, ["export", "--server", "io.github.example/binance", "--pin", "--db", filled]).stdout
+    )
+    assert (
+        pinned["tools"]["query"] == {"pin": pinned["tools"]["query"]["pin"]}
+        and len(pinned["tools"]["query"]["pin"]) == 64
+    )
+    # Clearing the server's own override hands it back to the every-server one, which was not
+    # decided on postgres's new definition: that asks for review.
+    assert runner.invoke(app, ["override", "query", "--clear", *postgres, "--db", filled]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+    assert [o["review"] for o in listed if o["tool"] == "query"] == [True]

@@ -18,7 +18,7 @@ from catalog.store.overrides import (
     all_overrides,
     clear_override,
     current_servers_digest,
-    servers_digest,
+    keep_servers_digest,
     set_override,
 )
 from catalog.store.repository import current_tools
@@ -73,17 +73,21 @@ def override(
         raise CatalogError(f"--by takes at most 200 characters, not {len(author)}")
     rule_doc = _load_rule(rule) if rule is not None else None
     with store_session(db) as session, session.begin():
+        before = current_servers_digest(session, tool)
         if decision == "clear":
             if not clear_override(session, tool, server):
                 raise NotFound(f"no override for {tool!r}" + (f" on {server!r}" if server else ""))
+            # (The override for every server now covers one more: left as it was, it asks for
+            # a look if that server's definition is not the one it was decided on.)
             typer.echo(f"override for {tool} cleared")
             return
         views = current_tools(session, name=tool, server=server)
         if not views:
             raise NotFound(f"unknown tool {tool!r}" + (f" on server {server!r}" if server else ""))
-        # One server: its definition's hash.  Several (no --server): one digest of every
-        # server's definition, so a change on any of them flags the decision for review.
-        digest = views[0].hash if len(views) == 1 else servers_digest((v.server, v.hash) for v in views)
+        # One server: its definition's hash.  Every server (no --server): one digest of the
+        # definitions it covers, so a change on any of them, or a server that starts exposing
+        # the tool, asks for review.
+        digest = views[0].hash if server else before
         set_override(
             session,
             tool,
@@ -94,6 +98,8 @@ def override(
             rule=rule_doc,
             definition_hash=digest,
         )
+        if server:
+            keep_servers_digest(session, tool, before)
     where = f" on {server}" if server else (f" on {len(views)} servers" if len(views) > 1 else "")
     typer.echo(f"override for {tool}{where}: {decision}" + (f" ({reason})" if reason else ""))
 

@@ -61,15 +61,29 @@ def servers_digest(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def current_servers_digest(session: Session, tool: str) -> str:
-    """:func:`servers_digest` of the tool's definitions on the servers exposing it now."""
+    """:func:`servers_digest` of the tool's definitions on the servers an override for every
+    server covers now: those exposing it, less those with an override of their own (a change
+    there is that override's to flag, not this one's)."""
     from catalog.store.models import Server, Tool
 
+    own = select(OverrideRow.server).where(OverrideRow.tool == tool, OverrideRow.server != "")
     rows = session.execute(
         select(Server.name, Tool.current_hash)
         .join(Server, Server.id == Tool.server_id)
-        .where(Tool.name == tool, Tool.removed_at.is_(None), Server.removed_at.is_(None))
+        .where(Tool.name == tool, Tool.removed_at.is_(None), Server.removed_at.is_(None), Server.name.not_in(own))
     ).all()
     return servers_digest((name, digest) for name, digest in rows)
+
+
+def keep_servers_digest(session: Session, tool: str, before: str) -> None:
+    """After a server-specific override of ``tool`` was set: the override for every server, if
+    it was up to date (its digest ``before``), covers one server fewer and is re-digested, so
+    that alone does not ask for review.  (Clearing one widens the cover instead: that is left
+    to ask for review where the server's definition is not the one decided on.)"""
+    row = session.scalar(select(OverrideRow).where(OverrideRow.tool == tool, OverrideRow.server == ""))
+    if row is not None and row.definition_hash == before:
+        session.flush()
+        row.definition_hash = current_servers_digest(session, tool)
 
 
 def clear_override(session: Session, tool: str, server: str | None) -> int:
