@@ -16,10 +16,11 @@ The constants were chosen by server-grouped cross-validation on train + dev (out
 probabilities; the test split was not used; ``scripts/tune_model.py --context``): on the 508
 servers of today's data verdict category on unseen servers is 0.649 without context, 0.707
 at the earlier weight 2 and 0.719 at weight 4, within 0.001 of the best for weights 4-8;
-weights up to 2 were all the earlier sweeps tried.  A second pass (the siblings voting with their own
-priors applied) reached 0.722, but a sibling's first-pass prior holds the tool's own
-reading, which so echoed back into its prior (on a two-tool server [0.5, 0.3, 0.2] became
-[0.77, 0.16, 0.07], a review showed); done exactly leave-one-out it gained 0.002: not kept.
+weights up to 2 were all the earlier sweeps tried.  A second pass (the siblings voting with
+their own priors applied) reached 0.722, but a sibling's first-pass prior holds the tool's
+own reading, which so echoed back into its prior (on a two-tool server [0.5, 0.3, 0.2]
+became [0.77, 0.16, 0.07], a review showed); done exactly leave-one-out it gained 0.002:
+not kept.
 
 The action is the tool's own (siblings say little about whether *this* tool deletes).  The
 privacy of a read is the other thing siblings know: a server whose other reads return a
@@ -203,22 +204,17 @@ def _weighed(offsets: Mapping[str, float], p_cat: Sequence[tuple[str, float]]) -
     return sum(q * offsets.get(c, 0.0) for c, q in p_cat)
 
 
-def _with_prior(p: np.ndarray, means: np.ndarray, has: np.ndarray) -> np.ndarray:
-    """``p`` with each row's prior ``means`` applied where it ``has`` one and is unsure."""
+def apply_matrix(p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
+    """``p`` (tools x categories, rows summing to 1) with each row's server prior applied."""
     import numpy as np
 
-    has = has & (p.max(axis=1) < CONTEXT_UNSURE)
+    means, has, _ = sibling_means(p, servers, names)
+    has &= p.max(axis=1) < CONTEXT_UNSURE
     if not has.any():
         return p
     adjusted = p * (means + CONTEXT_FLOOR) ** CONTEXT_WEIGHT
     adjusted /= adjusted.sum(axis=1, keepdims=True)
     return np.where(has[:, None], adjusted, p)
-
-
-def apply_matrix(p: np.ndarray, servers: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
-    """``p`` (tools x categories, rows summing to 1) with each row's server prior applied."""
-    means, has, _ = sibling_means(p, servers, names)
-    return _with_prior(p, means, has)
 
 
 def contexts(

@@ -292,6 +292,16 @@ def test_migrations_upgrade_an_old_catalogue_in_place(backend: str, request: pyt
     store.dispose()
 
 
+def removed_and_last_status(db: str) -> tuple[list[str], str]:
+    """The servers marked removed, and the status of the latest crawl run."""
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        removed = [name for (name,) in conn.execute(text("SELECT name FROM servers WHERE removed_at IS NOT NULL"))]
+        status = conn.execute(text("SELECT status FROM crawl_runs ORDER BY id DESC LIMIT 1")).scalar()
+    engine.dispose()
+    return removed, str(status)
+
+
 def test_a_listing_with_an_unreadable_entry_removes_nothing(http_routes, tmp_path: Path) -> None:
     # A review's listing gave a still-listed server a numeric description: the entry is
     # malformed, so the run is partial, and the server (listed, only unreadable) must not be
@@ -305,19 +315,9 @@ def test_a_listing_with_an_unreadable_entry_removes_nothing(http_routes, tmp_pat
     routes.set("/v0.1/servers", registry_page([good[0], broken_b]))
     out = crawl(db, base, cache, "--no-introspect", "--full")
     assert out.returncode == 0, out.stderr
-    engine = create_engine(db)
-    with engine.connect() as conn:
-        removed = conn.execute(text("SELECT name FROM servers WHERE removed_at IS NOT NULL")).all()
-        status = conn.execute(text("SELECT status FROM crawl_runs ORDER BY id DESC LIMIT 1")).scalar()
-    engine.dispose()
-    assert removed == [] and status == "partial"
+    assert removed_and_last_status(db) == ([], "partial")
     # A page nested past the JSON parser's depth is a failed source, not an empty listing.
     routes.set("/v0.1/servers", b'{"servers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     out = crawl(db, base, cache, "--no-introspect", "--full")
     assert "Traceback" not in out.stderr
-    engine = create_engine(db)
-    with engine.connect() as conn:
-        removed = conn.execute(text("SELECT name FROM servers WHERE removed_at IS NOT NULL")).all()
-        status = conn.execute(text("SELECT status FROM crawl_runs ORDER BY id DESC LIMIT 1")).scalar()
-    engine.dispose()
-    assert removed == [] and status == "failed"
+    assert removed_and_last_status(db) == ([], "failed")

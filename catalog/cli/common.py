@@ -63,7 +63,7 @@ def friendly(func: F) -> F:
         except CatalogError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except OSError as exc:
-            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            where = f": {exc.filename}" if exc.filename else ""
             raise fail(f"{exc.strerror or exc}{where}") from None
         except SQLAlchemyError as exc:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]

@@ -121,7 +121,7 @@ def overrides(
     items = []
     for r in rows:
         hashes = {h for (srv, name), h in current.items() if name == r.tool and (not r.server or srv == r.server)}
-        if r.tool in digests and (r.definition_hash or "").startswith(SERVERS_DIGEST):
+        if (r.definition_hash or "").startswith(SERVERS_DIGEST):
             review = bool(hashes) and digests[r.tool] != r.definition_hash
         else:
             review = bool(r.definition_hash) and bool(hashes) and hashes != {r.definition_hash}

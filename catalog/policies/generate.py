@@ -17,6 +17,7 @@ from typing import Any
 
 from catalog.policies.guards import Guard, guards_for
 from catalog.policies.settings import PolicySettings
+from catalog.store.overrides import SERVERS_DIGEST
 
 HUMAN_APPROVAL = "Requires human approval."
 RISK_ORDER = ("low", "medium", "high", "critical", "unknown")
@@ -135,7 +136,7 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
         # An override holds for the definition the person decided on: pinned to that one, a
         # changed tool falls back to the gateway's default instead of inheriting the decision.
         decided = p.override.definition_hash if p.override is not None else None
-        if decided and decided.startswith("all:"):
+        if decided and decided.startswith(SERVERS_DIGEST):
             # A digest of several servers' definitions, no hash a gateway could match: it
             # stands for the current one only while none changed; once one did, the rule is
             # left out (denied by default) until a person looks again.
@@ -157,13 +158,11 @@ def _custom_strictness(rule: Mapping[str, Any]) -> tuple[str, float]:
     if any(not entry.get("conditions") for entry in deny_if if isinstance(entry, Mapping)):
         return "deny", _UNLIMITED
     limit = rule.get("rate_limit")
-    limited = isinstance(limit, Mapping) and "max" in limit
-    tightness = _UNLIMITED
-    if isinstance(limit, Mapping) and "max" in limit:
-        tightness = -limit["max"] / max(limit.get("window", 1), 1)
+    rate = limit if isinstance(limit, Mapping) and "max" in limit else None
+    tightness = -rate["max"] / max(rate.get("window", 1), 1) if rate is not None else _UNLIMITED
     if deny_if:
         return "guarded", tightness
-    return ("limit", tightness) if limited else ("allow", _UNLIMITED)
+    return ("limit", tightness) if rate is not None else ("allow", _UNLIMITED)
 
 
 def strictness(p: ToolPolicy) -> tuple[int, float, bool, int, int]:

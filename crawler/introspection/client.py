@@ -132,13 +132,13 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
     from mcp_types import Implementation
 
     noise: list[str] = []
-    too_large: list[RefusedAnswer] = []
+    refused: list[RefusedAnswer] = []
 
     async def on_message(message: Any) -> None:
         # Transport-level exceptions arrive here: lines on stdout that are not JSON-RPC, and
         # (over SSE) an answer cut off for its size, which is what the attempt failed of.
         if isinstance(message, RefusedAnswer):
-            too_large.append(message)
+            refused.append(message)
         elif isinstance(message, Exception) and len(noise) < 5:
             found = _INPUT_VALUE.search(str(message))
             noise.append(_one_line(f"got {found.group(1)!r}" if found else type(message).__name__, 160))
@@ -161,8 +161,8 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
                     result.server_info["instructions"] = client.instructions[:20_000]
                 result.tools = await _list_all_tools(client, result)
     except BaseException as exc:
-        if too_large and not isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise too_large[0] from exc
+        if refused and not isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise refused[0] from exc
         if noise and not isinstance(exc, KeyboardInterrupt | SystemExit):
             raise ProtocolNoise(f"the server wrote output that is not JSON-RPC ({noise[0]})") from exc
         raise
