@@ -13,7 +13,7 @@ import pytest
 from crawler.introspection.client import introspect_http
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
 from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
-from crawler.introspection.sandbox import drops_privileges
+from crawler.introspection.sandbox import Limits, drops_privileges
 from tests.conftest import PACKAGE_CACHE, SERVERS, free_port, refused_port, run_cli
 
 pytestmark = pytest.mark.live
@@ -103,6 +103,8 @@ def test_http_failures_are_recorded_with_reasons(trading_server: str) -> None:
         ("hang", "timeout", "no answer within 2s"),
         ("crash", "crashed", "STRIPE_API_KEY is not set"),
         ("garbage", "error", "not JSON-RPC"),
+        # Read outside the sandbox: without a cap the crawler held all of it, waiting for a newline.
+        ("flood", "error", "more than 67,108,864 bytes to stdout"),
     ],
 )
 def test_misbehaving_stdio_servers(mode: str, outcome: str, text: str) -> None:
@@ -116,6 +118,20 @@ def test_misbehaving_stdio_servers(mode: str, outcome: str, text: str) -> None:
     )
     assert result.outcome == outcome and text in (result.error or ""), result.error
     assert time.monotonic() - started < 12  # a hung server costs its timeout plus the kill grace
+
+
+def test_a_server_flooding_stderr_is_stopped_at_the_file_size_limit() -> None:
+    # stderr goes to a file of the crawler's, which the server could grow until the disk is
+    # full; the per-file limit stops it long before its timeout.
+    started = time.monotonic()
+    config = RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=20, limits=Limits(file_bytes=4 * 1024**2))
+    result = asyncio.run(
+        run_sandboxed(
+            [sys.executable, str(SERVERS / "stdio_faults.py"), "babble"], config, readonly=[SERVERS, Path(sys.prefix)]
+        )
+    )
+    assert result.outcome == "crashed", (result.outcome, result.error)
+    assert time.monotonic() - started < 15
 
 
 def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(

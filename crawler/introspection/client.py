@@ -7,7 +7,6 @@ wants credentials (auth_required), or prints garbage (error).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import tempfile
@@ -183,19 +182,14 @@ async def introspect_stdio(
     target: str | None = None,
 ) -> IntrospectionResult:
     """Start ``command`` as a stdio server (already wrapped in a sandbox by the caller)."""
-    from mcp.client.stdio import StdioServerParameters, stdio_client
+    from crawler.introspection.stdio import capped_stdio_client
 
-    # The SDK logs each non-JSON stdout line with a traceback; we report it once, in the result.
-    logging.getLogger("mcp.client.stdio").setLevel(logging.CRITICAL)
     _short_shutdown()
     result = IntrospectionResult("stdio", target or " ".join(command), "ok")
     started = time.monotonic()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
-        params = StdioServerParameters(
-            command=command[0], args=list(command[1:]), env=dict(env or {}), cwd=cwd, encoding_error_handler="replace"
-        )
         try:
-            await _session(stdio_client(params, errlog=errlog), result, timeout)
+            await _session(capped_stdio_client(command, env=env or {}, cwd=cwd, errlog=errlog), result, timeout)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
@@ -248,7 +242,7 @@ def _remember_status(statuses: list[tuple[int, str]]) -> Any:
 
 
 class RefusedAnswer(Exception):
-    """A remote server's answer the crawler will not hold: too large, or compressed."""
+    """An answer the crawler will not hold: too large, or compressed."""
 
 
 class ResponseTooLarge(RefusedAnswer):

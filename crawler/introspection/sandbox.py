@@ -56,6 +56,9 @@ class Limits:
     memory_bytes: int = 4 * 1024**3
     open_files: int = 1024
     processes: int = 256
+    #: Per file the server writes, its stderr log (a file of ours) included: a server that
+    #: floods stderr or its home stops at this size instead of filling the disk.
+    file_bytes: int = 512 * 1024**2
 
 
 #: When we are root, each sandbox runs as an unprivileged uid of its own (RLIMIT_NPROC does
@@ -137,7 +140,13 @@ def wrap(
         # limit kills Node servers at start. Node's heap is capped by its own flag instead.
         memory = []
         command = [command[0], f"--max-old-space-size={limits.memory_bytes // 2**20 // 2}", *command[1:]]
-    limited = ["prlimit", f"--cpu={limits.cpu_seconds}", *memory, f"--nofile={limits.open_files}"]
+    limited = [
+        "prlimit",
+        f"--cpu={limits.cpu_seconds}",
+        *memory,
+        f"--nofile={limits.open_files}",
+        f"--fsize={limits.file_bytes}",
+    ]
     if shutil.which("prlimit") is None:
         limited = []
     if mode == "none":

@@ -3,6 +3,8 @@
 hang     reads requests and never answers (stuck in the handshake)
 crash    prints a reason on stderr and exits 3 at once
 garbage  answers every line with text that is not JSON-RPC
+flood    writes to stdout without end and never a newline
+babble   writes to stderr without end and never answers
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ if mode == "garbage":
     for _line in sys.stdin:
         print("Welcome to my server! <<<not json>>>", flush=True)
     sys.exit(0)
+if mode == "flood":
+    chunk = b"x" * 65536
+    while True:
+        sys.stdout.buffer.write(chunk)
+if mode == "babble":
+    while True:
+        sys.stderr.write("still starting... " * 4000 + "\n")
 while True:  # hang
     sys.stdin.readline()
     time.sleep(0.1)
