@@ -134,6 +134,21 @@ def test_a_server_flooding_stderr_is_stopped_at_the_file_size_limit() -> None:
     assert time.monotonic() - started < 15
 
 
+def test_without_the_sandbox_a_servers_children_die_with_it(tmp_path: Path) -> None:
+    # Bubblewrap's pid namespace ends with the server; with --unsafe-no-sandbox only the
+    # process group is left to kill, and a server that exits at once was never killed.
+    pid_file = tmp_path / "child.pid"
+    orphan = [sys.executable, str(SERVERS / "stdio_faults.py"), "orphan", str(pid_file)]
+    config = RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, sandbox_mode="none")
+    result = asyncio.run(run_sandboxed(orphan, config))
+    assert result.outcome == "crashed", (result.outcome, result.error)
+    stat = Path(f"/proc/{pid_file.read_text()}/stat")
+    deadline = time.monotonic() + 5
+    while stat.exists() and stat.read_text().split(") ")[1][0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z", "the server's child outlived it"
+
+
 def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,8 +11,10 @@ stdin, grace period, kill the process group), imported rather than copied.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
@@ -95,4 +97,9 @@ async def capped_stdio_client(
                 for stream in (read_stream, write_stream):
                     await stream.aclose()
                 await _stop_server_process(process)
+                # The SDK kills the group only when the server outlives its grace period; a server
+                # that exits cleanly leaves its children running. Bubblewrap takes them down with
+                # it; without it (--unsafe-no-sandbox) this does.
+                with suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
             tg.cancel_scope.cancel()

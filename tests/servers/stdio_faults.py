@@ -5,6 +5,7 @@ crash    prints a reason on stderr and exits 3 at once
 garbage  answers every line with text that is not JSON-RPC
 flood    writes to stdout without end and never a newline
 babble   writes to stderr without end and never answers
+orphan   starts a long sleep in the background, writes its pid to argv[2] and exits
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ if mode == "crash":
 if mode == "garbage":
     for _line in sys.stdin:
         print("Welcome to my server! <<<not json>>>", flush=True)
+    sys.exit(0)
+if mode == "orphan":
+    import subprocess
+    from pathlib import Path
+
+    child = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    Path(sys.argv[2]).write_text(str(child.pid))
     sys.exit(0)
 if mode == "flood":
     chunk = b"x" * 65536
