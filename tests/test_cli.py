@@ -163,6 +163,23 @@ def test_classify_jsonl_keeps_order_and_reports_bad_lines(tmp_path: Path) -> Non
     assert missing.exit_code == 1
 
 
+def test_classify_writes_strict_json_whatever_numbers_come_in(tmp_path: Path) -> None:
+    # 1e999 overflows to inf and NaN is accepted by Python's parser; written back they were
+    # "Infinity" and "NaN", which strict JSON readers (jq, JSON.parse, PostgreSQL) refuse.
+    src = tmp_path / "in.jsonl"
+    schema = '{"type": "object", "properties": {"n": {"type": "number", "maximum": 1e999, "minimum": NaN}}}'
+    src.write_text('{"name": "set_limit", "description": "Set the limit", "inputSchema": ' + schema + "}\n")
+    result = runner.invoke(app, ["classify", str(src)])
+    assert result.exit_code == 0, result.output
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    line = json.loads(result.stdout, parse_constant=strict)
+    assert line["inputSchema"]["properties"]["n"] == {"type": "number", "maximum": None, "minimum": None}
+    assert line["category"] and line["risk"]
+
+
 def test_classify_reads_lines_of_one_server_together(tmp_path: Path) -> None:
     # A server's tools are one another's context wherever they sit in the file.
     from classifier.model import DATA_DIR, read_jsonl

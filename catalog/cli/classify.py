@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -12,12 +13,21 @@ import typer
 from catalog.cli.common import fail, friendly
 
 
+def _finite(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
 def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
-    """The input object and its definition, or an output line with an ``error`` and ``None``."""
+    """The input object and its definition, or an output line with an ``error`` and ``None``.
+
+    Numbers past a float's range (``1e999``) and the non-JSON ``NaN``/``Infinity`` read as null,
+    as the crawler stores them: echoed back as they came they would make the output line
+    invalid JSON (``Infinity``) for every consumer downstream."""
     from classifier import ToolDefinition
 
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_float=_finite, parse_constant=lambda _: None)
     except ValueError as exc:
         return {"line": lineno, "error": f"invalid JSON: {exc}"}, None
     if not isinstance(data, dict):
