@@ -229,6 +229,27 @@ def test_runs_and_attempts_are_recorded(db_url: str) -> None:
     store.dispose()
 
 
+def test_times_come_back_in_utc_on_every_backend(db_url: str) -> None:
+    # SQLite gave naive times back: JSON output lost its "+00:00" and a time given with an
+    # offset was stored as if it were UTC.
+    from datetime import UTC, datetime, timedelta, timezone
+
+    store = open_store(db_url)
+    in_paris = datetime(2026, 11, 27, 7, 30, tzinfo=timezone(timedelta(hours=2)))
+    with store.session() as s, s.begin():
+        start_run(s, "curated").started_at = in_paris
+    with store.session() as s:
+        started = s.scalar(select(CrawlRun.started_at))
+        assert started is not None and started.utcoffset() == timedelta(0)
+        assert started == datetime(2026, 11, 27, 5, 30, tzinfo=UTC)
+        assert started.isoformat() == "2026-11-27T05:30:00+00:00"
+        later = s.scalar(
+            select(CrawlRun.id).where(CrawlRun.started_at > datetime(2026, 11, 27, 6, 0, tzinfo=in_paris.tzinfo))
+        )
+        assert later is not None  # 05:30 UTC is after 06:00 at +02:00 (04:00 UTC)
+    store.dispose()
+
+
 @pytest.mark.parametrize("url", ["nonsense", "postgresql+psycopg://nobody@127.0.0.1:1/none", "foo://x"])
 def test_broken_database_url_is_one_clear_error(url: str) -> None:
     with pytest.raises(DatabaseError) as info:
