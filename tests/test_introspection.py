@@ -77,6 +77,46 @@ def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None
     assert not any((tmp_path / "pypi").iterdir())
 
 
+def test_installs_see_no_home_directory_and_no_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A package's build script runs during `pip install`, with network. It used to see every
+    # file of the home directory that was not one of the hidden directories (~/.netrc,
+    # ~/.git-credentials, ~/.config/gh, other projects) and the whole environment.
+    import subprocess
+    import tempfile
+
+    from crawler.introspection.installer import _sandboxed_install, install_env
+    from crawler.introspection.sandbox import resolve_mode
+
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))  # not under /tmp, which every sandbox hides anyway
+    home, slot = base / "home", base / "slot"
+    secrets = [".netrc", ".git-credentials", ".config/gh/hosts.yml", "projects/notes.txt"]
+    for name in [*secrets, ".config/pip/pip.conf", ".npmrc"]:
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(f"contents of {name}\n")
+    (slot / ".home").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple")
+    probe = " ".join(f"cat {home / name} 2>/dev/null;" for name in secrets)
+    probe += ' cat "$HOME/.config/pip/pip.conf" "$HOME/.npmrc"; echo "token=$GITHUB_TOKEN index=$PIP_INDEX_URL"'
+    try:
+        out = subprocess.run(
+            _sandboxed_install(["sh", "-c", probe], slot, resolve_mode("auto")),
+            env=install_env(slot / ".home"),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        import shutil
+
+        shutil.rmtree(base)
+    assert "contents of .config/pip/pip.conf" in out.stdout and "contents of .npmrc" in out.stdout, out.stderr
+    assert not any(f"contents of {name}" in out.stdout for name in secrets), out.stdout
+    assert "token= index=http://127.0.0.1:1/simple" in out.stdout
+
+
 def test_streamable_http_server_on_loopback(trading_server: str) -> None:
     ok = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=10))
     assert ok.outcome == "ok", ok.error

@@ -42,12 +42,12 @@ def _slot(cache: Path, kind: str, identifier: str, version: str | None) -> Path:
     return cache / kind / SAFE.sub("_", f"{identifier}@{version or 'latest'}")
 
 
-async def _run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple[int, str]:
+async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *cmd,
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        cwd=str(cwd) if cwd else None,
         start_new_session=True,
     )
     try:
@@ -75,12 +75,15 @@ NETWORK_TROUBLE = (
 )
 
 
-async def _install(cmd: list[str], timeout: float) -> tuple[int, str]:
-    """Run an install command; once more after a pause if it failed on the network."""
-    code, out = await _run(cmd, timeout)
+async def _install(cmd: list[str], timeout: float, slot: Path, mode: str) -> tuple[int, str]:
+    """Run an install command, sandboxed, with only the environment it needs; once more after
+    a pause if it failed on the network."""
+    home = slot / ".home" if mode != "none" else Path(os.path.expanduser("~"))
+    cmd, env = _sandboxed_install(cmd, slot, mode), install_env(home)
+    code, out = await _run(cmd, timeout, env)
     if code and any(mark in out for mark in NETWORK_TROUBLE):
         await asyncio.sleep(2)
-        code, out = await _run(cmd, timeout)
+        code, out = await _run(cmd, timeout, env)
     return code, out
 
 
@@ -91,31 +94,54 @@ def _last_error(output: str) -> str:
 
 
 def _sandboxed_install(cmd: list[str], target: Path, mode: str) -> list[str]:
-    """Installs get network (registries) but may write only their own directory."""
+    """Installs get network (registries) but may write only their own directory, and see
+    nothing of any home directory: a package's build script (``setup.py``) is a stranger's
+    code with network, so ``~/.netrc``, ``~/.git-credentials`` or ``~/.config/gh`` read there
+    would be gone. The package managers' own settings are shown read-only where they look for
+    them under the install's HOME, so a private registry or mirror keeps working."""
     if mode == "none":
         return cmd
-    args = [
-        "bwrap",
-        "--die-with-parent",
-        "--unshare-all",
-        "--share-net",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-    ]
-    home = Path(os.path.expanduser("~"))
-    for entry in sandbox.SENSITIVE_HOME_ENTRIES:
-        p = home / entry
-        if p.is_dir() and entry not in (".config", ".npmrc"):
-            args += ["--tmpfs", str(p)]
-    args += ["--bind", str(target), str(target), "--setenv", "HOME", str(target / ".home"), "--", *cmd]
-    return args
+    args = ["bwrap", "--die-with-parent", "--unshare-all", "--share-net"]
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args += sandbox.hide_homes([p for tool in ("npm", "node") for p in sandbox.program_roots(tool)])
+    args += ["--bind", str(target), str(target)]
+    home, install_home = Path(os.path.expanduser("~")), target / ".home"
+    for config in REGISTRY_SETTINGS:
+        if (home / config).is_file():
+            args += ["--ro-bind", str(home / config), str(install_home / config)]
+    return [*args, "--setenv", "HOME", str(install_home), "--", *cmd]
+
+
+#: The package managers' per-user settings (registries, mirrors, proxies), relative to HOME.
+REGISTRY_SETTINGS = (".config/pip/pip.conf", ".pip/pip.conf", ".npmrc")
+
+#: What an install keeps of our environment: the package managers' own settings, proxies and
+#: certificates. Not the rest: tokens in the environment (GITHUB_TOKEN, AWS_*) are as much
+#: a build script's to read as files are.
+INSTALL_ENV_PREFIXES = ("PIP_", "npm_config_", "NPM_CONFIG_")
+INSTALL_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+)
+
+
+def install_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in INSTALL_ENV or k.startswith(INSTALL_ENV_PREFIXES)}
+    return {**env, "HOME": str(home)}
 
 
 async def install_pypi(
@@ -149,7 +175,7 @@ async def install_pypi(
             spec,
             *extra,
         ]
-        code, out = await _install(_sandboxed_install(pip, slot, mode), timeout)
+        code, out = await _install(pip, timeout, slot, mode)
         if code:
             raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
         scripts = console_scripts(slot / "venv", identifier)
@@ -253,7 +279,7 @@ async def install_npm(identifier: str, version: str | None, cache: Path, *, time
     try:
         if shutil.which("npm") is None:
             raise InstallError("npm is not installed on this machine")
-        code, out = await _install(_sandboxed_install(npm, slot, mode), timeout)
+        code, out = await _install(npm, timeout, slot, mode)
         if code:
             raise InstallError(f"npm install {spec} failed: {_last_error(out)}")
         pkg_json = slot / "node_modules" / identifier / "package.json"

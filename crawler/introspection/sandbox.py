@@ -123,6 +123,38 @@ def _under(path: Path, root: Path) -> bool:
     return True
 
 
+def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
+    """bwrap arguments that make every home directory disappear (credentials, shell history,
+    other projects, and files as much as directories: a ``.netrc`` cannot be mounted over one
+    by one) and show read-only only what the sandboxed program needs from there: the Python it
+    runs on and ``readonly_paths``. Must follow a ``--tmpfs /tmp``: paths under /tmp are
+    shown again the same way."""
+    real_home = Path(os.path.expanduser("~")).resolve()
+    hidden = list(dict.fromkeys(h for h in (real_home, Path("/root"), Path("/home")) if h.is_dir() and h != Path("/")))
+    args: list[str] = []
+    for h in hidden:
+        args += ["--perms", "0755", "--tmpfs", str(h)]
+    needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
+    for path in dict.fromkeys(needed):
+        root = next((h for h in (*hidden, Path("/tmp")) if _under(path, h) and path != h), None)
+        if root is None or not path.exists():
+            continue
+        # Directories bwrap creates on the way are private (0700): create them readable.
+        for parent in reversed(path.relative_to(root).parents[:-1]):
+            args += ["--perms", "0755", "--dir", str(root / parent)]
+        args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def program_roots(program: str) -> list[Path]:
+    """The installation a program on PATH lives in (``~/.nvm/versions/node/v20`` for a
+    ``node`` from nvm): hidden with the home directories otherwise."""
+    found = shutil.which(program)
+    if found is None or "/" in program:
+        return []
+    return [Path(found).resolve().parent.parent]
+
+
 def wrap(
     command: Sequence[str],
     *,
@@ -173,21 +205,7 @@ def wrap(
         if network:
             args.append("--share-net")
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
-    # Every home directory disappears (credentials, shell history, other projects); what the
-    # server needs from there (its install directory, the Python it runs on) is shown read-only.
-    real_home = Path(os.path.expanduser("~")).resolve()
-    hidden = list(dict.fromkeys(h for h in (real_home, Path("/root"), Path("/home")) if h.is_dir() and h != Path("/")))
-    for h in hidden:
-        args += ["--perms", "0755", "--tmpfs", str(h)]
-    needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
-    for path in dict.fromkeys(needed):
-        root = next((h for h in (*hidden, Path("/tmp")) if _under(path, h) and path != h), None)
-        if root is None or not path.exists():
-            continue
-        # Directories bwrap creates on the way are private (0700): create them readable.
-        for parent in reversed(path.relative_to(root).parents[:-1]):
-            args += ["--perms", "0755", "--dir", str(root / parent)]
-        args += ["--ro-bind", str(path), str(path)]
+    args += hide_homes([*readonly_paths, *program_roots(command[0])])
     args += [
         "--bind",
         str(home),
