@@ -229,6 +229,22 @@ def test_runs_and_attempts_are_recorded(db_url: str) -> None:
     store.dispose()
 
 
+def test_unknown_tool_hints_fold_any_case_and_take_underscores_literally(db_url: str) -> None:
+    from catalog.store.repository import similar_tool_names
+
+    store = open_store(db_url)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/bank", source="curated"))
+        names = ["Überweisung_Senden", "get_time", "getXtime", "100%_sure", "1000_sure"]
+        record_tools(s, server, [{**TOOL, "name": n} for n in names])
+    with store.session() as s:
+        assert similar_tool_names(s, "überweisung") == ["Überweisung_Senden"]  # SQLite folded ASCII only
+        assert similar_tool_names(s, "GET_TIME") == ["get_time"]  # "_" matched any character
+        assert similar_tool_names(s, "0%_") == ["100%_sure"]
+        assert similar_tool_names(s, "time") == ["getXtime", "get_time"]
+    store.dispose()
+
+
 def test_times_come_back_in_utc_on_every_backend(db_url: str) -> None:
     # SQLite gave naive times back: JSON output lost its "+00:00" and a time given with an
     # offset was stored as if it were UTC.

@@ -58,6 +58,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+    # SQLite's own lower() folds ASCII only: "Überweisung" would not match "überweisung" in
+    # the unknown-tool hints. Python's folds as PostgreSQL's does.
+    dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def make_engine(url: str) -> Engine:

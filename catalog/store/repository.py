@@ -298,12 +298,11 @@ def current_tools(session: Session, *, name: str | None = None, server: str | No
 
 
 def similar_tool_names(session: Session, name: str, limit: int = 5) -> list[str]:
-    pattern = f"%{name.lower()[:40]}%"
-    return list(
-        session.scalars(
-            select(Tool.name).where(func.lower(Tool.name).like(pattern)).distinct().order_by(Tool.name).limit(limit)
-        )
-    )
+    """Stored tool names that contain ``name``, case folded; ``_`` and ``%`` in it are
+    literal (a tool name is full of underscores, which LIKE reads as "any character")."""
+    literal = name.lower()[:40].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    found = func.lower(Tool.name).like(f"%{literal}%", escape="\\")
+    return list(session.scalars(select(Tool.name).where(found).distinct().order_by(Tool.name).limit(limit)))
 
 
 def server_names(session: Session) -> list[str]:
