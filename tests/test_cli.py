@@ -180,6 +180,26 @@ def test_classify_writes_strict_json_whatever_numbers_come_in(tmp_path: Path) ->
     assert line["category"] and line["risk"]
 
 
+def test_a_reader_that_stops_early_gets_no_error_message() -> None:
+    # `catalog classify big.jsonl | head`: "error: Broken pipe" and exit 1 made a pipeline that
+    # did what it was asked look failed. Quiet, with the status of a program ended by SIGPIPE.
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "classify", "classifier/data/dev.jsonl"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.read(50).startswith(b"{")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    assert (proc.returncode, err.decode()) == (141, "")
+
+
 def test_classify_reads_lines_of_one_server_together(tmp_path: Path) -> None:
     # A server's tools are one another's context wherever they sit in the file.
     from classifier.model import DATA_DIR, read_jsonl

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import select
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -62,6 +65,13 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except CatalogError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except BrokenPipeError as exc:
+            if not _reader_gone():
+                raise fail(f"{exc.strerror or exc}") from None
+            # `catalog classify big.jsonl | head`: the reader has what it wanted. Quiet, with
+            # the status a program killed by SIGPIPE has, and nothing left to flush at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(128 + 13) from None
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise fail(f"{exc.strerror or exc}{where}") from None
@@ -70,6 +80,17 @@ def friendly(func: F) -> F:
             raise fail(f"database error: {first[0][:300]}", 3) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end was closed (poll reports an error on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(event & select.POLLERR for _, event in poller.poll(0))
 
 
 @contextmanager
