@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,44 +82,87 @@ def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None
     assert not any((tmp_path / "pypi").iterdir())
 
 
-def test_installs_see_no_home_directory_and_no_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A package's build script runs during `pip install`, with network. It used to see every
-    # file of the home directory that was not one of the hidden directories (~/.netrc,
-    # ~/.git-credentials, ~/.config/gh, other projects) and the whole environment.
-    import subprocess
-    import tempfile
-
-    from crawler.introspection.installer import _sandboxed_install, install_env
+def _install_probe(probe: str, manager: str) -> str:
+    """What ``probe`` (a shell script) prints when run as an install of ``manager`` runs."""
+    from crawler.introspection.installer import _install
     from crawler.introspection.sandbox import resolve_mode
 
-    base = Path(tempfile.mkdtemp(dir="/var/tmp"))  # not under /tmp, which every sandbox hides anyway
-    home, slot = base / "home", base / "slot"
-    secrets = [".netrc", ".git-credentials", ".config/gh/hosts.yml", "projects/notes.txt"]
-    for name in [*secrets, ".config/pip/pip.conf", ".npmrc"]:
+    slot = Path(tempfile.mkdtemp(dir="/var/tmp"))  # not under /tmp, which every sandbox hides
+    try:
+        (slot / ".home").mkdir()
+        _, out = asyncio.run(_install(["sh", "-c", probe], 60, slot, resolve_mode("auto"), manager))
+    finally:
+        shutil.rmtree(slot)
+    return out
+
+
+@pytest.fixture()
+def fake_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    for name in [*HOME_SECRETS, ".config/pip/pip.conf", ".npmrc"]:
         (home / name).parent.mkdir(parents=True, exist_ok=True)
         (home / name).write_text(f"contents of {name}\n")
-    (slot / ".home").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
+    yield home
+    shutil.rmtree(home)
+
+
+HOME_SECRETS = [".netrc", ".git-credentials", ".config/gh/hosts.yml", "projects/notes.txt"]
+
+
+def test_installs_see_no_home_directory_and_no_tokens(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A package's build script runs during `pip install`, with network. It used to see every
+    # file of the home directory that was not one of the hidden directories (~/.netrc,
+    # ~/.git-credentials, ~/.config/gh, other projects), the whole environment, and, as root,
+    # /etc/shadow. Each package manager sees its own settings only.
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple")
-    probe = " ".join(f"cat {home / name} 2>/dev/null;" for name in secrets)
-    probe += ' cat "$HOME/.config/pip/pip.conf" "$HOME/.npmrc"; echo "token=$GITHUB_TOKEN index=$PIP_INDEX_URL"'
-    try:
-        out = subprocess.run(
-            _sandboxed_install(["sh", "-c", probe], slot, resolve_mode("auto")),
-            env=install_env(slot / ".home"),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    finally:
-        import shutil
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:1/npm")
+    probe = " ".join(f"cat {fake_home / name} 2>/dev/null;" for name in HOME_SECRETS)
+    probe += ' cat "$HOME/.config/pip/pip.conf" "$HOME/.npmrc" 2>/dev/null; head -c 20 /etc/shadow 2>/dev/null;'
+    probe += ' echo "token=$GITHUB_TOKEN pip=$PIP_INDEX_URL npm=$npm_config_registry uid=$(id -u)"'
+    pip, npm = _install_probe(probe, "pip"), _install_probe(probe, "npm")
+    for out in (pip, npm):
+        assert not any(f"contents of {name}" in out for name in HOME_SECRETS), out
+        assert "token= " in out, out
+        if drops_privileges():
+            assert "root:" not in out and "uid=0" not in out, out
+    assert "contents of .config/pip/pip.conf" in pip and "contents of .npmrc" not in pip, pip
+    assert "pip=http://127.0.0.1:1/simple npm= " in pip, pip
+    assert "contents of .npmrc" in npm and "contents of .config/pip/pip.conf" not in npm, npm
+    assert "pip= npm=http://127.0.0.1:1/npm " in npm, npm
 
-        shutil.rmtree(base)
-    assert "contents of .config/pip/pip.conf" in out.stdout and "contents of .npmrc" in out.stdout, out.stderr
-    assert not any(f"contents of {name}" in out.stdout for name in secrets), out.stdout
-    assert "token= index=http://127.0.0.1:1/simple" in out.stdout
+
+def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
+    # --unshare-net stops TCP, not Unix sockets, which are files: a review's server reached the
+    # local PostgreSQL (trusted locally) through /run/postgresql and ran a command on the host.
+    import socket
+
+    from crawler.introspection.sandbox import resolve_mode, wrap
+
+    where = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    where.chmod(0o755)
+    path = where / "daemon.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    path.chmod(0o777)
+    listener.listen()
+    connect = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(path)!r}); print('connected')"
+    probe = [sys.executable, "-c", f"try:\n    {connect}\nexcept OSError as e:\n    print('refused', e)"]
+    try:
+        outside = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+        home = Path(tempfile.mkdtemp(dir="/var/tmp"))
+        server = subprocess.run(
+            wrap(probe, home=home, mode=resolve_mode("auto")), capture_output=True, text=True, timeout=30, check=False
+        )
+        install = _install_probe(" ".join(shlex.quote(p) for p in probe), "pip")
+    finally:
+        listener.close()
+        shutil.rmtree(where)
+        shutil.rmtree(home, ignore_errors=True)
+    assert outside.stdout.startswith("connected"), outside
+    assert server.stdout.startswith("refused"), (server.stdout, server.stderr)
+    assert install.startswith("refused"), install
 
 
 def test_streamable_http_server_on_loopback(trading_server: str) -> None:

@@ -75,15 +75,23 @@ NETWORK_TROUBLE = (
 )
 
 
-async def _install(cmd: list[str], timeout: float, slot: Path, mode: str) -> tuple[int, str]:
+async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manager: str) -> tuple[int, str]:
     """Run an install command, sandboxed, with only the environment it needs; once more after
-    a pause if it failed on the network."""
+    a pause if it failed on the network. As root, the slot is the install's uid's while it
+    runs and ours again after (nothing it left behind stays its to change)."""
     home = slot / ".home" if mode != "none" else Path(os.path.expanduser("~"))
-    cmd, env = _sandboxed_install(cmd, slot, mode), install_env(home)
-    code, out = await _run(cmd, timeout, env)
-    if code and any(mark in out for mark in NETWORK_TROUBLE):
-        await asyncio.sleep(2)
+    cmd, env = _sandboxed_install(cmd, slot, mode, manager), install_env(home, manager)
+    handover = mode != "none" and sandbox.drops_privileges()
+    if handover:
+        sandbox.give(slot, sandbox.sandbox_uid(slot))
+    try:
         code, out = await _run(cmd, timeout, env)
+        if code and any(mark in out for mark in NETWORK_TROUBLE):
+            await asyncio.sleep(2)
+            code, out = await _run(cmd, timeout, env)
+    finally:
+        if handover:
+            sandbox.give(slot, os.getuid())
     return code, out
 
 
@@ -93,37 +101,78 @@ def _last_error(output: str) -> str:
     return " ".join(errs[-1].split())[:300] if errs else "no output"
 
 
-def _sandboxed_install(cmd: list[str], target: Path, mode: str) -> list[str]:
-    """Installs get network (registries) but may write only their own directory, and see
-    nothing of any home directory: a package's build script (``setup.py``) is a stranger's
-    code with network, so ``~/.netrc``, ``~/.git-credentials`` or ``~/.config/gh`` read there
-    would be gone. The package managers' own settings are shown read-only where they look for
-    them under the install's HOME, so a private registry or mirror keeps working."""
+def _sandboxed_install(cmd: list[str], target: Path, mode: str, manager: str) -> list[str]:
+    """Installs get network (registries) but may write only their own directory, run as a uid
+    of their own when we are root, and see no home directory: a package's build script
+    (``setup.py``) is a stranger's code with network, so ``~/.netrc``, ``~/.git-credentials``
+    or ``~/.config/gh`` read there would be gone, and as root so would ``/etc/shadow``. The
+    package manager's own settings are shown read-only where it looks for them under the
+    install's HOME (pip's to pip, npm's to npm), so a private registry keeps working."""
     if mode == "none":
         return cmd
-    args = ["bwrap", "--die-with-parent", "--unshare-all", "--share-net"]
-    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    args += sandbox.hide_homes([p for tool in ("npm", "node") for p in sandbox.program_roots(tool)])
-    args += ["--bind", str(target), str(target)]
     home, install_home = Path(os.path.expanduser("~")), target / ".home"
-    for config in REGISTRY_SETTINGS:
-        if (home / config).is_file():
-            args += ["--ro-bind", str(home / config), str(install_home / config)]
-    return [*args, "--setenv", "HOME", str(install_home), "--", *cmd]
+    extra: list[str] = []
+    for source, where in registry_settings(manager, home):
+        for parent in reversed(Path(where).parents[:-1]):  # bwrap would make them private (0700)
+            extra += ["--perms", "0755", "--dir", str(install_home / parent)]
+        extra += ["--ro-bind", str(source), str(install_home / where)]
+    args = sandbox.bwrap_args(
+        workdir=target,
+        home=install_home,
+        network=True,
+        readonly_paths=[*(p for tool in ("npm", "node") for p in sandbox.program_roots(tool)), *named_files(manager)],
+        home_in_memory=False,
+        limits=INSTALL_LIMITS,
+        extra=extra,
+    )
+    limits = sandbox.prlimit_args(INSTALL_LIMITS, address_space=manager != "npm", processes=sandbox.drops_privileges())
+    return [*args, *limits, *cmd]
 
 
-#: The package managers' per-user settings (registries, mirrors, proxies), relative to HOME.
-REGISTRY_SETTINGS = (".config/pip/pip.conf", ".pip/pip.conf", ".npmrc")
+#: Builds take longer and write larger files (wheels of a few hundred MB) than servers.
+INSTALL_LIMITS = sandbox.Limits(
+    cpu_seconds=900, open_files=4096, processes=512, file_bytes=4 * 1024**3, scratch_bytes=2 * 1024**3
+)
 
-#: What an install keeps of our environment: the package managers' own settings, proxies and
-#: certificates. Not the rest: tokens in the environment (GITHUB_TOKEN, AWS_*) are as much
-#: a build script's to read as files are.
-INSTALL_ENV_PREFIXES = ("PIP_", "npm_config_", "NPM_CONFIG_")
+
+def registry_settings(manager: str, home: Path) -> list[tuple[Path, str]]:
+    """(the user's settings file, where the manager looks for it under the install's HOME).
+    A file named by a variable instead (PIP_CONFIG_FILE, npm_config_userconfig) is kept with
+    the variable and shown where it is (:func:`named_files`)."""
+    if manager == "npm":
+        files = [(home / ".npmrc", ".npmrc")]
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME")
+        config = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".config"
+        files = [(config / "pip" / "pip.conf", ".config/pip/pip.conf"), (home / ".pip" / "pip.conf", ".pip/pip.conf")]
+    return [(source, where) for source, where in files if source.is_file()]
+
+
+def named_files(manager: str) -> list[Path]:
+    """What the install's kept variables name (PATH's directories, PIP_CONFIG_FILE, PIP_CERT,
+    npm_config_cafile, SSL_CERT_FILE, ...): shown read-only wherever it is, even in a home
+    directory (a ``~/.cargo/bin`` on PATH), but never a whole home."""
+    homes = set(sandbox.hidden_roots())
+    paths = []
+    for key, value in install_env(Path("/"), manager).items():
+        if key == "HOME":
+            continue
+        for part in [value] if "://" in value else value.split(os.pathsep):
+            path = Path(part)
+            if path.is_absolute() and path.exists() and path.resolve() not in homes:
+                paths.append(path)
+    return paths
+
+
+#: What an install keeps of our environment: its package manager's own settings, proxies and
+#: certificates. Not the rest: tokens in the environment (GITHUB_TOKEN, AWS_*) are as much a
+#: build script's to read as files are, and npm's settings (registry tokens) are not pip's.
 INSTALL_ENV = (
     "PATH",
     "LANG",
     "LC_ALL",
     "TZ",
+    "LD_LIBRARY_PATH",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
@@ -134,13 +183,17 @@ INSTALL_ENV = (
     "all_proxy",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
 )
+MANAGER_ENV = {
+    "pip": (("PIP_",), ("REQUESTS_CA_BUNDLE",)),
+    "npm": (("npm_config_", "NPM_CONFIG_"), ("NODE_EXTRA_CA_CERTS",)),
+}
 
 
-def install_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in INSTALL_ENV or k.startswith(INSTALL_ENV_PREFIXES)}
+def install_env(home: Path, manager: str) -> dict[str, str]:
+    prefixes, names = MANAGER_ENV[manager]
+    kept = (*INSTALL_ENV, *names)
+    env = {k: v for k, v in os.environ.items() if k in kept or k.startswith(prefixes)}
     return {**env, "HOME": str(home)}
 
 
@@ -175,7 +228,7 @@ async def install_pypi(
             spec,
             *extra,
         ]
-        code, out = await _install(pip, timeout, slot, mode)
+        code, out = await _install(pip, timeout, slot, mode, "pip")
         if code:
             raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
         scripts = console_scripts(slot / "venv", identifier)
@@ -187,7 +240,7 @@ async def install_pypi(
         raise InstallError(f"{identifier} installs no console script to start")
     name = _pick(scripts, identifier)
     command = [str(slot / "venv" / "bin" / name)]
-    marker.write_text(json.dumps({"command": command, "scripts": scripts}))
+    _write_marker(marker, {"command": command, "scripts": scripts})
     return Installed(command, slot)
 
 
@@ -223,6 +276,16 @@ def console_scripts(venv: Path, identifier: str) -> list[str]:
                 return []
             return sorted(points["console_scripts"]) if points.has_section("console_scripts") else []
     return []
+
+
+def _write_marker(marker: Path, data: dict[str, object]) -> None:
+    """Write the finished-install marker as a new plain file: the install's uid could have left
+    a link at its name, which writing through would aim at any file we may write."""
+    with contextlib.suppress(FileNotFoundError):
+        marker.unlink()
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(data, out)
 
 
 def _read_plain(path: Path, limit: int = 1 << 20) -> str | None:
@@ -279,11 +342,12 @@ async def install_npm(identifier: str, version: str | None, cache: Path, *, time
     try:
         if shutil.which("npm") is None:
             raise InstallError("npm is not installed on this machine")
-        code, out = await _install(npm, timeout, slot, mode)
+        code, out = await _install(npm, timeout, slot, mode, "npm")
         if code:
             raise InstallError(f"npm install {spec} failed: {_last_error(out)}")
-        pkg_json = slot / "node_modules" / identifier / "package.json"
-        meta = json.loads(pkg_json.read_text())
+        meta = json.loads(_read_plain(slot / "node_modules" / identifier / "package.json") or "null")
+        if not isinstance(meta, dict):
+            raise InstallError(f"{identifier} installed no readable package.json")
     except BaseException:
         shutil.rmtree(slot, ignore_errors=True)
         raise
@@ -294,8 +358,11 @@ async def install_npm(identifier: str, version: str | None, cache: Path, *, time
         shutil.rmtree(slot, ignore_errors=True)
         raise InstallError(f"{identifier} declares no bin to start")
     name = _pick(list(bins), identifier)
-    script = (slot / "node_modules" / identifier / bins[name]).resolve()
+    script = (slot / "node_modules" / identifier / str(bins[name])).resolve()
+    if not sandbox.is_under(script, slot.resolve()):
+        shutil.rmtree(slot, ignore_errors=True)
+        raise InstallError(f"{identifier}'s bin {name} points outside its install")
     command = ["node", str(script)]
-    marker.write_text(json.dumps({"command": command, "bins": bins}))
+    _write_marker(marker, {"command": command, "bins": bins})
     shutil.rmtree(slot / ".home" / "npm-cache", ignore_errors=True)
     return Installed(command, slot)

@@ -52,8 +52,6 @@ async def run_sandboxed(
         return IntrospectionResult("stdio", target or " ".join(command), "refused", error=str(exc))
     home = Path(tempfile.mkdtemp(prefix="mcp-catalog-home-"))
     try:
-        if mode == "bwrap":
-            sandbox.prepare_home(home)
         wrapped = sandbox.wrap(command, home=home, mode=mode, readonly_paths=readonly, limits=cfg.limits)
         return await introspect_stdio(
             wrapped,

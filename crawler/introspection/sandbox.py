@@ -10,8 +10,10 @@ Installation happens in a separate step (see ``installer``), never inside a run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import zlib
@@ -56,9 +58,12 @@ class Limits:
     memory_bytes: int = 4 * 1024**3
     open_files: int = 1024
     processes: int = 256
-    #: Per file the server writes, its stderr log (a file of ours) included: a server that
-    #: floods stderr or its home stops at this size instead of filling the disk.
+    #: Per file written, the stderr log (a file of ours) included: a server flooding stderr
+    #: stops at this size instead of filling the disk.
     file_bytes: int = 512 * 1024**2
+    #: Size of each in-memory file system the sandbox writes to (its /tmp, and a server's
+    #: HOME): they are RAM, which the address-space limit does not count.
+    scratch_bytes: int = 256 * 1024**2
 
 
 #: When we are root, each sandbox runs as an unprivileged uid of its own (RLIMIT_NPROC does
@@ -108,19 +113,18 @@ def drops_privileges() -> bool:
     return os.geteuid() == 0 and shutil.which("setpriv") is not None
 
 
-def prepare_home(home: Path) -> None:
-    """The fresh HOME must be writable by the user the server runs as."""
-    if drops_privileges():
-        uid = sandbox_uid(home)
-        os.chown(home, uid, uid)
-
-
-def _under(path: Path, root: Path) -> bool:
+def is_under(path: Path, root: Path) -> bool:
     try:
         path.relative_to(root)
     except ValueError:
         return False
     return True
+
+
+def hidden_roots() -> list[Path]:
+    real_home = Path(os.path.expanduser("~")).resolve()
+    roots = (real_home, Path("/root"), Path("/home"))
+    return list(dict.fromkeys(h for h in roots if h.is_dir() and h != Path("/")))
 
 
 def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
@@ -129,16 +133,17 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
     by one) and show read-only only what the sandboxed program needs from there: the Python it
     runs on and ``readonly_paths``. Must follow a ``--tmpfs /tmp``: paths under /tmp are
     shown again the same way."""
-    real_home = Path(os.path.expanduser("~")).resolve()
-    hidden = list(dict.fromkeys(h for h in (real_home, Path("/root"), Path("/home")) if h.is_dir() and h != Path("/")))
+    hidden = hidden_roots()
     args: list[str] = []
     for h in hidden:
         args += ["--perms", "0755", "--tmpfs", str(h)]
     needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
+    shown: list[Path] = []
     for path in dict.fromkeys(needed):
-        root = next((h for h in (*hidden, Path("/tmp")) if _under(path, h) and path != h), None)
-        if root is None or not path.exists():
+        root = next((h for h in (*hidden, Path("/tmp")) if is_under(path, h) and path != h), None)
+        if root is None or not path.exists() or any(is_under(path, done) for done in shown):
             continue
+        shown.append(path)
         # Directories bwrap creates on the way are private (0700): create them readable.
         for parent in reversed(path.relative_to(root).parents[:-1]):
             args += ["--perms", "0755", "--dir", str(root / parent)]
@@ -146,13 +151,122 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
     return args
 
 
+def unix_sockets() -> list[Path]:
+    """Every Unix socket bound to a path on this machine (``/proc/net/unix``). A socket is
+    reached through the file system, not the network: PostgreSQL's in /run, Docker's, D-Bus's
+    would each hand a sandboxed program the machine (a trusted local PostgreSQL runs
+    ``COPY ... TO PROGRAM`` as its own user; a review did exactly that)."""
+    try:
+        lines = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace").splitlines()[1:]
+    except OSError:
+        return []
+    found: list[Path] = []
+    for line in lines:
+        fields = line.split(None, 7)
+        if len(fields) == 8 and fields[7].startswith("/"):  # "@..." is abstract: the network namespace's
+            with contextlib.suppress(OSError):
+                path = Path(fields[7]).resolve()
+                if stat.S_ISSOCK(path.lstat().st_mode):
+                    found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def _mask_sockets(already_hidden: Sequence[Path]) -> list[str]:
+    args: list[str] = []
+    for path in unix_sockets():
+        if not any(is_under(path, root) for root in already_hidden):
+            args += ["--ro-bind", "/dev/null", str(path)]
+    return args
+
+
+@lru_cache(maxsize=1)
+def _bwrap_sizes() -> bool:
+    """bwrap 0.7 and later can size a tmpfs (--size); 0.6 (Ubuntu 22.04) cannot."""
+    try:
+        out = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--size" in out.stdout + out.stderr
+
+
+def _scratch(path: str, size: int, perms: str) -> list[str]:
+    sized = ["--size", str(size)] if _bwrap_sizes() else []
+    return [*sized, "--perms", perms, "--tmpfs", path]
+
+
 def program_roots(program: str) -> list[Path]:
-    """The installation a program on PATH lives in (``~/.nvm/versions/node/v20`` for a
-    ``node`` from nvm): hidden with the home directories otherwise."""
+    """What a program on PATH needs shown when it lives in a home directory (a ``node`` from
+    nvm or from a tarball in ``~/.local``): the executable itself and, for npm, its package,
+    never the directory around them (``~/.local`` holds shell histories too)."""
     found = shutil.which(program)
     if found is None or "/" in program:
         return []
-    return [Path(found).resolve().parent.parent]
+    exe = Path(found).resolve()
+    # npm is a script inside its package: .../lib/node_modules/npm/bin/npm-cli.js
+    package = next((p for p in exe.parents if p.name == program and (p / "package.json").is_file()), None)
+    return [package] if package is not None else [exe]
+
+
+def prlimit_args(limits: Limits, *, address_space: bool = True, processes: bool = False) -> list[str]:
+    """Resource limits on the command that follows; none where prlimit is missing."""
+    if shutil.which("prlimit") is None:
+        return []
+    args = ["prlimit", f"--cpu={limits.cpu_seconds}", f"--nofile={limits.open_files}", f"--fsize={limits.file_bytes}"]
+    if address_space:
+        args.append(f"--as={limits.memory_bytes}")
+    if processes:
+        args.append(f"--nproc={limits.processes}")
+    return [*args, "--"]
+
+
+def bwrap_args(
+    *,
+    workdir: Path,
+    home: Path,
+    network: bool,
+    readonly_paths: Sequence[Path] = (),
+    home_in_memory: bool = True,
+    limits: Limits = Limits(),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The sandbox up to the command: bubblewrap and, as root, a switch to the uid of
+    ``workdir`` (:func:`sandbox_uid`). ``workdir`` is the one writable host directory
+    (bound in, and the working directory); ``home`` is HOME, an in-memory file system of
+    its own where ``home_in_memory``, else a directory under ``workdir``; ``extra`` bwrap
+    arguments come last, after the homes are hidden. Without network,
+    /run (every daemon's sockets) is an empty in-memory directory too; with it (installs:
+    /run may hold the resolver's configuration), each Unix socket is masked instead."""
+    privileged = drops_privileges()
+    args = ["bwrap", "--die-with-parent", "--new-session"]
+    if privileged:
+        # As root: no user namespace, so the program can be switched to a uid of its own, where the
+        # process-count limit binds and root-only files are out of reach.
+        args += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        if not network:
+            args.append("--unshare-net")
+    else:
+        args.append("--unshare-all")
+        if network:
+            args.append("--share-net")
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args += _scratch("/tmp", limits.scratch_bytes, "1777")
+    hidden = [*hidden_roots(), Path("/tmp")]
+    if not network:
+        args += _scratch("/run", 1024**2, "0755")
+        hidden.append(Path("/run"))
+    args += hide_homes(readonly_paths)
+    args += _mask_sockets(hidden)
+    if not (home_in_memory and home == workdir):
+        args += ["--bind", str(workdir), str(workdir)]
+    if home_in_memory:
+        args += _scratch(str(home), limits.scratch_bytes, "1777" if privileged else "0700")
+    args += [*extra, "--chdir", str(workdir), "--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp", "--"]
+    if privileged:
+        uid = sandbox_uid(workdir)
+        args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        args += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+    return args
 
 
 def wrap(
@@ -160,78 +274,37 @@ def wrap(
     *,
     home: Path,
     mode: str,
-    network: bool = False,
     readonly_paths: Sequence[Path] = (),
     limits: Limits = Limits(),
 ) -> list[str]:
-    """The command line that runs ``command`` sandboxed (or merely resource-limited for ``none``)."""
+    """The command line that runs a server's ``command`` sandboxed, with no network (or merely
+    resource-limited for ``none``)."""
     command = list(command)
-    memory = [f"--as={limits.memory_bytes}"]
-    if Path(command[0]).name == "node":
+    node = Path(command[0]).name == "node"
+    if node:
         # V8 reserves far more address space than it uses (WebAssembly cages): an address-space
         # limit kills Node servers at start. Node's heap is capped by its own flag instead.
-        memory = []
         command = [command[0], f"--max-old-space-size={limits.memory_bytes // 2**20 // 2}", *command[1:]]
-    limited = [
-        "prlimit",
-        f"--cpu={limits.cpu_seconds}",
-        *memory,
-        f"--nofile={limits.open_files}",
-        f"--fsize={limits.file_bytes}",
-    ]
-    if shutil.which("prlimit") is None:
-        limited = []
     if mode == "none":
-        return [*limited, "--", *command] if limited else list(command)
+        return [*prlimit_args(limits, address_space=not node), *command]
+    sandbox = bwrap_args(
+        workdir=home,
+        home=home,
+        network=False,
+        readonly_paths=[*readonly_paths, *program_roots(command[0])],
+        limits=limits,
+    )
     privileged = drops_privileges()
-    args = ["bwrap", "--die-with-parent", "--new-session"]
-    if privileged:
-        # As root: no user namespace, so the server can be switched to a uid of its own, where the
-        # process-count limit binds and root-only files are out of reach.
-        args += [
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--cap-add",
-            "CAP_SETUID",
-            "--cap-add",
-            "CAP_SETGID",
-        ]
-        if not network:
-            args.append("--unshare-net")
-    else:
-        args.append("--unshare-all")
-        if network:
-            args.append("--share-net")
-    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
-    args += hide_homes([*readonly_paths, *program_roots(command[0])])
-    args += [
-        "--bind",
-        str(home),
-        str(home),
-        "--chdir",
-        str(home),
-        "--setenv",
-        "HOME",
-        str(home),
-        "--setenv",
-        "TMPDIR",
-        "/tmp",
-        "--",
-    ]
-    if privileged:
-        args += [
-            "setpriv",
-            f"--reuid={sandbox_uid(home)}",
-            f"--regid={sandbox_uid(home)}",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ]
-        limited = [*limited, f"--nproc={limits.processes}"] if limited else []
-    return [*args, *limited, "--", *command] if limited else [*args, *command]
+    return [*sandbox, *prlimit_args(limits, address_space=not node, processes=privileged), *command]
+
+
+def give(tree: Path, uid: int) -> None:
+    """Make ``tree`` (not following links) owned by ``uid``: the sandboxed uid before it writes
+    there, ours again after, so nothing it left behind is its to change."""
+    for root, dirs, files in os.walk(tree):
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(root, name), uid, uid)
+    os.lchown(tree, uid, uid)
 
 
 def sandbox_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
