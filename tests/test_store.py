@@ -245,6 +245,32 @@ def test_unknown_tool_hints_fold_any_case_and_take_underscores_literally(db_url:
     store.dispose()
 
 
+def test_numbers_json_cannot_hold_are_stored_as_null(db_url: str) -> None:
+    # A raw listing or a catalogue entry may say 1e999 or NaN; PostgreSQL refused the whole
+    # crawl's transaction ("invalid input syntax for type json") and SQLite kept "Infinity".
+    from classifier.definition import definition_hash
+
+    store = open_store(db_url)
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "number", "maximum": float("inf"), "minimum": float("nan")}},
+    }
+    odd = {**TOOL, "name": "set_limit", "inputSchema": schema, "annotations": {"weight": float("-inf")}}
+    with store.session() as s, s.begin():
+        server = upsert_server(
+            s, ServerRecord(name="io.example/odd", source="curated", packages=[{"limit": float("inf")}])
+        )
+        record_tools(s, server, [odd])
+    with store.session() as s:
+        (tool,) = current_tools(s)
+        assert tool.definition["inputSchema"]["properties"]["n"] == {"type": "number", "maximum": None, "minimum": None}
+        assert tool.definition["annotations"] == {"weight": None}
+        assert tool.hash == definition_hash(tool.definition)  # the hash is of what is stored
+        raw = s.execute(text("SELECT packages FROM servers")).scalar_one()
+        assert "Infinity" not in str(raw) and "null" in str(raw).replace("None", "null")
+    store.dispose()
+
+
 def test_times_come_back_in_utc_on_every_backend(db_url: str) -> None:
     # SQLite gave naive times back: JSON output lost its "+00:00" and a time given with an
     # offset was stored as if it were UTC.

@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import DatabaseError
+from catalog.store import jsonvalues
 
 DEFAULT_URL = "sqlite:///catalog.db"
 ENV_VAR = "CATALOG_DATABASE_URL"
@@ -72,7 +73,7 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(f"invalid database URL {url!r}: {_one_line(exc)}") from exc
-    kwargs: dict[str, object] = {"future": True}
+    kwargs: dict[str, object] = {"future": True, "json_serializer": jsonvalues.dumps}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
     try:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from catalog.store.changes import describe_change
+from catalog.store.jsonvalues import finite
 from catalog.store.models import (
     Classification,
     CrawlRun,
@@ -35,7 +36,8 @@ KEPT_FIELDS = ("name", "description", "inputSchema", "annotations", "title", "ou
 
 
 def normalise_tool(raw: Mapping[str, Any]) -> dict[str, Any]:
-    tool = {k: raw[k] for k in KEPT_FIELDS if k in raw and raw[k] is not None}
+    # Non-finite numbers become null before hashing, so the hash is of what is stored.
+    tool = {k: finite(raw[k]) for k in KEPT_FIELDS if k in raw and raw[k] is not None}
     tool.setdefault("description", "")
     tool.setdefault("inputSchema", {})
     tool.setdefault("annotations", {})
