@@ -191,8 +191,12 @@ def test_http_failures_are_recorded_with_reasons(trading_server: str) -> None:
         ("hang", "timeout", "no answer within 2s"),
         ("crash", "crashed", "STRIPE_API_KEY is not set"),
         ("garbage", "error", "not JSON-RPC"),
-        # Read outside the sandbox: without a cap the crawler held all of it, waiting for a newline.
+        # Read outside the sandbox: without caps the crawler read all of it, and held a line
+        # without end in memory, waiting for its newline.
         ("flood", "error", "more than 67,108,864 bytes to stdout"),
+        ("bigline", "error", "a message of more than 16,777,216 bytes"),
+        # Parsed, 3.6 MB of empty objects take hundreds of MB: refused before parsing.
+        ("braces", "error", "a message of more than 1,000,000 objects"),
     ],
 )
 def test_misbehaving_stdio_servers(mode: str, outcome: str, text: str) -> None:

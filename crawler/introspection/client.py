@@ -191,8 +191,8 @@ async def introspect_stdio(
         try:
             await _session(capped_stdio_client(command, env=env or {}, cwd=cwd, errlog=errlog), result, timeout)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
+            if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
+                raise  # cancelled from outside: the caller's to handle, not a server's failure
             result.outcome, result.error = describe_failure(exc)
             if isinstance(exc, FileNotFoundError) or any(isinstance(e, FileNotFoundError) for e in _leaves(exc)):
                 result.outcome, result.error = "error", f"command not found: {command[0]}"
@@ -322,8 +322,8 @@ async def introspect_http(
                 http.event_hooks["response"].append(_remember_status(statuses))
                 await _session(streamable_http_client(url, http_client=http), result, timeout)
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
+        if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
+            raise  # cancelled from outside: the caller's to handle, not a server's failure
         result.outcome, result.error = describe_failure(exc)
         if result.outcome == "timeout":
             result.error = f"no answer within {timeout:g}s"

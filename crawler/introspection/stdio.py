@@ -26,10 +26,23 @@ from crawler.introspection.client import RefusedAnswer
 
 #: The same budget as a remote answer (client.MAX_RESPONSE_BYTES): far above any honest tools/list.
 MAX_STDOUT_BYTES = 64 * 1024 * 1024
+#: One message: a listing of 10,000 described tools is a few MB. Parsed, JSON takes many times
+#: its size (a review's 60 MB of ``[{},{},...]`` became 5 GB), so a message is also refused
+#: past this many objects and arrays, counted before it is parsed.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_CONTAINERS = 1_000_000
 
 
 class StdoutTooLarge(RefusedAnswer):
     """A stdio server wrote more than the crawler will read."""
+
+
+def _refusal(line: bytes | bytearray) -> StdoutTooLarge | None:
+    if len(line) > MAX_MESSAGE_BYTES:
+        return StdoutTooLarge(f"the server sent a message of more than {MAX_MESSAGE_BYTES:,} bytes")
+    if line.count(b"{") + line.count(b"[") > MAX_MESSAGE_CONTAINERS:
+        return StdoutTooLarge(f"the server sent a message of more than {MAX_MESSAGE_CONTAINERS:,} objects")
+    return None
 
 
 def _message(line: bytes) -> SessionMessage | Exception:
@@ -65,16 +78,31 @@ async def capped_stdio_client(
                     total += len(chunk)
                     if total > limit:
                         await read_writer.send(StdoutTooLarge(f"the server wrote more than {limit:,} bytes to stdout"))
-                        return
+                        break
                     seen = len(buffer)  # look for newlines in the new bytes only: no rescans
                     buffer += chunk
                     start, end = 0, buffer.find(b"\n", seen)
+                    refused = None
                     while end >= 0:
-                        await read_writer.send(_message(bytes(buffer[start:end])))
+                        line = buffer[start:end]
+                        refused = _refusal(line)
+                        if refused is not None:
+                            break
+                        await read_writer.send(_message(bytes(line)))
                         start, end = end + 1, buffer.find(b"\n", end + 1)
-                    del buffer[:start]
+                    if refused is None:
+                        del buffer[:start]
+                        refused = _refusal(buffer) if len(buffer) > MAX_MESSAGE_BYTES else None
+                    if refused is not None:
+                        await read_writer.send(refused)
+                        break
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
-                return  # the session or our own shutdown ended the conversation
+                pass  # the session or our own shutdown ended the conversation
+        # Keep the pipe flowing until shutdown closes it, discarding: a server blocked writing
+        # more output would otherwise sit out the whole grace period before it is killed.
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+            while True:
+                await stdout.receive()
 
     async def stdin_writer() -> None:
         async with write_reader:
@@ -92,8 +120,7 @@ async def capped_stdio_client(
             yield read_stream, write_stream
         finally:
             with anyio.CancelScope(shield=True):
-                # The reader may have stopped at the cap with the server blocked on a full pipe:
-                # close our ends first, so shutdown's grace period is not spent waiting on it.
+                # Closing the session's ends moves the reader on to draining the pipe.
                 for stream in (read_stream, write_stream):
                     await stream.aclose()
                 await _stop_server_process(process)

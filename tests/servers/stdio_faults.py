@@ -3,8 +3,10 @@
 hang     reads requests and never answers (stuck in the handshake)
 crash    prints a reason on stderr and exits 3 at once
 garbage  answers every line with text that is not JSON-RPC
-flood    writes to stdout without end and never a newline
+flood    writes lines of noise to stdout without end
 babble   writes to stderr without end and never answers
+bigline  answers the first request with one 20 MB line
+braces   answers the first request with a 3.6 MB line of 1.2 million empty objects
 orphan   starts a long sleep in the background, writes its pid to argv[2] and exits
 """
 
@@ -28,8 +30,15 @@ if mode == "orphan":
     child = subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     Path(sys.argv[2]).write_text(str(child.pid))
     sys.exit(0)
+if mode in ("bigline", "braces"):
+    sys.stdin.readline()
+    body = "[" + ",".join(["{}"] * 1_200_000) + "]" if mode == "braces" else '"' + "x" * 20_000_000 + '"'
+    sys.stdout.write('{"jsonrpc": "2.0", "id": 0, "result": ' + body + "}\n")
+    sys.stdout.flush()
+    while True:
+        time.sleep(1)
 if mode == "flood":
-    chunk = b"x" * 65536
+    chunk = b"x" * 65535 + b"\n"
     while True:
         sys.stdout.buffer.write(chunk)
 if mode == "babble":
