@@ -459,6 +459,10 @@ def test_a_remote_that_answers_too_much_is_cut_off(trading_server: str, monkeypa
             cut = asyncio.run(introspect_http(url, transport=transport, timeout=20))
         assert not cut.ok and cut.outcome == "error", (transport, cut.outcome, cut.error)
         assert "more than 1,500 bytes" in (cut.error or "") and time.monotonic() - started < 15
+        with monkeypatch.context() as patched:  # parsed, objects cost far more than their bytes
+            patched.setattr(client, "MAX_RESPONSE_CONTAINERS", 10)
+            nested = asyncio.run(introspect_http(url, transport=transport, timeout=20))
+        assert not nested.ok and "more than 10 objects" in (nested.error or ""), (transport, nested.error)
 
 
 def test_a_compressed_answer_is_refused_not_unpacked() -> None:

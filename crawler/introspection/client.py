@@ -24,6 +24,9 @@ MAX_TOOLS = 20_000
 #: hostile remote must not be able to fill its memory (a review sent a 1.5 GB description;
 #: the largest real listing seen is a few MB).
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: JSON objects and arrays in one answer (an SSE stream is one answer): parsed, 60 MB of empty
+#: objects took 5 GB, so they are counted as the bytes arrive (as for stdio messages).
+MAX_RESPONSE_CONTAINERS = 1_000_000
 MAX_PAGES = 500
 CLIENT_NAME = "mcp-catalog"
 
@@ -263,6 +266,7 @@ def _capped_clients(limit: int) -> Any:
     class Counted(httpx2.AsyncByteStream):
         def __init__(self, inner: Any) -> None:
             self.inner = inner
+            self.containers = 0  # objects and arrays in this response: parsed, each costs far more than its bytes
 
         async def __aiter__(self) -> Any:
             nonlocal read
@@ -270,6 +274,11 @@ def _capped_clients(limit: int) -> Any:
                 read += len(chunk)
                 if read > limit:
                     raise ResponseTooLarge(f"the server sent more than {limit:,} bytes")
+                self.containers += chunk.count(b"{") + chunk.count(b"[")
+                if self.containers > MAX_RESPONSE_CONTAINERS:
+                    raise ResponseTooLarge(
+                        f"the server sent an answer of more than {MAX_RESPONSE_CONTAINERS:,} objects"
+                    )
                 yield chunk
 
         async def aclose(self) -> None:

@@ -22,15 +22,14 @@ import mcp_types
 from mcp.client.stdio import _stop_server_process
 from mcp.shared.message import SessionMessage
 
-from crawler.introspection.client import RefusedAnswer
+from crawler.introspection.client import MAX_RESPONSE_CONTAINERS, RefusedAnswer
 
 #: The same budget as a remote answer (client.MAX_RESPONSE_BYTES): far above any honest tools/list.
 MAX_STDOUT_BYTES = 64 * 1024 * 1024
 #: One message: a listing of 10,000 described tools is a few MB. Parsed, JSON takes many times
 #: its size (a review's 60 MB of ``[{},{},...]`` became 5 GB), so a message is also refused
-#: past this many objects and arrays, counted before it is parsed.
+#: past MAX_RESPONSE_CONTAINERS objects and arrays, counted before it is parsed.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-MAX_MESSAGE_CONTAINERS = 1_000_000
 
 
 class StdoutTooLarge(RefusedAnswer):
@@ -40,8 +39,8 @@ class StdoutTooLarge(RefusedAnswer):
 def _refusal(line: bytes | bytearray) -> StdoutTooLarge | None:
     if len(line) > MAX_MESSAGE_BYTES:
         return StdoutTooLarge(f"the server sent a message of more than {MAX_MESSAGE_BYTES:,} bytes")
-    if line.count(b"{") + line.count(b"[") > MAX_MESSAGE_CONTAINERS:
-        return StdoutTooLarge(f"the server sent a message of more than {MAX_MESSAGE_CONTAINERS:,} objects")
+    if line.count(b"{") + line.count(b"[") > MAX_RESPONSE_CONTAINERS:
+        return StdoutTooLarge(f"the server sent a message of more than {MAX_RESPONSE_CONTAINERS:,} objects")
     return None
 
 
