@@ -7,17 +7,21 @@ a scheduled run and a run by hand never overlap: the later one is reported and s
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from catalog.errors import CatalogError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_INTERVAL = 366 * 86400
 #: (name, lowest, highest); a weekday of 0 or 7 is Sunday.
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
 
@@ -30,6 +34,8 @@ def parse_interval(text: str) -> float:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise CatalogError("--every must be longer than zero")
+    if seconds > MAX_INTERVAL:
+        raise CatalogError(f"--every can be at most 366d, not {text!r}")
     return float(seconds)
 
 
@@ -98,6 +104,87 @@ class Cron:
         raise CatalogError("the cron expression never matches")
 
 
+#: A crawl's exit status for a usage error (click): the arguments will not get better by waiting.
+USAGE_ERROR = 2
+#: How long a crawl gets to finish its run records and release its lock when the schedule is
+#: stopped, before it is killed.
+STOP_GRACE_SECONDS = 30.0
+FORCE_AFTER_SECONDS = 5.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def failure_reason(stderr: str, fallback: str) -> str:
+    """The line that says why: our ``error: ...`` line, or the message inside click's usage box
+    (its last line is the box's border), else the last line that has words."""
+    lines = [ln.strip().strip("│╭╮╰╯─").strip() for ln in stderr.strip().splitlines()]
+    errors = [ln for ln in lines if ln.lower().startswith("error:")]
+    worded = [ln for ln in lines if any(c.isalnum() for c in ln)]
+    return (errors or worded or [fallback])[-1]
+
+
+class Stopped(Exception):
+    """The schedule was asked to stop (SIGTERM, SIGINT)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _run_crawl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """One ``catalog crawl``, in a process group of its own. Asked to stop, the schedule passes
+    SIGTERM on (Scrapy then stops taking requests), again after FORCE_AFTER_SECONDS (Scrapy's
+    "send again to force": in-flight downloads are dropped) and kills the group after
+    STOP_GRACE_SECONDS: a scheduler killed under a running crawl used to leave the crawl
+    running, holding the lock, with no one to report it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "crawl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    asked: list[tuple[int, float]] = []
+
+    def signal_group(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def stop(signum: int, _frame: object) -> None:
+        if not asked:
+            asked.append((signum, time.monotonic()))
+            signal_group(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    forced = False
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if not asked:
+                    continue
+                waited = time.monotonic() - asked[0][1]
+                if waited > STOP_GRACE_SECONDS:
+                    signal_group(signal.SIGKILL)
+                elif waited > FORCE_AFTER_SECONDS and not forced:
+                    forced = True
+                    signal_group(signal.SIGTERM)
+    except BaseException:
+        signal_group(signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if asked:
+        raise Stopped(asked[0][0])
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def run_schedule(
     crawl_args: Sequence[str],
     *,
@@ -105,29 +192,37 @@ def run_schedule(
     cron: Cron | None,
     max_runs: int | None,
     echo: Callable[[str], None],
-    now: Callable[[], datetime] = datetime.now,
+    now: Callable[[], datetime] = _utcnow,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run ``catalog crawl`` on the schedule; returns how many runs failed."""
+    """Run ``catalog crawl`` on the schedule (times in UTC); returns how many runs failed.
+    ``--every`` runs at once and then every so often; a cron schedule waits for its first
+    matching minute, as cron does. A usage error stops the schedule (it would fail every run)."""
     runs = failures = 0
-    next_at = now()
+    next_at = cron.next_after(now()) if cron else now()  # a cron that never matches fails here
+    if cron:
+        echo(f"first crawl at {next_at.isoformat(timespec='seconds')}")
     while max_runs is None or runs < max_runs:
         wait = (next_at - now()).total_seconds()
         if wait > 0:
             sleep(wait)
         started = now()
         echo(f"[{started.isoformat(timespec='seconds')}] crawl {runs + 1} starting")
-        proc = subprocess.run(
-            [sys.executable, "-m", "catalog", "crawl", *crawl_args], capture_output=True, text=True, check=False
-        )
+        try:
+            proc = _run_crawl(crawl_args)
+        except Stopped as stop:
+            echo(f"[{now().isoformat(timespec='seconds')}] stopped by {stop}; crawl {runs + 1} was interrupted")
+            raise
         runs += 1
         summary = (proc.stdout.strip().splitlines() or [""])[-1]
         if proc.returncode == 0:
             echo(f"[{now().isoformat(timespec='seconds')}] crawl {runs} ok: {summary}")
         else:
             failures += 1
-            reason = (proc.stderr.strip().splitlines() or [summary or f"exit {proc.returncode}"])[-1]
+            reason = failure_reason(proc.stderr, summary or f"exit {proc.returncode}")
             echo(f"[{now().isoformat(timespec='seconds')}] crawl {runs} FAILED (exit {proc.returncode}): {reason}")
+            if proc.returncode == USAGE_ERROR:
+                raise CatalogError(f"the crawl's arguments were refused ({reason}): schedule stopped")
         next_at = cron.next_after(now()) if cron else started + timedelta(seconds=every or 0)
         if max_runs is None or runs < max_runs:
             echo(f"next crawl at {next_at.isoformat(timespec='seconds')}")

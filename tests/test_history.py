@@ -247,6 +247,51 @@ def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path)
     assert bad.stdout.count("FAILED (exit 1): error: every source failed") == 2
 
 
+def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path) -> None:
+    # A review killed the scheduler (SIGTERM) under a crawl of a registry that never answered:
+    # the crawl ran on, orphaned, holding the lock, and the next crawl exited 4.
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections, never answers
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["--source", "official-registry", "--registry-url", f"http://127.0.0.1:{silent.getsockname()[1]}"]
+    args += ["--no-introspect", "--cache-dir", str(tmp_path / "cache"), "--db", db]
+    sched = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "schedule", "--every", "1h", "--", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "c.db").exists():
+            time.sleep(0.2)
+        time.sleep(2)  # the crawl is waiting on the silent registry
+        sched.send_signal(signal.SIGTERM)
+        out, err = sched.communicate(timeout=60)
+    finally:
+        silent.close()
+        if sched.poll() is None:
+            sched.kill()
+    assert sched.returncode == 128 + signal.SIGTERM, (out, err)
+    assert "stopped by SIGTERM; crawl 1 was interrupted" in out
+    again = run_cli("crawl", *args, timeout=120)  # the same cache directory, so the same lock
+    assert again.returncode != 4 and "another crawl is running" not in again.stderr, again.stderr
+
+
+def test_a_schedule_refuses_what_would_fail_every_time(tmp_path: Path) -> None:
+    never = run_cli("schedule", "--cron", "0 0 30 2 *", "--", "--db", f"sqlite:///{tmp_path / 'c.db'}")
+    assert never.returncode == 1 and "never matches" in never.stderr and "starting" not in never.stdout
+    usage = run_cli("schedule", "--every", "1s", "--max-runs", "3", "--", "--bogus", timeout=120)
+    assert usage.returncode == 1 and usage.stdout.count("starting") == 1, usage.stdout
+    assert "No such option" in usage.stdout and "No such option" in usage.stderr  # the reason, not the box's border
+    assert run_cli("schedule", "--every", "400d", "--max-runs", "1").returncode == 1
+    assert run_cli("schedule", "--every", "1s", "--max-runs", "0").returncode == 2
+
+
 def test_interval_and_cron_parsing() -> None:
     assert parse_interval("6h") == 21600 and parse_interval("1h30m") == 5400 and parse_interval("45s") == 45
     for bad in ("6", "h", "6x", "-1h"):
