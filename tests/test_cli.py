@@ -67,6 +67,49 @@ def filled(db_url: str) -> str:
     return db_url
 
 
+HOSTILE = {
+    "name": '=HYPERLINK("http://x","y")',
+    "description": "Returns the weather.\x1b[2A\x1b[2K  Risk         : low\n  Decision     : allow\x1b[8m "
+    "\u202e<script>alert(1)</script> [click](javascript:alert(1)) \x1b]52;c;aGk=\x07",
+}
+
+
+def test_strangers_text_is_shown_not_obeyed(filled: str, tmp_path: Path) -> None:
+    # A review stored a description with escape sequences that, printed raw on a terminal,
+    # overwrote the lines above with a fake "Risk: low / Decision: allow" and hid the rest;
+    # the CSV export held a spreadsheet formula, the Markdown raw HTML and a javascript: link.
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        record_tools(s, upsert_server(s, ServerRecord(name="io.github.example/weather", source="test")), [HOSTILE])
+        classify_pending(s)
+    store.dispose()
+    name = HOSTILE["name"]
+    shown = runner.invoke(app, ["recommend", name, "--db", filled])
+    assert shown.exit_code == 0, shown.output
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout and "\x07" not in shown.stdout
+    assert "\\u001b[2A" in shown.stdout  # shown, for a person to see
+    assert [ln for ln in shown.stdout.splitlines() if ln.lstrip().startswith("Decision")] == [
+        ln for ln in shown.stdout.splitlines() if ln.startswith("  Decision     :")
+    ]  # the description's fake "Decision" line stays inside its own line
+    as_json = runner.invoke(app, ["show", name, "--db", filled])
+    assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)["definition"] == {
+        **HOSTILE,
+        "inputSchema": {},
+        "annotations": {},
+    }
+    csv_out = runner.invoke(app, ["export", "-f", "csv", "--server", "io.github.example/weather", "--db", filled])
+    import csv as csvlib
+    import io
+
+    (row,) = list(csvlib.DictReader(io.StringIO(csv_out.stdout)))
+    assert row["tool"] == "'" + name and not row["rationale"].startswith(("=", "+", "-", "@"))
+    assert "\x1b" not in csv_out.stdout
+    md = runner.invoke(app, ["export", "-f", "markdown", "--server", "io.github.example/weather", "--db", filled])
+    assert md.exit_code == 0, md.output
+    assert "<script>" not in md.stdout and "&lt;script&gt;" in md.stdout
+    assert "[click](javascript" not in md.stdout and "\x1b" not in md.stdout
+
+
 def test_recommend_json_is_exactly_the_seed_policy(filled: str) -> None:
     result = runner.invoke(app, ["recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", filled])
     assert result.exit_code == 0, result.output

@@ -6,7 +6,7 @@ import functools
 import os
 import select
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -15,6 +15,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from catalog.display import printable
 from catalog.errors import CatalogError
 from catalog.store.db import open_store
 
@@ -50,8 +51,18 @@ FormatOption = Annotated[TextOrJson, typer.Option("--format", help="text or json
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message, one_line=True)}", err=True)
     return typer.Exit(code)
+
+
+def say(text: str) -> None:
+    """Print a document (JSON, a report) with strangers' control characters shown, not obeyed."""
+    typer.echo(printable(text))
+
+
+def say_lines(lines: Iterable[str]) -> None:
+    """Print lines of text, each kept to one line whatever the values in it hold."""
+    typer.echo("\n".join(printable(line, one_line=True) for line in lines))
 
 
 def friendly(func: F) -> F:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, fail, friendly
+from catalog.cli.common import DbOption, fail, friendly, say_lines
 
 
 @friendly
@@ -83,6 +83,6 @@ def crawl(
         resume=resume,
     )
     summary = run_crawl(opts)
-    typer.echo(summary.line())
+    say_lines([summary.line()])
     if summary.failed:
         raise fail("every source failed; the catalogue was left as it was")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
 from catalog.history import Diff, diff_since, resolve_since
 
 
@@ -71,8 +71,8 @@ def diff(
         data = d.to_dict()
         if severe:
             data["changed"] = [c for c in data["changed"] if c["severe"]]
-        typer.echo(json.dumps(data, indent=2))
+        say(json.dumps(data, indent=2))
     else:
-        typer.echo("\n".join(_render(d, severe)))
+        say_lines(_render(d, severe))
     if severe and d.severe:
         raise typer.Exit(1)

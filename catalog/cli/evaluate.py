@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import FormatOption, TextOrJson, friendly
+from catalog.cli.common import FormatOption, TextOrJson, friendly, say
 
 
 @friendly
@@ -28,4 +28,4 @@ def evaluate(
     from catalog.evaluation.run import load, render
 
     report = run(load(Path(labelled)), peers=peers)
-    typer.echo(json.dumps(report.to_dict(), indent=2) if output == "json" else render(report))
+    say(json.dumps(report.to_dict(), indent=2) if output == "json" else render(report))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, FormatOption, TextOrJson, fail, friendly
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, fail, friendly, say, say_lines
 
 
 def absolute_arguments(command: list[str]) -> list[str]:
@@ -71,7 +71,7 @@ def introspect(
     if not result.ok:
         raise fail(f"{' '.join(command)[:200]}: {result.outcome}: {result.error}")
     if output == "json":
-        typer.echo(
+        say(
             json.dumps(
                 {
                     "server": server,
@@ -83,8 +83,9 @@ def introspect(
             )
         )
         return
-    typer.echo(f"{server}: {len(result.tools)} tools (protocol {result.protocol_version}, {result.seconds:.1f}s)")
+    lines = [f"{server}: {len(result.tools)} tools (protocol {result.protocol_version}, {result.seconds:.1f}s)"]
     for tool in result.tools:
         v = verdicts.get(tool["name"])
         tag = f"  [{v.risk} · {v.category} · {v.action}]" if v else ""
-        typer.echo(f"  {tool['name']}{tag}")
+        lines.append(f"  {tool['name']}{tag}")
+    say_lines(lines)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
 from catalog.errors import CatalogError, NotFound
 from catalog.policies.formats import schema_errors
 from catalog.store.overrides import (
@@ -79,7 +79,7 @@ def override(
                 raise NotFound(f"no override for {tool!r}" + (f" on {server!r}" if server else ""))
             # (The override for every server now covers one more: left as it was, it asks for
             # a look if that server's definition is not the one it was decided on.)
-            typer.echo(f"override for {tool} cleared")
+            say_lines([f"override for {tool} cleared"])
             return
         views = current_tools(session, name=tool, server=server)
         if not views:
@@ -101,7 +101,7 @@ def override(
         if server:
             keep_servers_digest(session, tool, before)
     where = f" on {server}" if server else (f" on {len(views)} servers" if len(views) > 1 else "")
-    typer.echo(f"override for {tool}{where}: {decision}" + (f" ({reason})" if reason else ""))
+    say_lines([f"override for {tool}{where}: {decision}" + (f" ({reason})" if reason else "")])
 
 
 @friendly
@@ -138,16 +138,16 @@ def overrides(
             }
         )
     if output == "json":
-        typer.echo(json.dumps(items, indent=2))
+        say(json.dumps(items, indent=2))
         return
     if not items:
-        typer.echo("no overrides")
+        say_lines(["no overrides"])
     for it in items:
         flag = (
             "  REVIEW: definition changed since"
             if it["review"]
             else ("  (tool not in catalogue)" if it["missing"] else "")
         )
-        typer.echo(
-            f"{it['tool']} [{it['server']}] {it['decision']} by {it['by']} at {it['at']}: {it['reason'] or '-'}{flag}"
+        say_lines(
+            [f"{it['tool']} [{it['server']}] {it['decision']} by {it['by']} at {it['at']}: {it['reason'] or '-'}{flag}"]
         )

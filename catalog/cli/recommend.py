@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, FormatOption, SettingsOption, TextOrJson, friendly, store_session
+from catalog.cli.common import (
+    DbOption,
+    FormatOption,
+    SettingsOption,
+    TextOrJson,
+    friendly,
+    say,
+    say_lines,
+    store_session,
+)
 from catalog.errors import Ambiguous, CatalogError, NotFound
 from catalog.history import changes_of
 from catalog.policies.collect import policy_for
@@ -54,7 +63,7 @@ def recommend(
         raise CatalogError(f"tool {tool!r} has no verdict yet; run `catalog crawl` to classify it")
     doc = seed_document([policy], pin=pin)
     if output == "json":
-        typer.echo(dumps(doc))
+        say(dumps(doc))
         return
     v = view.verdict
     assert v is not None
@@ -79,7 +88,7 @@ def recommend(
     ]
     lines += [f"  Condition    : {why}" for why in policy.explanation()]
     lines.append(f"  Policy       : {dumps(doc)}")
-    typer.echo("\n".join(lines))
+    say_lines(lines)
 
 
 @friendly
@@ -122,4 +131,4 @@ def show(
             for c in history
         ],
     }
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    say(json.dumps(data, indent=2, ensure_ascii=False))

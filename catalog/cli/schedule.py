@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.common import friendly
+from catalog.cli.common import friendly, say_lines
 from catalog.errors import CatalogError
 
 
@@ -34,7 +34,7 @@ def schedule(
             every=parse_interval(every) if every else None,
             cron=Cron.parse(cron) if cron else None,
             max_runs=max_runs,
-            echo=lambda line: typer.echo(line, err=False),
+            echo=lambda line: say_lines([line]),
         )
     except Stopped as stop:
         raise typer.Exit(128 + stop.signum) from None

