@@ -7,6 +7,7 @@ be asked for any point in time, not only the last crawl.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,14 +83,14 @@ def resolve_since(session: Session, value: str | None) -> datetime:
             start = session.scalar(select(func.min(CrawlRun.started_at)).where(CrawlRun.job == last.job))
             return _aware(start or last.started_at)
         return _aware(last.started_at)
-    if value.isdigit():
+    if re.fullmatch("[0-9]+", value):  # not str.isdigit(): "²" is a digit that int() refuses
         run = session.get(CrawlRun, int(value)) if int(value) < 2**31 else None  # an id column's range
         if run is None:
             raise CatalogError(f"no crawl run {value}")
         return _aware(run.started_at)
     try:
         return _aware(datetime.fromisoformat(value))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59-05:00 is past year 9999 in UTC
         raise CatalogError(f"--since takes a run id or an ISO date, not {value!r}") from exc
 
 

@@ -243,6 +243,22 @@ def test_a_reader_that_stops_early_gets_no_error_message() -> None:
     assert (proc.returncode, err.decode()) == (141, "")
 
 
+def test_classify_takes_deep_nesting_and_lone_surrogates_line_by_line(tmp_path: Path) -> None:
+    # One line nested past the parser's depth lost the whole batch (a traceback, no output);
+    # a lone surrogate ("\\ud800", a string cut inside an emoji) stopped the output at its line.
+    deep = '{"a":' * 1200 + "1" + "}" * 1200
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "\n".join([deep, '{"name": "cut\\ud83d", "description": "Get the weather"}', json.dumps(SEED)]) + "\n"
+    )
+    result = runner.invoke(app, ["classify", str(src)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(lines) == 3 and "nested too deeply" in lines[0]["error"]
+    assert lines[1]["name"] == "cut\ufffd" and lines[1]["risk"] == "low"
+    assert lines[2]["risk"] == "critical"
+
+
 def test_classify_reads_lines_of_one_server_together(tmp_path: Path) -> None:
     # A server's tools are one another's context wherever they sit in the file.
     from classifier.model import DATA_DIR, read_jsonl

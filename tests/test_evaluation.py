@@ -92,6 +92,9 @@ def test_evaluate_command_and_bad_input(tmp_path: Path) -> None:
         json.dumps({**label, "name": "x", "risk": "bogus"}): "risk 'bogus' is not one of",
         json.dumps({**label, "name": "x", "category": None}): "category None is not one of",
         json.dumps({**label, "name": "x", "action": 5}): "action 5 is not one of",
+        # "false" is truthy: two benign tools so labelled read as missed poisoning.
+        json.dumps({**label, "name": "x", "poisoned": "false"}): "poisoned must be true or false",
+        '{"a":' * 1200 + "1" + "}" * 1200: "nested too deeply",
     }
     for line, message in cases.items():
         bad.write_text(line + "\n")

@@ -121,6 +121,9 @@ def test_incremental_recrawl_history_and_rug_pull(http_routes, trading_server: s
     assert severe.returncode == 1 and "get_ticker_price" in severe.stdout
     # Since the second crawl there was one change; since now, none.
     assert run_cli("diff", "--severe", "--since", datetime.now().isoformat(), "--db", db).returncode == 0
+    for odd in ("²", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"):  # tracebacks, before
+        out = run_cli("diff", "--since", odd, "--db", db)
+        assert out.returncode == 1 and "--since takes a run id or an ISO date" in out.stderr, out.stderr
     shown = json.loads(run_cli("show", "get_ticker_price", "--server", "io.github.test/trading", "--db", db).stdout)
     assert [c["severe"] for c in shown["definition_changes"]] == [True]
     rec = run_cli("recommend", "get_ticker_price", "--server", "io.github.test/trading", "--db", db).stdout

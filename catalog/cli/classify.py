@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 
+from catalog import jsonlines
 from catalog.cli.common import fail, friendly
-
-
-def _finite(text: str) -> float | None:
-    number = float(text)
-    return number if math.isfinite(number) else None
 
 
 def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
     """The input object and its definition, or an output line with an ``error`` and ``None``.
 
-    Numbers past a float's range (``1e999``) and the non-JSON ``NaN``/``Infinity`` read as null,
-    as the crawler stores them: echoed back as they came they would make the output line
-    invalid JSON (``Infinity``) for every consumer downstream."""
+    Read by :func:`catalog.jsonlines.parse`: numbers past a float's range (``1e999``) and
+    ``NaN`` as null, as the crawler stores them (echoed back as they came they would make the
+    output line invalid JSON), lone surrogates as U+FFFD, a line nested too deeply as that
+    line's error."""
     from classifier import ToolDefinition
 
     try:
-        data = json.loads(line, parse_float=_finite, parse_constant=lambda _: None)
+        data = jsonlines.parse(line)
     except ValueError as exc:
         return {"line": lineno, "error": f"invalid JSON: {exc}"}, None
     if not isinstance(data, dict):
@@ -36,8 +32,8 @@ def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
         defn = ToolDefinition.from_mapping(
             data, server=data.get("server") if isinstance(data.get("server"), str) else None
         )
-    except ValueError as exc:
-        return {**data, "line": lineno, "error": str(exc)}, None
+    except (ValueError, RecursionError) as exc:
+        return {**data, "line": lineno, "error": str(exc) if isinstance(exc, ValueError) else "nested too deeply"}, None
     return data, defn
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog import jsonlines
 from catalog.errors import CatalogError
 from catalog.evaluation import metrics
 from catalog.evaluation.baseline import keyword_verdict
@@ -83,7 +84,7 @@ def load(path: Path) -> list[Labelled]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = jsonlines.parse(line)
             label = {k: data[k] for k in ("category", "action", "risk")}
         except (ValueError, KeyError, TypeError) as exc:
             raise CatalogError(f"{path}:{lineno}: not a labelled tool ({type(exc).__name__}: {exc})") from exc
@@ -94,8 +95,10 @@ def load(path: Path) -> list[Labelled]:
                 raise CatalogError(
                     f"{path}:{lineno}: {key} {label[key]!r} is not one of the rubric's: {', '.join(values)}"
                 )
+        if not isinstance(data.get("poisoned", False), bool):  # "false" would count as poisoned
+            raise CatalogError(f"{path}:{lineno}: poisoned must be true or false, not {data['poisoned']!r}")
         findings = data.get("findings")
-        poisoned = bool(data.get("poisoned")) or (isinstance(findings, list) and "tool_poisoning" in findings)
+        poisoned = data.get("poisoned") is True or (isinstance(findings, list) and "tool_poisoning" in findings)
         items.append(Labelled(data, label["category"], label["action"], label["risk"], poisoned))
     if not items:
         raise CatalogError(f"{path}: no labelled tools")
