@@ -144,6 +144,8 @@ def test_ambiguous_and_unknown_tools_exit_non_zero(filled: str) -> None:
     assert unknown.exit_code == 2
     assert unknown.stderr.count("\n") == 1 and "unknown tool 'BinanceFutures'" in unknown.stderr
     assert "BinanceFuturesCancelBatchOrders" in unknown.stderr  # a suggestion
+    nowhere = runner.invoke(app, ["show", "query", "--server", "io.github.example/nosuch", "--db", filled])
+    assert nowhere.exit_code == 2 and "unknown server 'io.github.example/nosuch'" in nowhere.stderr
 
 
 def test_export_whole_catalogue_server_and_min_risk(filled: str, tmp_path: Path) -> None:

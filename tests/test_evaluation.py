@@ -22,6 +22,12 @@ def test_metrics_by_hand() -> None:
     assert metrics.accuracy(gold, pred) == 0.5
     # F1: a = 2/3 (p 1, r .5), b = 0.5 (p 1/3, r 1), c = 0 -> mean 0.3889
     assert metrics.macro_f1(gold, pred) == pytest.approx((2 / 3 + 0.5 + 0) / 3)
+    # A label only ever predicted counts with F1 0, as scikit-learn averages (it dropped out before).
+    from sklearn.metrics import f1_score
+
+    wrong = ["a", "d", "b", "d"]
+    assert metrics.macro_f1(gold, wrong) == pytest.approx(f1_score(gold, wrong, average="macro", zero_division=0))
+    assert metrics.macro_f1(gold, wrong) == pytest.approx((2 / 3 + 1 + 0 + 0) / 4)
     assert metrics.within_one(["low", "critical", "high", "low"], ["medium", "medium", "unknown", "low"]) == 0.5
     assert metrics.recall_of("critical", ["critical", "critical", "low"], ["critical", "high", "critical"]) == 0.5
     assert metrics.precision_recall([True, False, True], [True, True, False]) == (0.5, 0.5)

@@ -24,7 +24,7 @@ from catalog.policies.formats.seed import seed_document
 from catalog.policies.generate import dumps
 from catalog.policies.settings import load_settings
 from catalog.store.overrides import all_overrides
-from catalog.store.repository import ToolView, current_tools, similar_tool_names
+from catalog.store.repository import ToolView, current_tools, server_names, similar_tool_names
 
 ServerOption = Annotated[str | None, typer.Option("--server", help="The server, when several expose the tool.")]
 
@@ -32,6 +32,8 @@ ServerOption = Annotated[str | None, typer.Option("--server", help="The server, 
 def find_one(session, tool: str, server: str | None) -> ToolView:  # type: ignore[no-untyped-def]
     rows = current_tools(session, name=tool, server=server)
     if not rows:
+        if server and server not in server_names(session):
+            raise NotFound(f"unknown server {server!r}")
         where = f" on server {server!r}" if server else ""
         hint = similar_tool_names(session, tool)
         extra = f"; similar: {', '.join(hint)}" if hint else ""

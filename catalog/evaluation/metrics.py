@@ -16,7 +16,9 @@ def accuracy(gold: Sequence[str], pred: Sequence[str]) -> float:
 
 
 def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
-    labels = sorted(set(gold))
+    """Over every label that is labelled or predicted, as scikit-learn averages it: a label
+    only ever predicted (wrongly) counts, with F1 0, rather than dropping out of the mean."""
+    labels = sorted(set(gold) | set(pred))
     scores = []
     for label in labels:
         tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
