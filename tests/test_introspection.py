@@ -82,18 +82,40 @@ def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None
     assert not any((tmp_path / "pypi").iterdir())
 
 
-def _install_probe(probe: str, manager: str) -> str:
+def _install_probe(probe: str, manager: str, under: str = "/var/tmp") -> str:
     """What ``probe`` (a shell script) prints when run as an install of ``manager`` runs."""
     from crawler.introspection.installer import _install
     from crawler.introspection.sandbox import resolve_mode
 
-    slot = Path(tempfile.mkdtemp(dir="/var/tmp"))  # not under /tmp, which every sandbox hides
+    slot = Path(tempfile.mkdtemp(dir=under)) / "slot"  # /var/tmp: not hidden, as /tmp is in every sandbox
+    slot.parent.chmod(0o755)  # the install's uid must get through it, as through any cache's parents
+    slot.mkdir()
     try:
         (slot / ".home").mkdir()
         _, out = asyncio.run(_install(["sh", "-c", probe], 60, slot, resolve_mode("auto"), manager))
     finally:
-        shutil.rmtree(slot)
+        shutil.rmtree(slot.parent)
     return out
+
+
+def test_an_install_under_a_private_directory_is_a_clear_failure(tmp_path: Path) -> None:
+    from crawler.introspection.installer import InstallError, install_pypi
+
+    if not drops_privileges():
+        pytest.skip("installs run as our own uid here: a private parent is no obstacle")
+    private = Path(tempfile.mkdtemp(dir="/var/tmp"))  # 0700, and not a hidden directory
+    try:
+        with pytest.raises(InstallError, match="cannot be reached by the sandbox's uid"):
+            asyncio.run(install_pypi("mcp-server-time", None, private / "cache", timeout=60, mode="bwrap"))
+    finally:
+        shutil.rmtree(private)
+
+
+def test_an_install_can_write_its_directory_under_a_hidden_one() -> None:
+    # The package cache is under ~/.cache or (a checkout in /tmp) under /tmp, both hidden:
+    # bwrap made the directories on the way to it private, and the install's uid was shut out.
+    out = _install_probe('touch "$HOME/written" && echo wrote', "pip", under="/tmp")
+    assert "wrote" in out, out
 
 
 @pytest.fixture()

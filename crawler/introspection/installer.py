@@ -83,6 +83,12 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
     cmd, env = _sandboxed_install(cmd, slot, mode, manager), install_env(home, manager)
     handover = mode != "none" and sandbox.drops_privileges()
     if handover:
+        blocked = sandbox.private_parent(slot)
+        if blocked is not None:
+            raise InstallError(
+                f"the package cache {slot.parent} cannot be reached by the sandbox's uid: {blocked} is private "
+                "(give it o+x, or choose another --cache-dir)"
+            )
         sandbox.give(slot, sandbox.sandbox_uid(slot))
     try:
         code, out = await _run(cmd, timeout, env)

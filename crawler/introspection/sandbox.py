@@ -144,11 +144,19 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
         if root is None or not path.exists() or any(is_under(path, done) for done in shown):
             continue
         shown.append(path)
-        # Directories bwrap creates on the way are private (0700): create them readable.
-        for parent in reversed(path.relative_to(root).parents[:-1]):
-            args += ["--perms", "0755", "--dir", str(root / parent)]
-        args += ["--ro-bind", str(path), str(path)]
+        args += [*_open_parents(path, root), "--ro-bind", str(path), str(path)]
     return args
+
+
+def _open_parents(path: Path, root: Path) -> list[str]:
+    """Directories bwrap creates on the way to a mount point inside ``root`` (an in-memory
+    file system) are private (0700): the sandbox's uid could not get through them. Create
+    them readable first."""
+    return [
+        a
+        for parent in reversed(path.relative_to(root).parents[:-1])
+        for a in ("--perms", "0755", "--dir", str(root / parent))
+    ]
 
 
 def unix_sockets() -> list[Path]:
@@ -258,7 +266,10 @@ def bwrap_args(
     args += hide_homes(readonly_paths)
     args += _mask_sockets(hidden)
     if not (home_in_memory and home == workdir):
-        args += ["--bind", str(workdir), str(workdir)]
+        # An install's directory under a hidden home (~/.cache/mcp-catalog) or /tmp.
+        real = workdir.resolve()
+        root = next((h for h in hidden if is_under(real, h) and real != h), None)
+        args += [*(_open_parents(real, root) if root else []), "--bind", str(real), str(real)]
     if home_in_memory:
         args += _scratch(str(home), limits.scratch_bytes, "1777" if privileged else "0700")
     args += [*extra, "--chdir", str(workdir), "--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp", "--"]
@@ -296,6 +307,19 @@ def wrap(
     )
     privileged = drops_privileges()
     return [*sandbox, *prlimit_args(limits, address_space=not node, processes=privileged), *command]
+
+
+def private_parent(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` that another uid cannot pass (no o+x),
+    outside the hidden directories (which the sandbox recreates open); ``None`` if none."""
+    real = path.resolve()
+    hidden = [*hidden_roots(), Path("/tmp")]
+    for parent in reversed(real.parents):
+        if any(is_under(parent, h) for h in hidden):
+            return None
+        if not os.stat(parent).st_mode & stat.S_IXOTH:
+            return parent
+    return None
 
 
 def give(tree: Path, uid: int) -> None:
