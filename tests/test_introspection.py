@@ -353,6 +353,62 @@ def test_unsupported_packages_are_recorded_as_skipped() -> None:
     )
     assert [a.outcome for a in attempts] == ["skipped", "skipped"]
     assert "container runtime" in (attempts[0].error or "") and "nuget" in (attempts[1].error or "")
+    # An identifier is a registry's package name, nothing pip or npm would read as an option,
+    # a URL or a path to fetch and build from.
+    odd = [
+        ("pypi", "--index-url=http://127.0.0.1:9/simple", None),
+        ("pypi", "git+https://example.invalid/evil.git", None),
+        ("pypi", "/etc", None),
+        ("npm", "file:../evil", None),
+        ("pypi", "mcp-server-time", "--pre"),
+    ]
+    entries = [{"registryType": r, "identifier": i, "version": v, "transport": {"type": "stdio"}} for r, i, v in odd]
+    refused = asyncio.run(introspect_entry(entries, [], cfg()))
+    assert [a.outcome for a in refused] == ["skipped"] * 5
+    assert all("nothing is installed" in (a.error or "") for a in refused)
+    assert "not a pypi version" in (refused[-1].error or "")
+
+
+def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building an sdist runs its setup.py, and an install has network: a review's build script
+    # reached the local PostgreSQL over loopback and ran a command on the host. Wheels only.
+    import socket
+    import tarfile
+
+    from crawler.introspection.installer import InstallError, install_pypi
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    base.chmod(0o755)
+    source = base / "evilpkg-1.0"
+    source.mkdir()
+    (source / "setup.py").write_text(
+        f"import socket\nsocket.create_connection(('127.0.0.1', {port})).sendall(b'ran')\n"
+        "from setuptools import setup\nsetup(name='evilpkg', version='1.0')\n"
+    )
+    (source / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n")
+    links = base / "links"
+    links.mkdir()
+    with tarfile.open(links / "evilpkg-1.0.tar.gz", "w:gz") as tar:
+        tar.add(source, arcname="evilpkg-1.0")
+    (base / "cache").mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    # pip's inverted spelling for --no-build-isolation: the venv's own setuptools builds it, so
+    # the script would run (it does, without --only-binary) rather than fail fetching setuptools.
+    monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")
+    try:
+        with pytest.raises(InstallError, match="building from source would run the package's code"):
+            asyncio.run(install_pypi("evilpkg", None, base / "cache", timeout=120, mode="auto"))
+        with pytest.raises(TimeoutError):
+            listener.accept()  # the build script never ran
+    finally:
+        listener.close()
+        shutil.rmtree(base)
 
 
 def test_packages_are_refused_without_a_sandbox_unless_asked(tmp_path: Path) -> None:

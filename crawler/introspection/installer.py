@@ -231,10 +231,20 @@ async def install_pypi(
             "--disable-pip-version-check",
             "--no-input",
             "-q",
+            # Wheels only: installing a wheel runs none of the package's code, building a source
+            # distribution runs its build script, and an install has network (a review's build
+            # script reached the local PostgreSQL over loopback and ran a command on the host).
+            "--only-binary=:all:",
             spec,
             *extra,
         ]
         code, out = await _install(pip, timeout, slot, mode, "pip")
+        if code and ("from versions: none" in out or "No matching distribution" in out):
+            raise InstallError(
+                f"pip install {spec} failed: no wheel of it or of a dependency for this Python and platform "
+                "(or no such package); building from source would run the package's code with network access, "
+                f"which installs never do ({_last_error(out)})"
+            )
         if code:
             raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
         scripts = console_scripts(slot / "venv", identifier)

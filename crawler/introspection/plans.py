@@ -7,12 +7,23 @@ remotes come first (cheapest, no code of theirs runs here).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 SUPPORTED_REGISTRIES = ("pypi", "npm")
 PLACEHOLDER = "placeholder-not-a-real-secret"
+
+#: What a registry's package name looks like (PEP 508; npm's, scoped or not). Anything else,
+#: a URL, a path, ``git+https://...`` or ``--index-url=...``, would make pip or npm fetch and
+#: build from wherever an entry says, or read it as an option.
+PACKAGE_NAMES = {
+    "pypi": re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?"),
+    "npm": re.compile(r"(?:@[A-Za-z0-9~][A-Za-z0-9._~-]{0,100}/)?[A-Za-z0-9~][A-Za-z0-9._~-]{0,200}"),
+}
+#: A version or tag: PEP 440 and semver spellings, never an option or a URL.
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,100}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,12 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             )
             plans.append(SkippedPlan(f"{registry}:{ident}", why))
             continue
+        version = pkg.get("version")
+        version = version if isinstance(version, str) and version else None
+        if not PACKAGE_NAMES[registry].fullmatch(ident) or (version and not VERSION.fullmatch(version)):
+            what = "version" if PACKAGE_NAMES[registry].fullmatch(ident) else "package name"
+            plans.append(SkippedPlan(f"{registry}:{ident[:100]}", f"not a {registry} {what}: nothing is installed"))
+            continue
         placeholders: list[str] = []
         args = _arguments(pkg.get("packageArguments") or pkg.get("package_arguments") or [], placeholders)
         env: dict[str, str] = {}
@@ -111,10 +128,5 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             value = _value({**var, "type": "env"}, placeholders)
             if value is not None:
                 env[var["name"]] = value
-        version = pkg.get("version")
-        plans.append(
-            PackagePlan(
-                registry, ident, version if isinstance(version, str) else None, tuple(args), env, tuple(placeholders)
-            )
-        )
+        plans.append(PackagePlan(registry, ident, version, tuple(args), env, tuple(placeholders)))
     return plans
