@@ -369,6 +369,34 @@ def test_unsupported_packages_are_recorded_as_skipped() -> None:
     assert "not a pypi version" in (refused[-1].error or "")
 
 
+def test_what_an_install_leaves_behind_cannot_hang_or_steer_the_crawler(tmp_path: Path) -> None:
+    # A review's package left a FIFO at the marker's name (the next crawl blocked reading it,
+    # holding the lock) and directories 1,100 deep (os.walk and shutil.rmtree raised
+    # RecursionError, leaving the slot to the sandbox's uid).
+    from crawler.introspection.installer import _finished, _remove, _write_marker
+    from crawler.introspection.sandbox import give
+
+    slot = tmp_path / "slot"
+    deep = slot
+    slot.mkdir()
+    for _ in range(1100):  # past the recursion limit, within PATH_MAX (os.makedirs recurses too)
+        deep /= "d"
+        deep.mkdir()
+    marker = slot / "launch.json"
+    os.mkfifo(marker)
+    started = time.monotonic()
+    assert _finished(marker) is None and time.monotonic() - started < 1
+    give(slot, os.getuid())
+    assert deep.stat().st_uid == os.getuid()
+    _write_marker(marker, {"command": ["x"]})  # replaces the FIFO with a plain file of ours
+    assert _finished(marker) == ["x"]
+    marker.unlink()
+    marker.symlink_to("/etc/hostname")
+    assert _finished(marker) is None  # a link is not a marker
+    _remove(slot)
+    assert not slot.exists()
+
+
 def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Building an sdist runs its setup.py, and an install has network: a review's build script
     # reached the local PostgreSQL over loopback and ran a command on the host. Wheels only.

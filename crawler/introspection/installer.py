@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,11 +213,12 @@ async def install_pypi(
     if extra:
         slot = slot.with_name(slot.name + "+" + SAFE.sub("_", "+".join(extra)))
     marker = slot / "launch.json"
-    if marker.exists():
-        return Installed(json.loads(marker.read_text())["command"], slot)
+    done = _finished(marker)
+    if done is not None:
+        return Installed(done, slot)
     # Venvs are not relocatable, so it is built at its final path; the marker written last
     # tells a finished install from one a crash interrupted (which is redone).
-    shutil.rmtree(slot, ignore_errors=True)
+    _remove(slot)
     (slot / ".home").mkdir(parents=True)
     try:
         code, out = await _run([sys.executable, "-m", "venv", str(slot / "venv")], timeout)
@@ -249,10 +251,10 @@ async def install_pypi(
             raise InstallError(f"pip install {spec} failed: {_last_error(out)}")
         scripts = console_scripts(slot / "venv", identifier)
     except BaseException:
-        shutil.rmtree(slot, ignore_errors=True)
+        _remove(slot)
         raise
     if not scripts:
-        shutil.rmtree(slot, ignore_errors=True)
+        _remove(slot)
         raise InstallError(f"{identifier} installs no console script to start")
     name = _pick(scripts, identifier)
     command = [str(slot / "venv" / "bin" / name)]
@@ -292,6 +294,30 @@ def console_scripts(venv: Path, identifier: str) -> list[str]:
                 return []
             return sorted(points["console_scripts"]) if points.has_section("console_scripts") else []
     return []
+
+
+def _finished(marker: Path) -> list[str] | None:
+    """The command a finished install recorded, if its marker is a plain file of ours (what an
+    install left at that name, a FIFO say, would hang or steer the crawler), else ``None``."""
+    try:
+        owner = os.stat(marker, follow_symlinks=False).st_uid
+    except OSError:
+        return None
+    text = _read_plain(marker) if owner == os.getuid() else None
+    try:
+        command = json.loads(text or "null")["command"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return command if isinstance(command, list) and all(isinstance(c, str) for c in command) else None
+
+
+def _remove(tree: Path) -> None:
+    """Remove an install's directory however deep it goes: ``shutil.rmtree`` recurses (on
+    Python 3.11) and a package's thousand-deep directories made it raise; ``rm`` does not."""
+    if tree.is_symlink() or tree.is_file():
+        tree.unlink(missing_ok=True)
+    elif tree.exists():
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(tree)], check=False, capture_output=True)
 
 
 def _write_marker(marker: Path, data: dict[str, object]) -> None:
@@ -335,9 +361,10 @@ def _pick(names: list[str], identifier: str) -> str:
 async def install_npm(identifier: str, version: str | None, cache: Path, *, timeout: float, mode: str) -> Installed:
     slot = _slot(cache, "npm", identifier, version)
     marker = slot / "launch.json"
-    if marker.exists():
-        return Installed(json.loads(marker.read_text())["command"], slot)
-    shutil.rmtree(slot, ignore_errors=True)
+    done = _finished(marker)
+    if done is not None:
+        return Installed(done, slot)
+    _remove(slot)
     slot.mkdir(parents=True)
     (slot / ".home").mkdir()
     spec = f"{identifier}@{version}" if version and version != "latest" else identifier
@@ -365,20 +392,20 @@ async def install_npm(identifier: str, version: str | None, cache: Path, *, time
         if not isinstance(meta, dict):
             raise InstallError(f"{identifier} installed no readable package.json")
     except BaseException:
-        shutil.rmtree(slot, ignore_errors=True)
+        _remove(slot)
         raise
     bins = meta.get("bin")
     if isinstance(bins, str):
         bins = {identifier.split("/")[-1]: bins}
     if not isinstance(bins, dict) or not bins:
-        shutil.rmtree(slot, ignore_errors=True)
+        _remove(slot)
         raise InstallError(f"{identifier} declares no bin to start")
     name = _pick(list(bins), identifier)
     script = (slot / "node_modules" / identifier / str(bins[name])).resolve()
     if not sandbox.is_under(script, slot.resolve()):
-        shutil.rmtree(slot, ignore_errors=True)
+        _remove(slot)
         raise InstallError(f"{identifier}'s bin {name} points outside its install")
     command = ["node", str(script)]
     _write_marker(marker, {"command": command, "bins": bins})
-    shutil.rmtree(slot / ".home" / "npm-cache", ignore_errors=True)
+    _remove(slot / ".home" / "npm-cache")
     return Installed(command, slot)

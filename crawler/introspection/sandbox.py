@@ -324,11 +324,16 @@ def private_parent(path: Path) -> Path | None:
 
 def give(tree: Path, uid: int) -> None:
     """Make ``tree`` (not following links) owned by ``uid``: the sandboxed uid before it writes
-    there, ours again after, so nothing it left behind is its to change."""
-    for root, dirs, files in os.walk(tree):
-        for name in [*dirs, *files]:
-            os.lchown(os.path.join(root, name), uid, uid)
+    there, ours again after, so nothing it left behind is its to change. Walked with a stack,
+    not recursion: a package can nest directories a thousand deep."""
     os.lchown(tree, uid, uid)
+    stack = [str(tree)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                os.lchown(entry.path, uid, uid)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
 
 
 def sandbox_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
