@@ -245,13 +245,17 @@ class _Progress:
         self.bar.stop()
 
     def stored(self, item: Any) -> None:
+        from rich.markup import escape  # a server's name is neither rich markup nor escape codes
+
+        from catalog.display import printable
+
         self.servers += 1
         self.tools += len(item.tools or [])
         self.failures += sum(1 for a in item.attempts if a.outcome != "ok")
         self.bar.update(
             self.task,
             description=f"{self.servers} servers, {self.tools} tools, "
-            f"{self.failures} introspection failures — {item.name[:60]}",
+            f"{self.failures} introspection failures — {escape(printable(str(item.name)[:60], one_line=True))}",
         )
 
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import re
 
-#: C0 and C1 controls (not tab or newline), DEL, zero-width and bidi formatting characters.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+#: C0 and C1 controls (not tab or newline), DEL, zero-width, bidi and other invisible
+#: formatting characters, and the tag characters (U+E0000-E007F) that spell hidden text.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+    "\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
 
 
 def _escaped(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def printable(text: str, *, one_line: bool = False) -> str:

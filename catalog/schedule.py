@@ -126,7 +126,7 @@ def failure_reason(stderr: str, fallback: str) -> str:
 
 
 class Stopped(Exception):
-    """The schedule was asked to stop (SIGTERM, SIGINT)."""
+    """The schedule was asked to stop (SIGTERM, SIGINT, SIGHUP)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -139,25 +139,37 @@ def _run_crawl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     "send again to force": in-flight downloads are dropped) and kills the group after
     STOP_GRACE_SECONDS: a scheduler killed under a running crawl used to leave the crawl
     running, holding the lock, with no one to report it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "crawl", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
     asked: list[tuple[int, float]] = []
+    started: list[subprocess.Popen[str]] = []
 
     def signal_group(sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+        if started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started[0].pid, sig)
 
     def stop(signum: int, _frame: object) -> None:
         if not asked:
             asked.append((signum, time.monotonic()))
             signal_group(signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Handlers first: a signal between starting the crawl and installing them orphaned it.
+    # SIGHUP too: a closed terminal or ssh session ended the schedule and left the crawl.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catalog", "crawl", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    started.append(proc)
+    if asked:
+        signal_group(signal.SIGTERM)
     forced = False
     try:
         while True:

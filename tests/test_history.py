@@ -250,7 +250,8 @@ def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path)
     assert bad.stdout.count("FAILED (exit 1): error: every source failed") == 2
 
 
-def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path, stop: signal.Signals) -> None:
     # A review killed the scheduler (SIGTERM) under a crawl of a registry that never answered:
     # the crawl ran on, orphaned, holding the lock, and the next crawl exited 4.
     import socket
@@ -273,14 +274,14 @@ def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path
         while time.monotonic() < deadline and not (tmp_path / "c.db").exists():
             time.sleep(0.2)
         time.sleep(2)  # the crawl is waiting on the silent registry
-        sched.send_signal(signal.SIGTERM)
+        sched.send_signal(stop)
         out, err = sched.communicate(timeout=60)
     finally:
         silent.close()
         if sched.poll() is None:
             sched.kill()
-    assert sched.returncode == 128 + signal.SIGTERM, (out, err)
-    assert "stopped by SIGTERM; crawl 1 was interrupted" in out
+    assert sched.returncode == 128 + stop, (out, err)
+    assert f"stopped by {stop.name}; crawl 1 was interrupted" in out
     again = run_cli("crawl", *args, timeout=120)  # the same cache directory, so the same lock
     assert again.returncode != 4 and "another crawl is running" not in again.stderr, again.stderr
 

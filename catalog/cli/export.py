@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from catalog.cli.common import DbOption, SettingsOption, fail, friendly, store_session
+from catalog.display import printable
 from catalog.errors import CatalogError, NotFound
 from catalog.policies.collect import collect
 from catalog.policies.formats import ExportOptions, Format, exporter
@@ -71,7 +72,9 @@ def export(
         policies = [p for p in policies if p.category in category]
     opts = ExportOptions(pin=pin, aliases={server: alias} if server and alias else {})
     fmt_exporter = exporter(fmt)
-    text = fmt_exporter.render(policies, opts)
+    # Strangers' invisible and control characters inside the documents' strings are written as
+    # escapes (the same value to any JSON, YAML or TOML reader), never raw to a terminal.
+    text = printable(fmt_exporter.render(policies, opts))
     problems = fmt_exporter.validate(text)
     if problems:
         raise fail(f"generated {fmt.value} export does not validate: " + "; ".join(problems[:3]))

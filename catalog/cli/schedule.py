@@ -23,7 +23,7 @@ def schedule(
 ) -> None:
     """Run `catalog crawl` on a schedule; a failed run is reported with its reason and the next one still
     happens. Two crawls never overlap (the crawl takes a lock). --every runs at once, --cron at its
-    first matching minute (UTC). SIGTERM or Ctrl-C stops the running crawl cleanly, then the schedule."""
+    first matching minute (UTC). SIGTERM, SIGHUP or Ctrl-C stops the running crawl cleanly, then the schedule."""
     from catalog.schedule import Cron, Stopped, parse_interval, run_schedule
 
     if (every is None) == (cron is None):

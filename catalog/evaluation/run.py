@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import jsonlines
+from catalog.display import printable
 from catalog.errors import CatalogError
 from catalog.evaluation import metrics
 from catalog.evaluation.baseline import keyword_verdict
@@ -350,7 +351,10 @@ def render(report: Report) -> str:
             for script, f in report.by_script.items()
         ]
     lines.append("slowest tools:")
-    lines += [f"  {name}: {secs * 1000:.2f} ms" for name, secs in report.slowest]
+    lines += [f"  {printable(name, one_line=True)}: {secs * 1000:.2f} ms" for name, secs in report.slowest]
     lines.append("examples where ours differs (category/action/risk):")
-    lines += [f"  {c['name']}: gold {c['gold']}, ours {c['ours']}" for c in report.confused] or ["  none"]
+    confused = report.confused
+    lines += [f"  {printable(c['name'], one_line=True)}: gold {c['gold']}, ours {c['ours']}" for c in confused] or [
+        "  none"
+    ]
     return "\n".join(lines)
