@@ -160,7 +160,7 @@ def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
     # local PostgreSQL (trusted locally) through /run/postgresql and ran a command on the host.
     import socket
 
-    from crawler.introspection.sandbox import resolve_mode, wrap
+    from crawler.introspection.sandbox import resolve_mode, seccomp_fd, wrap
 
     where = Path(tempfile.mkdtemp(dir="/var/tmp"))
     where.chmod(0o755)
@@ -176,16 +176,19 @@ def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
     try:
         outside = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
         home = Path(tempfile.mkdtemp(dir="/var/tmp"))
-        server = subprocess.run(
-            wrap(probe, home=home, mode=resolve_mode("auto")), capture_output=True, text=True, timeout=30, check=False
-        )
+        fd = seccomp_fd()
+        try:  # servers also run under a seccomp filter that refuses Unix sockets altogether
+            wrapped = wrap(probe, home=home, mode=resolve_mode("auto"), seccomp_fd=fd)
+            server = subprocess.run(wrapped, capture_output=True, text=True, timeout=30, check=False, pass_fds=(fd,))
+        finally:
+            os.close(fd)
         install = _install_probe(" ".join(shlex.quote(p) for p in probe), "pip")
     finally:
         listener.close()
         shutil.rmtree(where)
         shutil.rmtree(home, ignore_errors=True)
     assert outside.stdout.startswith("connected"), outside
-    assert server.stdout.startswith("refused"), (server.stdout, server.stderr)
+    assert server.stdout.startswith("refused [Errno 13]"), (server.stdout, server.stderr)  # the filter
     assert install.startswith("refused"), install
 
 

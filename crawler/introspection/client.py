@@ -183,8 +183,10 @@ async def introspect_stdio(
     cwd: str | None = None,
     timeout: float = 30.0,
     target: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> IntrospectionResult:
-    """Start ``command`` as a stdio server (already wrapped in a sandbox by the caller)."""
+    """Start ``command`` as a stdio server (already wrapped in a sandbox by the caller, which
+    may need ``pass_fds`` open in it)."""
     from crawler.introspection.stdio import capped_stdio_client
 
     _short_shutdown()
@@ -192,7 +194,8 @@ async def introspect_stdio(
     started = time.monotonic()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
         try:
-            await _session(capped_stdio_client(command, env=env or {}, cwd=cwd, errlog=errlog), result, timeout)
+            server = capped_stdio_client(command, env=env or {}, cwd=cwd, errlog=errlog, pass_fds=pass_fds)
+            await _session(server, result, timeout)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
                 raise  # cancelled from outside: the caller's to handle, not a server's failure

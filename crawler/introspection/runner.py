@@ -7,6 +7,7 @@ exactly why a server has no tools.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -51,16 +52,23 @@ async def run_sandboxed(
     except sandbox.SandboxUnavailable as exc:
         return IntrospectionResult("stdio", target or " ".join(command), "refused", error=str(exc))
     home = Path(tempfile.mkdtemp(prefix="mcp-catalog-home-"))
+    filter_fd: int | None = None
     try:
-        wrapped = sandbox.wrap(command, home=home, mode=mode, readonly_paths=readonly, limits=cfg.limits)
+        filter_fd = sandbox.seccomp_fd() if mode == "bwrap" else None
+        wrapped = sandbox.wrap(
+            command, home=home, mode=mode, readonly_paths=readonly, limits=cfg.limits, seccomp_fd=filter_fd
+        )
         return await introspect_stdio(
             wrapped,
             env=sandbox.sandbox_env(home, dict(env or {})),
             cwd=str(home),
             timeout=cfg.timeout,
             target=target or " ".join(command),
+            pass_fds=() if filter_fd is None else (filter_fd,),
         )
     finally:
+        if filter_fd is not None:
+            os.close(filter_fd)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import zlib
@@ -280,6 +281,52 @@ def bwrap_args(
     return args
 
 
+#: seccomp's audit architectures and their ``socket`` system call numbers.
+_SOCKET_CALLS = {0xC000003E: 41, 0xC00000B7: 198}  # x86_64, aarch64
+_X32_BIT = 0x40000000
+
+
+def no_unix_sockets_filter() -> bytes:
+    """A seccomp (classic BPF) program that refuses ``socket(AF_UNIX, ...)`` with EACCES, and
+    every x32 system call (another way in on x86_64). Masking the sockets /proc/net/unix lists
+    misses one bound after the sandbox starts or renamed since; a server has no use for Unix
+    sockets of its own (socketpair, which Python and Node use inside a process, is another
+    call and stays allowed)."""
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    # (label, code, k, jump if true, jump if false): jumps name labels, None falls through.
+    x86, arm = 0xC000003E, 0xC00000B7
+    listing: list[tuple[str | None, int, int, str | None, str | None]] = [
+        (None, ld, 4, None, None),  # seccomp_data.arch
+        (None, jeq, x86, "x86", None),
+        (None, jeq, arm, "arm", "allow"),  # an architecture we do not know: no filter
+        ("x86", ld, 0, None, None),  # seccomp_data.nr
+        (None, jge, _X32_BIT, "refuse", None),
+        (None, jeq, _SOCKET_CALLS[x86], "domain", "allow"),
+        ("arm", ld, 0, None, None),
+        (None, jeq, _SOCKET_CALLS[arm], "domain", "allow"),
+        ("domain", ld, 16, None, None),  # seccomp_data.args[0], its low 32 bits
+        (None, jeq, 1, "refuse", "allow"),  # AF_UNIX
+        ("allow", ret, 0x7FFF0000, None, None),  # SECCOMP_RET_ALLOW
+        ("refuse", ret, 0x00050000 | 13, None, None),  # SECCOMP_RET_ERRNO | EACCES
+    ]
+    where = {label: i for i, (label, *_) in enumerate(listing) if label}
+    code = b""
+    for i, (_, op, k, yes, no) in enumerate(listing):
+        jt = where[yes] - i - 1 if yes else 0
+        jf = where[no] - i - 1 if no else 0
+        code += struct.pack("=HBBI", op, jt, jf, k)
+    return code
+
+
+def seccomp_fd() -> int:
+    """An inheritable file descriptor holding :func:`no_unix_sockets_filter`, read from its
+    start by bwrap (``--seccomp``); the caller closes it once the sandbox has started."""
+    fd = os.memfd_create("mcp-catalog-seccomp", 0)
+    os.write(fd, no_unix_sockets_filter())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 def wrap(
     command: Sequence[str],
     *,
@@ -287,9 +334,11 @@ def wrap(
     mode: str,
     readonly_paths: Sequence[Path] = (),
     limits: Limits = Limits(),
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The command line that runs a server's ``command`` sandboxed, with no network (or merely
-    resource-limited for ``none``)."""
+    resource-limited for ``none``); ``seccomp_fd``, open in the child, holds
+    :func:`no_unix_sockets_filter` for bwrap to apply."""
     command = list(command)
     node = Path(command[0]).name == "node"
     if node:
@@ -304,6 +353,7 @@ def wrap(
         network=False,
         readonly_paths=[*readonly_paths, *program_roots(command[0])],
         limits=limits,
+        extra=["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else (),
     )
     privileged = drops_privileges()
     return [*sandbox, *prlimit_args(limits, address_space=not node, processes=privileged), *command]

@@ -60,10 +60,13 @@ async def capped_stdio_client(
     cwd: str | None,
     errlog: Any,
     limit: int = MAX_STDOUT_BYTES,
+    pass_fds: Sequence[int] = (),
 ) -> AsyncIterator[Any]:
     """Start ``command`` (exactly this environment: nothing of ours is merged in) in a process
     group of its own and bridge its pipes to the session's streams."""
-    process = await anyio.open_process(list(command), env=dict(env), cwd=cwd, stderr=errlog, start_new_session=True)
+    process = await anyio.open_process(
+        list(command), env=dict(env), cwd=cwd, stderr=errlog, start_new_session=True, pass_fds=pass_fds
+    )
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     stdout, stdin = process.stdout, process.stdin
