@@ -391,8 +391,11 @@ def test_what_an_install_leaves_behind_cannot_hang_or_steer_the_crawler(tmp_path
     os.mkfifo(marker)
     started = time.monotonic()
     assert _finished(marker) is None and time.monotonic() - started < 1
+    (slot / "open").mkdir(mode=0o777)
+    (slot / "open").chmod(0o777)
     give(slot, os.getuid())
     assert deep.stat().st_uid == os.getuid()
+    assert (slot / "open").stat().st_mode & 0o777 == 0o755  # a package's chmod 777 does not outlive it
     _write_marker(marker, {"command": ["x"]})  # replaces the FIFO with a plain file of ours
     assert _finished(marker) == ["x"]
     marker.unlink()

@@ -374,14 +374,25 @@ def private_parent(path: Path) -> Path | None:
 
 def give(tree: Path, uid: int) -> None:
     """Make ``tree`` (not following links) owned by ``uid``: the sandboxed uid before it writes
-    there, ours again after, so nothing it left behind is its to change. Walked with a stack,
-    not recursion: a package can nest directories a thousand deep."""
-    os.lchown(tree, uid, uid)
+    there, ours again after, so nothing it left behind is its to change; handed back, nothing
+    stays writable by group or others either (a package's ``chmod 777`` would let any local
+    user change what the next crawl runs). Walked with a stack, not recursion: a package can
+    nest directories a thousand deep."""
+    mine = uid == os.getuid()
+
+    def take(path: str, is_link: bool) -> None:
+        os.lchown(path, uid, uid)
+        if mine and not is_link:
+            mode = os.lstat(path).st_mode
+            if mode & 0o022:
+                os.chmod(path, stat.S_IMODE(mode) & ~0o022)
+
+    take(str(tree), tree.is_symlink())
     stack = [str(tree)]
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
-                os.lchown(entry.path, uid, uid)
+                take(entry.path, entry.is_symlink())
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
 
