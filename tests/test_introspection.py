@@ -173,6 +173,16 @@ def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
     # The interpreter itself (the venv's is a link to it): always shown in a sandbox, wherever the checkout is.
     python = os.path.realpath(sys.executable)
     probe = [python, "-c", f"try:\n    {connect}\nexcept OSError as e:\n    print('refused', e)"]
+    # Other ways to a socket a review found past the first filter: a datagram pair can sendto a
+    # path, io_uring makes sockets without socket(). A stream pair (Python's, Node's) still works.
+    others = (
+        "import ctypes, socket\n"
+        "for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):\n"
+        "    try: socket.socketpair(socket.AF_UNIX, kind); print(kind.name, 'made')\n"
+        "    except OSError as e: print(kind.name, 'refused', e.errno)\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('io_uring', libc.syscall(425, 1, ctypes.create_string_buffer(120)), ctypes.get_errno())\n"
+    )
     try:
         outside = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
         home = Path(tempfile.mkdtemp(dir="/var/tmp"))
@@ -180,6 +190,9 @@ def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
         try:  # servers also run under a seccomp filter that refuses Unix sockets altogether
             wrapped = wrap(probe, home=home, mode=resolve_mode("auto"), seccomp_fd=fd)
             server = subprocess.run(wrapped, capture_output=True, text=True, timeout=30, check=False, pass_fds=(fd,))
+            os.lseek(fd, 0, os.SEEK_SET)
+            wrapped = wrap([python, "-c", others], home=home, mode=resolve_mode("auto"), seccomp_fd=fd)
+            other = subprocess.run(wrapped, capture_output=True, text=True, timeout=30, check=False, pass_fds=(fd,))
         finally:
             os.close(fd)
         install = _install_probe(" ".join(shlex.quote(p) for p in probe), "pip")
@@ -189,6 +202,7 @@ def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
         shutil.rmtree(home, ignore_errors=True)
     assert outside.stdout.startswith("connected"), outside
     assert server.stdout.startswith("refused [Errno 13]"), (server.stdout, server.stderr)  # the filter
+    assert other.stdout.split("\n")[:3] == ["SOCK_DGRAM refused 13", "SOCK_STREAM made", "io_uring -1 13"], other
     assert install.startswith("refused"), install
 
 

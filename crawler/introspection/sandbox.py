@@ -281,31 +281,40 @@ def bwrap_args(
     return args
 
 
-#: seccomp's audit architectures and their ``socket`` system call numbers.
-_SOCKET_CALLS = {0xC000003E: 41, 0xC00000B7: 198}  # x86_64, aarch64
+#: Per seccomp audit architecture: (socket, socketpair, io_uring_setup) system call numbers.
+_CALLS = {0xC000003E: (41, 53, 425), 0xC00000B7: (198, 199, 425)}  # x86_64, aarch64
 _X32_BIT = 0x40000000
 
 
 def no_unix_sockets_filter() -> bytes:
-    """A seccomp (classic BPF) program that refuses ``socket(AF_UNIX, ...)`` with EACCES, and
-    every x32 system call (another way in on x86_64). Masking the sockets /proc/net/unix lists
-    misses one bound after the sandbox starts or renamed since; a server has no use for Unix
-    sockets of its own (socketpair, which Python and Node use inside a process, is another
-    call and stays allowed)."""
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    """A seccomp (classic BPF) program that keeps a server from reaching Unix sockets of the
+    machine, which masking the sockets /proc/net/unix lists cannot (one bound after the
+    sandbox starts, or renamed since, is missed). Refused with EACCES: ``socket(AF_UNIX)``;
+    ``socketpair`` of any type but a stream (a datagram pair can ``sendto`` a path; Python and
+    Node use stream pairs within a process); ``io_uring_setup`` (io_uring makes sockets without
+    the ``socket`` call); every x32 call and every call of another architecture (i386 through
+    ``int 0x80``, where ``socketcall`` is another way in)."""
+    ld, jeq, jge, ret, alu_and = 0x20, 0x15, 0x35, 0x06, 0x54  # BPF_LD|W|ABS, JMP JEQ/JGE K, RET K, ALU AND K
     # (label, code, k, jump if true, jump if false): jumps name labels, None falls through.
     x86, arm = 0xC000003E, 0xC00000B7
     listing: list[tuple[str | None, int, int, str | None, str | None]] = [
         (None, ld, 4, None, None),  # seccomp_data.arch
         (None, jeq, x86, "x86", None),
-        (None, jeq, arm, "arm", "allow"),  # an architecture we do not know: no filter
+        (None, jeq, arm, "arm", "refuse"),  # any other architecture: refused outright
         ("x86", ld, 0, None, None),  # seccomp_data.nr
         (None, jge, _X32_BIT, "refuse", None),
-        (None, jeq, _SOCKET_CALLS[x86], "domain", "allow"),
+        (None, jeq, _CALLS[x86][0], "domain", None),
+        (None, jeq, _CALLS[x86][1], "type", None),
+        (None, jeq, _CALLS[x86][2], "refuse", "allow"),
         ("arm", ld, 0, None, None),
-        (None, jeq, _SOCKET_CALLS[arm], "domain", "allow"),
-        ("domain", ld, 16, None, None),  # seccomp_data.args[0], its low 32 bits
+        (None, jeq, _CALLS[arm][0], "domain", None),
+        (None, jeq, _CALLS[arm][1], "type", None),
+        (None, jeq, _CALLS[arm][2], "refuse", "allow"),
+        ("domain", ld, 16, None, None),  # seccomp_data.args[0] (low 32 bits): the domain
         (None, jeq, 1, "refuse", "allow"),  # AF_UNIX
+        ("type", ld, 24, None, None),  # seccomp_data.args[1]: the type, with SOCK_* flags
+        (None, alu_and, 0xF, None, None),
+        (None, jeq, 1, "allow", "refuse"),  # SOCK_STREAM
         ("allow", ret, 0x7FFF0000, None, None),  # SECCOMP_RET_ALLOW
         ("refuse", ret, 0x00050000 | 13, None, None),  # SECCOMP_RET_ERRNO | EACCES
     ]
