@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-#: A surrogate can only come from a ``\\uXXXX`` escape (the line itself is valid text).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+from catalog.store.jsonvalues import finite
 
 
 def _finite(text: str) -> float | None:
@@ -25,22 +22,11 @@ def _finite(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def parse(line: str) -> Any:
     """The value of one JSON line: out-of-range numbers and NaN as null, lone surrogates as
     U+FFFD. Raises ``ValueError`` with a one-line reason for a line that is not JSON or is
     nested too deeply to read."""
     try:
-        value = json.loads(line, parse_float=_finite, parse_constant=lambda _: None)
-        return _clean(value) if _SURROGATE_ESCAPE.search(line) else value
+        return finite(json.loads(line, parse_float=_finite, parse_constant=lambda _: None))
     except RecursionError:
         raise ValueError("nested too deeply to read") from None

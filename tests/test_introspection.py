@@ -405,6 +405,13 @@ def test_what_an_install_leaves_behind_cannot_hang_or_steer_the_crawler(tmp_path
     os.mkfifo(marker)
     started = time.monotonic()
     assert _finished(marker) is None and time.monotonic() - started < 1
+    fd = os.open(slot, os.O_RDONLY)  # and paths past PATH_MAX, made one directory at a time
+    for _ in range(30):
+        os.mkdir("n" * 200, dir_fd=fd)
+        inner = os.open("n" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
     (slot / "open").mkdir(mode=0o777)
     (slot / "open").chmod(0o777)
     give(slot, os.getuid())

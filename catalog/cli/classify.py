@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -63,7 +64,9 @@ def classify(
     Lines with the same "server" field are classified together (each is the others' context)."""
     if input_file != "-" and not Path(input_file).is_file():
         raise fail(f"no such file: {input_file}")
-    src: TextIO = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8", errors="replace")  # noqa: SIM115
+    # UTF-8 with bad bytes replaced, stdin too (under a C locale it handed them on as lone surrogates).
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if input_file == "-" else None
+    src: TextIO = stdin or open(input_file, encoding="utf-8", errors="replace")  # noqa: SIM115
     dst: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     from classifier import classify_many
 
@@ -78,7 +81,7 @@ def classify(
             errors += "error" in out
             dst.write(json.dumps(out, ensure_ascii=False) + "\n")
     finally:
-        if src is not sys.stdin:
+        if stdin is None:
             src.close()
         if dst is not sys.stdout:
             dst.close()

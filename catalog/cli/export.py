@@ -19,6 +19,10 @@ from catalog.store.repository import current_tools, server_names
 LEVELS = ("low", "medium", "high", "critical")
 
 
+#: Formats written as JSON, where printable()'s escapes are JSON's own.
+JSON_FORMATS = (Format.SEED, Format.CLAUDE_CODE)
+
+
 @friendly
 def export(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.SEED,
@@ -72,9 +76,11 @@ def export(
         policies = [p for p in policies if p.category in category]
     opts = ExportOptions(pin=pin, aliases={server: alias} if server and alias else {})
     fmt_exporter = exporter(fmt)
-    # Strangers' invisible and control characters inside the documents' strings are written as
-    # escapes (the same value to any JSON, YAML or TOML reader), never raw to a terminal.
-    text = printable(fmt_exporter.render(policies, opts))
+    # Strangers' invisible and control characters are written as escapes, never raw to a
+    # terminal: in JSON here (the same value to any reader); the YAML and TOML formats quote
+    # every name so (policies.formats.quoting), and the reports show them in their cells.
+    text = fmt_exporter.render(policies, opts)
+    text = printable(text) if fmt in JSON_FORMATS else text
     problems = fmt_exporter.validate(text)
     if problems:
         raise fail(f"generated {fmt.value} export does not validate: " + "; ".join(problems[:3]))

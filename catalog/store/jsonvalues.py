@@ -1,4 +1,4 @@
-"""JSON the store can keep on every backend.
+"""JSON the store (and every writer of JSON lines) can keep on every backend.
 
 Python reads ``1e999`` as infinity and accepts ``NaN``; written back they are ``Infinity`` and
 ``NaN``, which are not JSON: PostgreSQL refuses the statement (and with it a crawl's whole
@@ -11,18 +11,40 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_scalar(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def finite(value: Any) -> Any:
-    """``value`` with every infinite or NaN float replaced by ``None`` (a copy where needed)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
+    """A copy of ``value`` that every JSON reader and UTF-8 writer takes: infinite and NaN
+    floats as ``None``, lone surrogates (a string cut inside an emoji) as U+FFFD, in keys as
+    in values. Walked with a stack, not recursion, however deep the document nests."""
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        holder, key = stack.pop()
+        item = holder[key]
+        if isinstance(item, dict):
+            mapping = {_clean_scalar(k): v for k, v in item.items()}
+            holder[key] = mapping
+            stack.extend((mapping, k) for k in mapping)
+        elif isinstance(item, list | tuple):
+            items = list(item)
+            holder[key] = items
+            stack.extend((items, i) for i in range(len(items)))
+        else:
+            holder[key] = _clean_scalar(item)
+    return root[0]
 
 
 def dumps(value: Any) -> str:

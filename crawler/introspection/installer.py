@@ -90,7 +90,7 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
                 f"the package cache {slot.parent} cannot be reached by the sandbox's uid: {blocked} is private "
                 "(give it o+x, or choose another --cache-dir)"
             )
-        sandbox.give(slot, sandbox.sandbox_uid(slot))
+        _give(slot, sandbox.sandbox_uid(slot))
     try:
         code, out = await _run(cmd, timeout, env)
         if code and any(mark in out for mark in NETWORK_TROUBLE):
@@ -98,8 +98,15 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
             code, out = await _run(cmd, timeout, env)
     finally:
         if handover:
-            sandbox.give(slot, os.getuid())
+            _give(slot, os.getuid())
     return code, out
+
+
+def _give(slot: Path, uid: int) -> None:
+    try:
+        sandbox.give(slot, uid)
+    except OSError as exc:  # recorded as the install's failure, not a crawl's traceback
+        raise InstallError(f"could not hand {slot} over: {exc}") from exc
 
 
 def _last_error(output: str) -> str:
@@ -120,9 +127,12 @@ def _sandboxed_install(cmd: list[str], target: Path, mode: str, manager: str) ->
     home, install_home = Path(os.path.expanduser("~")), target / ".home"
     extra: list[str] = []
     for source, where in registry_settings(manager, home):
-        for parent in reversed(Path(where).parents[:-1]):  # bwrap would make them private (0700)
-            extra += ["--perms", "0755", "--dir", str(install_home / parent)]
-        extra += ["--ro-bind", str(source), str(install_home / where)]
+        extra += [
+            *sandbox.open_parents(install_home / where, install_home),
+            "--ro-bind",
+            str(source),
+            str(install_home / where),
+        ]
     args = sandbox.bwrap_args(
         workdir=target,
         home=install_home,

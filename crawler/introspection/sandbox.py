@@ -1,11 +1,13 @@
 """Running strangers' servers in a bubblewrap sandbox.
 
 What a sandboxed server gets: a read-only view of the file system with every home
-directory hidden, a fresh writable HOME and /tmp, its own PID, IPC, UTS and network
-namespaces (no network at all for stdio servers), CPU-time, address-space, open-file and
-(when we run as root, by switching it to an unprivileged uid of its own) process-count limits, and death with
-its parent, so killing the sandbox kills the whole tree.
-Installation happens in a separate step (see ``installer``), never inside a run.
+directory hidden, a fresh HOME and /tmp in memory of a set size, an empty /run, its own PID,
+IPC, UTS and network namespaces (no network at all for stdio servers), no Unix socket of the
+machine (listed sockets masked, and a seccomp filter refusing ``socket(AF_UNIX)`` and the
+other ways to one), CPU-time, address-space, open-file, file-size and (when we run as root,
+by switching it to an unprivileged uid of its own) process-count limits, and death with its
+parent, so killing the sandbox kills the whole tree. Installation happens in a separate step
+(see ``installer``) in the same sandbox with network, never inside a run.
 """
 
 from __future__ import annotations
@@ -22,31 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-#: Credential stores under the invoking user's HOME that a server has no business reading.
-SENSITIVE_HOME_ENTRIES = (
-    ".ssh",
-    ".aws",
-    ".azure",
-    ".gnupg",
-    ".config",
-    ".docker",
-    ".kube",
-    ".netrc",
-    ".npmrc",
-    ".pypirc",
-    ".git-credentials",
-    ".gitconfig",
-    ".password-store",
-    ".bash_history",
-    ".python_history",
-    ".psql_history",
-    ".pgpass",
-    ".my.cnf",
-    ".local/share/keyrings",
-    ".mozilla",
-    ".thunderbird",
-)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -73,10 +50,11 @@ class Limits:
 SANDBOX_UIDS = (100_000, 900_000)
 
 
-def sandbox_uid(home: Path) -> int:
-    """A uid for the sandbox whose fresh HOME is ``home`` (stable for that path)."""
+def sandbox_uid(workdir: Path) -> int:
+    """A uid for the sandbox whose one writable directory is ``workdir`` (a server's fresh
+    HOME, an install's directory): stable for that path."""
     lo, span = SANDBOX_UIDS
-    return lo + zlib.crc32(str(home).encode()) % span
+    return lo + zlib.crc32(str(workdir).encode()) % span
 
 
 @lru_cache(maxsize=1)
@@ -145,11 +123,11 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
         if root is None or not path.exists() or any(is_under(path, done) for done in shown):
             continue
         shown.append(path)
-        args += [*_open_parents(path, root), "--ro-bind", str(path), str(path)]
+        args += [*open_parents(path, root), "--ro-bind", str(path), str(path)]
     return args
 
 
-def _open_parents(path: Path, root: Path) -> list[str]:
+def open_parents(path: Path, root: Path) -> list[str]:
     """Directories bwrap creates on the way to a mount point inside ``root`` (an in-memory
     file system) are private (0700): the sandbox's uid could not get through them. Create
     them readable first."""
@@ -270,7 +248,7 @@ def bwrap_args(
         # An install's directory under a hidden home (~/.cache/mcp-catalog) or /tmp.
         real = workdir.resolve()
         root = next((h for h in hidden if is_under(real, h) and real != h), None)
-        args += [*(_open_parents(real, root) if root else []), "--bind", str(real), str(real)]
+        args += [*(open_parents(real, root) if root else []), "--bind", str(real), str(real)]
     if home_in_memory:
         args += _scratch(str(home), limits.scratch_bytes, "1777" if privileged else "0700")
     args += [*extra, "--chdir", str(workdir), "--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp", "--"]
@@ -385,25 +363,15 @@ def give(tree: Path, uid: int) -> None:
     """Make ``tree`` (not following links) owned by ``uid``: the sandboxed uid before it writes
     there, ours again after, so nothing it left behind is its to change; handed back, nothing
     stays writable by group or others either (a package's ``chmod 777`` would let any local
-    user change what the next crawl runs). Walked with a stack, not recursion: a package can
-    nest directories a thousand deep."""
-    mine = uid == os.getuid()
-
-    def take(path: str, is_link: bool) -> None:
-        os.lchown(path, uid, uid)
-        if mine and not is_link:
-            mode = os.lstat(path).st_mode
-            if mode & 0o022:
-                os.chmod(path, stat.S_IMODE(mode) & ~0o022)
-
-    take(str(tree), tree.is_symlink())
-    stack = [str(tree)]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                take(entry.path, entry.is_symlink())
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+    user change what the next crawl runs). coreutils walk it: a package can nest directories
+    deeper than Python recurses and paths longer than PATH_MAX. Raises OSError on failure."""
+    steps = [["chown", "-R", "-h", "-P", f"{uid}:{uid}", "--", str(tree)]]
+    if uid == os.getuid():
+        steps.append(["chmod", "-R", "go-w", "--", str(tree)])  # links are skipped, never followed
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise OSError(f"{step[0]} of {tree} failed: {done.stderr.strip()[:200]}")
 
 
 def sandbox_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -3,9 +3,10 @@
 The SDK's ``stdio_client`` keeps whatever a server writes until a newline arrives, so a server
 that streams megabytes without one (or one enormous "message") grows the crawler's memory for
 as long as its timeout lasts; the sandbox's memory limit binds the server, not us. This
-transport counts every byte of stdout and, past ``limit``, stops reading, hands the session a
-:class:`StdoutTooLarge` (which the client reports as the reason) and lets shutdown kill the
-server. Everything else is the SDK's: its message types, and its shutdown sequence (close
+transport counts every byte of stdout and, past ``limit`` in all or past a message's own
+bounds, hands the session a :class:`StdoutTooLarge` (which the client reports as the reason),
+keeps nothing more (the pipe is drained and discarded until shutdown) and lets shutdown kill
+the server. Everything else is the SDK's: its message types, and its shutdown sequence (close
 stdin, grace period, kill the process group), imported rather than copied.
 """
 

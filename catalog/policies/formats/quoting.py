@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from catalog.display import UNSAFE
+
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -18,8 +20,9 @@ def double_quoted(text: str) -> str:
             out.append(_ESCAPES[ch])
         elif 0xD800 <= code <= 0xDFFF:
             out.append("\\ufffd")
-        elif code < 0x20 or 0x7F <= code <= 0x9F or ch in "\u2028\u2029\ufeff\ufffe\uffff":
-            out.append(f"\\u{code:04x}")
+        elif code < 0x20 or 0x7F <= code <= 0x9F or ch in "\ufffe\uffff" or UNSAFE.match(ch):
+            # Invisible and bidi characters too, as every output shows them (catalog.display).
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
         else:
             out.append(ch)
     out.append('"')

