@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +130,7 @@ def _since_last_complete(session: Any, source: str) -> str | None:
     ).first()
     if run is None:
         return None
-    ts = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return run.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # in UTC, as the store gives every time
 
 
 def _interrupted(session: Any, source: str) -> int:

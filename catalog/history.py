@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError
-from catalog.store.models import CrawlRun, DefinitionChange, Server, Tool, utcnow
+from catalog.store.models import CrawlRun, DefinitionChange, Server, Tool, as_utc, utcnow
 
 
 @dataclass
@@ -65,12 +65,6 @@ class Diff:
         }
 
 
-def _aware(ts: datetime) -> datetime:
-    """In UTC, as the store keeps times: SQLite compares them as text, so an offset left on
-    ("04:00+02:00") would be compared as if it were 04:00 UTC."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def resolve_since(session: Session, value: str | None) -> datetime:
     """A crawl run id, an ISO date/time, or (default) the start of the latest crawl job."""
     if value is None:
@@ -81,15 +75,16 @@ def resolve_since(session: Session, value: str | None) -> datetime:
             raise CatalogError("no crawl has run yet: nothing to compare")
         if last.job:
             start = session.scalar(select(func.min(CrawlRun.started_at)).where(CrawlRun.job == last.job))
-            return _aware(start or last.started_at)
-        return _aware(last.started_at)
+            return start or last.started_at  # the store gives times in UTC (UTCDateTime)
+        return last.started_at
     if re.fullmatch("[0-9]+", value):  # not str.isdigit(): "²" is a digit that int() refuses
         run = session.get(CrawlRun, int(value)) if int(value) < 2**31 else None  # an id column's range
         if run is None:
             raise CatalogError(f"no crawl run {value}")
-        return _aware(run.started_at)
+        return run.started_at
     try:
-        return _aware(datetime.fromisoformat(value))
+        # In UTC, as every time the store gives back is (a date without a zone is read as UTC).
+        return as_utc(datetime.fromisoformat(value))
     except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59-05:00 is past year 9999 in UTC
         raise CatalogError(f"--since takes a run id or an ISO date, not {value!r}") from exc
 
@@ -122,7 +117,7 @@ def diff_since(session: Session, since: datetime) -> Diff:
         .order_by(Server.name, Tool.name, DefinitionChange.id)
     )
     d.changed = [
-        Change(server, tool, c.old_hash, c.new_hash, _aware(c.detected_at), c.severe, c.summary or {})
+        Change(server, tool, c.old_hash, c.new_hash, c.detected_at, c.severe, c.summary or {})
         for c, tool, server in changes
     ]
     return d
@@ -134,7 +129,7 @@ def mark_removed_servers(session: Session, source: str, complete_since: datetime
     now = utcnow()
     count = 0
     for server in session.scalars(select(Server).where(Server.removed_at.is_(None))):
-        if source in (server.sources or []) and _aware(server.last_seen) < complete_since:
+        if source in (server.sources or []) and server.last_seen < complete_since:
             server.removed_at = now
             count += 1
     return count
@@ -149,6 +144,4 @@ def changes_of(session: Session, server: str, tool: str) -> list[Change]:
         .where(Server.name == server, Tool.name == tool)
         .order_by(DefinitionChange.id)
     )
-    return [
-        Change(server, tool, c.old_hash, c.new_hash, _aware(c.detected_at), c.severe, c.summary or {}) for (c,) in rows
-    ]
+    return [Change(server, tool, c.old_hash, c.new_hash, c.detected_at, c.severe, c.summary or {}) for (c,) in rows]
