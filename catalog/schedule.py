@@ -163,19 +163,28 @@ def _run_crawl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
             text=True,
             start_new_session=True,
         )
-    except BaseException:
+        started.append(proc)
+        if asked:
+            signal_group(signal.SIGTERM)
+        out, err = _wait(proc, asked, signal_group)
+    finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        raise
-    started.append(proc)
     if asked:
-        signal_group(signal.SIGTERM)
+        raise Stopped(asked[0][0])
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _wait(
+    proc: subprocess.Popen[str], asked: list[tuple[int, float]], signal_group: Callable[[int], None]
+) -> tuple[str, str]:
+    """The crawl's output once it ends; once a stop is ``asked``, SIGTERM again after
+    FORCE_AFTER_SECONDS and SIGKILL after STOP_GRACE_SECONDS. Killed if we are interrupted."""
     forced = False
     try:
         while True:
             try:
-                out, err = proc.communicate(timeout=0.5)
-                break
+                return proc.communicate(timeout=0.5)
             except subprocess.TimeoutExpired:
                 if not asked:
                     continue
@@ -189,12 +198,6 @@ def _run_crawl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         signal_group(signal.SIGKILL)
         proc.communicate()
         raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if asked:
-        raise Stopped(asked[0][0])
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def run_schedule(

@@ -172,6 +172,12 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
         result.server_info["stdout_noise"] = noise
 
 
+def _from_outside(exc: BaseException) -> bool:
+    """An interrupt, an exit or a cancellation from outside: the caller's to handle, not a
+    failure of the server's to record."""
+    return isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class())
+
+
 class ProtocolNoise(Exception):
     """The server answered with garbage instead of JSON-RPC."""
 
@@ -197,8 +203,8 @@ async def introspect_stdio(
             server = capped_stdio_client(command, env=env or {}, cwd=cwd, errlog=errlog, pass_fds=pass_fds)
             await _session(server, result, timeout)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
-                raise  # cancelled from outside: the caller's to handle, not a server's failure
+            if _from_outside(exc):
+                raise
             result.outcome, result.error = describe_failure(exc)
             if isinstance(exc, FileNotFoundError) or any(isinstance(e, FileNotFoundError) for e in _leaves(exc)):
                 result.outcome, result.error = "error", f"command not found: {command[0]}"
@@ -334,8 +340,8 @@ async def introspect_http(
                 http.event_hooks["response"].append(_remember_status(statuses))
                 await _session(streamable_http_client(url, http_client=http), result, timeout)
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit | anyio.get_cancelled_exc_class()):
-            raise  # cancelled from outside: the caller's to handle, not a server's failure
+        if _from_outside(exc):
+            raise
         result.outcome, result.error = describe_failure(exc)
         if result.outcome == "timeout":
             result.error = f"no answer within {timeout:g}s"

@@ -115,8 +115,9 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             continue
         version = pkg.get("version")
         version = version if isinstance(version, str) and version else None
-        if not PACKAGE_NAMES[registry].fullmatch(ident) or (version and not VERSION.fullmatch(version)):
-            what = "version" if PACKAGE_NAMES[registry].fullmatch(ident) else "package name"
+        named = PACKAGE_NAMES[registry].fullmatch(ident) is not None
+        if not named or (version and not VERSION.fullmatch(version)):
+            what = "version" if named else "package name"
             plans.append(SkippedPlan(f"{registry}:{ident[:100]}", f"not a {registry} {what}: nothing is installed"))
             continue
         placeholders: list[str] = []

@@ -119,12 +119,18 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
     needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
     shown: list[Path] = []
     for path in dict.fromkeys(needed):
-        root = next((h for h in (*hidden, Path("/tmp")) if is_under(path, h) and path != h), None)
+        root = _root_holding(path, (*hidden, Path("/tmp")))
         if root is None or not path.exists() or any(is_under(path, done) for done in shown):
             continue
         shown.append(path)
         args += [*open_parents(path, root), "--ro-bind", str(path), str(path)]
     return args
+
+
+def _root_holding(path: Path, roots: Sequence[Path]) -> Path | None:
+    """The first of ``roots`` (in-memory file systems the sandbox lays over the host's) that
+    ``path`` lies strictly inside: where it must be shown again, or ``None``."""
+    return next((root for root in roots if is_under(path, root) and path != root), None)
 
 
 def open_parents(path: Path, root: Path) -> list[str]:
@@ -247,7 +253,7 @@ def bwrap_args(
     if not (home_in_memory and home == workdir):
         # An install's directory under a hidden home (~/.cache/mcp-catalog) or /tmp.
         real = workdir.resolve()
-        root = next((h for h in hidden if is_under(real, h) and real != h), None)
+        root = _root_holding(real, hidden)
         args += [*(open_parents(real, root) if root else []), "--bind", str(real), str(real)]
     if home_in_memory:
         args += _scratch(str(home), limits.scratch_bytes, "1777" if privileged else "0700")

@@ -23,10 +23,10 @@ import mcp_types
 from mcp.client.stdio import _stop_server_process
 from mcp.shared.message import SessionMessage
 
-from crawler.introspection.client import MAX_RESPONSE_CONTAINERS, RefusedAnswer
+from crawler.introspection.client import MAX_RESPONSE_BYTES, MAX_RESPONSE_CONTAINERS, RefusedAnswer
 
-#: The same budget as a remote answer (client.MAX_RESPONSE_BYTES): far above any honest tools/list.
-MAX_STDOUT_BYTES = 64 * 1024 * 1024
+#: The same budget as a remote answer: far above any honest tools/list.
+MAX_STDOUT_BYTES = MAX_RESPONSE_BYTES
 #: One message: a listing of 10,000 described tools is a few MB. Parsed, JSON takes many times
 #: its size (a review's 60 MB of ``[{},{},...]`` became 5 GB), so a message is also refused
 #: past MAX_RESPONSE_CONTAINERS objects and arrays, counted before it is parsed.
