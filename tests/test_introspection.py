@@ -253,6 +253,22 @@ def test_misbehaving_stdio_servers(mode: str, outcome: str, text: str) -> None:
     assert time.monotonic() - started < 12  # a hung server costs its timeout plus the kill grace
 
 
+def test_a_stop_from_outside_is_not_recorded_as_the_servers_noise() -> None:
+    # A crawl being stopped cancels the introspection under way; when the server had
+    # written junk to stdout, the cancellation became a "not JSON-RPC" error of the server's
+    # and the stop was lost (the session went on as if the server had failed).
+    import anyio
+
+    from crawler.introspection.client import introspect_stdio
+
+    async def stopped() -> bool:
+        with anyio.move_on_after(2) as scope:
+            await introspect_stdio([sys.executable, str(SERVERS / "stdio_faults.py"), "garbage"], timeout=30)
+        return scope.cancelled_caught
+
+    assert anyio.run(stopped)
+
+
 def test_a_server_flooding_stderr_is_stopped_at_the_file_size_limit() -> None:
     # stderr goes to a file of the crawler's, which the server could grow until the disk is
     # full; the per-file limit stops it long before its timeout.

@@ -163,9 +163,11 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
                     result.server_info["instructions"] = client.instructions[:20_000]
                 result.tools = await _list_all_tools(client, result)
     except BaseException as exc:
-        if refused and not isinstance(exc, KeyboardInterrupt | SystemExit):
+        # What the server did explains its failure, never a stop from outside: a cancelled
+        # crawl must stay cancelled, not become the server's error.
+        if refused and not _from_outside(exc):
             raise refused[0] from exc
-        if noise and not isinstance(exc, KeyboardInterrupt | SystemExit):
+        if noise and not _from_outside(exc):
             raise ProtocolNoise(f"the server wrote output that is not JSON-RPC ({noise[0]})") from exc
         raise
     if noise:
