@@ -138,6 +138,18 @@ def test_strangers_text_is_shown_not_obeyed(filled: str, tmp_path: Path) -> None
     assert printable("a\U000e0041b\u061cc\u00ad") == "a\\udb40\\udc41b\\u061cc\\u00ad"
 
 
+def test_every_character_the_classifier_calls_invisible_is_shown_escaped() -> None:
+    # The two sets live apart (the classifier imports nothing of catalog, and read commands
+    # must not import the classifier): a finding that names an invisible character must
+    # point at something `catalog show` makes visible, not at text it passes through raw.
+    from catalog.display import printable
+    from classifier.findings import INVISIBLE
+
+    flagged = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and INVISIBLE.match(chr(c))]
+    assert len(flagged) > 200  # the tag and variation blocks, at least
+    assert [c for c in flagged if printable(c) == c] == []
+
+
 def test_recommend_json_is_exactly_the_seed_policy(filled: str) -> None:
     result = runner.invoke(app, ["recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", filled])
     assert result.exit_code == 0, result.output
