@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, UsageError
 from catalog.store.db import open_store, resolve_url
 from catalog.store.models import CrawlRun
 from catalog.store.repository import mark_interrupted_runs
@@ -74,6 +75,11 @@ class CrawlSummary:
         )
         if bad:
             text += f", {len(bad)} source(s) failed ({'; '.join(b[:240] for b in bad)})"
+        # A page that could not be read after the first: what was read is stored, the listing
+        # is not complete (nothing was marked removed), and the summary must say so.
+        cut = [f"{r['source']}: {r['error']}" for r in self.runs if r["status"] == "partial" and r["error"]]
+        if cut:
+            text += f", {len(cut)} source(s) incomplete ({'; '.join(c[:240] for c in cut)})"
         return text + f", {self.seconds:.1f}s"
 
 
@@ -116,6 +122,9 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
     unknown = [s for s in opts.sources if s not in SOURCES]
     if unknown:
         raise CatalogError(f"unknown source {unknown[0]!r} (known: {', '.join(SOURCES)})")
+    if opts.registry_url is not None and not _is_http_url(opts.registry_url):
+        # Handed to Scrapy, it failed the run with a page-long traceback.
+        raise UsageError(f"--registry-url {opts.registry_url[:200]!r} is not an http(s) URL")
     url = resolve_url(opts.db_url)
     store = open_store(url)  # fail fast, before any crawling, on a bad database URL
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else default_cache_dir()
@@ -123,32 +132,66 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
         return _run_locked(opts, url, store, cache_dir)
 
 
-def _since_last_complete(session: Any, source: str) -> str | None:
-    """Start of the last complete, successful run of ``source``: the registry's updated_since."""
-    run = session.scalars(
-        select(CrawlRun).where(CrawlRun.source == source, CrawlRun.status == "ok").order_by(CrawlRun.id.desc()).limit(1)
-    ).first()
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _since_last_complete(session: Any, source: str, catalogue: str) -> str | None:
+    """Start of the last complete, successful run of ``source`` that introspected: the
+    registry's updated_since.  A ``--no-introspect`` run stored servers without their tools;
+    starting after it, no later incremental crawl would list them again."""
+    runs = session.scalars(
+        select(CrawlRun).where(CrawlRun.source == source, CrawlRun.status == "ok").order_by(CrawlRun.id.desc())
+    )
+    run = next(
+        (
+            r
+            for r in runs
+            if (r.counters or {}).get("introspect", True)
+            and (r.counters or {}).get("catalogue", catalogue) == catalogue
+        ),
+        None,
+    )
     if run is None:
         return None
     return run.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # in UTC, as the store gives every time
 
 
-def _interrupted(session: Any, source: str) -> int:
+def _catalogue(opts: CrawlOptions, source: str) -> str:
+    """The URL ``source``'s spider will list (as the store records it per run)."""
+    if source != "official-registry":
+        return ""
+    return (opts.registry_url or _import(SOURCES[source]).default_base_url).rstrip("/")
+
+
+def _interrupted(session: Any, source: str) -> tuple[int, bool]:
+    """The interrupted last run of ``source`` (0 if it finished) and whether it was a full crawl."""
     run = session.scalars(
         select(CrawlRun).where(CrawlRun.source == source).order_by(CrawlRun.id.desc()).limit(1)
     ).first()
-    return run.id if run is not None and run.status in ("interrupted", "running") else 0
+    if run is None or run.status not in ("interrupted", "running"):
+        return 0, False
+    return run.id, bool((run.counters or {}).get("full"))
 
 
 def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> CrawlSummary:
     job = uuid.uuid4().hex
     with store.session() as session:
-        resume_from = {s: _interrupted(session, s) for s in opts.sources} if opts.resume else {}
-        if opts.resume and not any(resume_from.values()):
+        interrupted = {s: _interrupted(session, s) for s in opts.sources} if opts.resume else {}
+        resume_from = {s: run for s, (run, _) in interrupted.items() if run}
+        if opts.resume and not resume_from:
             raise CatalogError("nothing to resume: the last crawl of each source finished")
+        # A resumed full crawl goes on listing everything (resumed as an incremental one, it
+        # listed only what changed and the rest of the full crawl never happened).
+        full = {s: opts.full or interrupted.get(s, (0, False))[1] for s in opts.sources}
         mark_interrupted_runs(session)
         session.commit()
-        since = {s: None if opts.full else _since_last_complete(session, s) for s in opts.sources}
+        since = {s: None if full[s] else _since_last_complete(session, s, _catalogue(opts, s)) for s in opts.sources}
     started = time.monotonic()
 
     from scrapy import signals
@@ -166,7 +209,6 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             "CATALOG_INTROSPECT_CONCURRENCY": opts.concurrency,
             "CATALOG_CACHE_DIR": str(cache_dir),
             "CATALOG_SANDBOX": opts.sandbox,
-            "CATALOG_FULL": opts.full,
             # Servers per transaction; smaller loses less to a crash, larger writes faster.
             "CATALOG_COMMIT_EVERY": int(os.environ.get("CATALOG_COMMIT_EVERY", "25")),
             "CATALOG_JOB": job,
@@ -189,12 +231,11 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
         if source == "curated" and opts.curated_path:
             kwargs["path"] = opts.curated_path
         spider_cls = _import(SOURCES[source])
-        if resume_from.get(source):
-            spider_cls = type(
-                spider_cls.__name__,
-                (spider_cls,),
-                {"custom_settings": {**(spider_cls.custom_settings or {}), "CATALOG_RESUME_RUN": resume_from[source]}},
-            )
+        # Per source (a spider's own settings): a resumed full crawl is full, the others need not be.
+        own = {"CATALOG_FULL": full[source], "CATALOG_RESUME_RUN": resume_from.get(source, 0)}
+        spider_cls = type(
+            spider_cls.__name__, (spider_cls,), {"custom_settings": {**(spider_cls.custom_settings or {}), **own}}
+        )
         crawler = process.create_crawler(spider_cls)
         if progress:
             crawler.signals.connect(progress.stored, signal=signals.item_scraped)

@@ -17,3 +17,9 @@ class NotFound(CatalogError):
 
 class Ambiguous(CatalogError):
     exit_code = 2
+
+
+class UsageError(CatalogError):
+    """Arguments no run could use (as the CLI's own parser reports them): a schedule stops."""
+
+    exit_code = 2

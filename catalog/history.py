@@ -124,14 +124,20 @@ def diff_since(session: Session, since: datetime) -> Diff:
 
 
 def mark_removed_servers(session: Session, source: str, complete_since: datetime) -> int:
-    """After a complete crawl of ``source`` that started at ``complete_since``: servers it no
-    longer lists, and that no other source saw since, are marked removed."""
+    """After a complete crawl of ``source`` that started at ``complete_since``: a server it no
+    longer lists is no longer one of ``source``'s, and is marked removed once no source lists
+    it (one catalogue dropping a server another still lists, in a crawl of its own, removed
+    it from every command until that other catalogue was crawled again)."""
     now = utcnow()
     count = 0
     for server in session.scalars(select(Server).where(Server.removed_at.is_(None))):
-        if source in (server.sources or []) and server.last_seen < complete_since:
-            server.removed_at = now
-            count += 1
+        sources = list(server.sources or [])
+        if source in sources and server.last_seen < complete_since:
+            others = [s for s in sources if s != source]
+            server.sources = others
+            if not others:
+                server.removed_at = now
+                count += 1
     return count
 
 

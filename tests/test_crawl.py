@@ -143,15 +143,23 @@ def test_end_to_end_crawl_store_classify_recommend(http_routes, trading_server: 
 @pytest.mark.postgres
 def test_crawl_on_postgresql_with_remote_only(http_routes, trading_server: str, pg_url: str) -> None:
     base, routes = http_routes
-    routes.set(
-        "/v0.1/servers",
-        registry_page(
-            [entry("io.github.test/trading", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}])]
-        ),
-    )
+    # What SQLite stores, PostgreSQL refused, and with it the whole server: a NUL in a text,
+    # a tool name past its column, a publication time past its column.
+    nul, long_name, long_time = (entry(f"io.github.test/{n}") for n in ("nul", "long-name", "long-time"))
+    nul["server"]["description"] = "nul \x00 byte"
+    long_name["server"]["tools"] = [{"name": "t" * 401}, {"name": "read_file"}]
+    official = long_time["_meta"]["io.modelcontextprotocol.registry/official"]
+    official["publishedAt"] = "2025-10-01T00:00:00." + "0" * 60 + "Z"
+    for hostile in (nul, long_time):
+        hostile["server"]["tools"] = [{"name": "read_file", "description": "Read a file \x00"}]
+    trading = entry("io.github.test/trading", remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}])
+    routes.set("/v0.1/servers", registry_page([trading, nul, long_name, long_time]))
     result = crawl(pg_url, base)
     assert result.returncode == 0, result.stderr
-    assert stats(pg_url)["tools"] == 4
+    assert "0 malformed entries" in result.stdout, result.stdout
+    got = stats(pg_url)
+    assert got["servers"] == 4 and got["tools"] == 4 + 3, got
+    assert got["recent_runs"][0]["status"] == "ok"
     rec = run_cli("recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", pg_url)
     assert rec.stdout.strip() == SEED_POLICY
 
@@ -168,6 +176,23 @@ def test_no_introspect_and_unreachable_registry(http_routes, tmp_path: Path) -> 
     ok = crawl(db, base, "--no-introspect")
     assert ok.returncode == 0 and "1 servers, 0 tools" in ok.stdout
     assert stats(db)["introspection"] == {}
+    # A run that learned no tools is not where the next incremental listing starts (it would
+    # never list those servers again), and one registry's last crawl says nothing of another's.
+    assert crawl(db, base).returncode == 0
+    assert crawl(db, base.replace("127.0.0.1", "localhost")).returncode == 0
+    listings = [h for h in routes.hits if h.startswith("/v0.1/servers")]
+    assert ["updated_since=" in h for h in listings] == [False, False, False], listings
+    assert crawl(db, base).returncode == 0
+    assert "updated_since=" in [h for h in routes.hits if h.startswith("/v0.1/servers")][-1]
+    # A page after the first that cannot be read: what was read is stored, and the summary
+    # says the listing is incomplete (it said nothing, as if the crawl had been whole).
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/t")], next_cursor="p2"))
+    routes.set("/v0.1/servers?limit=100&version=latest&cursor=p2", b"{not json")
+    cut = crawl(db, base, "--no-introspect", "--full")
+    assert cut.returncode == 0 and "1 source(s) incomplete (official-registry: " in cut.stdout, cut.stdout
+    # A registry URL that is no URL is a usage error of one line, not a page of traceback.
+    bad = crawl(db, "notaurl")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "not an http(s) URL" in bad.stderr, bad
     with refused_port() as port:
         down = crawl(db, f"http://127.0.0.1:{port}")
     assert down.returncode == 1 and "Connection refused" in down.stdout

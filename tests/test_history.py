@@ -20,7 +20,7 @@ from catalog.crawl_job import crawl_lock
 from catalog.errors import CatalogError
 from catalog.schedule import Cron, parse_interval
 from catalog.store.db import HEAD_REVISION, current_revision, migrate, open_store
-from tests.conftest import ROOT, registry_page, run_cli
+from tests.conftest import ROOT, refused_port, registry_page, run_cli
 from tests.test_crawl import entry, stats
 
 pytestmark = pytest.mark.live
@@ -204,6 +204,37 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_se
     nothing = crawl(db, base, cache, "--resume")
     assert nothing.returncode == 1 and "nothing to resume" in nothing.stderr
 
+    # A killed *full* crawl resumes as a full one: the servers it had not reached yet are
+    # introspected again, the ones it had are not (resumed as an incremental crawl, the rest
+    # of the full crawl never happened; with --full, the handled ones were started again).
+    proc = subprocess.Popen(
+        [*args, "--full"],
+        cwd=ROOT,
+        env={**os.environ, "CATALOG_COMMIT_EVERY": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    engine = create_engine(db)
+    deadline, again = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and again < 4:
+        time.sleep(0.2)
+        with engine.connect() as conn:
+            again = conn.execute(text("SELECT count(*) FROM introspection_attempts")).scalar() - len(names)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 4 <= again < len(names), "the full crawl should have been killed mid-way"
+    resumed = crawl(db, base, cache, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    with engine.connect() as conn:
+        per_server = conn.execute(
+            text("SELECT server_id, count(*) FROM introspection_attempts WHERE outcome = 'ok' GROUP BY server_id")
+        ).all()
+        last = conn.execute(text("SELECT counters FROM crawl_runs ORDER BY id DESC LIMIT 1")).scalar()
+    engine.dispose()
+    assert sorted(n for _, n in per_server) == [2] * len(names), per_server
+    assert json.loads(last)["full"] is True
+
 
 def test_two_crawls_never_overlap(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
@@ -370,3 +401,68 @@ def test_a_listing_with_an_unreadable_entry_removes_nothing(http_routes, tmp_pat
     out = crawl(db, base, cache, "--no-introspect", "--full")
     assert "Traceback" not in out.stderr
     assert removed_and_last_status(db) == ([], "failed")
+
+
+def ok_attempts_per_run(db: str) -> list[tuple[int, str]]:
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT crawl_run_id, outcome FROM introspection_attempts ORDER BY id")).all()
+    engine.dispose()
+    return [(int(r), str(o)) for r, o in rows]
+
+
+def test_incremental_crawls_retry_failures_and_keep_the_latest_version(
+    http_routes, trading_server: str, tmp_path: Path
+) -> None:
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    up = [{"type": "streamable-http", "url": f"{trading_server}/mcp", "headers": 5}]  # a wrong type: ignored
+
+    def listing(version: str, remotes: list[dict[str, Any]]) -> dict[str, Any]:
+        latest = entry("io.github.test/x", remotes=remotes, published=f"2025-10-0{version[0]}T00:00:00Z")
+        latest["server"]["version"] = version
+        # An older version listed first: it was stored (or, slower, stored last) and every
+        # crawl recorded the tools going back and forth.
+        older = entry("io.github.test/x", published="2025-01-01T00:00:00Z", latest=False)
+        older["server"]["tools"] = [{"name": "old_only", "description": "An old tool"}]
+        return registry_page([older, latest])
+
+    routes.set("/v0.1/servers", listing("1.0.0", up))
+    first = crawl(db, base, cache)
+    assert first.returncode == 0 and "1 servers, 4 tools" in first.stdout, first.stdout + first.stderr
+    with refused_port() as port:
+        routes.set(
+            "/v0.1/servers", listing("2.0.0", [{"type": "streamable-http", "url": f"http://127.0.0.1:{port}/mcp"}])
+        )
+        assert crawl(db, base, cache).returncode == 0
+    # Back up at the same version: its latest attempt failed, so it is tried again (it was
+    # skipped as unchanged, its 1.0.0 tools standing for 2.0.0, for good).
+    routes.set("/v0.1/servers", listing("2.0.0", up))
+    assert crawl(db, base, cache).returncode == 0
+    assert [o for _, o in ok_attempts_per_run(db)] == ["ok", "error", "ok"]
+    # Settled now: the next crawl skips it, and nothing ever changed back and forth.
+    assert crawl(db, base, cache).returncode == 0
+    assert len(ok_attempts_per_run(db)) == 3
+    s = stats(db)
+    assert s["servers"] == 1 and s["tools"] == 4
+    diff = run_cli("diff", "--since", "1", "--format", "json", "--db", db)
+    assert diff.returncode == 0 and json.loads(diff.stdout)["changed"] == [], diff.stdout
+
+
+def test_a_server_another_source_still_lists_is_not_removed(http_routes, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    curated = tmp_path / "curated.json"
+    shared = entry("io.github.test/shared")
+    curated.write_text(json.dumps(registry_page([shared])))
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/only-registry"), shared]))
+    both = ["--source", "curated", "--curated", str(curated), "--no-introspect"]
+    assert crawl(db, base, cache, *both).returncode == 0
+    assert run_cli("crawl", *both, "--cache-dir", str(cache), "--db", db).returncode == 0
+    # The registry drops it, in a complete crawl of its own: the curated list still has it.
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/only-registry")]))
+    assert crawl(db, base, cache, "--no-introspect", "--full").returncode == 0
+    assert removed_and_last_status(db) == ([], "ok")
+    curated.write_text(json.dumps(registry_page([])))
+    assert run_cli("crawl", *both, "--cache-dir", str(cache), "--db", db).returncode == 0
+    assert removed_and_last_status(db) == (["io.github.test/shared"], "ok")

@@ -107,11 +107,18 @@ def test_legacy_flat_entry_and_name_checks() -> None:
             "name": "io.github.a/b",
             "description": "d",
             "version": "1",
-            "tools": [{"name": "t1", "description": "x"}, "junk"],
+            "tools": [{"name": "t1", "description": "x"}],
         },
         "x",
     )
     assert item.tools == [{"name": "t1", "description": "x"}]
+    # Read without its junk, a list said the server's stored tools of those names were gone
+    # (the run was "ok" and they were marked removed): the entry is malformed instead.
+    for junk, why in (("junk", r"tools\[1\]"), ({"name": 7}, r"tools\[1\]"), ({"title": "x"}, r"tools\[1\]")):
+        with pytest.raises(EntryError, match=why):
+            parse_entry({"server": {"name": "io.a/b", "tools": [{"name": "t1"}, junk]}}, "x")
+    with pytest.raises(EntryError, match="tools is str, not a list"):
+        parse_entry({"server": {"name": "io.a/b", "tools": "t1"}}, "x")
     with pytest.raises(EntryError, match="reverse-DNS"):
         parse_entry({"server": {"name": "bare", "description": "d"}}, "official-registry")
     with pytest.raises(EntryError, match="not a string"):
@@ -119,6 +126,32 @@ def test_legacy_flat_entry_and_name_checks() -> None:
     # A publishedAt that is not a string is no timestamp (a dict was stored as its repr).
     meta = {"io.modelcontextprotocol.registry/official": {"publishedAt": {"x": 1}}}
     assert parse_entry({"server": {"name": "io.a/b"}, "_meta": meta}, "official-registry").published_at is None
+    # Past the column's 64 characters PostgreSQL refused the whole server.
+    meta = {"io.modelcontextprotocol.registry/official": {"publishedAt": "2025-10-01T00:00:00." + "0" * 60 + "Z"}}
+    assert parse_entry({"server": {"name": "io.a/b"}, "_meta": meta}, "official-registry").published_at is None
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    # Each ended the listing quietly: the run was "ok", and a full crawl marked every server
+    # on the pages never read as removed.
+    [{"nextCursor": 2}, ["c2"], "c2"],
+)
+def test_a_page_ending_that_cannot_be_read_is_an_error_not_the_last_page(metadata: object) -> None:
+    sp = spider()
+    page = json.dumps({"servers": [{"server": {"name": "io.github.example/a"}}], "metadata": metadata})
+    out = list(sp.parse_page(response("http://registry.test/v0.1/servers", page.encode()), api="v0.1"))
+    assert [o.name for o in out if isinstance(o, ServerItem)] == ["io.github.example/a"]
+    assert not any(isinstance(o, Request) for o in out)
+    assert len(sp.errors) == 1 and "not" in sp.errors[0], sp.errors
+
+
+def test_an_empty_page_with_a_cursor_is_followed() -> None:
+    # A filtered page may hold nothing and still have more after it.
+    sp = spider()
+    page = json.dumps({"servers": [], "metadata": {"nextCursor": "c2"}})
+    out = list(sp.parse_page(response("http://registry.test/v0.1/servers", page.encode()), api="v0.1"))
+    assert len(out) == 1 and isinstance(out[0], Request) and "cursor=c2" in out[0].url and not sp.errors
 
 
 def test_curated_list_is_valid_registry_shape() -> None:

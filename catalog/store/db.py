@@ -20,7 +20,7 @@ from catalog.store import jsonvalues
 
 DEFAULT_URL = "sqlite:///catalog.db"
 ENV_VAR = "CATALOG_DATABASE_URL"
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

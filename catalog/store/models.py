@@ -45,6 +45,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
+class StoredText(TypeDecorator[str]):
+    """Text without NUL characters, on every backend. PostgreSQL refuses them in text (a
+    description with one made the whole server unstorable there) while SQLite keeps them: a
+    hostile catalogue entry or stderr line must store the same on both."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, length: int | None = None) -> None:
+        super().__init__()
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(String(self.length) if self.length else Text())
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
 def as_utc(value: datetime) -> datetime:
     """The same instant in UTC; a time without a zone is taken to be UTC already."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -62,16 +81,16 @@ class Server(Base):
     __tablename__ = "servers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(400), unique=True)
-    title: Mapped[str | None] = mapped_column(String(400))
-    description: Mapped[str | None] = mapped_column(Text)
-    version: Mapped[str | None] = mapped_column(String(100))
-    repository_url: Mapped[str | None] = mapped_column(Text)
-    website_url: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(StoredText(400), unique=True)
+    title: Mapped[str | None] = mapped_column(StoredText(400))
+    description: Mapped[str | None] = mapped_column(StoredText())
+    version: Mapped[str | None] = mapped_column(StoredText(100))
+    repository_url: Mapped[str | None] = mapped_column(StoredText())
+    website_url: Mapped[str | None] = mapped_column(StoredText())
     packages: Mapped[list[Any]] = mapped_column(default=list)
     remotes: Mapped[list[Any]] = mapped_column(default=list)
     sources: Mapped[list[Any]] = mapped_column(default=list)
-    published_at: Mapped[str | None] = mapped_column(String(64))
+    published_at: Mapped[str | None] = mapped_column(StoredText(64))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     #: Set when a complete crawl of every source that listed it no longer does.
@@ -86,8 +105,8 @@ class Tool(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(400), index=True)
-    current_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(StoredText(400), index=True)
+    current_hash: Mapped[str] = mapped_column(StoredText(64))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column()
@@ -102,7 +121,7 @@ class ToolDefinitionRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
-    hash: Mapped[str] = mapped_column(String(64), index=True)
+    hash: Mapped[str] = mapped_column(StoredText(64), index=True)
     definition: Mapped[dict[str, Any]] = mapped_column()
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
@@ -119,20 +138,20 @@ class Classification(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    definition_hash: Mapped[str] = mapped_column(String(64), index=True)
-    classifier_version: Mapped[str] = mapped_column(String(64))
+    definition_hash: Mapped[str] = mapped_column(StoredText(64), index=True)
+    classifier_version: Mapped[str] = mapped_column(StoredText(64))
     #: The server context the verdict was made in (:func:`catalog.store.repository.context_hash`):
     #: a tool's category prior comes from its sibling tools, so a server whose tool set
     #: changed gets new verdicts.  Empty for a definition classified on its own.
-    context_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    category: Mapped[str] = mapped_column(String(40))
-    action: Mapped[str] = mapped_column(String(20))
-    risk: Mapped[str] = mapped_column(String(20))
+    context_hash: Mapped[str] = mapped_column(StoredText(64), default="", server_default="")
+    category: Mapped[str] = mapped_column(StoredText(40))
+    action: Mapped[str] = mapped_column(StoredText(20))
+    risk: Mapped[str] = mapped_column(StoredText(20))
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
-    risk_rule: Mapped[str] = mapped_column(String(80), default="")
+    risk_rule: Mapped[str] = mapped_column(StoredText(80), default="")
     #: The level the recommended policy follows (``Verdict.policy_risk``); "" means ``risk``.
-    policy_risk: Mapped[str] = mapped_column(String(20), default="", server_default="")
-    rationale: Mapped[str] = mapped_column(Text)
+    policy_risk: Mapped[str] = mapped_column(StoredText(20), default="", server_default="")
+    rationale: Mapped[str] = mapped_column(StoredText())
     findings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -147,14 +166,14 @@ class CrawlRun(Base):
     __tablename__ = "crawl_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    source: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(StoredText(100))
     #: One ``catalog crawl`` invocation may run several sources; they share a job id.
-    job: Mapped[str | None] = mapped_column(String(40), index=True)
+    job: Mapped[str | None] = mapped_column(StoredText(40), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(StoredText(20), default="running")
     counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(StoredText())
 
 
 class IntrospectionAttempt(Base):
@@ -163,13 +182,15 @@ class IntrospectionAttempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
-    transport: Mapped[str] = mapped_column(String(20))
-    target: Mapped[str] = mapped_column(Text)
-    outcome: Mapped[str] = mapped_column(String(32))
-    error: Mapped[str | None] = mapped_column(Text)
+    transport: Mapped[str] = mapped_column(StoredText(20))
+    target: Mapped[str] = mapped_column(StoredText())
+    outcome: Mapped[str] = mapped_column(StoredText(32))
+    error: Mapped[str | None] = mapped_column(StoredText())
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     tools_count: Mapped[int] = mapped_column(Integer, default=0)
-    protocol_version: Mapped[str | None] = mapped_column(String(40))
+    protocol_version: Mapped[str | None] = mapped_column(StoredText(40))
+    #: The server's catalogue version when the attempt was made (None: before revision 0006).
+    server_version: Mapped[str | None] = mapped_column(StoredText(100))
     server_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -181,14 +202,14 @@ class OverrideRow(Base):
     __table_args__ = (UniqueConstraint("tool", "server", name="uq_overrides_tool_server"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    tool: Mapped[str] = mapped_column(String(400), index=True)
+    tool: Mapped[str] = mapped_column(StoredText(400), index=True)
     #: "" means every server exposing the tool.
-    server: Mapped[str] = mapped_column(String(400), default="")
-    decision: Mapped[str] = mapped_column(String(10))  # allow | deny | rule
+    server: Mapped[str] = mapped_column(StoredText(400), default="")
+    decision: Mapped[str] = mapped_column(StoredText(10))  # allow | deny | rule
     rule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    author: Mapped[str] = mapped_column(String(200))
-    definition_hash: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(StoredText(), default="")
+    author: Mapped[str] = mapped_column(StoredText(200))
+    definition_hash: Mapped[str | None] = mapped_column(StoredText(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -203,8 +224,8 @@ class DefinitionChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
-    old_hash: Mapped[str] = mapped_column(String(64))
-    new_hash: Mapped[str] = mapped_column(String(64), index=True)
+    old_hash: Mapped[str] = mapped_column(StoredText(64))
+    new_hash: Mapped[str] = mapped_column(StoredText(64), index=True)
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
     severe: Mapped[bool | None] = mapped_column()

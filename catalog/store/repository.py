@@ -77,6 +77,10 @@ class ToolChanges:
     nameless: int = 0
 
 
+#: The longest tool name the store keeps (its column's size); MCP names are short identifiers.
+MAX_TOOL_NAME = 400
+
+
 def record_tools(
     session: Session,
     server: Server,
@@ -97,8 +101,11 @@ def record_tools(
     for raw in tools:
         tool_json = normalise_tool(raw)
         name = tool_json.get("name")
-        if not isinstance(name, str) or not name.strip():
-            changes.nameless += 1  # nothing can key, call or recommend it (introspection drops them too)
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOOL_NAME or "\x00" in name:
+            # Nothing can key, call or recommend it (introspection drops nameless tools too); a
+            # name past the column's size or with a NUL (which PostgreSQL refuses) made the
+            # whole server unstorable there.
+            changes.nameless += 1
             continue
         if name in seen:
             continue
@@ -163,7 +170,8 @@ def record_attempt(
         error=(rec.error or None) and rec.error[:4000],
         seconds=round(rec.seconds, 3),
         tools_count=rec.tools_count,
-        protocol_version=rec.protocol_version,
+        protocol_version=(rec.protocol_version or None) and rec.protocol_version[:40],
+        server_version=server.version,
         server_info=dict(rec.server_info),
         started_at=now or utcnow(),
     )

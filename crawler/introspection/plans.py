@@ -66,6 +66,12 @@ def _value(arg: Mapping[str, Any], placeholders: list[str]) -> str | None:
     return None
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a list field; anything else (``"headers": 5``) declares none. An entry is
+    the catalogue's, typed as it pleases: a wrong type must not sink the whole server."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
 def _arguments(items: Sequence[Any], placeholders: list[str]) -> list[str]:
     out: list[str] = []
     for arg in items[:64]:
@@ -92,8 +98,8 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             if "{" in url:
                 continue  # templated URL: needs user-specific values
             headers = {}
-            for h in remote.get("headers") or []:
-                if isinstance(h, Mapping) and isinstance(h.get("name"), str):
+            for h in _objects(remote.get("headers")):
+                if isinstance(h.get("name"), str):
                     headers[h["name"]] = str(h.get("value") or h.get("default") or PLACEHOLDER)
             plans.append(RemotePlan(kind, url, headers))
     for pkg in packages:
@@ -121,10 +127,10 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             plans.append(SkippedPlan(f"{registry}:{ident[:100]}", f"not a {registry} {what}: nothing is installed"))
             continue
         placeholders: list[str] = []
-        args = _arguments(pkg.get("packageArguments") or pkg.get("package_arguments") or [], placeholders)
+        args = _arguments(_objects(pkg.get("packageArguments") or pkg.get("package_arguments")), placeholders)
         env: dict[str, str] = {}
-        for var in pkg.get("environmentVariables") or pkg.get("environment_variables") or []:
-            if not isinstance(var, Mapping) or not isinstance(var.get("name"), str):
+        for var in _objects(pkg.get("environmentVariables") or pkg.get("environment_variables")):
+            if not isinstance(var.get("name"), str):
                 continue
             value = _value({**var, "type": "env"}, placeholders)
             if value is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from scrapy.crawler import Crawler
 
 from crawler.introspection.installer import default_cache_dir
+from crawler.introspection.result import IntrospectionResult
 from crawler.introspection.runner import RunnerConfig, introspect_entry
 from crawler.items import AttemptItem, ServerItem
 
@@ -44,8 +45,13 @@ class IntrospectPipeline:
         allowed = "all" in self.install_sources or source in self.install_sources
         if cfg.install != allowed:
             cfg = RunnerConfig(**{**cfg.__dict__, "install": allowed})
-        async with self.semaphore:
-            results = await introspect_entry(item.packages, item.remotes, cfg)
+        try:
+            async with self.semaphore:
+                results = await introspect_entry(item.packages, item.remotes, cfg)
+        except Exception as exc:
+            # Raised out of a pipeline, it dropped the server with a traceback and the run still
+            # looked complete (a full crawl then marked the server removed).
+            results = [IntrospectionResult("entry", item.name, "error", error=f"{type(exc).__name__}: {exc}"[:500])]
         stats = self.crawler.stats
         for r in results:
             stats.inc_value(f"catalog/introspect/{r.outcome}")

@@ -2,14 +2,15 @@
 
 Incremental crawls must be cheap: starting a stranger's server again to learn what we
 already know is the expensive part.  ``CATALOG_FULL`` turns this off; a new version, or a
-server whose last attempts all failed, is introspected again.  On ``--resume`` the servers
-the interrupted run already handled are skipped too, failures included.
+server whose latest attempt failed, is introspected again when the catalogue lists it.  On
+``--resume`` the servers the interrupted run already handled are skipped too, failures
+included, in a full crawl as well.
 """
 
 from __future__ import annotations
 
 from scrapy.crawler import Crawler
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog.store.db import open_store
 from catalog.store.models import IntrospectionAttempt, Server
@@ -29,17 +30,27 @@ class SkipUnchangedPipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
-        if self.full:
+        if self.full and not self.resume_run:
             return
         store = open_store(self.crawler.settings.get("CATALOG_DATABASE_URL"))
         try:
             with store.session() as s:
+                # Each server's latest attempt: it settles the server only if it succeeded, and
+                # only for the version it was made at (the stored version moves with every
+                # listing, an attempt's does not).
+                latest = (
+                    select(func.max(IntrospectionAttempt.id).label("id"))
+                    .group_by(IntrospectionAttempt.server_id)
+                    .subquery()
+                )
                 ok = (
-                    select(Server.name, Server.version)
+                    select(Server.name, IntrospectionAttempt.server_version, Server.version)
                     .join(IntrospectionAttempt, IntrospectionAttempt.server_id == Server.id)
+                    .join(latest, latest.c.id == IntrospectionAttempt.id)
                     .where(IntrospectionAttempt.outcome == "ok")
                 )
-                self.known = {name: version for name, version in s.execute(ok)}
+                # Attempts from before revision 0006 hold no version: the stored one stands in.
+                self.known = {name: at or stored for name, at, stored in s.execute(ok)}
                 if self.resume_run:
                     done = (
                         select(Server.name)
@@ -51,9 +62,10 @@ class SkipUnchangedPipeline:
             store.dispose()
 
     def process_item(self, item: ServerItem) -> ServerItem:
-        if self.full or item.tools is not None:
+        if item.tools is not None:
             return item
-        if item.name in self.handled or (item.name in self.known and self.known[item.name] == item.version):
+        unchanged = not self.full and item.name in self.known and self.known[item.name] == item.version
+        if item.name in self.handled or unchanged:
             item.skip_introspection = True
             self.crawler.stats.inc_value("catalog/skipped_unchanged")
         return item

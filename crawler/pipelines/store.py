@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrapy import signals
 from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ class StorePipeline:
         self.run_id: int | None = None
         self.started_at: Any = None
         self.pending = 0
+        self.lost = 0
         self.counters: dict[str, int] = {
             "servers": 0,
             "tools": 0,
@@ -43,16 +45,36 @@ class StorePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
-        return cls(crawler)
+        pipe = cls(crawler)
+        crawler.signals.connect(pipe.item_lost, signal=signals.item_error)
+        return pipe
+
+    def item_lost(self, **_: Any) -> None:
+        """A server an earlier step failed on (an exception, not a drop with its reason): the
+        listing is not complete without it."""
+        self.lost += 1
 
     def open_spider(self) -> None:
         self.store = open_store(self.url)
         self.session = self.store.session()
         spider = self.crawler.spider
         run = start_run(self.session, spider.name if spider else "unknown", self.crawler.settings.get("CATALOG_JOB"))
+        # Written at the start, so a resume of a run killed before its end knows what it was.
+        run.counters = self.mode()
         self.started_at = run.started_at
         self.session.commit()
         self.run_id = run.id
+
+    def mode(self) -> dict[str, Any]:
+        """How this run lists and introspects, and what: ``full`` lists everything; a run without
+        ``introspect`` learned no tools, so the next incremental crawl must not start after it;
+        ``catalogue`` is the URL listed (another registry's last crawl says nothing of this one's)."""
+        settings = self.crawler.settings
+        return {
+            "full": settings.getbool("CATALOG_FULL", False),
+            "introspect": settings.getbool("CATALOG_INTROSPECT", True),
+            "catalogue": str(getattr(self.crawler.spider, "base_url", "") or ""),
+        }
 
     def process_item(self, item: ServerItem) -> ServerItem:
         assert self.session is not None
@@ -127,8 +149,10 @@ class StorePipeline:
         unexpected = int(self.crawler.stats.get_value("spider_exceptions/count", 0) or 0)
         if unexpected:
             errors.append(f"{unexpected} page(s) failed with an unexpected error (see the log)")
+        if self.lost:
+            errors.append(f"{self.lost} server(s) lost to an unexpected error in the crawl (see the log)")
         malformed = list(getattr(spider, "malformed", []))
-        counters: dict[str, Any] = dict(self.counters)
+        counters: dict[str, Any] = {**self.counters, **self.mode()}
         counters["malformed"] = int(self.crawler.stats.get_value("catalog/malformed_entries", 0) or 0)
         counters["malformed_reasons"] = malformed[:20]
         counters["pages"] = int(self.crawler.stats.get_value("catalog/pages", 0) or 0)

@@ -63,7 +63,7 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
         raise EntryError(f"name {name!r} is not a reverse-DNS server name")
     repo = server.get("repository")
     repo_url = repo.get("url") if isinstance(repo, Mapping) and isinstance(repo.get("url"), str) else None
-    tools = server.get("tools")
+    tools = _tools(server.get("tools"))
     return ServerItem(
         name=name,
         source=source,
@@ -74,13 +74,34 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
         website_url=_str(server.get("websiteUrl"), "websiteUrl", limit=2000),
         packages=_list_of_objects(server.get("packages"), "packages"),
         remotes=_list_of_objects(server.get("remotes"), "remotes"),
-        # A timestamp is a string; anything else is not one (a dict was stored as its repr).
-        published_at=official.get("publishedAt")
-        if isinstance(official.get("publishedAt"), str) and official.get("publishedAt")
-        else None,
+        published_at=_timestamp(official.get("publishedAt")),
         is_latest=official.get("isLatest") if isinstance(official.get("isLatest"), bool) else None,
-        tools=[dict(t) for t in tools if isinstance(t, Mapping)] if isinstance(tools, list) else None,
+        tools=tools,
     )
+
+
+def _timestamp(value: Any) -> str | None:
+    """A publication time as the catalogue spells it (RFC 3339), or None for what is not one:
+    a dict was stored as its repr, and text past the column's 64 characters made the whole
+    server unstorable on PostgreSQL."""
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 64 or "\x00" in value:
+        return None
+    return value.strip()
+
+
+def _tools(value: Any) -> list[dict[str, Any]] | None:
+    """The entry's tool list, or None when it gives none.  A list with an item that is not a
+    named tool makes the entry malformed: read without that item, the list would say the
+    server's stored tool of that name is gone."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise EntryError(f"tools is {type(value).__name__}, not a list")
+    for i, tool in enumerate(value):
+        name = tool.get("name") if isinstance(tool, Mapping) else None
+        if not isinstance(name, str) or not name.strip():
+            raise EntryError(f"tools[{i}] is not a tool with a name")
+    return [dict(t) for t in value]
 
 
 def _label(entry: Any) -> str:
@@ -170,9 +191,21 @@ class RegistryApiSpider(scrapy.Spider):
                 yield parse_entry(entry, self.name)
             except EntryError as exc:
                 self.note_malformed(f"page {self.pages} entry {i}{_label(entry)}: {exc}")
-        metadata: Mapping[str, Any] = data["metadata"] if isinstance(data.get("metadata"), Mapping) else {}
-        cursor = metadata.get("nextCursor") or metadata.get("next_cursor")
-        if isinstance(cursor, str) and cursor and data["servers"] and self.follows_cursors:
+        # How the page ends decides whether the listing is complete (and what a full crawl then
+        # marks removed): an ending it cannot read is an error, never a quiet last page.
+        metadata = data.get("metadata")
+        if metadata is None:
+            metadata = {}
+        elif not isinstance(metadata, Mapping):
+            self.note_error(f"{response.url}: metadata is {type(metadata).__name__}, not an object")
+            return
+        cursor = metadata.get("nextCursor", metadata.get("next_cursor"))
+        if cursor is not None and not isinstance(cursor, str):
+            self.note_error(f"{response.url}: nextCursor is {type(cursor).__name__}, not a string")
+            return
+        # An empty page with a cursor is followed (a filtered page may hold nothing); a repeated
+        # cursor and the page limit still end a catalogue that pages forever.
+        if cursor and self.follows_cursors:
             if cursor in self.cursors:
                 self.note_error(f"{response.url}: the catalogue gave cursor {cursor[:80]!r} again; stopped")
             elif self.pages >= self.max_pages:
