@@ -330,6 +330,28 @@ def test_classify_reads_lines_of_one_server_together(tmp_path: Path) -> None:
     assert "Server context" not in out[("time", "get_current_time")]["rationale"]  # alone on its server
 
 
+def test_a_tool_not_classified_yet_is_unknown_everywhere_and_its_override_applies(filled: str) -> None:
+    # A crawl stopped after storing and before classifying leaves tools without a verdict:
+    # they were left out of every export (Codex lists only what it disables, so the tool
+    # stayed enabled) and a person's override for one was dropped with it.
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        shell = upsert_server(s, ServerRecord(name="io.github.example/shell", source="test"))
+        record_tools(s, shell, [{"name": "run_command", "description": "Run a shell command"}, {"name": "uptime"}])
+    store.dispose()
+    shell = ["--server", "io.github.example/shell", "--db", filled]
+    codex = runner.invoke(app, ["export", "-f", "codex", *shell])
+    assert codex.exit_code == 0 and 'disabled_tools = ["run_command", "uptime"]' in codex.stdout, codex.output
+    text = runner.invoke(app, ["recommend", "run_command", *shell])
+    assert text.exit_code == 0 and "Risk         : unknown" in text.stdout and "not classified yet" in text.stdout
+    assert runner.invoke(app, ["override", "run_command", "--deny", "--reason", "no shells", *shell]).exit_code == 0
+    assert runner.invoke(app, ["override", "uptime", "--allow", *shell]).exit_code == 0
+    seed = json.loads(runner.invoke(app, ["export", *shell]).stdout)
+    assert seed["tools"]["run_command"]["deny_if"][0]["conditions"] == [] and seed["tools"]["uptime"] == {}
+    claude = json.loads(runner.invoke(app, ["export", "-f", "claude-code", *shell]).stdout)
+    assert any("run_command" in rule for rule in claude["permissions"]["deny"]), claude
+
+
 def test_broken_database_url_is_one_line_and_non_zero() -> None:
     result = run_cli("stats", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert result.returncode == 3
@@ -478,14 +500,15 @@ def test_review_found_input_errors_are_one_line(filled: str, tmp_path: Path) -> 
         code,
     )
     assert out.returncode == 3 and not marker.exists()
-    # A tool the store holds but has not classified yet is not "unknown".
+    # A tool the store holds but has not classified yet is no unknown *name*: it is exported,
+    # at the unknown level (left out, denied by the seed's default).
     store = open_store(filled)
     with store.session() as s, s.begin():
         server = upsert_server(s, ServerRecord(name="io.github.example/fresh", source="test"))
         record_tools(s, server, [{"name": "fresh_tool", "description": "Returns the time."}])
     store.dispose()
     out = run_cli("export", "--tool", "fresh_tool", "--db", filled)
-    assert out.returncode == 1 and "has no verdict yet" in out.stderr
+    assert out.returncode == 0 and json.loads(out.stdout) == {"version": "1", "default": "deny", "tools": {}}, out
 
 
 def test_an_override_for_every_server_is_flagged_when_any_of_them_changes(filled: str) -> None:

@@ -14,7 +14,7 @@ from catalog.policies.collect import collect
 from catalog.policies.formats import ExportOptions, Format, exporter
 from catalog.policies.generate import RISK_ORDER
 from catalog.policies.settings import load_settings
-from catalog.store.repository import current_tools, server_names
+from catalog.store.repository import server_names
 
 LEVELS = ("low", "medium", "high", "critical")
 
@@ -65,9 +65,6 @@ def export(
         if server and server not in server_names(session):
             raise NotFound(f"unknown server {server!r}")
         policies = collect(session, settings, server=server, tool=tool)
-        known = bool(tool and not policies and current_tools(session, name=tool, server=server))
-    if known:
-        raise CatalogError(f"tool {tool!r} has no verdict yet; run `catalog crawl` to classify it")
     if tool and not policies:
         raise NotFound(f"unknown tool {tool!r}")
     if min_risk:

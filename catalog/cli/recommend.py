@@ -21,7 +21,7 @@ from catalog.errors import Ambiguous, CatalogError, NotFound
 from catalog.history import changes_of
 from catalog.policies.collect import policy_for
 from catalog.policies.formats.seed import seed_document
-from catalog.policies.generate import dumps
+from catalog.policies.generate import NOT_CLASSIFIED, dumps
 from catalog.policies.settings import load_settings
 from catalog.store.overrides import all_overrides
 from catalog.store.repository import ToolView, current_tools, server_names, similar_tool_names
@@ -61,30 +61,39 @@ def recommend(
         view = find_one(session, tool, server)
         policy = policy_for(view, settings, all_overrides(session), session)
         changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
-    if policy is None:
-        raise CatalogError(f"tool {tool!r} has no verdict yet; run `catalog crawl` to classify it")
     doc = seed_document([policy], pin=pin)
     if output == "json":
         say(dumps(doc))
         return
     v = view.verdict
-    assert v is not None
     desc = (view.definition.get("description") or "(no description)").strip()
-    found = [f"{f.get('id')}: {f.get('evidence')}" for f in v.findings or []]
+    found = [f"{f.get('id')}: {f.get('evidence')}" for f in (v.findings if v else None) or []]
     found += [
         f"definition_changed{' (SEVERE)' if c.severe else ''}: {c.old_hash[:12]} -> {c.new_hash[:12]} on "
         f"{c.detected_at:%Y-%m-%d}, changed {', '.join(c.summary.get('fields', [])) or 'nothing visible'}"
         for c in changes
     ]
     findings = "; ".join(found) or "none"
+    if v is None:
+        verdict = [
+            "  Category     : -",
+            "  Action       : -",
+            "  Risk         : unknown",
+            f"  Why          : {NOT_CLASSIFIED}",
+        ]
+    else:
+        doubt = policy.level != v.risk and policy.override is None
+        verdict = [
+            f"  Category     : {v.category}",
+            f"  Action       : {v.action}",
+            f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})"
+            + (f"; policy follows {policy.level} (in doubt)" if doubt else ""),
+            f"  Why          : {v.rationale}",
+        ]
     lines = [
         f"{view.name}  (server {view.server})",
         f"  What it does : {desc[:400]}",
-        f"  Category     : {v.category}",
-        f"  Action       : {v.action}",
-        f"  Risk         : {v.risk}  (rule {v.risk_rule}, confidence {v.confidence:.2f})"
-        + (f"; policy follows {policy.level} (in doubt)" if policy.level != v.risk and policy.override is None else ""),
-        f"  Why          : {v.rationale}",
+        *verdict,
         f"  Findings     : {findings}",
         f"  Decision     : {policy.decision}",
     ]

@@ -35,7 +35,7 @@ def as_override(
 
 def policy_for(
     view: ToolView, settings: PolicySettings, rows: list[OverrideRow], session: Session | None = None
-) -> ToolPolicy | None:
+) -> ToolPolicy:
     return build_policy(view, settings, as_override(override_for(rows, view.name, view.server), session, view))
 
 
@@ -43,9 +43,4 @@ def collect(
     session: Session, settings: PolicySettings, *, server: str | None = None, tool: str | None = None
 ) -> list[ToolPolicy]:
     rows = all_overrides(session)
-    out = []
-    for view in current_tools(session, name=tool, server=server):
-        p = policy_for(view, settings, rows, session)
-        if p is not None:
-            out.append(p)
-    return out
+    return [policy_for(view, settings, rows, session) for view in current_tools(session, name=tool, server=server)]

@@ -189,11 +189,29 @@ def merge_by_name(policies: Iterable[ToolPolicy]) -> dict[str, ToolPolicy]:
     return by_name
 
 
-def build_policy(view: Any, settings: PolicySettings, override: Override | None = None) -> ToolPolicy | None:
-    """From a stored tool (``ToolView``) with its verdict; ``None`` when it has no verdict yet."""
+#: Why a stored tool without a verdict is ``unknown``.
+NOT_CLASSIFIED = (
+    "not classified yet (stored by a crawl that stopped before classifying, or beside one): "
+    "the next crawl classifies it"
+)
+
+
+def build_policy(view: Any, settings: PolicySettings, override: Override | None = None) -> ToolPolicy:
+    """From a stored tool (``ToolView``) with its verdict.  A tool without one yet is
+    ``unknown``, which no format lets run unattended, and a person's override still applies:
+    left out, it stayed enabled in Codex (which lists only what it disables) and the override
+    made for it was dropped from every export."""
     v = view.verdict
     if v is None:
-        return None
+        return ToolPolicy(
+            tool=view.name,
+            risk="unknown",
+            server=view.server,
+            rationale=NOT_CLASSIFIED,
+            hash=view.hash,
+            override=override,
+            settings=settings,
+        )
     findings: Sequence[Mapping[str, Any]] = v.findings or []
     return ToolPolicy(
         tool=view.name,
