@@ -148,6 +148,54 @@ def test_guards_from_the_input_schema() -> None:
     assert not re.search(code["command-blocklist"].deny.value, "ls -la")
 
 
+def test_guards_hold_against_the_spellings_that_slipped_past_them() -> None:
+    # A review's bypasses: each value below passed the guard it names; both spellings (the
+    # seed's deny_if and Intercept's allow) must now agree on every value.
+    settings = PolicySettings(allowed_url_hosts=["example.com"], allowed_email_domains=["example.com"])
+    defn = {"inputSchema": {"properties": {"url": {"type": "string"}, "to": {"type": "string"}}}}
+    g = {x.id: x for x in guards_for(defn, "communication", "send", settings)}
+    cases = {
+        "url-host": {
+            "https://example.com/a": True,
+            "https://api.example.com": True,
+            "https://example.com?x=1": True,
+            "https://evil.com?.example.com": False,
+            "https://evil.com#.example.com": False,
+            "https://evil.com\\.example.com": False,
+            "https://example.com@evil.com/": False,
+            "https://example.com.evil.com/": False,
+        },
+        "recipient-domain": {
+            "bob@example.com": True,
+            "a@example.com, b@example.com": True,
+            "eve@evil.com, bob@example.com": False,
+            "bob": False,
+            "bob@example.com.evil.com": False,
+        },
+    }
+    for gid, values in cases.items():
+        for value, ok in values.items():
+            denied, allowed = bool(re.search(g[gid].deny.value, value)), bool(re.search(g[gid].allow.value, value))
+            assert (denied, allowed) == (not ok, ok), (gid, value)
+    private = guards_for(defn, "web_access", "read", PolicySettings())[0]
+    assert private.id == "url-private"
+    for url in (
+        "http://LOCALHOST/",
+        "HTTP://127.0.0.1/",
+        "http://user@127.0.0.1/",
+        "http://0/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[fe80::1]/",
+        "http://a.localhost:8080/",
+    ):
+        assert re.search(private.deny.value, url), url
+    for url in ("https://0xproject.org/", "https://10gen.com/", "https://localhostess.com/", "https://[2001:db8::1]/"):
+        assert not re.search(private.deny.value, url), url
+
+
 def test_high_tools_get_their_guards_and_critical_ones_wait_for_a_person() -> None:
     mail, crit = sample()[1], sample()[0]
     rule = seed_document([mail])["tools"]["send_email"]

@@ -61,7 +61,20 @@ RECIPIENT_PARAMS = {"to", "recipient", "recipients", "email", "email_address", "
 URL_PARAMS = {"url", "uri", "href", "endpoint", "link", "webhook", "webhook_url", "callback_url", "target_url"}
 COMMAND_PARAMS = {"command", "cmd", "script", "shell", "commands", "code", "expression", "program"}
 SQL_PARAMS = {"sql", "query", "statement", "stmt", "sql_query"}
-PRIVATE_HOSTS = r"^[a-z][a-z0-9+.-]*://(localhost|127\.|0\.0\.0\.0|10\.|192\.168\.|169\.254\.|172\.(1[6-9]|2\d|3[01])\.|\[?::1\]?|\[?f[cd][0-9a-f]{2}:)"
+#: A URL whose host is loopback, private, link-local or spelled to hide one: any case, after
+#: a ``user@`` part, and the spellings resolvers accept (``0``, ``127.1``, a bare number,
+#: hex, IPv4 inside IPv6).  A review passed ``http://LOCALHOST/``, ``http://user@127.0.0.1/``,
+#: ``http://2130706433/`` and ``http://[::ffff:127.0.0.1]/`` through the first version.
+PRIVATE_HOSTS = (
+    r"(?i)^[a-z][a-z0-9+.-]*://([^/?#@]*@)?("
+    r"([^/?#@:]*\.)?localhost\.?([:/?#]|$)|127\.|0\.|10\.|192\.168\.|169\.254\.|172\.(1[6-9]|2\d|3[01])\."
+    r"|[0-9]+\.?([:/?#]|$)|[0-9]+\.[0-9]+([:/?#]|$)|0x[0-9a-f]+(\.|[:/?#]|$)"
+    r"|\[(::1?\]|::ffff:|0*:0*:|f[cd][0-9a-f]{0,2}:|fe[89ab][0-9a-f]?:)"
+    r")"
+)
+#: A host name, label by label: what may stand before an allowed host (``api.example.com``).
+#: ``[^/@]*`` let ``https://evil.com?.example.com`` through, whose host is evil.com.
+_SUBDOMAINS = r"([A-Za-z0-9-]+\.)*"
 
 
 @dataclass(frozen=True)
@@ -167,11 +180,14 @@ def guards_for(definition: Mapping[str, Any], category: str, action: str, settin
             and (category == "communication" or action == "send")
         ):
             domains = _alternation(settings.allowed_email_domains)
+            # Every address in the value must be at an allowed domain: a list with one allowed
+            # address last ("eve@evil.com, bob@example.com") passed the first version.
+            address = rf"[^@,;\s]+@({domains})"
             out.append(
                 Guard(
                     "recipient-domain",
-                    Condition(arg, "regex", f"^(?!.*@({domains})$)"),
-                    Condition(arg, "regex", f"^[^@]+@({domains})$"),
+                    Condition(arg, "regex", rf"^[^@]*$|@(?!({domains})\s*([,;]|$))"),
+                    Condition(arg, "regex", rf"^\s*{address}(\s*[,;]\s*{address})*\s*$"),
                     f"{name} must be an address at {', '.join(settings.allowed_email_domains)}.",
                     f"`{name}` is a recipient: only {', '.join(settings.allowed_email_domains)} "
                     "(settings allowed_email_domains)",
@@ -180,11 +196,12 @@ def guards_for(definition: Mapping[str, Any], category: str, action: str, settin
         if (key in URL_PARAMS or key.endswith("_url")) and _free_string(schema):
             if settings.allowed_url_hosts:
                 hosts = _alternation(settings.allowed_url_hosts)
-                allowed = rf"^https?://([^/@]*\.)?({hosts})(:\d+)?(/|$)"
+                at_host = rf"https?://{_SUBDOMAINS}({hosts})(:\d+)?([/?#]|$)"
+                allowed = f"^{at_host}"
                 out.append(
                     Guard(
                         "url-host",
-                        Condition(arg, "regex", f"^(?!https?://([^/@]*\\.)?({hosts})(:\\d+)?(/|$))"),
+                        Condition(arg, "regex", f"^(?!{at_host})"),
                         Condition(arg, "regex", allowed),
                         f"{name} must point at an allowed host.",
                         f"`{name}` is a URL: only {', '.join(settings.allowed_url_hosts)} (settings allowed_url_hosts)",
