@@ -62,6 +62,11 @@ class CrawlSummary:
     def failed(self) -> bool:
         return bool(self.runs) and all(r["status"] == "failed" for r in self.runs)
 
+    @property
+    def stopped(self) -> bool:
+        """A source's crawl was stopped before its end (Ctrl-C, SIGTERM)."""
+        return any(r["status"] == "interrupted" for r in self.runs)
+
     def total(self, key: str) -> int:
         return sum(int(r["counters"].get(key, 0) or 0) for r in self.runs)
 
@@ -77,7 +82,11 @@ class CrawlSummary:
             text += f", {len(bad)} source(s) failed ({'; '.join(b[:240] for b in bad)})"
         # A page that could not be read after the first: what was read is stored, the listing
         # is not complete (nothing was marked removed), and the summary must say so.
-        cut = [f"{r['source']}: {r['error']}" for r in self.runs if r["status"] == "partial" and r["error"]]
+        cut = [
+            f"{r['source']}: {r['error']}"
+            for r in self.runs
+            if r["status"] in ("partial", "interrupted") and r["error"]
+        ]
         if cut:
             text += f", {len(cut)} source(s) incomplete ({'; '.join(c[:240] for c in cut)})"
         return text + f", {self.seconds:.1f}s"

@@ -103,16 +103,22 @@ class Routes:
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, bytes, str]] = {}
+        self.delays: dict[str, float] = {}
         self.hits: list[str] = []
         self.not_modified = 0
 
-    def set(self, path: str, body: Any, status: int = 200, content_type: str = "application/json") -> None:
+    def set(
+        self, path: str, body: Any, status: int = 200, content_type: str = "application/json", delay: float = 0.0
+    ) -> None:
+        """Answer ``path`` with ``body``; after ``delay`` seconds (a slow catalogue page)."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.routes[path] = (status, raw, content_type)
+        self.delays[path] = delay
 
     def answer(self, full_path: str) -> tuple[int, bytes, str]:
         self.hits.append(full_path)
         if full_path in self.routes:
+            time.sleep(self.delays.get(full_path, 0.0))
             return self.routes[full_path]
         path = full_path.split("?", 1)[0]
         if path in self.routes:

@@ -466,3 +466,32 @@ def test_a_server_another_source_still_lists_is_not_removed(http_routes, tmp_pat
     curated.write_text(json.dumps(registry_page([])))
     assert run_cli("crawl", *both, "--cache-dir", str(cache), "--db", db).returncode == 0
     assert removed_and_last_status(db) == (["io.github.test/shared"], "ok")
+
+
+def test_a_crawl_stopped_with_ctrl_c_is_interrupted_not_complete(http_routes, tmp_path: Path) -> None:
+    # Ctrl-C closes Scrapy's spider as "shutdown": the run was recorded as a complete, clean
+    # listing, so a --full crawl marked the servers on the pages it never read as removed.
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    second = "/v0.1/servers?limit=100&version=latest&cursor=p2"
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
+    routes.set(second, registry_page([entry("io.github.test/b")]))
+    assert crawl(db, base, cache, "--no-introspect").returncode == 0
+    routes.set(second, registry_page([entry("io.github.test/b")]), delay=6)
+    args = [sys.executable, "-m", "catalog", "crawl", "--source", "official-registry", "--registry-url", base]
+    proc = subprocess.Popen(
+        [*args, "--full", "--no-introspect", "--cache-dir", str(cache), "--db", db],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and routes.hits.count(second) < 2:
+        time.sleep(0.1)
+    assert routes.hits.count(second) == 2, routes.hits
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
+    assert removed_and_last_status(db) == ([], "interrupted")
+    assert crawl(db, base, cache, "--no-introspect", "--resume").returncode == 0

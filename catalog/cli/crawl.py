@@ -86,3 +86,5 @@ def crawl(
     say_lines([summary.line()])
     if summary.failed:
         raise fail("every source failed; the catalogue was left as it was")
+    if summary.stopped:
+        raise fail("stopped before the end; `catalog crawl --resume` continues it", 130)

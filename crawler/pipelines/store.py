@@ -47,6 +47,9 @@ class StorePipeline:
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         pipe = cls(crawler)
         crawler.signals.connect(pipe.item_lost, signal=signals.item_error)
+        # The run is finished on spider_closed, which says why the spider closed (a pipeline's
+        # close_spider does not): Ctrl-C closes it as "shutdown" with pages still unread.
+        crawler.signals.connect(pipe.finish, signal=signals.spider_closed)
         return pipe
 
     def item_lost(self, **_: Any) -> None:
@@ -140,6 +143,12 @@ class StorePipeline:
                 self.counters["tools_without_name"] = self.counters.get("tools_without_name", 0) + changes.nameless
 
     def close_spider(self) -> None:
+        if self.session is not None:
+            self.session.commit()  # what was stored stays stored, however the run ends
+
+    def finish(self, reason: str = "finished", **_: Any) -> None:
+        """Close the run's row: how it ended, its counters, and (only after a complete clean
+        listing) the servers it no longer lists."""
         if self.session is None or self.store is None or self.run_id is None:
             return
         spider: Any = self.crawler.spider
@@ -157,6 +166,11 @@ class StorePipeline:
         counters["malformed_reasons"] = malformed[:20]
         counters["pages"] = int(self.crawler.stats.get_value("catalog/pages", 0) or 0)
         status = "failed" if errors and counters["pages"] == 0 else "partial" if errors or malformed else "ok"
+        if reason != "finished":
+            # Stopped (Ctrl-C, SIGTERM): recorded as complete, it marked the servers on the
+            # pages never read as removed and moved the incremental cutoff past them.
+            errors.append(f"stopped before the end ({reason}); `catalog crawl --resume` continues it")
+            status = "interrupted"
         incremental = bool(getattr(spider, "updated_since", None))
         counters["incremental"] = incremental
         resumed = self.crawler.settings.getint("CATALOG_RESUME_RUN", 0)
