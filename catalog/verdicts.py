@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.store.models import Classification, DefinitionChange, Server, Tool, ToolDefinitionRow, utcnow
@@ -48,7 +49,7 @@ def _readable(definition: Any) -> bool:
     return isinstance(name, str) and bool(name.strip())
 
 
-def classify_pending(session: Session, batch: int = 500) -> int:
+def classify_pending(session: Session) -> int:
     """Classify every current tool without a verdict from this classifier in its server's
     current context, a server at a time (its tools are one another's context)."""
     version = classifier_version()
@@ -61,13 +62,20 @@ def classify_pending(session: Session, batch: int = 500) -> int:
         readable = [(digest, d) for digest, d in group.tools if _readable(d)]
         defs = [ToolDefinition.from_mapping(d, server=group.server) for _, d in readable]
         found = server_contexts(defs)  # every sibling counts; only the pending get verdicts
-        for (digest, _), defn, context in zip(readable, defs, found, strict=True):
-            if digest in group.pending:
-                session.add(verdict_row(digest, classify(defn, context=context), version, group.context, now))
-                done += 1
-                if done % batch == 0:
-                    session.flush()
-    session.flush()
+        rows = [
+            verdict_row(digest, classify(defn, context=context), version, group.context, now)
+            for (digest, _), defn, context in zip(readable, defs, found, strict=True)
+            if digest in group.pending
+        ]
+        try:
+            with session.begin_nested():  # a savepoint per server
+                session.add_all(rows)
+        except IntegrityError:
+            # Another process classified the same tools first (`catalog introspect` beside a
+            # crawl, two crawls sharing a database): the same verdicts, theirs stand.  It made
+            # the crawl fail with a database error after its work was stored.
+            continue
+        done += len(rows)
     return done
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from catalog.errors import DatabaseError
@@ -366,4 +369,50 @@ def test_a_first_override_is_written_inside_the_callers_transaction(db_url: str)
     with store.session() as s:
         (row,) = all_overrides(s)
         assert (row.decision, row.reason, row.author) == ("deny", "second", "b")
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_two_writers_storing_and_classifying_the_same_server_at_once(pg_url: str) -> None:
+    # `catalog introspect` beside a crawl (or two hosts sharing one PostgreSQL): the second
+    # insert of the same server, or of the same verdicts, waited on the first transaction's
+    # unique key and then failed the whole command with a database error.
+    import threading
+    from collections.abc import Callable
+
+    store = open_store(pg_url)
+    tool = {"name": "get_time", "description": "Returns the current time"}
+
+    def race(step: Callable[[Any], object]) -> tuple[object, object]:
+        """``step`` in a first transaction left open, then in a second that must wait for it."""
+        got: dict[str, object] = {}
+
+        def second() -> None:
+            try:
+                with store.session() as s:
+                    got["second"] = step(s)
+                    s.commit()
+            except Exception as exc:
+                got["second"] = exc
+
+        with store.session() as s:
+            first = step(s)
+            s.flush()
+            thread = threading.Thread(target=second)
+            thread.start()
+            time.sleep(1)  # the second now waits on our unique keys
+            s.commit()
+        thread.join(30)
+        return first, got.get("second")
+
+    def store_server(s: Any) -> int:
+        return upsert_server(s, ServerRecord(name="io.example/same", source="test")).id
+
+    first, second = race(store_server)
+    assert first == second, second
+    with store.session() as s, s.begin():
+        record_tools(s, upsert_server(s, ServerRecord(name="io.example/same", source="test")), [tool])
+    assert race(classify_pending) == (1, 0)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Classification)) == 1
     store.dispose()

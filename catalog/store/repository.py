@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.store.changes import describe_change
@@ -48,8 +49,14 @@ def upsert_server(session: Session, rec: ServerRecord, now: datetime | None = No
     now = now or utcnow()
     server = session.scalar(select(Server).where(Server.name == rec.name))
     if server is None:
-        server = Server(name=rec.name, first_seen=now, sources=[])
-        session.add(server)
+        server = Server(name=rec.name, first_seen=now, sources=[], packages=[], remotes=[])
+        try:
+            with session.begin_nested():
+                session.add(server)
+        except IntegrityError:
+            # Another process stored it between our look and our insert (PostgreSQL refused
+            # the second of two `catalog introspect --name X` at once): it is one server.
+            server = session.scalars(select(Server).where(Server.name == rec.name)).one()
     server.title = rec.title or server.title
     server.description = rec.description if rec.description is not None else server.description
     server.version = rec.version or server.version
