@@ -352,6 +352,32 @@ def test_a_tool_not_classified_yet_is_unknown_everywhere_and_its_override_applie
     assert any("run_command" in rule for rule in claude["permissions"]["deny"]), claude
 
 
+def test_a_removed_server_and_its_tools_are_gone_from_every_command(filled: str) -> None:
+    # They were still counted by stats, offered as hints ("unknown tool 'add'; similar: add")
+    # and accepted by --server with an empty export.
+    from sqlalchemy import update
+
+    from catalog.store.models import Server, utcnow
+
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        s.execute(update(Server).where(Server.name == "io.github.example/postgres").values(removed_at=utcnow()))
+    store.dispose()
+    gone = runner.invoke(app, ["recommend", "add", "--db", filled])
+    assert gone.exit_code == 2 and "similar" not in gone.output, gone.output
+    stats = json.loads(runner.invoke(app, ["stats", "--format", "json", "--db", filled]).stdout)
+    assert stats["servers"] == 1
+    export = runner.invoke(app, ["export", "--server", "io.github.example/postgres", "--db", filled])
+    assert export.exit_code == 2 and "unknown server" in export.output
+
+
+def test_classify_reads_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
+    src = tmp_path / "bom.jsonl"
+    src.write_text(json.dumps({"name": "get_time", "description": "Returns the time"}) + "\n", encoding="utf-8-sig")
+    out = run_cli("classify", str(src))
+    assert out.returncode == 0 and "error" not in json.loads(out.stdout), out.stdout
+
+
 def test_broken_database_url_is_one_line_and_non_zero() -> None:
     result = run_cli("stats", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert result.returncode == 3

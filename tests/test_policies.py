@@ -429,3 +429,15 @@ def test_odd_tool_names_survive_the_yaml_and_toml_exports(name: str) -> None:
     assert expected in yaml.safe_load(exporter(Format.INTERCEPT).render(tools, opts))["tools"]
     codex = tomllib.loads(exporter(Format.CODEX).render(tools, opts))
     assert expected in codex["mcp_servers"]["odd"]["disabled_tools"]  # the alias: the last part
+
+
+def test_equally_strict_servers_of_one_name_merge_the_same_in_any_order() -> None:
+    # The winner was the first listed, and the listing follows the database's collation:
+    # the same catalogue pinned one hash on SQLite and another on PostgreSQL.
+    from catalog.policies.generate import merge_by_name
+
+    alpha = ToolPolicy(tool="get_forecast", risk="medium", server="alpha.example/w", hash="b0a1")
+    zeta = ToolPolicy(tool="get_forecast", risk="medium", server="Zeta.example/w", hash="39ae")
+    assert merge_by_name([alpha, zeta])["get_forecast"] is merge_by_name([zeta, alpha])["get_forecast"]
+    strict = ToolPolicy(tool="get_forecast", risk="critical", server="zz.example/w", hash="ffff")
+    assert merge_by_name([alpha, strict, zeta])["get_forecast"] is strict

@@ -295,12 +295,22 @@ def test_times_come_back_in_utc_on_every_backend(db_url: str) -> None:
     store.dispose()
 
 
-@pytest.mark.parametrize("url", ["nonsense", "postgresql+psycopg://nobody@127.0.0.1:1/none", "foo://x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nonsense",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "foo://x",
+        # A port that is not a number was a ValueError traceback.
+        "postgresql://u:secret@127.0.0.1:5432x/db",
+        "postgresql://u:secret@[::1/db",
+    ],
+)
 def test_broken_database_url_is_one_clear_error(url: str) -> None:
     with pytest.raises(DatabaseError) as info:
         open_store(url)
     message = str(info.value)
-    assert "\n" not in message and ("database" in message.lower())
+    assert "\n" not in message and ("database" in message.lower()) and "secret" not in message
 
 
 def test_going_down_past_a_table_rebuild_keeps_the_tools(db_url: str) -> None:

@@ -65,8 +65,9 @@ def classify(
     if input_file != "-" and not Path(input_file).is_file():
         raise fail(f"no such file: {input_file}")
     # UTF-8 with bad bytes replaced, stdin too (under a C locale it handed them on as lone surrogates).
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if input_file == "-" else None
-    src: TextIO = stdin or open(input_file, encoding="utf-8", errors="replace")  # noqa: SIM115
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace") if input_file == "-" else None
+    # utf-8-sig: a file saved with a byte-order mark (as some Windows editors do) lost its first line.
+    src: TextIO = stdin or open(input_file, encoding="utf-8-sig", errors="replace")  # noqa: SIM115
     dst: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     from classifier import classify_many
 

@@ -76,7 +76,7 @@ def load(path: Path) -> list[Labelled]:
     if not path.is_file():
         raise CatalogError(f"no such file: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path}: cannot be read as UTF-8 text ({exc})") from exc
     allowed = {"category": CATEGORIES, "action": ACTIONS, "risk": RISK_LEVELS}

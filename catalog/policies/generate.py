@@ -180,13 +180,20 @@ def strictness(p: ToolPolicy) -> tuple[int, float, bool, int, int]:
 
 
 def merge_by_name(policies: Iterable[ToolPolicy]) -> dict[str, ToolPolicy]:
-    """Two servers exposing the same tool name: a gateway keyed by name gets the stricter one."""
+    """Two servers exposing the same tool name: a gateway keyed by name gets the stricter one;
+    between equally strict ones, the first server name in code-point order, so the pinned hash
+    does not depend on the database's collation (SQLite and PostgreSQL sort names apart)."""
     by_name: dict[str, ToolPolicy] = {}
     for p in policies:
         old = by_name.get(p.tool)
-        if old is None or strictness(p) > strictness(old):
+        if old is None or (strictness(p), _after(old, p)) > (strictness(old), False):
             by_name[p.tool] = p
     return by_name
+
+
+def _after(old: ToolPolicy, new: ToolPolicy) -> bool:
+    """Whether ``new``'s server sorts before ``old``'s: the tie-break of :func:`merge_by_name`."""
+    return (new.server or "", new.hash) < (old.server or "", old.hash)
 
 
 #: Why a stored tool without a verdict is ``unknown``.

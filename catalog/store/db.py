@@ -7,6 +7,7 @@ current (one ``SELECT`` on ``alembic_version``).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +69,17 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+def _redacted(text: str) -> str:
+    """``text`` with the password of any URL in it hidden (a URL that does not parse cannot
+    be rendered without it by SQLAlchemy)."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseError(f"invalid database URL {url!r}: {_one_line(exc)}") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise DatabaseError(f"invalid database URL {_redacted(url)!r}: {_redacted(_one_line(exc))}") from exc
     kwargs: dict[str, object] = {"future": True, "json_serializer": jsonvalues.dumps}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}

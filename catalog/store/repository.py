@@ -319,11 +319,18 @@ def similar_tool_names(session: Session, name: str, limit: int = 5) -> list[str]
     literal (a tool name is full of underscores, which LIKE reads as "any character")."""
     literal = name.lower()[:40].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     found = func.lower(Tool.name).like(f"%{literal}%", escape="\\")
-    return list(session.scalars(select(Tool.name).where(found).distinct().order_by(Tool.name).limit(limit)))
+    # Only current tools: a removed one was offered as a hint the same command then refused.
+    current = (
+        select(Tool.name)
+        .join(Server, Server.id == Tool.server_id)
+        .where(found, Tool.removed_at.is_(None), Server.removed_at.is_(None))
+    )
+    return list(session.scalars(current.distinct().order_by(Tool.name).limit(limit)))
 
 
 def server_names(session: Session) -> list[str]:
-    return list(session.scalars(select(Server.name).order_by(Server.name)))
+    """The servers the catalogue lists now (a removed one is an unknown server to every command)."""
+    return list(session.scalars(select(Server.name).where(Server.removed_at.is_(None)).order_by(Server.name)))
 
 
 @dataclass
@@ -373,7 +380,7 @@ def unclassified(session: Session, version: str) -> list[PendingServer]:
 
 
 def stats(session: Session) -> dict[str, Any]:
-    servers = session.scalar(select(func.count()).select_from(Server)) or 0
+    servers = session.scalar(select(func.count()).select_from(Server).where(Server.removed_at.is_(None))) or 0
     live = select(func.count()).select_from(Tool).join(Server, Server.id == Tool.server_id)
     tools = session.scalar(live.where(Tool.removed_at.is_(None), Server.removed_at.is_(None))) or 0
     defs = session.scalar(select(func.count()).select_from(ToolDefinitionRow)) or 0
