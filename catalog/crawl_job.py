@@ -70,6 +70,10 @@ class CrawlSummary:
     def total(self, key: str) -> int:
         return sum(int(r["counters"].get(key, 0) or 0) for r in self.runs)
 
+    def failure(self) -> str:
+        """Why every source failed, for the one error line (a schedule reports that line)."""
+        return "; ".join(f"{r['source']}: {r['error'] or 'failed'}"[:240] for r in self.runs if r["status"] == "failed")
+
     def line(self) -> str:
         bad = [f"{r['source']}: {r['error']}" for r in self.runs if r["status"] == "failed"]
         text = (
@@ -128,9 +132,13 @@ def _import(path: str) -> Any:
 
 
 def run_crawl(opts: CrawlOptions) -> CrawlSummary:
+    # Usage errors (exit 2): a schedule stops on them instead of failing the same way forever.
     unknown = [s for s in opts.sources if s not in SOURCES]
     if unknown:
-        raise CatalogError(f"unknown source {unknown[0]!r} (known: {', '.join(SOURCES)})")
+        raise UsageError(f"unknown source {unknown[0]!r} (known: {', '.join(SOURCES)})")
+    odd = [s for s in opts.install_sources if s not in SOURCES and s != "all"]
+    if odd:  # a typo installed nothing, silently
+        raise UsageError(f"unknown --install-from source {odd[0]!r} (known: {', '.join(SOURCES)}, all)")
     if opts.registry_url is not None and not _is_http_url(opts.registry_url):
         # Handed to Scrapy, it failed the run with a page-long traceback.
         raise UsageError(f"--registry-url {opts.registry_url[:200]!r} is not an http(s) URL")

@@ -371,6 +371,17 @@ def test_a_removed_server_and_its_tools_are_gone_from_every_command(filled: str)
     assert export.exit_code == 2 and "unknown server" in export.output
 
 
+def test_export_refuses_an_unknown_category(filled: str) -> None:
+    from catalog.cli.export import CATEGORIES
+    from classifier import CATEGORIES as RUBRIC
+
+    assert set(CATEGORIES) == set(RUBRIC)
+    typo = runner.invoke(app, ["export", "--category", "finance", "--db", filled])
+    assert typo.exit_code == 1 and "unknown category 'finance'" in typo.output  # was an empty policy
+    ok = json.loads(runner.invoke(app, ["export", "--category", "financial", "--db", filled]).stdout)
+    assert "BinanceFuturesCancelBatchOrders" in ok["tools"]
+
+
 def test_classify_reads_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
     src = tmp_path / "bom.jsonl"
     src.write_text(json.dumps({"name": "get_time", "description": "Returns the time"}) + "\n", encoding="utf-8-sig")

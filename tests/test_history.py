@@ -279,6 +279,12 @@ def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path)
     bad = run_cli("schedule", "--every", "1s", "--max-runs", "2", "--", *args, timeout=120)
     assert bad.returncode == 1
     assert bad.stdout.count("FAILED (exit 1): error: every source failed") == 2
+    # The real reason is in the line the schedule reports (it said only "every source failed").
+    assert bad.stdout.count("official-registry: ") >= 2 and "malformed JSON" in bad.stdout, bad.stdout
+    # Arguments the crawl refuses stop the schedule at once (an unknown source was rescheduled).
+    for refused in (["--source", "bogus"], ["--install-from", "bogus"]):
+        stop = run_cli("schedule", "--every", "1h", "--", *refused, *args[2:], timeout=60)
+        assert stop.returncode == 1 and "schedule stopped" in stop.stderr and "next crawl" not in stop.stdout, stop
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])

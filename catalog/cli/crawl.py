@@ -85,6 +85,6 @@ def crawl(
     summary = run_crawl(opts)
     say_lines([summary.line()])
     if summary.failed:
-        raise fail("every source failed; the catalogue was left as it was")
+        raise fail(f"every source failed ({summary.failure()}); the catalogue was left as it was")
     if summary.stopped:
         raise fail("stopped before the end; `catalog crawl --resume` continues it", 130)

@@ -17,6 +17,25 @@ from catalog.policies.settings import load_settings
 from catalog.store.repository import server_names
 
 LEVELS = ("low", "medium", "high", "critical")
+#: The rubric's categories, for checking --category (classifier.CATEGORIES is the source: a
+#: test holds the two equal; importing the classifier would cost every export its load).
+CATEGORIES = (
+    "financial",
+    "code_execution",
+    "filesystem",
+    "database",
+    "communication",
+    "identity_access",
+    "infrastructure",
+    "source_control",
+    "browser_automation",
+    "web_access",
+    "productivity",
+    "knowledge",
+    "media_ai",
+    "system_device",
+    "utility",
+)
 
 
 #: Formats written as JSON, where printable()'s escapes are JSON's own.
@@ -58,6 +77,9 @@ def export(
     """Export the recommended policy for one tool, a server, or the whole catalogue."""
     if min_risk is not None and min_risk not in LEVELS:
         raise CatalogError(f"unknown risk level {min_risk!r} (one of {', '.join(LEVELS)})")
+    odd = [c for c in category or [] if c not in CATEGORIES]
+    if odd:  # a typo exported an empty policy
+        raise CatalogError(f"unknown category {odd[0]!r} (one of {', '.join(CATEGORIES)})")
     if alias and not server:
         raise CatalogError("--alias names one server: use it with --server")
     settings = load_settings(settings_file)

@@ -1,4 +1,4 @@
-"""The honest floor (shared/spec/peers.md): a verb lexicon on the split tool name, mapped
+"""The honest floor (the rubric's peers note): a verb lexicon on the split tool name, mapped
 through the rubric. Any learned model must beat it on the same split."""
 
 from __future__ import annotations

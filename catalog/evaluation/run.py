@@ -211,7 +211,7 @@ def evaluate(items: Sequence[Labelled], *, peers: bool = True) -> Report:
     report.peers["rules only"] = "the same classifier with the learned model switched off"
     base = [keyword_verdict(str(i.definition.get("name", ""))) for i in items]
     report.figures["keyword baseline"] = figures(None, [a for a, _ in base], [r for _, r in base], None)
-    report.peers["keyword baseline"] = "verb lexicon on the split name (peers.md)"
+    report.peers["keyword baseline"] = "verb lexicon on the split name (README, Classifier)"
     if peers:
         scanned, note = scanner_verdicts(items)
         report.peers["mcp-scanner"] = note

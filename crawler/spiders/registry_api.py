@@ -166,7 +166,9 @@ class RegistryApiSpider(scrapy.Spider):
     def note_error(self, reason: str) -> None:
         self.crawler.stats.inc_value("catalog/source_errors")
         self.errors.append(reason)
-        self.logger.error("%s: %s", self.name, reason)
+        # A warning, below the crawl's log level: the run records it and the summary (or the
+        # one error line of a crawl whose every source failed) says it, once.
+        self.logger.warning("%s: %s", self.name, reason)
 
     def parse_page(self, response: Response, api: str) -> Iterator[Any]:
         if response.status == 404:
