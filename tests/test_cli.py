@@ -369,6 +369,9 @@ def test_a_removed_server_and_its_tools_are_gone_from_every_command(filled: str)
     assert stats["servers"] == 1
     export = runner.invoke(app, ["export", "--server", "io.github.example/postgres", "--db", filled])
     assert export.exit_code == 2 and "unknown server" in export.output
+    # The short name a client config uses gets the catalogue's full name as a hint.
+    short = runner.invoke(app, ["recommend", "query", "--server", "Binance", "--db", filled])
+    assert short.exit_code == 2 and "did you mean: io.github.example/binance" in short.output, short.output
 
 
 def test_export_refuses_an_unknown_category(filled: str) -> None:

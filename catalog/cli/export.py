@@ -14,7 +14,7 @@ from catalog.policies.collect import collect
 from catalog.policies.formats import ExportOptions, Format, exporter
 from catalog.policies.generate import RISK_ORDER
 from catalog.policies.settings import load_settings
-from catalog.store.repository import server_names
+from catalog.store.repository import server_names, unknown_server
 
 LEVELS = ("low", "medium", "high", "critical")
 #: The rubric's categories, for checking --category (classifier.CATEGORIES is the source: a
@@ -85,7 +85,7 @@ def export(
     settings = load_settings(settings_file)
     with store_session(db) as session:
         if server and server not in server_names(session):
-            raise NotFound(f"unknown server {server!r}")
+            raise NotFound(unknown_server(session, server))
         policies = collect(session, settings, server=server, tool=tool)
     if tool and not policies:
         raise NotFound(f"unknown tool {tool!r}")

@@ -24,7 +24,7 @@ from catalog.policies.formats.seed import seed_document
 from catalog.policies.generate import NOT_CLASSIFIED, dumps
 from catalog.policies.settings import load_settings
 from catalog.store.overrides import all_overrides
-from catalog.store.repository import ToolView, current_tools, server_names, similar_tool_names
+from catalog.store.repository import ToolView, current_tools, server_names, similar_tool_names, unknown_server
 
 ServerOption = Annotated[str | None, typer.Option("--server", help="The server, when several expose the tool.")]
 
@@ -33,7 +33,7 @@ def find_one(session, tool: str, server: str | None) -> ToolView:  # type: ignor
     rows = current_tools(session, name=tool, server=server)
     if not rows:
         if server and server not in server_names(session):
-            raise NotFound(f"unknown server {server!r}")
+            raise NotFound(unknown_server(session, server))
         where = f" on server {server!r}" if server else ""
         hint = similar_tool_names(session, tool)
         extra = f"; similar: {', '.join(hint)}" if hint else ""

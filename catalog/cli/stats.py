@@ -59,6 +59,6 @@ def stats(
     lines.append("category: " + ", ".join(f"{k} {v}" for k, v in cats.most_common()))
     lines.append("introspection: " + (", ".join(f"{k} {v}" for k, v in sorted(s["introspection"].items())) or "none"))
     for r in runs:
-        err = f" — {r['error'][:120]}" if r["error"] else ""
+        err = f" — {r['error'][:120]}{'…' if len(r['error']) > 120 else ''}" if r["error"] else ""
         lines.append(f"run {r['id']}: {r['source']} {r['status']} ({r['servers']} servers) {r['started']}{err}")
     say_lines(lines)

@@ -328,6 +328,15 @@ def similar_tool_names(session: Session, name: str, limit: int = 5) -> list[str]
     return list(session.scalars(current.distinct().order_by(Tool.name).limit(limit)))
 
 
+def unknown_server(session: Session, name: str) -> str:
+    """The message for a ``--server`` the catalogue does not list, with the listed names that
+    contain it (a newcomer types the short name a client config uses, ``time`` for
+    ``io.github.modelcontextprotocol/time``)."""
+    folded = name.lower()
+    hint = [s for s in server_names(session) if folded in s.lower()][:5]
+    return f"unknown server {name!r}" + (f"; did you mean: {', '.join(hint)}" if hint else "")
+
+
 def server_names(session: Session) -> list[str]:
     """The servers the catalogue lists now (a removed one is an unknown server to every command)."""
     return list(session.scalars(select(Server.name).where(Server.removed_at.is_(None)).order_by(Server.name)))
