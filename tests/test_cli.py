@@ -399,16 +399,17 @@ def test_broken_database_url_is_one_line_and_non_zero() -> None:
 
 
 def test_read_commands_do_not_import_heavy_modules(filled: str) -> None:
-    code = (
-        "import sys\nfrom catalog.cli import main\n"
-        f"sys.argv = ['catalog', 'recommend', 'get_ticker_price', '--db', {filled!r}]\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "heavy = [m for m in ('scrapy', 'sklearn', 'mcp', 'twisted') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stdout
+    for argv in (["recommend", "get_ticker_price"], ["server", "io.github.example/binance"]):
+        code = (
+            "import sys\nfrom catalog.cli import main\n"
+            f"sys.argv = ['catalog', *{argv!r}, '--db', {filled!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('scrapy', 'sklearn', 'mcp', 'twisted') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "HEAVY []" in proc.stdout, (argv, proc.stdout)
 
 
 def test_every_command_has_help_and_is_documented() -> None:

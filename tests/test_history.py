@@ -453,6 +453,17 @@ def test_incremental_crawls_retry_failures_and_keep_the_latest_version(
     assert s["servers"] == 1 and s["tools"] == 4
     diff = run_cli("diff", "--since", "1", "--format", "json", "--db", db)
     assert diff.returncode == 0 and json.loads(diff.stdout)["changed"] == [], diff.stdout
+    # `catalog server` shows why: every attempt, newest first, with the version it was made at.
+    shown = json.loads(run_cli("server", "io.github.test/x", "--format", "json", "--db", db).stdout)
+    assert [(a["outcome"], a["server_version"]) for a in shown["attempts"]] == [
+        ("ok", "2.0.0"),
+        ("error", "2.0.0"),
+        ("ok", "1.0.0"),
+    ]
+    assert shown["version"] == "2.0.0" and len(shown["tools"]) == 4 and shown["sources"] == ["official-registry"]
+    text = run_cli("server", "io.github.test/x", "--db", db)
+    assert text.returncode == 0 and text.stdout.count("  attempt  : ") == 3 and " error " in text.stdout
+    assert run_cli("server", "io.github.test/nope", "--db", db).returncode == 2
 
 
 def test_a_server_another_source_still_lists_is_not_removed(http_routes, tmp_path: Path) -> None:

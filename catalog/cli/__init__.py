@@ -18,6 +18,7 @@ from catalog.cli import (
     override,
     recommend,
     schedule,
+    server,
     stats,
 )
 
@@ -33,6 +34,7 @@ app.command("introspect", context_settings={"allow_interspersed_args": False})(i
 app.command("classify")(classify.classify)
 app.command("recommend")(recommend.recommend)
 app.command("show")(recommend.show)
+app.command("server")(server.server)
 app.command("export")(export.export)
 app.command("stats")(stats.stats)
 app.command("override")(override.override)
