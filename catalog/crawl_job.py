@@ -270,11 +270,25 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
         assess_changes(session)
         session.commit()
         runs = session.scalars(select(CrawlRun).where(CrawlRun.job == job).order_by(CrawlRun.id)).all()
+        # A source whose run never started (its store could not open) failed: it said
+        # "crawl finished: 0 servers" and exited 0, and a schedule reported it ok.
+        never: list[dict[str, Any]] = [
+            {
+                "id": None,
+                "source": s,
+                "status": "failed",
+                "counters": {},
+                "error": "the crawl did not start (see the log)",
+            }
+            for s in opts.sources
+            if s not in {r.source for r in runs}
+        ]
         summary = CrawlSummary(
             runs=[
                 {"id": r.id, "source": r.source, "status": r.status, "counters": r.counters or {}, "error": r.error}
                 for r in runs
-            ],
+            ]
+            + never,
             classified=classified,
             seconds=time.monotonic() - started,
         )

@@ -123,6 +123,10 @@ def diff_since(session: Session, since: datetime) -> Diff:
     return d
 
 
+#: The source `catalog introspect --name` records: a person's doing, which no crawl lists.
+MANUAL_SOURCE = "introspect"
+
+
 def mark_removed_servers(session: Session, source: str, complete_since: datetime) -> int:
     """After a complete crawl of ``source`` that started at ``complete_since``: a server it no
     longer lists is no longer one of ``source``'s, and is marked removed once no source lists
@@ -135,7 +139,8 @@ def mark_removed_servers(session: Session, source: str, complete_since: datetime
         if source in sources and server.last_seen < complete_since:
             others = [s for s in sources if s != source]
             server.sources = others
-            if not others:
+            # "introspect" (a server a person introspected by hand) is no catalogue listing it.
+            if not [s for s in others if s != MANUAL_SOURCE]:
                 server.removed_at = now
                 count += 1
     return count

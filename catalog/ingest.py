@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog.history import MANUAL_SOURCE
 from catalog.store.db import open_store
 from catalog.store.models import Classification
 from catalog.store.records import AttemptRecord, ServerRecord
@@ -15,10 +16,12 @@ def store_introspection(db_url: str | None, server_name: str, result: Any) -> di
     store = open_store(db_url)
     try:
         with store.session() as session, session.begin():
-            run = start_run(session, "introspect")
+            run = start_run(session, MANUAL_SOURCE)
             server = upsert_server(
                 session,
-                ServerRecord(name=server_name, source="introspect", description=result.server_info.get("instructions")),
+                ServerRecord(
+                    name=server_name, source=MANUAL_SOURCE, description=result.server_info.get("instructions")
+                ),
             )
             record_attempt(
                 session,

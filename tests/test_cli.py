@@ -353,8 +353,9 @@ def test_a_tool_not_classified_yet_is_unknown_everywhere_and_its_override_applie
 
 
 def test_a_removed_server_and_its_tools_are_gone_from_every_command(filled: str) -> None:
-    # They were still counted by stats, offered as hints ("unknown tool 'add'; similar: add")
-    # and accepted by --server with an empty export.
+    # They were still counted by stats and offered as hints ("unknown tool 'add'; similar:
+    # add"); --server still knows the server, so a scheduled per-server export writes the
+    # empty, default-deny policy over the old one.
     from sqlalchemy import update
 
     from catalog.store.models import Server, utcnow
@@ -368,10 +369,22 @@ def test_a_removed_server_and_its_tools_are_gone_from_every_command(filled: str)
     stats = json.loads(runner.invoke(app, ["stats", "--format", "json", "--db", filled]).stdout)
     assert stats["servers"] == 1
     export = runner.invoke(app, ["export", "--server", "io.github.example/postgres", "--db", filled])
-    assert export.exit_code == 2 and "unknown server" in export.output
+    assert export.exit_code == 0 and json.loads(export.stdout)["tools"] == {}, export.output
     # The short name a client config uses gets the catalogue's full name as a hint.
     short = runner.invoke(app, ["recommend", "query", "--server", "Binance", "--db", filled])
     assert short.exit_code == 2 and "did you mean: io.github.example/binance" in short.output, short.output
+
+
+def test_server_shows_a_catalogues_odd_values_without_failing(filled: str) -> None:
+    # A remote without a string URL is the catalogue's to send: `catalog server` raised a
+    # TypeError traceback on it.
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        odd = [{"type": "sse"}, {"url": {"x": 1}}, {"url": "https://ok.example/mcp\x1b[2J"}]
+        upsert_server(s, ServerRecord(name="io.github.example/odd", source="test", remotes=odd, packages=[{}]))
+    store.dispose()
+    out = runner.invoke(app, ["server", "io.github.example/odd", "--db", filled])
+    assert out.exit_code == 0 and "reached  : https://ok.example/mcp\\u001b[2J, ?:?" in out.stdout, out.output
 
 
 def test_export_refuses_an_unknown_category(filled: str) -> None:

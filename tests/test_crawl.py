@@ -5,12 +5,14 @@ the read commands on what it stored."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import PACKAGE_CACHE, free_port, refused_port, registry_page, run_cli
+from tests.conftest import PACKAGE_CACHE, ROOT, free_port, refused_port, registry_page, run_cli
 from tests.test_policies import SEED_POLICY
 
 pytestmark = pytest.mark.live
@@ -196,3 +198,21 @@ def test_no_introspect_and_unreachable_registry(http_routes, tmp_path: Path) -> 
     with refused_port() as port:
         down = crawl(db, f"http://127.0.0.1:{port}")
     assert down.returncode == 1 and "Connection refused" in down.stdout
+
+
+def test_a_source_whose_run_never_started_is_a_failed_crawl(http_routes, tmp_path: Path) -> None:
+    # The store pipeline could not open (the database went away between the job's check and
+    # the crawl): the crawl said "crawl finished: 0 servers" and exited 0.
+    base, routes = http_routes
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/t")]))
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    code = (
+        "import sys\nimport crawler.pipelines.store as sp\n"
+        "def boom(*a, **k):\n    raise RuntimeError('database went away')\n"
+        "sp.start_run = boom\nfrom catalog.cli import main\n"
+        f"sys.argv = ['catalog', 'crawl', '-s', 'official-registry', '--registry-url', {base!r}, '--no-introspect',"
+        f" '--cache-dir', {str(tmp_path / 'cache')!r}, '--db', {db!r}]\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert out.returncode == 1 and "official-registry: the crawl did not start" in out.stderr, out

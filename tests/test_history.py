@@ -483,6 +483,26 @@ def test_a_server_another_source_still_lists_is_not_removed(http_routes, tmp_pat
     curated.write_text(json.dumps(registry_page([])))
     assert run_cli("crawl", *both, "--cache-dir", str(cache), "--db", db).returncode == 0
     assert removed_and_last_status(db) == (["io.github.test/shared"], "ok")
+    # A server a person once introspected by hand (source "introspect", which no crawl lists)
+    # is still removed when its catalogue drops it: it stayed in every export for good.
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/only-registry"), entry("io.github.test/by-hand")]))
+    assert crawl(db, base, cache, "--no-introspect", "--full").returncode == 0
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE servers SET sources = :s WHERE name = 'io.github.test/by-hand'"),
+            {"s": json.dumps(["official-registry", "introspect"])},
+        )
+    engine.dispose()
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/only-registry")]))
+    assert crawl(db, base, cache, "--no-introspect", "--full").returncode == 0
+    assert sorted(removed_and_last_status(db)[0]) == ["io.github.test/by-hand", "io.github.test/shared"]
+    # A complete crawl of another URL under the same source name (a mirror) removes nothing:
+    # it marked every server of the public registry removed.
+    mirror = base.replace("127.0.0.1", "localhost")
+    routes.set("/v0.1/servers", registry_page([]))
+    assert crawl(db, mirror, cache, "--no-introspect", "--full").returncode == 0
+    assert sorted(removed_and_last_status(db)[0]) == ["io.github.test/by-hand", "io.github.test/shared"]
 
 
 def test_a_crawl_stopped_with_ctrl_c_is_interrupted_not_complete(http_routes, tmp_path: Path) -> None:

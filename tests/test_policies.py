@@ -164,6 +164,7 @@ def test_guards_hold_against_the_spellings_that_slipped_past_them() -> None:
             "https://evil.com\\.example.com": False,
             "https://example.com@evil.com/": False,
             "https://example.com.evil.com/": False,
+            "HTTPS://API.Example.com/x": True,  # schemes and hosts have no case
         },
         "recipient-domain": {
             "bob@example.com": True,
@@ -171,6 +172,7 @@ def test_guards_hold_against_the_spellings_that_slipped_past_them() -> None:
             "eve@evil.com, bob@example.com": False,
             "bob": False,
             "bob@example.com.evil.com": False,
+            "Bob@Example.COM": True,
         },
     }
     for gid, values in cases.items():
@@ -190,9 +192,24 @@ def test_guards_hold_against_the_spellings_that_slipped_past_them() -> None:
         "http://[::ffff:127.0.0.1]/",
         "http://[fe80::1]/",
         "http://a.localhost:8080/",
+        # A second review's, each reaching a loopback server through urllib3, curl or Node:
+        "http://0177.0.0.1/",
+        "http://0254.0376.0251.0376/",
+        "http://a@b@127.0.0.1/",
+        "http://%31%32%37.0.0.1/",
+        " http://127.0.0.1/",
+        "http:/127.0.0.1/",
+        "http://127\u30020\u30020\u30021/",
     ):
         assert re.search(private.deny.value, url), url
-    for url in ("https://0xproject.org/", "https://10gen.com/", "https://localhostess.com/", "https://[2001:db8::1]/"):
+    for url in (
+        "https://0xproject.org/",
+        "https://0xcafe.io/",
+        "https://10gen.com/",
+        "https://localhostess.com/",
+        "https://[2001:db8::1]/",
+        "https://user@example.com/",
+    ):
         assert not re.search(private.deny.value, url), url
 
 

@@ -117,6 +117,9 @@ def test_legacy_flat_entry_and_name_checks() -> None:
     for junk, why in (("junk", r"tools\[1\]"), ({"name": 7}, r"tools\[1\]"), ({"title": "x"}, r"tools\[1\]")):
         with pytest.raises(EntryError, match=why):
             parse_entry({"server": {"name": "io.a/b", "tools": [{"name": "t1"}, junk]}}, "x")
+    # The store drops NUL from text: "x\0" was stored as, and over, the server "x".
+    with pytest.raises(EntryError, match="NUL"):
+        parse_entry({"server": {"name": "io.github.victim/srv\x00"}}, "official-registry")
     with pytest.raises(EntryError, match="tools is str, not a list"):
         parse_entry({"server": {"name": "io.a/b", "tools": "t1"}}, "x")
     with pytest.raises(EntryError, match="reverse-DNS"):

@@ -42,7 +42,8 @@ def describe(session: Session, name: str) -> dict[str, Any]:
         "repository_url": row.repository_url,
         "first_seen": row.first_seen.isoformat(),
         "last_seen": row.last_seen.isoformat(),
-        "remotes": [r.get("url") for r in row.remotes or [] if isinstance(r, dict)],
+        # The catalogue's own values, typed as it pleased: only what reads as text is shown.
+        "remotes": [r["url"] for r in row.remotes or [] if isinstance(r, dict) and isinstance(r.get("url"), str)],
         "packages": [
             f"{p.get('registryType', '?')}:{p.get('identifier', '?')}"
             for p in row.packages or []

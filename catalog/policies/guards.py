@@ -61,14 +61,22 @@ RECIPIENT_PARAMS = {"to", "recipient", "recipients", "email", "email_address", "
 URL_PARAMS = {"url", "uri", "href", "endpoint", "link", "webhook", "webhook_url", "callback_url", "target_url"}
 COMMAND_PARAMS = {"command", "cmd", "script", "shell", "commands", "code", "expression", "program"}
 SQL_PARAMS = {"sql", "query", "statement", "stmt", "sql_query"}
-#: A URL whose host is loopback, private, link-local or spelled to hide one: any case, after
-#: a ``user@`` part, and the spellings resolvers accept (``0``, ``127.1``, a bare number,
-#: hex, IPv4 inside IPv6).  A review passed ``http://LOCALHOST/``, ``http://user@127.0.0.1/``,
-#: ``http://2130706433/`` and ``http://[::ffff:127.0.0.1]/`` through the first version.
+#: A URL whose host is loopback, private, link-local or spelled to hide one, as URL parsers
+#: (urllib3, curl, Node's WHATWG URL) read it: any case, leading blanks, ``\\`` or missing
+#: slashes, any number of ``user@`` parts, full-width dots, and the spellings resolvers accept
+#: (``0``, ``127.1``, a bare number, octal or hex parts, IPv4 inside IPv6); a percent-escape in
+#: the host is refused outright.  Two reviews passed ``LOCALHOST``, ``user@127.0.0.1``,
+#: ``2130706433``, ``[::ffff:127.0.0.1]``, then ``0177.0.0.1``, ``a@b@127.0.0.1`` and
+#: ``%31%32%37.0.0.1`` through earlier versions.
+_DOT = "[.\u3002\uff0e\uff61]"
+_END = r"([:/?#\\]|$)"
 PRIVATE_HOSTS = (
-    r"(?i)^[a-z][a-z0-9+.-]*://([^/?#@]*@)?("
-    r"([^/?#@:]*\.)?localhost\.?([:/?#]|$)|127\.|0\.|10\.|192\.168\.|169\.254\.|172\.(1[6-9]|2\d|3[01])\."
-    r"|[0-9]+\.?([:/?#]|$)|[0-9]+\.[0-9]+([:/?#]|$)|0x[0-9a-f]+(\.|[:/?#]|$)"
+    rf"(?i)^\s*[a-z][a-z0-9+.-]*:[/\\]*([^/?#\\]*@)?("
+    rf"[^/?#\\@]*%"
+    rf"|([^/?#\\@:]*{_DOT})?localhost{_DOT}?{_END}"
+    rf"|127{_DOT}|0{_DOT}|10{_DOT}|192{_DOT}168{_DOT}|169{_DOT}254{_DOT}|172{_DOT}(1[6-9]|2\d|3[01]){_DOT}"
+    rf"|0[0-9]+{_DOT}|[0-9]+{_DOT}?{_END}|[0-9]+{_DOT}[0-9]+{_END}|[0-9]+{_DOT}[0-9]+{_DOT}[0-9]+{_END}"
+    rf"|0x[0-9a-f]+({_DOT}[0-9x]|{_END})"
     r"|\[(::1?\]|::ffff:|0*:0*:|f[cd][0-9a-f]{0,2}:|fe[89ab][0-9a-f]?:)"
     r")"
 )
@@ -186,8 +194,8 @@ def guards_for(definition: Mapping[str, Any], category: str, action: str, settin
             out.append(
                 Guard(
                     "recipient-domain",
-                    Condition(arg, "regex", rf"^[^@]*$|@(?!({domains})\s*([,;]|$))"),
-                    Condition(arg, "regex", rf"^\s*{address}(\s*[,;]\s*{address})*\s*$"),
+                    Condition(arg, "regex", rf"(?i)^[^@]*$|@(?!({domains})\s*([,;]|$))"),
+                    Condition(arg, "regex", rf"(?i)^\s*{address}(\s*[,;]\s*{address})*\s*$"),
                     f"{name} must be an address at {', '.join(settings.allowed_email_domains)}.",
                     f"`{name}` is a recipient: only {', '.join(settings.allowed_email_domains)} "
                     "(settings allowed_email_domains)",
@@ -197,11 +205,11 @@ def guards_for(definition: Mapping[str, Any], category: str, action: str, settin
             if settings.allowed_url_hosts:
                 hosts = _alternation(settings.allowed_url_hosts)
                 at_host = rf"https?://{_SUBDOMAINS}({hosts})(:\d+)?([/?#]|$)"
-                allowed = f"^{at_host}"
+                allowed = f"(?i)^{at_host}"  # schemes and hosts have no case
                 out.append(
                     Guard(
                         "url-host",
-                        Condition(arg, "regex", f"^(?!{at_host})"),
+                        Condition(arg, "regex", f"(?i)^(?!{at_host})"),
                         Condition(arg, "regex", allowed),
                         f"{name} must point at an allowed host.",
                         f"`{name}` is a URL: only {', '.join(settings.allowed_url_hosts)} (settings allowed_url_hosts)",

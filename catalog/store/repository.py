@@ -333,13 +333,17 @@ def unknown_server(session: Session, name: str) -> str:
     contain it (a newcomer types the short name a client config uses, ``time`` for
     ``io.github.modelcontextprotocol/time``)."""
     folded = name.lower()
-    hint = [s for s in server_names(session) if folded in s.lower()][:5]
+    hint = [s for s in server_names(session, removed=False) if folded in s.lower()][:5]
     return f"unknown server {name!r}" + (f"; did you mean: {', '.join(hint)}" if hint else "")
 
 
-def server_names(session: Session) -> list[str]:
-    """The servers the catalogue lists now (a removed one is an unknown server to every command)."""
-    return list(session.scalars(select(Server.name).where(Server.removed_at.is_(None)).order_by(Server.name)))
+def server_names(session: Session, *, removed: bool = True) -> list[str]:
+    """The servers the catalogue knows; with ``removed=False`` only those it lists now.  A
+    removed server is still a known one to ``--server``: its export is the empty, default-deny
+    policy a scheduled per-server export must write over the old one, not an error that
+    leaves the old file (its tools still allowed) in place."""
+    q = select(Server.name).order_by(Server.name)
+    return list(session.scalars(q if removed else q.where(Server.removed_at.is_(None))))
 
 
 @dataclass

@@ -12,10 +12,12 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.history import mark_removed_servers
 from catalog.store.db import Store, open_store
+from catalog.store.models import CrawlRun
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import finish_run, record_attempt, record_tools, start_run, upsert_server
 from crawler.items import ServerItem
@@ -142,6 +144,17 @@ class StorePipeline:
             if changes.nameless:
                 self.counters["tools_without_name"] = self.counters.get("tools_without_name", 0) + changes.nameless
 
+    def _another_catalogue(self, source: str, catalogue: str) -> bool:
+        """Whether ``source``'s last complete crawl before this one listed another URL."""
+        assert self.session is not None
+        last = self.session.scalars(
+            select(CrawlRun)
+            .where(CrawlRun.source == source, CrawlRun.status == "ok", CrawlRun.id != self.run_id)
+            .order_by(CrawlRun.id.desc())
+            .limit(1)
+        ).first()
+        return last is not None and (last.counters or {}).get("catalogue", catalogue) != catalogue
+
     def close_spider(self) -> None:
         if self.session is not None:
             self.session.commit()  # what was stored stays stored, however the run ends
@@ -178,7 +191,12 @@ class StorePipeline:
             counters["resumed_from"] = resumed
         try:
             self.session.commit()
-            if not errors and not malformed and not incremental and not resumed and counters["pages"]:
+            complete = not errors and not malformed and not incremental and not resumed and counters["pages"]
+            if complete and self._another_catalogue(spider.name, counters["catalogue"]):
+                # The source's servers were listed by another URL (a mirror, a sub-registry
+                # under the same source name): this listing says nothing of what they hold.
+                counters["removal_skipped"] = "the source's last complete crawl listed another catalogue URL"
+            elif complete:
                 # A complete listing: what it no longer lists is gone.  An entry that could not
                 # be read may be a server still listed, so a listing with one removes nothing.
                 counters["removed_servers"] = mark_removed_servers(self.session, spider.name, self.started_at)

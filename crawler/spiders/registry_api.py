@@ -59,6 +59,9 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
     official = meta.get(OFFICIAL_META) if isinstance(meta, Mapping) else None
     official = official if isinstance(official, Mapping) else {}
     name = _str(server.get("name"), "name", required=True, limit=400)
+    if name is not None and "\x00" in name:
+        # The store drops NUL from text: "x\0" would have been stored as (and over) "x".
+        raise EntryError("name contains a NUL character")
     if name is None or len(name) < 3 or ("/" not in name and "." not in name and source != "curated"):
         raise EntryError(f"name {name!r} is not a reverse-DNS server name")
     repo = server.get("repository")
