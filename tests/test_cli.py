@@ -403,6 +403,9 @@ def test_classify_reads_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
     src.write_text(json.dumps({"name": "get_time", "description": "Returns the time"}) + "\n", encoding="utf-8-sig")
     out = run_cli("classify", str(src))
     assert out.returncode == 0 and "error" not in json.loads(out.stdout), out.stdout
+    src.write_text(json.dumps({"name": 5}) + "\n")
+    odd = json.loads(run_cli("classify", str(src)).stdout)
+    assert odd["error"] == "tool name is int, not a string", odd
 
 
 def test_broken_database_url_is_one_line_and_non_zero() -> None:

@@ -29,6 +29,9 @@ def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
         return {"line": lineno, "error": f"invalid JSON: {exc}"}, None
     if not isinstance(data, dict):
         return {"line": lineno, "error": f"expected an object, got {type(data).__name__}"}, None
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):  # "has no name" for {"name": 5} misled
+        return {**data, "line": lineno, "error": f"tool name is {type(name).__name__}, not a string"}, None
     try:
         defn = ToolDefinition.from_mapping(
             data, server=data.get("server") if isinstance(data.get("server"), str) else None
