@@ -37,6 +37,8 @@ class ServerItem:
     published_at: str | None = None
     is_latest: bool | None = None
     tools: list[dict[str, Any]] | None = None
+    #: Whether ``tools`` is the whole listing (an introspection cut at its cap is not).
+    tools_complete: bool = True
     attempts: list[AttemptItem] = field(default_factory=list)
     #: Known at this version from an earlier crawl: keep the stored tools, start nothing.
     skip_introspection: bool = False

@@ -398,6 +398,14 @@ def test_export_refuses_an_unknown_category(filled: str) -> None:
     assert "BinanceFuturesCancelBatchOrders" in ok["tools"]
 
 
+def test_pin_is_refused_where_a_format_cannot_pin(filled: str) -> None:
+    # Claude Code and Codex settings cannot tie a rule to a definition: --pin did nothing.
+    for fmt in ("claude-code", "codex"):
+        out = runner.invoke(app, ["export", "-f", fmt, "--pin", "--db", filled])
+        assert out.exit_code == 1 and "cannot pin" in out.output, (fmt, out.output)
+    assert runner.invoke(app, ["export", "-f", "intercept", "--pin", "--db", filled]).exit_code == 0
+
+
 def test_classify_reads_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
     src = tmp_path / "bom.jsonl"
     src.write_text(json.dumps({"name": "get_time", "description": "Returns the time"}) + "\n", encoding="utf-8-sig")

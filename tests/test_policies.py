@@ -458,3 +458,20 @@ def test_equally_strict_servers_of_one_name_merge_the_same_in_any_order() -> Non
     assert merge_by_name([alpha, zeta])["get_forecast"] is merge_by_name([zeta, alpha])["get_forecast"]
     strict = ToolPolicy(tool="get_forecast", risk="critical", server="zz.example/w", hash="ffff")
     assert merge_by_name([alpha, strict, zeta])["get_forecast"] is strict
+
+
+def test_intercept_pins_a_persons_decision_to_the_definition_they_reviewed() -> None:
+    # It pinned the current, unreviewed definition, tying the old "allow" to it; Intercept
+    # cannot check a pin, so a decision about a definition that changed since is left out.
+    from dataclasses import replace
+
+    reviewed = Override("allow", "fine", "ana", definition_hash="a" * 64)
+    current = replace(policy("get_weather", "low", override=reviewed), hash="a" * 64)
+    changed = replace(
+        policy("get_forecast", "low", override=replace(reviewed, definition_hash="b" * 64)), hash="c" * 64
+    )
+    text = exporter(Format.INTERCEPT).render([current, changed], ExportOptions(pin=True))
+    doc = yaml.safe_load(text)
+    assert "get_weather" in doc["tools"] and "get_forecast" not in doc["tools"], text
+    assert f"# pin get_weather sha256:{'a' * 64}" in text and "# pin get_forecast: changed since the override" in text
+    assert "c" * 64 not in text

@@ -80,6 +80,9 @@ def export(
     odd = [c for c in category or [] if c not in CATEGORIES]
     if odd:  # a typo exported an empty policy
         raise CatalogError(f"unknown category {odd[0]!r} (one of {', '.join(CATEGORIES)})")
+    if pin and fmt in (Format.CLAUDE_CODE, Format.CODEX):
+        # They cannot tie a rule to a definition: --pin was accepted and did nothing.
+        raise CatalogError(f"--pin: the {fmt.value} format cannot pin a rule to a definition (seed and intercept can)")
     if alias and not server:
         raise CatalogError("--alias names one server: use it with --server")
     settings = load_settings(settings_file)

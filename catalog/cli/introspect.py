@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from catalog.cli.common import DbOption, FormatOption, TextOrJson, fail, friendly, say, say_lines
+from catalog.errors import UsageError
 
 
 def absolute_arguments(command: list[str]) -> list[str]:
@@ -52,6 +53,10 @@ def introspect(
     """Start COMMAND in the sandbox, call initialize + tools/list, print (and store) its tools."""
     import asyncio
 
+    if name is not None and (not name.strip() or len(name) > 400):
+        # Checked before a stranger's server runs; past 400 characters PostgreSQL refused it after.
+        raise UsageError(f"--name must be 1 to 400 characters, not {len(name)}")
+
     from catalog.ingest import store_introspection
     from crawler.introspection.installer import default_cache_dir
     from crawler.introspection.runner import RunnerConfig, run_sandboxed
@@ -69,7 +74,7 @@ def introspect(
     server = name or f"local/{exe.name}"
     verdicts = store_introspection(db, server, result) if store else {}
     if not result.ok:
-        raise fail(f"{' '.join(command)[:200]}: {result.outcome}: {result.error}")
+        raise fail(f"{' '.join(command)[:200]}: {result.outcome} ({result.error})")
     if output == "json":
         say(
             json.dumps(
@@ -83,9 +88,19 @@ def introspect(
             )
         )
         return
+    from catalog.store.repository import one_per_name
+
+    listed, unusable, copies = one_per_name(result.tools)
     lines = [f"{server}: {len(result.tools)} tools (protocol {result.protocol_version}, {result.seconds:.1f}s)"]
-    for tool in result.tools:
+    for tool in listed:
         v = verdicts.get(tool["name"])
         tag = f"  [{v.risk} · {v.category} · {v.action}]" if v else ""
         lines.append(f"  {tool['name']}{tag}")
+    # What the store keeps differs from the listing: say so (it printed tools it did not keep).
+    if copies:
+        lines.append(f"warning: {copies} further cop(ies) of a listed name, read as one tool with every copy's text")
+    if unusable:
+        lines.append(f"warning: {unusable} tool(s) not kept: blank, over 400 characters or with a NUL in the name")
+    if not result.complete:
+        lines.append(f"warning: listing incomplete ({result.server_info['listing_cut']}): nothing marked removed")
     say_lines(lines)

@@ -133,16 +133,25 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
     else:
         rule = None
     if rule is not None and pin and p.hash:
-        # An override holds for the definition the person decided on: pinned to that one, a
-        # changed tool falls back to the gateway's default instead of inheriting the decision.
-        decided = p.override.definition_hash if p.override is not None else None
-        if decided and decided.startswith(SERVERS_DIGEST):
-            # A digest of several servers' definitions, no hash a gateway could match: it
-            # stands for the current one only while none changed; once one did, the rule is
-            # left out (denied by default) until a person looks again.
+        pinned = pin_for(p)
+        if pinned is None:
             return None
-        rule["pin"] = decided or p.hash
+        rule["pin"] = pinned
     return rule
+
+
+def pin_for(p: ToolPolicy) -> str | None:
+    """The definition hash a pinned rule holds for; ``None``: leave the rule out.
+
+    An override holds for the definition the person decided on: pinned to that one, a changed
+    tool falls back to the gateway's default instead of inheriting the decision.  A digest of
+    several servers' definitions is no hash a gateway could match: it stands for the current
+    one only while none changed; once one did, the rule is left out (denied by default) until
+    a person looks again."""
+    decided = p.override.definition_hash if p.override is not None else None
+    if decided and decided.startswith(SERVERS_DIGEST):
+        return None
+    return decided or p.hash
 
 
 _STRICTNESS = ("allow", "limit", "guarded", "approve", "omit", "deny", "hide")

@@ -82,10 +82,58 @@ class ToolChanges:
     unchanged: int = 0
     #: Listed tools without a usable name, left out.
     nameless: int = 0
+    #: Further copies of a name already listed, folded into its first (see :func:`one_per_name`).
+    duplicates: int = 0
 
 
 #: The longest tool name the store keeps (its column's size); MCP names are short identifiers.
 MAX_TOOL_NAME = 400
+
+
+def usable_name(name: Any) -> bool:
+    """Whether a listed tool's name can be stored and keyed: nothing can call or recommend a
+    blank one, and a name past the column's size or with a NUL (which PostgreSQL refuses)
+    made the whole server unstorable there."""
+    return isinstance(name, str) and bool(name.strip()) and len(name) <= MAX_TOOL_NAME and "\x00" not in name
+
+
+def one_per_name(tools: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int, int]:
+    """The listing normalised, one definition per usable name, with the counts of tools left
+    out for their names and of further copies of a name.  Copies that differ are folded into
+    the first: their descriptions joined and their extra parameters added, because a client
+    shows the model every copy (a server listing a benign ``get_time`` and then a poisoned one
+    was stored as the benign one alone, its poison never read)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    unusable = 0
+    for raw in tools:
+        tool = normalise_tool(raw)
+        if not usable_name(tool.get("name")):
+            unusable += 1
+            continue
+        by_name.setdefault(tool["name"], []).append(tool)
+    out = []
+    for copies in by_name.values():
+        first = copies[0]
+        others = [c for c in copies[1:] if c != first]
+        if others:
+            first = dict(first)
+            texts = [t for t in dict.fromkeys(str(c.get("description") or "") for c in copies) if t]
+            first["description"] = "\n\n".join(texts)
+            schema = dict(first.get("inputSchema") or {})
+            props = dict(schema.get("properties") or {}) if isinstance(schema.get("properties"), Mapping) else {}
+            for c in others:
+                more = (
+                    (c.get("inputSchema") or {}).get("properties")
+                    if isinstance(c.get("inputSchema"), Mapping)
+                    else None
+                )
+                for key, value in more.items() if isinstance(more, Mapping) else ():
+                    props.setdefault(key, value)
+            if props:
+                schema["properties"] = props
+                first["inputSchema"] = schema
+        out.append(first)
+    return out, unusable, len(tools) - unusable - len(out)
 
 
 def record_tools(
@@ -105,17 +153,9 @@ def record_tools(
     changes = ToolChanges()
     existing = {t.name: t for t in session.scalars(select(Tool).where(Tool.server_id == server.id))}
     seen: set[str] = set()
-    for raw in tools:
-        tool_json = normalise_tool(raw)
-        name = tool_json.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOOL_NAME or "\x00" in name:
-            # Nothing can key, call or recommend it (introspection drops nameless tools too); a
-            # name past the column's size or with a NUL (which PostgreSQL refuses) made the
-            # whole server unstorable there.
-            changes.nameless += 1
-            continue
-        if name in seen:
-            continue
+    listed, changes.nameless, changes.duplicates = one_per_name(tools)
+    for tool_json in listed:
+        name = tool_json["name"]
         seen.add(name)
         digest = definition_hash(tool_json)
         tool = existing.get(name)

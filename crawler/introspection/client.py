@@ -88,19 +88,25 @@ async def _list_all_tools(client: Any, result: IntrospectionResult) -> list[dict
 
     tools: list[dict[str, Any]] = []
     cursor: str | None = None
+    seen: set[str] = set()
+    repeated = False
     try:
         for _ in range(MAX_PAGES):
             page = await client.list_tools(cursor=cursor)
             tools.extend(_tool_json(t) for t in page.tools)
             cursor = page.next_cursor
-            if not cursor or len(tools) >= MAX_TOOLS:
+            repeated = bool(cursor) and cursor in seen
+            if not cursor or len(tools) >= MAX_TOOLS or repeated:
                 break
+            seen.add(cursor)
+        if cursor:
+            _cut(result, repeated, len(tools))
     except ValidationError as exc:
         raw = getattr(getattr(client.session, "_dispatcher", None), "send_raw_request", None)
         if raw is None:  # an SDK without the raw path: report the validation error
             raise
         result.server_info["listing_invalid"] = _one_line(str(exc), 300)
-        return _named(await _list_raw(raw), result)
+        return _named(await _list_raw(raw, result), result)
     return _named(tools[:MAX_TOOLS], result)
 
 
@@ -113,10 +119,12 @@ def _named(tools: list[dict[str, Any]], result: IntrospectionResult) -> list[dic
     return named
 
 
-async def _list_raw(send_raw_request: Any) -> list[dict[str, Any]]:
+async def _list_raw(send_raw_request: Any, result: IntrospectionResult) -> list[dict[str, Any]]:
     keep = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
     tools: list[dict[str, Any]] = []
     cursor: str | None = None
+    seen: set[str] = set()
+    repeated = False
     for _ in range(MAX_PAGES):
         page = await send_raw_request("tools/list", {"cursor": cursor} if cursor else None, {})
         listed = page.get("tools") if isinstance(page, dict) else None
@@ -124,9 +132,25 @@ async def _list_raw(send_raw_request: Any) -> list[dict[str, Any]]:
             if isinstance(t, dict) and isinstance(t.get("name"), str):
                 tools.append({k: t[k] for k in keep if k in t})
         cursor = page.get("nextCursor") if isinstance(page, dict) else None
-        if not isinstance(cursor, str) or not cursor or len(tools) >= MAX_TOOLS:
+        repeated = isinstance(cursor, str) and cursor in seen
+        if not isinstance(cursor, str) or not cursor or len(tools) >= MAX_TOOLS or repeated:
             break
+        seen.add(cursor)
+    if isinstance(cursor, str) and cursor:
+        _cut(result, repeated, len(tools))
     return tools[:MAX_TOOLS]
+
+
+def _cut(result: IntrospectionResult, repeated: bool, listed: int) -> None:
+    """Say that the listing stopped with more announced: it is stored as incomplete (a cut
+    listing was stored whole and "ok", its unseen tools enabled in Codex, and those stored
+    before past the cap were marked removed)."""
+    why = (
+        "the server repeated a cursor"
+        if repeated
+        else f"stopped at {min(listed, MAX_TOOLS):,} tools / {MAX_PAGES} pages"
+    )
+    result.server_info["listing_cut"] = why
 
 
 async def _session(server: Any, result: IntrospectionResult, timeout: float) -> None:

@@ -22,3 +22,9 @@ class IntrospectionResult:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``tools`` is the whole listing: one cut at the page or tool cap (or at a
+        repeated cursor) must not mark the tools it did not reach as removed."""
+        return "listing_cut" not in self.server_info

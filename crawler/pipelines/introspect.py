@@ -70,4 +70,5 @@ class IntrospectPipeline:
         ok = next((r for r in results if r.ok), None)
         if ok is not None:
             item.tools = ok.tools
+            item.tools_complete = ok.complete
         return item

@@ -135,7 +135,7 @@ class StorePipeline:
         if item.skip_introspection:
             self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
         if item.tools is not None:
-            changes = record_tools(self.session, server, item.tools, run_id=self.run_id)
+            changes = record_tools(self.session, server, item.tools, run_id=self.run_id, complete=item.tools_complete)
             self.counters["tools"] += len(item.tools)
             self.counters["new_tools"] += changes.new_tools
             self.counters["new_definitions"] += changes.new_definitions
@@ -143,6 +143,8 @@ class StorePipeline:
             self.counters["removed_tools"] += changes.removed
             if changes.nameless:
                 self.counters["tools_without_name"] = self.counters.get("tools_without_name", 0) + changes.nameless
+            if changes.duplicates:
+                self.counters["duplicate_tools"] = self.counters.get("duplicate_tools", 0) + changes.duplicates
 
     def _another_catalogue(self, source: str, catalogue: str) -> bool:
         """Whether ``source``'s last complete crawl before this one listed another URL."""

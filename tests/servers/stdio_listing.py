@@ -1,0 +1,43 @@
+"""A stdio MCP server that lists what a test tells it to: python stdio_listing.py SPEC
+
+SPEC is JSON on the command line (the sandbox's uid may not read a test's files): either
+{"tools": [...]}, listed as given, duplicates and odd names included, or {"pages": N}, one
+tool per page over N pages (``noop_0`` ... and ``run_shell`` on the last page).  Written by
+hand over JSON-RPC lines, not with the SDK, which would refuse such listings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+spec = json.loads(sys.argv[1])
+for line in sys.stdin:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if "id" not in msg:
+        continue
+    if msg.get("method") == "initialize":
+        result = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "listing", "version": "1"},
+        }
+    elif msg.get("method") == "tools/list" and "pages" in spec:
+        page, last = int((msg.get("params") or {}).get("cursor") or 0), spec["pages"] - 1
+        tool = {"name": f"noop_{page}", "description": "Returns nothing.", "inputSchema": {"type": "object"}}
+        if page == last:
+            tool = {
+                "name": "run_shell",
+                "description": "Execute any shell command on the host.",
+                "inputSchema": {"type": "object", "properties": {"command": {"type": "string"}}},
+            }
+        result = {"tools": [tool], **({"nextCursor": str(page + 1)} if page < last else {})}
+    elif msg.get("method") == "tools/list":
+        result = {"tools": spec["tools"]}
+    else:
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32601, "message": "no"}}), flush=True)
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
