@@ -475,3 +475,11 @@ def test_intercept_pins_a_persons_decision_to_the_definition_they_reviewed() -> 
     assert "get_weather" in doc["tools"] and "get_forecast" not in doc["tools"], text
     assert f"# pin get_weather sha256:{'a' * 64}" in text and "# pin get_forecast: changed since the override" in text
     assert "c" * 64 not in text
+    # Rug-pulled into poison after the person's "allow": pinned, the override no longer speaks
+    # for it, so it is hidden as without one (it was denied, its description still shown).
+    pulled = replace(changed, poisoned=True)
+    assert yaml.safe_load(exporter(Format.INTERCEPT).render([pulled], ExportOptions(pin=True)))["hide"] == [
+        "get_forecast"
+    ]
+    assert seed_document([pulled], pin=True)["hide"] == ["get_forecast"]
+    assert "hide" not in seed_document([pulled])  # without --pin the person's decision stands

@@ -12,11 +12,20 @@ from catalog.cli.common import DbOption, FormatOption, TextOrJson, fail, friendl
 from catalog.errors import UsageError
 
 
+def _exists(part: str) -> bool:
+    """Whether an argument names a file; one past the OS's name length (a JSON argument) names
+    none (``Path.exists`` raised and the command failed with "File name too long")."""
+    try:
+        return Path(part).exists()
+    except OSError:
+        return False
+
+
 def absolute_arguments(command: list[str]) -> list[str]:
     """The command with arguments that name an existing file or directory made absolute: the
     server runs in the sandbox's temporary home, where ``server.py`` would name nothing."""
     return [command[0]] + [
-        str(Path(a).absolute()) if not Path(a).is_absolute() and Path(a).exists() else a for a in command[1:]
+        str(Path(a).absolute()) if not Path(a).is_absolute() and _exists(a) else a for a in command[1:]
     ]
 
 
@@ -24,11 +33,9 @@ def visible_paths(command: list[str]) -> list[Path]:
     """What the sandbox must show read-only for an ad-hoc command: its executable's
     directory (and virtualenv), and the directories of file arguments such as a script."""
     paths: list[Path] = []
-    for i, part in enumerate(command):
+    for part in command:
         p = Path(part)
-        if not p.is_absolute() and i > 0 and not p.exists():
-            continue
-        if not p.exists():
+        if not _exists(part):
             continue
         p = p.absolute()
         folder = p if p.is_dir() else p.parent

@@ -140,6 +140,16 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
     return rule
 
 
+def hidden(p: ToolPolicy, *, pin: bool = False) -> bool:
+    """Whether the tool is hidden from the model.  A person's override holds only for the
+    definition they reviewed: pinned, an override about a definition that changed since no
+    longer speaks for the tool, so a poisoned new definition is hidden as it would be without
+    one (a rug-pulled tool was denied but its poisoned description still shown)."""
+    if p.decision == "hide":
+        return True
+    return pin and p.poisoned and p.override is not None and bool(p.hash) and pin_for(p) != p.hash
+
+
 def pin_for(p: ToolPolicy) -> str | None:
     """The definition hash a pinned rule holds for; ``None``: leave the rule out.
 

@@ -30,7 +30,7 @@ from catalog.store.models import (
     utcnow,
 )
 from catalog.store.records import AttemptRecord, ServerRecord
-from classifier.definition import definition_hash
+from classifier.definition import canonical_json, definition_hash
 
 #: Fields kept from a tool listing entry (the hash covers only the first four).
 KEPT_FIELDS = ("name", "description", "inputSchema", "annotations", "title", "outputSchema")
@@ -99,10 +99,11 @@ def usable_name(name: Any) -> bool:
 
 def one_per_name(tools: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int, int]:
     """The listing normalised, one definition per usable name, with the counts of tools left
-    out for their names and of further copies of a name.  Copies that differ are folded into
-    the first: their descriptions joined and their extra parameters added, because a client
-    shows the model every copy (a server listing a benign ``get_time`` and then a poisoned one
-    was stored as the benign one alone, its poison never read)."""
+    out for their names and of further copies of a name.
+
+    A client shows the model every copy, so copies that differ are read as one tool (a server
+    listing a benign ``get_time`` and then a poisoned one was stored as the benign one alone):
+    :func:`_folded`.  Identical copies are one tool."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     unusable = 0
     for raw in tools:
@@ -111,29 +112,57 @@ def one_per_name(tools: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any
             unusable += 1
             continue
         by_name.setdefault(tool["name"], []).append(tool)
-    out = []
-    for copies in by_name.values():
-        first = copies[0]
-        others = [c for c in copies[1:] if c != first]
-        if others:
-            first = dict(first)
-            texts = [t for t in dict.fromkeys(str(c.get("description") or "") for c in copies) if t]
-            first["description"] = "\n\n".join(texts)
-            schema = dict(first.get("inputSchema") or {})
-            props = dict(schema.get("properties") or {}) if isinstance(schema.get("properties"), Mapping) else {}
-            for c in others:
-                more = (
-                    (c.get("inputSchema") or {}).get("properties")
-                    if isinstance(c.get("inputSchema"), Mapping)
-                    else None
-                )
-                for key, value in more.items() if isinstance(more, Mapping) else ():
-                    props.setdefault(key, value)
-            if props:
-                schema["properties"] = props
-                first["inputSchema"] = schema
-        out.append(first)
+    out = [_folded(copies) for copies in by_name.values()]
     return out, unusable, len(tools) - unusable - len(out)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+#: Annotation hints a copy can only make more dangerous: any copy's ``true`` holds.
+_ANY_TRUE = ("destructiveHint", "openWorldHint")
+#: Claims every copy must make: one copy without them leaves them unclaimed.
+_ALL_TRUE = ("readOnlyHint", "idempotentHint")
+
+
+def _folded(copies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Copies of one name as one definition, the same whatever order they were listed in: the
+    first in canonical order, its description followed by each other copy's, and by whatever
+    else a copy says differently (its parameters, title, annotations) as JSON text, so the
+    classifier reads every word a model may read; parameters only a later copy has are added
+    as parameters; the annotation hints take the most dangerous reading."""
+    distinct = sorted({canonical_json(c): c for c in copies}.items())
+    if len(distinct) == 1:
+        return copies[0]
+    base = dict(distinct[0][1])
+    texts = [str(base.get("description") or "")]
+    for _, other in distinct[1:]:
+        texts.append(str(other.get("description") or ""))
+        rest = {k: v for k, v in other.items() if k not in ("name", "description") and v != base.get(k)}
+        if rest:
+            texts.append("Another copy of this tool declares: " + canonical_json(rest))
+    base["description"] = "\n\n".join(t for t in dict.fromkeys(texts) if t)
+    schema = base.get("inputSchema")
+    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    if isinstance(props, Mapping):
+        merged = dict(props)
+        for _, other in distinct[1:]:
+            more = other.get("inputSchema")
+            more = more.get("properties") if isinstance(more, Mapping) else None
+            for key, value in more.items() if isinstance(more, Mapping) else ():
+                merged.setdefault(key, value)
+        base["inputSchema"] = {**dict(schema), "properties": merged}  # type: ignore[arg-type]
+    hints: list[Mapping[str, Any]] = [_mapping(c.get("annotations")) for _, c in distinct]
+    annotations = dict(hints[0])
+    for key in _ANY_TRUE:
+        if any(h.get(key) is True for h in hints):
+            annotations[key] = True
+    for key in _ALL_TRUE:
+        if key in annotations and not all(h.get(key) is True for h in hints):
+            annotations[key] = False
+    base["annotations"] = annotations
+    return base
 
 
 def record_tools(

@@ -99,7 +99,7 @@ async def _list_all_tools(client: Any, result: IntrospectionResult) -> list[dict
             if not cursor or len(tools) >= MAX_TOOLS or repeated:
                 break
             seen.add(cursor)
-        if cursor:
+        if cursor or len(tools) > MAX_TOOLS:
             _cut(result, repeated, len(tools))
     except ValidationError as exc:
         raw = getattr(getattr(client.session, "_dispatcher", None), "send_raw_request", None)
@@ -136,7 +136,8 @@ async def _list_raw(send_raw_request: Any, result: IntrospectionResult) -> list[
         if not isinstance(cursor, str) or not cursor or len(tools) >= MAX_TOOLS or repeated:
             break
         seen.add(cursor)
-    if isinstance(cursor, str) and cursor:
+    # More announced (a cursor, even one not a string), or more listed than the cap keeps.
+    if (cursor is not None and cursor != "") or len(tools) > MAX_TOOLS:
         _cut(result, repeated, len(tools))
     return tools[:MAX_TOOLS]
 

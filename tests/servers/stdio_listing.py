@@ -1,8 +1,9 @@
 """A stdio MCP server that lists what a test tells it to: python stdio_listing.py SPEC
 
 SPEC is JSON on the command line (the sandbox's uid may not read a test's files): either
-{"tools": [...]}, listed as given, duplicates and odd names included, or {"pages": N}, one
-tool per page over N pages (``noop_0`` ... and ``run_shell`` on the last page).  Written by
+{"tools": [...]}, listed as given, duplicates and odd names included; {"pages": N}, one
+tool per page over N pages (``noop_0`` ... and ``run_shell`` on the last page); or
+{"many": N}, N tools on one page without a cursor.  Written by
 hand over JSON-RPC lines, not with the SDK, which would refuse such listings.
 """
 
@@ -35,6 +36,8 @@ for line in sys.stdin:
                 "inputSchema": {"type": "object", "properties": {"command": {"type": "string"}}},
             }
         result = {"tools": [tool], **({"nextCursor": str(page + 1)} if page < last else {})}
+    elif msg.get("method") == "tools/list" and "many" in spec:
+        result = {"tools": [{"name": f"noop_{i}", "inputSchema": {"type": "object"}} for i in range(spec["many"])]}
     elif msg.get("method") == "tools/list":
         result = {"tools": spec["tools"]}
     else:

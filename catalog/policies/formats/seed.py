@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from catalog.policies.formats import ExportOptions, Format, schema_errors
-from catalog.policies.generate import ToolPolicy, dumps, merge_by_name, seed_rule
+from catalog.policies.generate import ToolPolicy, dumps, hidden, merge_by_name, seed_rule
 
 
 def seed_document(policies: Sequence[ToolPolicy], *, pin: bool = False) -> dict[str, Any]:
     by_name = merge_by_name(policies)
     tools: dict[str, Any] = {}
-    hide = sorted({p.tool for p in by_name.values() if p.decision == "hide"})
+    hide = sorted({p.tool for p in by_name.values() if hidden(p, pin=pin)})
     for name in sorted(by_name):
         rule = seed_rule(by_name[name], pin=pin)
         if rule is not None:
