@@ -426,3 +426,29 @@ def test_two_writers_storing_and_classifying_the_same_server_at_once(pg_url: str
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Classification)) == 1
     store.dispose()
+
+
+def test_a_tool_or_server_that_returns_after_removal_is_new_again_to_diff(db_url: str) -> None:
+    # Removed, then listed again: it appeared in no section of `catalog diff` (new tools are
+    # those first seen since, and its first sighting was long before).
+    from datetime import timedelta
+
+    from catalog.history import diff_since, mark_removed_servers
+    from catalog.store.models import utcnow
+
+    store = open_store(db_url)
+    t0 = utcnow()
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/back", source="test"), now=t0)
+        record_tools(s, server, [{"name": "a"}, {"name": "wipe_disk"}], now=t0)
+        record_tools(s, server, [{"name": "a"}], now=t0 + timedelta(minutes=1))  # wipe_disk removed
+        assert mark_removed_servers(s, "test", t0 + timedelta(minutes=2)) == 1  # and the server
+    back = t0 + timedelta(minutes=3)
+    with store.session() as s, s.begin():
+        server = upsert_server(s, ServerRecord(name="io.example/back", source="test"), now=back)
+        record_tools(s, server, [{"name": "a"}, {"name": "wipe_disk"}], now=back)
+    with store.session() as s:
+        d = diff_since(s, back)
+        assert d.new_servers == ["io.example/back"] and ("io.example/back", "wipe_disk") in d.new_tools
+        assert ("io.example/back", "a") not in d.new_tools
+    store.dispose()

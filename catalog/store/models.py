@@ -91,6 +91,7 @@ class Server(Base):
     remotes: Mapped[list[Any]] = mapped_column(default=list)
     sources: Mapped[list[Any]] = mapped_column(default=list)
     published_at: Mapped[str | None] = mapped_column(StoredText(64))
+    #: When it was first listed, or listed again after it was removed (`diff` shows it as new).
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     #: Set when a complete crawl of every source that listed it no longer does.
@@ -107,6 +108,7 @@ class Tool(Base):
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(StoredText(400), index=True)
     current_hash: Mapped[str] = mapped_column(StoredText(64))
+    #: When it was first listed, or listed again after it was removed (`diff` shows it as new).
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column()

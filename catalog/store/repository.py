@@ -68,6 +68,10 @@ def upsert_server(session: Session, rec: ServerRecord, now: datetime | None = No
     if rec.source not in (server.sources or []):
         server.sources = [*(server.sources or []), rec.source]
     server.last_seen = now
+    if server.removed_at is not None:
+        # Listed again after it was removed: new again, so `catalog diff` shows it returning
+        # (it appeared in no section, whatever it came back with).
+        server.first_seen = now
     server.removed_at = None
     session.flush()
     return server
@@ -224,6 +228,8 @@ def record_tools(
             row.last_seen = now
         tool.current_hash = digest
         tool.last_seen = now
+        if tool.removed_at is not None:
+            tool.first_seen = now  # returned: new again to `catalog diff`, as a returning server
         tool.removed_at = None
     if complete:
         for name, tool in existing.items():
