@@ -25,7 +25,7 @@ from sqlalchemy import select
 from catalog.errors import CatalogError, UsageError
 from catalog.store.db import open_store, resolve_url
 from catalog.store.models import CrawlRun
-from catalog.store.repository import mark_interrupted_runs
+from catalog.store.repository import complete_runs, mark_interrupted_runs
 from catalog.verdicts import assess_changes, classify_pending
 from crawler.introspection.installer import default_cache_dir
 
@@ -75,7 +75,7 @@ class CrawlSummary:
         return "; ".join(f"{r['source']}: {r['error'] or 'failed'}"[:240] for r in self.runs if r["status"] == "failed")
 
     def line(self) -> str:
-        bad = [f"{r['source']}: {r['error']}" for r in self.runs if r["status"] == "failed"]
+        bad = [r for r in self.runs if r["status"] == "failed"]
         text = (
             f"crawl finished: {self.total('servers')} servers, {self.total('tools')} tools "
             f"({self.total('new_definitions')} new definitions, {self.classified} classified), "
@@ -83,7 +83,7 @@ class CrawlSummary:
             f"{self.total('malformed')} malformed entries skipped"
         )
         if bad:
-            text += f", {len(bad)} source(s) failed ({'; '.join(b[:240] for b in bad)})"
+            text += f", {len(bad)} source(s) failed ({self.failure()})"
         # A page that could not be read after the first: what was read is stored, the listing
         # is not complete (nothing was marked removed), and the summary must say so.
         cut = [
@@ -162,13 +162,10 @@ def _since_last_complete(session: Any, source: str, catalogue: str) -> str | Non
     """Start of the last complete, successful run of ``source`` that introspected: the
     registry's updated_since.  A ``--no-introspect`` run stored servers without their tools;
     starting after it, no later incremental crawl would list them again."""
-    runs = session.scalars(
-        select(CrawlRun).where(CrawlRun.source == source, CrawlRun.status == "ok").order_by(CrawlRun.id.desc())
-    )
     run = next(
         (
             r
-            for r in runs
+            for r in complete_runs(session, source)
             if (r.counters or {}).get("introspect", True)
             and (r.counters or {}).get("catalogue", catalogue) == catalogue
         ),

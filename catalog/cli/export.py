@@ -15,27 +15,9 @@ from catalog.policies.formats import ExportOptions, Format, exporter
 from catalog.policies.generate import RISK_ORDER
 from catalog.policies.settings import load_settings
 from catalog.store.repository import server_names, unknown_server
+from classifier.verdict import CATEGORIES
 
 LEVELS = ("low", "medium", "high", "critical")
-#: The rubric's categories, for checking --category (classifier.CATEGORIES is the source: a
-#: test holds the two equal; importing the classifier would cost every export its load).
-CATEGORIES = (
-    "financial",
-    "code_execution",
-    "filesystem",
-    "database",
-    "communication",
-    "identity_access",
-    "infrastructure",
-    "source_control",
-    "browser_automation",
-    "web_access",
-    "productivity",
-    "knowledge",
-    "media_ai",
-    "system_device",
-    "utility",
-)
 
 
 #: Formats written as JSON, where printable()'s escapes are JSON's own.

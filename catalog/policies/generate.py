@@ -147,7 +147,13 @@ def hidden(p: ToolPolicy, *, pin: bool = False) -> bool:
     one (a rug-pulled tool was denied but its poisoned description still shown)."""
     if p.decision == "hide":
         return True
-    return pin and p.poisoned and p.override is not None and bool(p.hash) and pin_for(p) != p.hash
+    return pin and p.poisoned and pinned_away(p)
+
+
+def pinned_away(p: ToolPolicy) -> bool:
+    """Whether pinning takes the rule away from the current definition: a person decided about
+    another one (or about several servers' definitions, one of which changed since)."""
+    return bool(p.hash) and pin_for(p) != p.hash
 
 
 def pin_for(p: ToolPolicy) -> str | None:

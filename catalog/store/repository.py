@@ -8,7 +8,7 @@ leaving a half-written server behind.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -275,6 +275,15 @@ def finish_run(
         update(CrawlRun)
         .where(CrawlRun.id == run_id)
         .values(status=status, counters=dict(counters), error=error, finished_at=utcnow())
+    )
+
+
+def complete_runs(session: Session, source: str) -> Iterator[CrawlRun]:
+    """The runs of ``source`` that ended ``ok`` (complete, clean listings), newest first."""
+    return iter(
+        session.scalars(
+            select(CrawlRun).where(CrawlRun.source == source, CrawlRun.status == "ok").order_by(CrawlRun.id.desc())
+        )
     )
 
 

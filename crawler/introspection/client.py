@@ -88,19 +88,15 @@ async def _list_all_tools(client: Any, result: IntrospectionResult) -> list[dict
 
     tools: list[dict[str, Any]] = []
     cursor: str | None = None
-    seen: set[str] = set()
-    repeated = False
+    pages = _Pages()
     try:
         for _ in range(MAX_PAGES):
             page = await client.list_tools(cursor=cursor)
             tools.extend(_tool_json(t) for t in page.tools)
             cursor = page.next_cursor
-            repeated = bool(cursor) and cursor in seen
-            if not cursor or len(tools) >= MAX_TOOLS or repeated:
+            if not pages.more(cursor, len(tools)):
                 break
-            seen.add(cursor)
-        if cursor or len(tools) > MAX_TOOLS:
-            _cut(result, repeated, len(tools))
+        pages.end(result, cursor, len(tools))
     except ValidationError as exc:
         raw = getattr(getattr(client.session, "_dispatcher", None), "send_raw_request", None)
         if raw is None:  # an SDK without the raw path: report the validation error
@@ -122,9 +118,8 @@ def _named(tools: list[dict[str, Any]], result: IntrospectionResult) -> list[dic
 async def _list_raw(send_raw_request: Any, result: IntrospectionResult) -> list[dict[str, Any]]:
     keep = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
     tools: list[dict[str, Any]] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    repeated = False
+    cursor: Any = None
+    pages = _Pages()
     for _ in range(MAX_PAGES):
         page = await send_raw_request("tools/list", {"cursor": cursor} if cursor else None, {})
         listed = page.get("tools") if isinstance(page, dict) else None
@@ -132,26 +127,42 @@ async def _list_raw(send_raw_request: Any, result: IntrospectionResult) -> list[
             if isinstance(t, dict) and isinstance(t.get("name"), str):
                 tools.append({k: t[k] for k in keep if k in t})
         cursor = page.get("nextCursor") if isinstance(page, dict) else None
-        repeated = isinstance(cursor, str) and cursor in seen
-        if not isinstance(cursor, str) or not cursor or len(tools) >= MAX_TOOLS or repeated:
+        if not pages.more(cursor, len(tools)):
             break
-        seen.add(cursor)
-    # More announced (a cursor, even one not a string), or more listed than the cap keeps.
-    if (cursor is not None and cursor != "") or len(tools) > MAX_TOOLS:
-        _cut(result, repeated, len(tools))
+    pages.end(result, cursor, len(tools))
     return tools[:MAX_TOOLS]
 
 
-def _cut(result: IntrospectionResult, repeated: bool, listed: int) -> None:
-    """Say that the listing stopped with more announced: it is stored as incomplete (a cut
-    listing was stored whole and "ok", its unseen tools enabled in Codex, and those stored
-    before past the cap were marked removed)."""
-    why = (
-        "the server repeated a cursor"
-        if repeated
-        else f"stopped at {min(listed, MAX_TOOLS):,} tools / {MAX_PAGES} pages"
-    )
-    result.server_info["listing_cut"] = why
+class _Pages:
+    """The cursors of one tools/list listing (validated by the SDK or raw): when to ask for
+    the next page, and whether the listing ended cut."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.repeated = False
+
+    def more(self, cursor: Any, listed: int) -> bool:
+        """Whether to ask for the page ``cursor`` names: a string not seen before, with
+        ``listed`` tools still under the cap."""
+        self.repeated = isinstance(cursor, str) and cursor in self.seen
+        if not isinstance(cursor, str) or not cursor or listed >= MAX_TOOLS or self.repeated:
+            return False
+        self.seen.add(cursor)
+        return True
+
+    def end(self, result: IntrospectionResult, cursor: Any, listed: int) -> None:
+        """After the last page asked for: more announced (a cursor, even one not a string) or
+        more listed than the cap keeps is a cut listing, stored as incomplete (a cut listing
+        was stored whole and "ok", its unseen tools enabled in Codex, and those stored before
+        past the cap were marked removed)."""
+        if (cursor is None or cursor == "") and listed <= MAX_TOOLS:
+            return
+        why = (
+            "the server repeated a cursor"
+            if self.repeated
+            else f"stopped at {min(listed, MAX_TOOLS):,} tools / {MAX_PAGES} pages"
+        )
+        result.server_info["listing_cut"] = why
 
 
 async def _session(server: Any, result: IntrospectionResult, timeout: float) -> None:

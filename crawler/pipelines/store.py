@@ -12,14 +12,12 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.history import mark_removed_servers
 from catalog.store.db import Store, open_store
-from catalog.store.models import CrawlRun
 from catalog.store.records import AttemptRecord, ServerRecord
-from catalog.store.repository import finish_run, record_attempt, record_tools, start_run, upsert_server
+from catalog.store.repository import complete_runs, finish_run, record_attempt, record_tools, start_run, upsert_server
 from crawler.items import ServerItem
 
 
@@ -149,12 +147,7 @@ class StorePipeline:
     def _another_catalogue(self, source: str, catalogue: str) -> bool:
         """Whether ``source``'s last complete crawl before this one listed another URL."""
         assert self.session is not None
-        last = self.session.scalars(
-            select(CrawlRun)
-            .where(CrawlRun.source == source, CrawlRun.status == "ok", CrawlRun.id != self.run_id)
-            .order_by(CrawlRun.id.desc())
-            .limit(1)
-        ).first()
+        last = next((r for r in complete_runs(self.session, source) if r.id != self.run_id), None)
         return last is not None and (last.counters or {}).get("catalogue", catalogue) != catalogue
 
     def close_spider(self) -> None:

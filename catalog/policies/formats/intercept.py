@@ -15,7 +15,7 @@ from typing import Any
 from catalog.display import printable
 from catalog.policies.formats import ExportOptions, Format, schema_errors
 from catalog.policies.formats.quoting import double_quoted
-from catalog.policies.generate import HUMAN_APPROVAL, ToolPolicy, hidden, merge_by_name, pin_for
+from catalog.policies.generate import HUMAN_APPROVAL, ToolPolicy, hidden, merge_by_name, pinned_away
 
 WINDOWS = {60: "minute", 3600: "hour", 86400: "day"}
 
@@ -88,14 +88,11 @@ class InterceptExporter:
             # definition that has changed since is left out (denied by default) until they look
             # again.  It pinned the current, unreviewed definition, tying the old decision to it.
             for n in sorted(by_name):
-                if not by_name[n].hash:
-                    continue
-                pinned = pin_for(by_name[n])
-                if pinned != by_name[n].hash:
+                if pinned_away(by_name[n]):
                     tools.pop(n, None)
                     out.append(f"# pin {printable(n, one_line=True)}: changed since the override; left out")
-                else:
-                    out.append(f"# pin {printable(n, one_line=True)} sha256:{pinned}")
+                elif by_name[n].hash:
+                    out.append(f"# pin {printable(n, one_line=True)} sha256:{by_name[n].hash}")
         out += ['version: "1"', f"description: {double_quoted(opts.description)}", "default: deny"]
         if hide:
             out.append("hide:")
