@@ -132,6 +132,32 @@ def test_incremental_recrawl_history_and_rug_pull(http_routes, trading_server: s
     assert all(len(rule["pin"]) == 64 for rule in pinned["tools"].values())
 
 
+def kill_when(args: list[str], db: str, count_sql: str, at_least: int) -> int:
+    """Start a crawl (committing every server) and SIGKILL it once ``count_sql`` reaches
+    ``at_least`` (or after a minute); the count it was killed at."""
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, "CATALOG_COMMIT_EVERY": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    engine = create_engine(db)
+    deadline, count = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and count < at_least:
+        time.sleep(0.2)
+        try:
+            with engine.connect() as conn:
+                count = conn.execute(text(count_sql)).scalar() or 0
+        except Exception:
+            count = 0
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    engine.dispose()
+    return count
+
+
 def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_server: str, tmp_path: Path) -> None:
     base, routes = http_routes
     db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
@@ -158,27 +184,7 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_se
         "--db",
         db,
     ]
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**os.environ, "CATALOG_COMMIT_EVERY": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    engine = create_engine(db)
-    deadline = time.monotonic() + 60
-    stored = 0
-    while time.monotonic() < deadline and stored < 4:
-        time.sleep(0.2)
-        try:
-            with engine.connect() as conn:
-                stored = conn.execute(text("SELECT count(*) FROM servers")).scalar() or 0
-        except Exception:  # the schema may not exist yet
-            stored = 0
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    engine.dispose()
+    stored = kill_when(args, db, "SELECT count(*) FROM servers", 4)
     assert 4 <= stored < len(names), "the crawl should have been killed mid-way"
 
     resumed = crawl(db, base, cache, "--resume")
@@ -207,25 +213,11 @@ def test_killed_crawl_resumes_without_loss_or_duplicates(http_routes, trading_se
     # A killed *full* crawl resumes as a full one: the servers it had not reached yet are
     # introspected again, the ones it had are not (resumed as an incremental crawl, the rest
     # of the full crawl never happened; with --full, the handled ones were started again).
-    proc = subprocess.Popen(
-        [*args, "--full"],
-        cwd=ROOT,
-        env={**os.environ, "CATALOG_COMMIT_EVERY": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    engine = create_engine(db)
-    deadline, again = time.monotonic() + 60, 0
-    while time.monotonic() < deadline and again < 4:
-        time.sleep(0.2)
-        with engine.connect() as conn:
-            again = conn.execute(text("SELECT count(*) FROM introspection_attempts")).scalar() - len(names)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 4 <= again < len(names), "the full crawl should have been killed mid-way"
+    again = kill_when([*args, "--full"], db, "SELECT count(*) FROM introspection_attempts", len(names) + 4)
+    assert 4 <= again - len(names) < len(names), "the full crawl should have been killed mid-way"
     resumed = crawl(db, base, cache, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    engine = create_engine(db)
     with engine.connect() as conn:
         per_server = conn.execute(
             text("SELECT server_id, count(*) FROM introspection_attempts WHERE outcome = 'ok' GROUP BY server_id")

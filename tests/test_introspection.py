@@ -522,12 +522,23 @@ def test_a_server_broken_by_the_2x_sdk_is_retried_with_mcp_below_2() -> None:
     assert {"read_query", "write_query", "create_table"} <= names(attempts[0])
 
 
+#: What real servers declare and the SDK rejects: an inputSchema without "type": "object".
+UNTYPED_SCHEMAS = [
+    {
+        "name": "create_merge_request",
+        "description": "Create a new merge request in a GitLab project",
+        "inputSchema": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "properties": {"project_id": {"type": "string"}, "title": {"type": "string"}},
+        },
+    },
+    {"name": "list_projects", "description": "List GitLab projects", "inputSchema": {"properties": {}}},
+]
+
+
 def test_a_listing_the_sdk_rejects_is_recorded_as_declared() -> None:
-    result = asyncio.run(
-        run_sandboxed(
-            [sys.executable, str(SERVERS / "raw_stdio.py")], cfg(timeout=20), readonly=[SERVERS, Path(sys.prefix)]
-        )
-    )
+    server = [sys.executable, str(SERVERS / "stdio_listing.py"), json.dumps({"tools": UNTYPED_SCHEMAS})]
+    result = asyncio.run(run_sandboxed(server, cfg(timeout=20), readonly=[SERVERS, Path(sys.prefix)]))
     assert result.ok, result.error
     assert names(result) == {"create_merge_request", "list_projects"}
     assert "type" not in result.tools[0]["inputSchema"]  # stored as the server declared it
