@@ -32,7 +32,11 @@ from crawler.introspection.installer import default_cache_dir
 SOURCES = {
     "official-registry": "crawler.spiders.official_registry.OfficialRegistrySpider",
     "curated": "crawler.spiders.curated.CuratedSpider",
+    "glama": "crawler.spiders.glama.GlamaSpider",
+    "toolhive": "crawler.spiders.toolhive.ToolHiveSpider",
 }
+#: Sources whose catalogue is a URL of the user's choosing (``--source-url NAME=URL``).
+URL_SOURCES = ("official-registry", "glama", "toolhive")
 
 
 @dataclass
@@ -40,6 +44,8 @@ class CrawlOptions:
     sources: list[str]
     db_url: str | None = None
     registry_url: str | None = None
+    #: A catalogue URL per source (``--source-url NAME=URL``); ``registry_url`` is the official one's.
+    source_urls: dict[str, str] = field(default_factory=dict)
     curated_path: str | None = None
     introspect: bool = True
     install_sources: list[str] = field(default_factory=lambda: ["curated"])
@@ -142,11 +148,41 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
     if opts.registry_url is not None and not _is_http_url(opts.registry_url):
         # Handed to Scrapy, it failed the run with a page-long traceback.
         raise UsageError(f"--registry-url {opts.registry_url[:200]!r} is not an http(s) URL")
+    _check_source_urls(opts)
     url = resolve_url(opts.db_url)
     store = open_store(url)  # fail fast, before any crawling, on a bad database URL
     cache_dir = Path(opts.cache_dir) if opts.cache_dir else default_cache_dir()
     with crawl_lock(cache_dir):
         return _run_locked(opts, url, store, cache_dir)
+
+
+def _check_source_urls(opts: CrawlOptions) -> None:
+    """Each ``--source-url`` names a source that lists a URL, and a URL (or, for a ToolHive
+    registry, a file) it can read; a ToolHive registry has no public default to fall back on."""
+    if opts.registry_url is not None and "official-registry" in opts.source_urls:
+        raise UsageError("--registry-url and --source-url official-registry=... name the same thing; give one")
+    for source, target in opts.source_urls.items():
+        if source not in URL_SOURCES:
+            raise UsageError(f"--source-url: {source!r} takes no URL (sources that do: {', '.join(URL_SOURCES)})")
+        if source not in opts.sources:  # given and then unused, it crawled the default instead
+            raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
+        if _is_http_url(target):
+            continue
+        if source == "toolhive" and "://" not in target and Path(target).is_file():
+            continue
+        what = "an http(s) URL or a file" if source == "toolhive" else "an http(s) URL"
+        raise UsageError(f"--source-url {source}={target[:200]!r} is not {what}")
+    if "toolhive" in opts.sources and "toolhive" not in opts.source_urls:
+        raise UsageError(
+            "the toolhive source needs its registry: --source-url toolhive=URL or a file "
+            "(a ToolHive registry.json, legacy or upstream format)"
+        )
+
+
+def _source_url(opts: CrawlOptions, source: str) -> str | None:
+    if source == "official-registry" and opts.registry_url:
+        return opts.registry_url
+    return opts.source_urls.get(source)
 
 
 def _is_http_url(text: str) -> bool:
@@ -178,9 +214,9 @@ def _since_last_complete(session: Any, source: str, catalogue: str) -> str | Non
 
 def _catalogue(opts: CrawlOptions, source: str) -> str:
     """The URL ``source``'s spider will list (as the store records it per run)."""
-    if source != "official-registry":
+    if source not in URL_SOURCES:
         return ""
-    return (opts.registry_url or _import(SOURCES[source]).default_base_url).rstrip("/")
+    return (_source_url(opts, source) or _import(SOURCES[source]).default_base_url).rstrip("/")
 
 
 def _interrupted(session: Any, source: str) -> tuple[int, bool]:
@@ -237,11 +273,10 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
     progress = _Progress() if opts.progress else None
     for source in opts.sources:
         kwargs: dict[str, Any] = {}
-        if source == "official-registry":
-            if opts.registry_url:
-                kwargs["base_url"] = opts.registry_url
-            if since[source]:
-                kwargs["updated_since"] = since[source]
+        if _source_url(opts, source):
+            kwargs["base_url"] = _source_url(opts, source)
+        if source == "official-registry" and since[source]:
+            kwargs["updated_since"] = since[source]
         if source == "curated" and opts.curated_path:
             kwargs["path"] = opts.curated_path
         spider_cls = _import(SOURCES[source])

@@ -14,11 +14,22 @@ def crawl(
     source: Annotated[
         list[str] | None,
         typer.Option(
-            "--source", "-s", help="Catalogue to crawl (repeatable): official-registry, curated. Default: both."
+            "--source",
+            "-s",
+            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive. "
+            "Default: official-registry and curated.",
         ),
     ] = None,
     registry_url: Annotated[
         str | None, typer.Option(help="Base URL of an MCP Registry API (default: the public registry).")
+    ] = None,
+    source_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source-url",
+            help="A source's catalogue (repeatable): NAME=URL, e.g. glama=https://… or "
+            "toolhive=registry.json (a ToolHive registry has no default: give its URL or file).",
+        ),
     ] = None,
     curated: Annotated[
         str | None,
@@ -66,11 +77,22 @@ def crawl(
     already introspected at the same version keep their tools, unchanged definitions keep
     their verdicts."""
     from catalog.crawl_job import CrawlOptions, is_terminal, run_crawl
+    from catalog.errors import UsageError
+
+    urls: dict[str, str] = {}
+    for pair in source_url or []:
+        name, sep, url = pair.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise UsageError(f"--source-url {pair[:200]!r} is not NAME=URL")
+        if name.strip() in urls:
+            raise UsageError(f"--source-url gives {name.strip()!r} twice")
+        urls[name.strip()] = url.strip()
 
     opts = CrawlOptions(
         sources=source or ["official-registry", "curated"],
         db_url=db,
         registry_url=registry_url,
+        source_urls=urls,
         curated_path=curated,
         introspect=introspect,
         install_sources=install_from or ["curated"],

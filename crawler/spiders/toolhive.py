@@ -1,0 +1,165 @@
+"""A ToolHive registry file: servers with the tool definitions the catalogue already holds.
+
+ToolHive (Stacklok's MCP gateway) keeps its catalogue as one JSON document, and
+organisations keep their own in the same shape.  It comes in two formats:
+
+* the *legacy* one: ``{"servers": {NAME: {...}}, "remote_servers": {NAME: {...}}}``, each
+  entry with ``image`` (a container) or ``url`` (a remote), ``transport``, ``tools`` (names)
+  and, for many, ``tool_definitions`` (full MCP tool definitions);
+* the *upstream* one: ``{"version", "meta", "data": {"servers": [server.json, ...]}}``, the
+  official ``server.json`` with ToolHive's extensions under
+  ``_meta["io.modelcontextprotocol.registry/publisher-provided"]["io.github.stacklok"][KEY]``.
+
+Where an entry carries ``tool_definitions`` they are its tools (no stranger's container is
+started for them); otherwise a remote is introspected as usual and a container image is
+recorded as one this machine cannot run.  Legacy names are ToolHive's own short names, so
+they are stored as ``toolhive/NAME``: they name ToolHive's entry, not the publisher's
+server, and never take over a server another catalogue lists under its registry name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+
+from crawler.items import ServerItem
+from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _timestamp, _tools, parse_entry
+
+PUBLISHER_META = "io.modelcontextprotocol.registry/publisher-provided"
+STACKLOK = "io.github.stacklok"
+TRANSPORTS = ("stdio", "sse", "streamable-http")
+
+
+def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerItem:
+    """One entry of the legacy ``servers`` (containers) or ``remote_servers`` map."""
+    if not isinstance(key, str) or not key.strip() or len(key) > 200 or "\x00" in key:
+        raise EntryError("server key is not a usable name")
+    if not isinstance(entry, Mapping):
+        raise EntryError(f"entry is {type(entry).__name__}, not an object")
+    transport = _str(entry.get("transport"), "transport", limit=40)
+    if transport is not None and transport not in TRANSPORTS:
+        raise EntryError(f"transport {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    packages: list[dict[str, Any]] = []
+    remotes: list[dict[str, Any]] = []
+    version = None
+    if remote:
+        url = _str(entry.get("url"), "url", required=True, limit=2000)
+        if transport == "stdio":
+            raise EntryError("a remote server with transport 'stdio'")
+        remotes.append({"type": transport or "streamable-http", "url": url})
+    else:
+        image = _str(entry.get("image"), "image", required=True, limit=500)
+        assert image is not None
+        # The tag after the last ':' that follows the last '/' (a registry port is no tag).
+        tail = image.rsplit("/", 1)[-1]
+        tag = tail.rsplit(":", 1)[1] if ":" in tail and "@" not in tail else None
+        version = tag if tag and tag != "latest" else None
+        packages.append({"registryType": "oci", "identifier": image, "transport": {"type": transport or "stdio"}})
+    custom = entry.get("custom_metadata")
+    homepage = custom.get("homepage") if isinstance(custom, Mapping) else None
+    metadata = entry.get("metadata")
+    updated = metadata.get("last_updated") if isinstance(metadata, Mapping) else None
+    return ServerItem(
+        name=f"toolhive/{key.strip()}",
+        source=source,
+        description=_str(entry.get("description"), "description"),
+        title=_str(entry.get("title"), "title", limit=400),
+        version=version,
+        repository_url=_str(entry.get("repository_url"), "repository_url", limit=2000),
+        website_url=homepage if isinstance(homepage, str) and len(homepage) <= 2000 else None,
+        packages=packages,
+        remotes=remotes,
+        published_at=_timestamp(updated),
+        tools=_definitions(entry.get("tool_definitions")),
+    )
+
+
+def _definitions(value: Any) -> list[dict[str, Any]] | None:
+    """``tool_definitions`` as the entry's tools; absent or empty, the catalogue does not say
+    (an empty list would mark every stored tool of the server removed)."""
+    tools = _tools(value)
+    return tools or None
+
+
+def upstream_entry(server: Any, source: str) -> ServerItem:
+    """One ``server.json`` of the upstream format, with ToolHive's tool definitions."""
+    item = parse_entry(server, source)
+    meta = server.get("_meta") if isinstance(server, Mapping) else None
+    provided = meta.get(PUBLISHER_META) if isinstance(meta, Mapping) else None
+    ours = provided.get(STACKLOK) if isinstance(provided, Mapping) else None
+    if isinstance(ours, Mapping):
+        # Keyed by the image reference or the remote URL; one server has one of each at most.
+        for key in sorted(k for k in ours if isinstance(k, str)):
+            ext = ours[key]
+            tools = _definitions(ext.get("tool_definitions")) if isinstance(ext, Mapping) else None
+            if tools is not None:
+                item.tools = tools
+                break
+    return item
+
+
+class ToolHiveSpider(RegistryApiSpider):
+    """A ToolHive registry document, read whole (by URL, or by path for a file of your own)."""
+
+    name = "toolhive"
+    follows_cursors = False
+
+    def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
+        if base_url and "://" not in base_url:
+            base_url = Path(base_url).resolve().as_uri()  # a path: the catalogue is a local file
+        super().__init__(base_url=base_url, **kwargs)
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        yield scrapy.Request(
+            self.base_url,
+            callback=self.parse_document,
+            errback=self.page_failed,
+            meta={"handle_httpstatus_list": [404]},
+            dont_filter=True,
+        )
+
+    def parse_document(self, response: Response) -> Iterator[ServerItem]:
+        if response.status == 404:
+            self.note_error(f"{response.url}: HTTP 404")
+            return
+        try:
+            data = json.loads(response.body)
+        except (ValueError, RecursionError) as exc:
+            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
+            return
+        inner = data.get("data") if isinstance(data, Mapping) else None
+        if isinstance(inner, Mapping) and isinstance(inner.get("servers"), list):
+            self.pages += 1
+            self.crawler.stats.inc_value("catalog/pages")
+            for i, server in enumerate(inner["servers"]):
+                try:
+                    yield upstream_entry(server, self.name)
+                except EntryError as exc:
+                    self.note_malformed(f"data.servers[{i}]{_label(server)}: {exc}")
+            return
+        maps = {k: data.get(k) for k in ("servers", "remote_servers")} if isinstance(data, Mapping) else {}
+        present = {k: v for k, v in maps.items() if v is not None}
+        if not present or not all(isinstance(v, Mapping) for v in present.values()):
+            self.note_error(
+                f"{response.url}: not a ToolHive registry ('servers' and 'remote_servers' objects, "
+                "or 'data.servers' list)"
+            )
+            return
+        self.pages += 1
+        self.crawler.stats.inc_value("catalog/pages")
+        for field, entries in present.items():
+            for key, entry in entries.items():
+                try:
+                    yield legacy_entry(key, entry, self.name, remote=field == "remote_servers")
+                except EntryError as exc:
+                    self.note_malformed(f"{field}.{str(key)[:100]}: {exc}")
+
+
+def _label(server: Any) -> str:
+    name = server.get("name") if isinstance(server, Mapping) else None
+    return f" ({name[:100]})" if isinstance(name, str) else ""

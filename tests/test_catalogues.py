@@ -1,0 +1,363 @@
+"""Catalogues beyond the MCP Registry API: Glama's directory and ToolHive registry documents.
+
+Both carry tool definitions in their entries, so a crawl of them stores tools without starting
+anything; the spiders are read field by field on pages written in each catalogue's real shape,
+then crawled as a user does (`catalog crawl` in a subprocess, the catalogue on loopback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.http import Request, TextResponse
+from scrapy.utils.test import get_crawler
+
+from crawler.items import ServerItem
+from crawler.spiders.glama import GlamaSpider
+from crawler.spiders.registry_api import EntryError
+from crawler.spiders.toolhive import ToolHiveSpider, legacy_entry
+from tests.conftest import PACKAGE_CACHE, run_cli
+from tests.test_policies import SEED_POLICY
+
+CANCEL = {
+    "name": "BinanceFuturesCancelBatchOrders",
+    "description": "Cancel multiple USD-M Futures orders in batch (max 10 orders)",
+    "inputSchema": {"type": "object", "properties": {"symbol": {"type": "string"}}},
+}
+READ_FILE = {
+    "name": "read_file",
+    "description": "Read the complete contents of a file from the file system.",
+    "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+}
+TIME = {
+    "name": "get_current_time",
+    "description": "Get current time in a specific timezone",
+    "inputSchema": {"type": "object", "properties": {"timezone": {"type": "string"}}},
+}
+
+
+def response(url: str, body: Any) -> TextResponse:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return TextResponse(url=url, body=raw, status=200, encoding="utf-8", request=Request(url))
+
+
+def glama_server(slug: str, tools: list[dict[str, Any]] | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"id-{slug}",
+        "name": slug.replace("-", " ").title(),
+        "namespace": "example",
+        "slug": slug,
+        "description": f"The {slug} server.",
+        "url": f"https://glama.test/mcp/servers/example/{slug}",
+        "repository": {"url": f"https://github.com/example/{slug}"},
+        "attributes": ["hosting:remote-capable"],
+        "tools": tools if tools is not None else [],
+        **extra,
+    }
+
+
+def glama_page(servers: list[dict[str, Any]], cursor: str | None = None) -> dict[str, Any]:
+    return {
+        "servers": servers,
+        "pageInfo": {
+            "startCursor": "s",
+            "endCursor": cursor,
+            "hasNextPage": cursor is not None,
+            "hasPreviousPage": False,
+        },
+    }
+
+
+def glama_spider() -> GlamaSpider:
+    return GlamaSpider.from_crawler(get_crawler(GlamaSpider), base_url="http://glama.test/api/mcp/v1/servers")
+
+
+def test_glama_page_is_read_field_by_field() -> None:
+    sp = glama_spider()
+    url = sp.page_url("", None)
+    assert url == "http://glama.test/api/mcp/v1/servers?first=100"
+    page = glama_page(
+        [
+            glama_server("trader", [CANCEL]),
+            glama_server("uninspected", []),  # Glama could not list its tools: unknown, not none
+            glama_server("../../etc", [TIME]),  # not a name: skipped with its reason
+            glama_server("broken", [{"description": "a tool without a name"}]),
+            "not an object",
+        ],
+        cursor="c2",
+    )
+    out = list(sp.parse_glama(response(url, page)))
+    items = [o for o in out if isinstance(o, ServerItem)]
+    trader, uninspected = items
+    assert trader.name == "glama/example/trader" and trader.source == "glama"
+    assert trader.title == "Trader" and trader.description == "The trader server."
+    assert trader.repository_url == "https://github.com/example/trader"
+    assert trader.website_url == "https://glama.test/mcp/servers/example/trader"
+    assert trader.tools == [CANCEL] and trader.packages == [] and trader.remotes == []
+    assert uninspected.tools is None
+    assert len(sp.malformed) == 3
+    assert any("'../../etc'" in m and "not a name" in m for m in sp.malformed)
+    assert any("(broken)" in m and "tools[0] is not a tool with a name" in m for m in sp.malformed)
+    [nxt] = [o for o in out if isinstance(o, Request)]
+    assert nxt.url == "http://glama.test/api/mcp/v1/servers?first=100&after=c2"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "malformed JSON"),
+        ({"data": []}, "no 'servers' array"),
+        ({"servers": []}, "no pageInfo object"),
+        ({"servers": [], "pageInfo": {"hasNextPage": "yes"}}, "hasNextPage is str, not a boolean"),
+        ({"servers": [], "pageInfo": {"hasNextPage": True, "endCursor": None}}, "hasNextPage without an endCursor"),
+    ],
+)
+def test_a_glama_page_whose_end_cannot_be_read_is_an_error(body: Any, reason: str) -> None:
+    # Read as a quiet last page, it made a cut listing complete, and a full crawl then marked
+    # the servers on the unread pages removed.
+    sp = glama_spider()
+    assert [o for o in sp.parse_glama(response("http://glama.test/x", body)) if isinstance(o, Request)] == []
+    assert len(sp.errors) == 1 and reason in sp.errors[0], sp.errors
+
+
+def test_a_repeated_glama_cursor_stops_the_listing() -> None:
+    sp = glama_spider()
+    page = glama_page([glama_server("a", [TIME])], cursor="same")
+    assert len([o for o in sp.parse_glama(response("http://glama.test/1", page)) if isinstance(o, Request)]) == 1
+    assert [o for o in sp.parse_glama(response("http://glama.test/2", page)) if isinstance(o, Request)] == []
+    assert "cursor 'same' again" in sp.errors[0]
+
+
+def legacy_registry() -> dict[str, Any]:
+    """A ToolHive registry document in the legacy shape (its keys as ToolHive writes them)."""
+    return {
+        "$schema": "https://example.test/toolhive-legacy-registry.schema.json",
+        "version": "1.0.0",
+        "last_updated": "2026-11-20T00:00:00Z",
+        "servers": {
+            "trader": {
+                "title": "Trader",
+                "description": "Futures trading",
+                "tier": "Community",
+                "status": "Active",
+                "transport": "stdio",
+                "image": "ghcr.io/example/trader:1.4.2",
+                "repository_url": "https://github.com/example/trader",
+                "tools": ["BinanceFuturesCancelBatchOrders"],
+                "tool_definitions": [CANCEL],
+                "metadata": {"stars": 3, "last_updated": "2026-11-19T10:00:00Z"},
+                "env_vars": [{"name": "API_KEY", "required": True, "secret": True}],
+            },
+            "names-only": {
+                "description": "Tool names without definitions",
+                "transport": "stdio",
+                "image": "registry.example.test:5000/names-only",
+                "tools": ["a", "b"],
+            },
+        },
+        "remote_servers": {
+            "files": {
+                "description": "Files over HTTP",
+                "transport": "streamable-http",
+                "url": "https://files.example.test/mcp",
+                "tool_definitions": [READ_FILE],
+                "custom_metadata": {"homepage": "https://files.example.test"},
+            },
+        },
+    }
+
+
+def test_toolhive_legacy_entries_are_read_field_by_field() -> None:
+    sp = ToolHiveSpider.from_crawler(get_crawler(ToolHiveSpider), base_url="http://th.test/registry.json")
+    items = list(sp.parse_document(response("http://th.test/registry.json", legacy_registry())))
+    by_name = {i.name: i for i in items}
+    trader, names, files = by_name["toolhive/trader"], by_name["toolhive/names-only"], by_name["toolhive/files"]
+    assert trader.tools == [CANCEL] and trader.version == "1.4.2" and trader.title == "Trader"
+    assert trader.packages == [
+        {"registryType": "oci", "identifier": "ghcr.io/example/trader:1.4.2", "transport": {"type": "stdio"}}
+    ]
+    assert (
+        trader.published_at == "2026-11-19T10:00:00Z" and trader.repository_url == "https://github.com/example/trader"
+    )
+    # Names alone are no definitions: the tools stay unknown (a container cannot be started here).
+    assert names.tools is None and names.version is None  # a registry's port is no tag
+    assert files.remotes == [{"type": "streamable-http", "url": "https://files.example.test/mcp"}]
+    assert files.tools == [READ_FILE] and files.website_url == "https://files.example.test"
+    assert sp.pages == 1 and sp.errors == [] and sp.malformed == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "remote", "reason"),
+    [
+        ({"description": "no image"}, False, "missing image"),
+        ({"image": "x:1", "transport": "carrier-pigeon"}, False, "transport 'carrier-pigeon' is not one of"),
+        ({"url": "https://x.test/mcp", "transport": "stdio"}, True, "remote server with transport 'stdio'"),
+        ({"image": "x:1", "tool_definitions": [{"name": ""}]}, False, "tools[0] is not a tool with a name"),
+        ({"image": "x:1", "tool_definitions": {"name": "t"}}, False, "tools is dict, not a list"),
+        ("a string", False, "entry is str, not an object"),
+    ],
+)
+def test_a_malformed_toolhive_entry_says_why(entry: Any, remote: bool, reason: str) -> None:
+    with pytest.raises(EntryError, match=None) as info:
+        legacy_entry("k", entry, "toolhive", remote=remote)
+    assert reason in str(info.value)
+
+
+def test_toolhive_image_tags() -> None:
+    def version(image: str) -> str | None:
+        return legacy_entry("k", {"image": image}, "toolhive", remote=False).version
+
+    assert version("ghcr.io/a/b:2.0") == "2.0"
+    assert version("ghcr.io/a/b:latest") is None
+    assert version("localhost:5000/a/b") is None
+    assert version("ghcr.io/a/b@sha256:" + "0" * 64) is None
+
+
+def test_toolhive_upstream_format_takes_tools_from_its_extension() -> None:
+    sp = ToolHiveSpider.from_crawler(get_crawler(ToolHiveSpider), base_url="http://th.test/registry.json")
+    doc = {
+        "version": "1.0.0",
+        "meta": {"last_updated": "2026-11-20T00:00:00Z"},
+        "data": {
+            "servers": [
+                {
+                    "name": "io.github.example/trader",
+                    "description": "Futures trading",
+                    "version": "1.4.2",
+                    "packages": [
+                        {
+                            "registryType": "oci",
+                            "identifier": "ghcr.io/example/trader:1.4.2",
+                            "transport": {"type": "stdio"},
+                        }
+                    ],
+                    "_meta": {
+                        "io.modelcontextprotocol.registry/publisher-provided": {
+                            "io.github.stacklok": {
+                                "ghcr.io/example/trader:1.4.2": {"status": "active", "tool_definitions": [CANCEL]}
+                            }
+                        }
+                    },
+                },
+                {"name": "io.github.example/bare", "description": "No extension"},
+                {"description": "no name"},
+            ]
+        },
+    }
+    items = list(sp.parse_document(response("http://th.test/registry.json", doc)))
+    assert [(i.name, i.tools) for i in items] == [
+        ("io.github.example/trader", [CANCEL]),
+        ("io.github.example/bare", None),
+    ]
+    assert len(sp.malformed) == 1 and "data.servers[2]" in sp.malformed[0] and "missing name" in sp.malformed[0]
+
+
+@pytest.mark.parametrize("doc", [{"servers": []}, {"servers": {"a": {}}, "remote_servers": []}, [1], {"other": 1}])
+def test_a_document_that_is_no_toolhive_registry_is_an_error(doc: Any) -> None:
+    sp = ToolHiveSpider.from_crawler(get_crawler(ToolHiveSpider), base_url="http://th.test/registry.json")
+    assert list(sp.parse_document(response("http://th.test/registry.json", doc))) == []
+    assert len(sp.errors) == 1 and "not a ToolHive registry" in sp.errors[0]
+
+
+# -- crawled as a user does -------------------------------------------------------------------
+
+
+def crawl(db: str, *args: str) -> Any:
+    return run_cli("crawl", *args, "--timeout", "5", "--cache-dir", str(PACKAGE_CACHE), "--db", db)
+
+
+def stats(db: str) -> dict[str, Any]:
+    out = run_cli("stats", "--format", "json", "--db", db)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.live
+def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    api = "/api/mcp/v1/servers"
+    routes.set(f"{api}?first=100", glama_page([glama_server("trader", [CANCEL]), glama_server("empty", [])], "c2"))
+    routes.set(f"{api}?first=100&after=c2", glama_page([glama_server("files", [READ_FILE, TIME])]))
+    args = ("--source", "glama", "--source-url", f"glama={base}{api}")
+    first = crawl(db, *args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("crawl finished: 3 servers, 3 tools (3 new definitions, 3 classified)"), first.stdout
+    assert "0 introspection failures" in first.stdout  # nothing was started: the tools came with the entries
+    rec = run_cli("recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", db)
+    assert rec.returncode == 0 and rec.stdout.strip() == SEED_POLICY
+    server = json.loads(run_cli("server", "glama/example/files", "--format", "json", "--db", db).stdout)
+    assert server["sources"] == ["glama"] and set(server["tools"]) == {"read_file", "get_current_time"}
+
+    # A complete listing that no longer holds a server removes it; one cut short removes nothing.
+    routes.set(f"{api}?first=100", glama_page([glama_server("trader", [CANCEL])], "c2"))
+    routes.set(f"{api}?first=100&after=c2", b"{not json")
+    cut = crawl(db, *args)
+    assert cut.returncode == 0 and "1 source(s) incomplete (glama: " in cut.stdout, cut.stdout
+    assert stats(db)["servers"] == 3
+    routes.set(f"{api}?first=100&after=c2", glama_page([glama_server("empty", [])]))
+    whole = crawl(db, *args)
+    assert whole.returncode == 0, whole.stdout
+    assert stats(db)["servers"] == 2
+    diff = json.loads(run_cli("diff", "--format", "json", "--db", db).stdout)
+    assert diff["removed_servers"] == ["glama/example/files"], diff
+
+
+@pytest.mark.live
+def test_toolhive_crawl_by_file_and_by_url(http_routes, trading_server: str, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    doc = legacy_registry()
+    # A remote without definitions in the catalogue is introspected live; one with them is not.
+    doc["remote_servers"]["live"] = {"transport": "streamable-http", "url": f"{trading_server}/mcp"}
+    doc["remote_servers"]["files"]["url"] = "http://127.0.0.1:9/mcp"  # never reached
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(doc))
+    by_file = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={path}")
+    assert by_file.returncode == 0, by_file.stderr
+    s = stats(db)
+    assert s["servers"] == 4 and s["introspection"] == {"ok": 1, "skipped": 1}, s
+    live = json.loads(run_cli("server", "toolhive/live", "--format", "json", "--db", db).stdout)
+    assert live["tools"]["withdraw_funds"] == "critical"
+    names = json.loads(run_cli("server", "toolhive/names-only", "--format", "json", "--db", db).stdout)
+    assert names["tools"] == {} and "needs a container runtime" in names["attempts"][0]["error"]
+    shown = json.loads(run_cli("show", "read_file", "--server", "toolhive/files", "--db", db).stdout)
+    assert shown["verdict"]["category"] == "filesystem"
+
+    routes.set("/registry.json", doc)
+    by_url = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={base}/registry.json", "--no-introspect")
+    assert by_url.returncode == 0 and "4 servers" in by_url.stdout, by_url.stdout
+    assert "/registry.json" in routes.hits
+    # Read again unchanged, the document costs a conditional request (a 304), and is read whole.
+    again = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={base}/registry.json", "--no-introspect")
+    assert again.returncode == 0 and "4 servers" in again.stdout and routes.not_modified == 1, again.stdout
+
+
+def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    cases = [
+        (("--source", "toolhive"), "the toolhive source needs its registry"),
+        (("--source", "toolhive", "--source-url", "toolhive=/no/such/file.json"), "is not an http(s) URL or a file"),
+        (("--source", "glama", "--source-url", "glama=ftp://x"), "is not an http(s) URL"),
+        (("--source", "curated", "--source-url", "curated=http://x.test"), "'curated' takes no URL"),
+        (("--source", "curated", "--source-url", "glama=http://x.test"), "glama is not crawled"),
+        (("--source", "glama", "--source-url", "glama"), "is not NAME=URL"),
+        (("--source", "glama", "--source-url", "glama=http://a.test", "--source-url", "glama=http://b.test"), "twice"),
+        (
+            (
+                "--source",
+                "official-registry",
+                "--registry-url",
+                "http://a.test",
+                "--source-url",
+                "official-registry=http://b.test",
+            ),
+            "name the same thing",
+        ),
+    ]
+    for args, reason in cases:
+        out = crawl(db, *args)
+        assert out.returncode == 2 and reason in out.stderr and out.stderr.strip().count("\n") == 0, (args, out)
+    assert not (tmp_path / "c.db").exists()  # refused before the store was opened
