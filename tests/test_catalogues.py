@@ -200,9 +200,16 @@ def test_toolhive_legacy_entries_are_read_field_by_field() -> None:
     ],
 )
 def test_a_malformed_toolhive_entry_says_why(entry: Any, remote: bool, reason: str) -> None:
-    with pytest.raises(EntryError, match=None) as info:
+    with pytest.raises(EntryError) as info:
         legacy_entry("k", entry, "toolhive", remote=remote)
     assert reason in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["a/b", "a\nb", "", " ", "-x", "x" * 201, 5])
+def test_a_toolhive_key_that_is_no_name_is_malformed(key: Any) -> None:
+    # Stored as `toolhive/KEY`, a slash or a newline made a name of another shape.
+    with pytest.raises(EntryError, match="server key is not a name"):
+        legacy_entry(key, {"image": "x:1"}, "toolhive", remote=False)
 
 
 def test_toolhive_image_tags() -> None:

@@ -28,6 +28,7 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.items import ServerItem
+from crawler.spiders.glama import SEGMENT
 from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _timestamp, _tools, parse_entry
 
 PUBLISHER_META = "io.modelcontextprotocol.registry/publisher-provided"
@@ -37,8 +38,9 @@ TRANSPORTS = ("stdio", "sse", "streamable-http")
 
 def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerItem:
     """One entry of the legacy ``servers`` (containers) or ``remote_servers`` map."""
-    if not isinstance(key, str) or not key.strip() or len(key) > 200 or "\x00" in key:
-        raise EntryError("server key is not a usable name")
+    if not isinstance(key, str) or not SEGMENT.fullmatch(key):
+        # ToolHive's keys are short names; anything else (a slash, a newline) is not one.
+        raise EntryError("server key is not a name")
     if not isinstance(entry, Mapping):
         raise EntryError(f"entry is {type(entry).__name__}, not an object")
     transport = _str(entry.get("transport"), "transport", limit=40)
@@ -65,7 +67,7 @@ def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerIt
     metadata = entry.get("metadata")
     updated = metadata.get("last_updated") if isinstance(metadata, Mapping) else None
     return ServerItem(
-        name=f"toolhive/{key.strip()}",
+        name=f"toolhive/{key}",
         source=source,
         description=_str(entry.get("description"), "description"),
         title=_str(entry.get("title"), "title", limit=400),
