@@ -39,6 +39,8 @@ class ServerItem:
     tools: list[dict[str, Any]] | None = None
     #: Whether ``tools`` is the whole listing (an introspection cut at its cap is not).
     tools_complete: bool = True
+    #: Who listed ``tools``: the catalogue entry (a claim) or the server itself, introspected.
+    tools_from: str = "catalogue"
     attempts: list[AttemptItem] = field(default_factory=list)
     #: Known at this version from an earlier crawl: keep the stored tools, start nothing.
     skip_introspection: bool = False

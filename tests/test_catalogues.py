@@ -7,6 +7,7 @@ then crawled as a user does (`catalog crawl` in a subprocess, the catalogue on l
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from crawler.items import ServerItem
 from crawler.spiders.glama import GlamaSpider
 from crawler.spiders.registry_api import EntryError
 from crawler.spiders.toolhive import ToolHiveSpider, legacy_entry
-from tests.conftest import PACKAGE_CACHE, run_cli
+from tests.conftest import PACKAGE_CACHE, registry_page, run_cli
+from tests.test_crawl import entry as registry_entry
 from tests.test_policies import SEED_POLICY
 
 CANCEL = {
@@ -368,3 +370,37 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
         out = crawl(db, *args)
         assert out.returncode == 2 and reason in out.stderr and out.stderr.strip().count("\n") == 0, (args, out)
     assert not (tmp_path / "c.db").exists()  # refused before the store was opened
+
+
+@pytest.mark.live
+def test_a_live_listing_outranks_a_catalogues_copy(http_routes, trading_server: str, tmp_path: Path) -> None:
+    # The same server in the registry (introspected live) and in a ToolHive document (with an
+    # older tool list): each crawl of the document replaced the live tools with its copy, and
+    # each full registry crawl put them back, every change a "rug pull" in `catalog diff`.
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    name = "io.github.test/trading"
+    routes.set(
+        "/v0.1/servers",
+        registry_page([registry_entry(name, remotes=[{"type": "streamable-http", "url": f"{trading_server}/mcp"}])]),
+    )
+    doc = {"version": "1.0.0", "meta": {}, "data": {"servers": [{"name": name, "description": "old copy"}]}}
+    doc["data"]["servers"][0]["_meta"] = {
+        "io.modelcontextprotocol.registry/publisher-provided": {
+            "io.github.stacklok": {"https://x.test/mcp": {"status": "active", "tool_definitions": [TIME]}}
+        }
+    }
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(doc))
+    live = crawl(db, "--source", "official-registry", "--registry-url", base)
+    assert live.returncode == 0, live.stderr
+    before = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)["tools"]
+    assert "withdraw_funds" in before and "get_current_time" not in before
+    copy = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={path}")
+    assert copy.returncode == 0 and "(0 new definitions" in copy.stdout, copy.stdout
+    after = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)
+    assert after["tools"] == before and after["sources"] == ["official-registry", "toolhive"]
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        [(counters,)] = conn.execute("SELECT counters FROM crawl_runs WHERE source = 'toolhive'").fetchall()
+    assert json.loads(counters)["catalogue_tools_not_used"] == 1
+    assert json.loads(run_cli("diff", "--format", "json", "--db", db).stdout)["removed_tools"] == []

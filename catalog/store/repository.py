@@ -261,6 +261,16 @@ def record_attempt(
     return attempt
 
 
+def has_live_listing(session: Session, server: Server) -> bool:
+    """Whether the server's tools were ever listed by the server itself (a successful
+    introspection): a catalogue's tool list is then only a claim about it, and storing it
+    over the live listing made every crawl of both flip the tools back and forth."""
+    ok = select(IntrospectionAttempt.id).where(
+        IntrospectionAttempt.server_id == server.id, IntrospectionAttempt.outcome == "ok"
+    )
+    return session.scalar(ok.limit(1)) is not None
+
+
 def start_run(session: Session, source: str, job: str | None = None) -> CrawlRun:
     run = CrawlRun(source=source, job=job, status="running", counters={}, started_at=utcnow())
     session.add(run)
