@@ -161,6 +161,8 @@ def _check_source_urls(opts: CrawlOptions) -> None:
     registry, a file) it can read; a ToolHive registry has no public default to fall back on."""
     if opts.registry_url is not None and "official-registry" in opts.source_urls:
         raise UsageError("--registry-url and --source-url official-registry=... name the same thing; give one")
+    if opts.registry_url is not None and "official-registry" not in opts.sources:
+        raise UsageError("--registry-url is for the official-registry source, which is not crawled")
     for source, target in opts.source_urls.items():
         if source not in URL_SOURCES:
             raise UsageError(f"--source-url: {source!r} takes no URL (sources that do: {', '.join(URL_SOURCES)})")
@@ -168,8 +170,12 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
         if _is_http_url(target):
             continue
-        if source == "toolhive" and "://" not in target and Path(target).is_file():
-            continue
+        if source == "toolhive" and "://" not in target:
+            path = Path(target).expanduser()
+            # A file missing now may be back for the next run (a schedule must not stop on it:
+            # the run fails, saying why); a directory or a device never becomes a registry.
+            if not path.exists() or path.is_file():
+                continue
         what = "an http(s) URL or a file" if source == "toolhive" else "an http(s) URL"
         raise UsageError(f"--source-url {source}={target[:200]!r} is not {what}")
     if "toolhive" in opts.sources and "toolhive" not in opts.source_urls:
@@ -235,7 +241,10 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
         interrupted = {s: _interrupted(session, s) for s in opts.sources} if opts.resume else {}
         resume_from = {s: run for s, (run, _) in interrupted.items() if run}
         if opts.resume and not resume_from:
-            raise CatalogError("nothing to resume: the last crawl of each source finished")
+            raise CatalogError(
+                f"nothing to resume: the last crawl of {', '.join(opts.sources)} finished "
+                "(resume with the interrupted crawl's own --source and --source-url)"
+            )
         # A resumed full crawl goes on listing everything (resumed as an incremental one, it
         # listed only what changed and the rest of the full crawl never happened).
         full = {s: opts.full or interrupted.get(s, (0, False))[1] for s in opts.sources}

@@ -16,8 +16,9 @@ from scrapy.http import Request, TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.items import ServerItem
-from crawler.spiders.glama import GlamaSpider
-from crawler.spiders.registry_api import EntryError
+from crawler.spiders import toolhive
+from crawler.spiders.glama import GlamaSpider, glama_entry
+from crawler.spiders.registry_api import MAX_PAGE_CONTAINERS, EntryError, parse_entry
 from crawler.spiders.toolhive import ToolHiveSpider, legacy_entry
 from tests.conftest import PACKAGE_CACHE, registry_page, run_cli
 from tests.test_crawl import entry as registry_entry
@@ -124,6 +125,61 @@ def test_a_glama_page_whose_end_cannot_be_read_is_an_error(body: Any, reason: st
     assert len(sp.errors) == 1 and reason in sp.errors[0], sp.errors
 
 
+def test_a_glama_base_url_keeps_its_own_filter() -> None:
+    # `?query=github` had `?first=100` appended after it: the filter became "github?first=100".
+    sp = GlamaSpider.from_crawler(get_crawler(GlamaSpider), base_url="http://glama.test/servers?query=git+hub&first=5")
+    assert sp.page_url("", None) == "http://glama.test/servers?query=git+hub&first=100"
+    assert sp.page_url("", "c/2") == "http://glama.test/servers?query=git+hub&first=100&after=c%2F2"
+
+
+def test_names_fit_the_store_and_keep_to_their_namespace() -> None:
+    # PostgreSQL refused a 407-character name and a 101-character version that SQLite stored,
+    # and the source's runs were never complete again (nothing of it was ever removed).
+    longest = glama_entry({"namespace": "n" * 190, "slug": "s" * 190, "tools": []}, "glama")
+    assert len(longest.name) <= 400
+    with pytest.raises(EntryError, match="not a name"):
+        glama_entry({"namespace": "n" * 191, "slug": "s", "tools": []}, "glama")
+    assert legacy_entry("k", {"image": "x:" + "1" * 101}, "toolhive", remote=False).version is None
+    # Another catalogue's entry spelled like theirs would take over a Glama or ToolHive server.
+    for name in ("glama/example/trader", "toolhive/trader"):
+        with pytest.raises(EntryError, match="kept for another catalogue"):
+            parse_entry({"server": {"name": name}}, "official-registry")
+
+
+def test_a_page_of_too_many_objects_is_refused_before_parsing() -> None:
+    # A 120 MB page of `{}` took 7.6 GB to parse; an introspection answer was already bounded.
+    sp = glama_spider()
+    body = b'{"servers": [' + b"{}," * MAX_PAGE_CONTAINERS + b'{}], "pageInfo": {"hasNextPage": false}}'
+    assert list(sp.parse_glama(response("http://glama.test/x", body))) == []
+    assert "more than 1,000,000" in sp.errors[0]
+
+
+def test_a_toolhive_file_is_checked_before_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    def start(path: str) -> tuple[ToolHiveSpider, list[Any]]:
+        sp = ToolHiveSpider.from_crawler(get_crawler(ToolHiveSpider), base_url=path)
+
+        async def drain() -> list[Any]:
+            return [r async for r in sp.start()]
+
+        return sp, asyncio.run(drain())
+
+    big = tmp_path / "big.json"
+    big.write_text("{}" * 10)
+    monkeypatch.setattr(toolhive, "MAX_DOCUMENT_BYTES", 10)
+    sp, requests = start(str(big))
+    assert requests == [] and "20 bytes, more than 10" in sp.errors[0]
+    sp, requests = start(str(tmp_path / "missing.json"))
+    assert requests == [] and "No such file or directory" in sp.errors[0]
+    # A symlink is the catalogue, not its target of the day (a ConfigMap swaps the target on
+    # every update, and each new target read as another catalogue held back every removal).
+    link = tmp_path / "registry.json"
+    link.symlink_to(big)
+    sp, _ = start(str(link))
+    assert sp.base_url == link.as_uri()
+
+
 def test_a_repeated_glama_cursor_stops_the_listing() -> None:
     sp = glama_spider()
     page = glama_page([glama_server("a", [TIME])], cursor="same")
@@ -196,8 +252,8 @@ def test_toolhive_legacy_entries_are_read_field_by_field() -> None:
         ({"description": "no image"}, False, "missing image"),
         ({"image": "x:1", "transport": "carrier-pigeon"}, False, "transport 'carrier-pigeon' is not one of"),
         ({"url": "https://x.test/mcp", "transport": "stdio"}, True, "remote server with transport 'stdio'"),
-        ({"image": "x:1", "tool_definitions": [{"name": ""}]}, False, "tools[0] is not a tool with a name"),
-        ({"image": "x:1", "tool_definitions": {"name": "t"}}, False, "tools is dict, not a list"),
+        ({"image": "x:1", "tool_definitions": [{"name": ""}]}, False, "tool_definitions[0] is not a tool with a name"),
+        ({"image": "x:1", "tool_definitions": {"name": "t"}}, False, "tool_definitions is dict, not a list"),
         ("a string", False, "entry is str, not an object"),
     ],
 )
@@ -299,6 +355,9 @@ def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path
     assert rec.returncode == 0 and rec.stdout.strip() == SEED_POLICY
     server = json.loads(run_cli("server", "glama/example/files", "--format", "json", "--db", db).stdout)
     assert server["sources"] == ["glama"] and set(server["tools"]) == {"read_file", "get_current_time"}
+    assert server["tools_listed_by"] == "catalogue" and server["attempts"] == []
+    text = run_cli("server", "glama/example/files", "--db", db).stdout
+    assert "tools    : 2 (" in text and "), as the catalogue lists them (never introspected)" in text, text
 
     # A complete listing that no longer holds a server removes it; one cut short removes nothing.
     routes.set(f"{api}?first=100", glama_page([glama_server("trader", [CANCEL])], "c2"))
@@ -339,6 +398,10 @@ def test_toolhive_crawl_by_file_and_by_url(http_routes, trading_server: str, tmp
     by_url = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={base}/registry.json", "--no-introspect")
     assert by_url.returncode == 0 and "4 servers" in by_url.stdout, by_url.stdout
     assert "/registry.json" in routes.hits
+    # A refusal says its status (it said "Ignoring non-200 response").
+    routes.set("/denied.json", {"error": "no"}, status=403)
+    denied = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={base}/denied.json")
+    assert denied.returncode == 1 and "HTTP 403" in denied.stderr, denied
     # Read again unchanged, the document costs a conditional request (a 304), and is read whole.
     again = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={base}/registry.json", "--no-introspect")
     assert again.returncode == 0 and "4 servers" in again.stdout and routes.not_modified == 1, again.stdout
@@ -348,8 +411,9 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
     cases = [
         (("--source", "toolhive"), "the toolhive source needs its registry"),
-        (("--source", "toolhive", "--source-url", "toolhive=/no/such/file.json"), "is not an http(s) URL or a file"),
         (("--source", "glama", "--source-url", "glama=ftp://x"), "is not an http(s) URL"),
+        (("--source", "toolhive", "--source-url", f"toolhive={tmp_path}"), "is not an http(s) URL or a file"),
+        (("--source", "curated", "--registry-url", "http://a.test"), "official-registry source, which is not crawled"),
         (("--source", "curated", "--source-url", "curated=http://x.test"), "'curated' takes no URL"),
         (("--source", "curated", "--source-url", "glama=http://x.test"), "glama is not crawled"),
         (("--source", "glama", "--source-url", "glama"), "is not NAME=URL"),
@@ -370,6 +434,10 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
         out = crawl(db, *args)
         assert out.returncode == 2 and reason in out.stderr and out.stderr.strip().count("\n") == 0, (args, out)
     assert not (tmp_path / "c.db").exists()  # refused before the store was opened
+    # A file missing for a moment (a config tool rewriting it) fails this run, saying why; as
+    # a usage error it stopped `catalog schedule` for good.
+    gone = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={tmp_path / 'moved.json'}")
+    assert gone.returncode == 1 and "No such file or directory" in gone.stderr, gone
 
 
 @pytest.mark.live
@@ -400,6 +468,7 @@ def test_a_live_listing_outranks_a_catalogues_copy(http_routes, trading_server: 
     assert copy.returncode == 0 and "(0 new definitions" in copy.stdout, copy.stdout
     after = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)
     assert after["tools"] == before and after["sources"] == ["official-registry", "toolhive"]
+    assert after["tools_listed_by"] == "server"
     with sqlite3.connect(tmp_path / "c.db") as conn:
         [(counters,)] = conn.execute("SELECT counters FROM crawl_runs WHERE source = 'toolhive'").fetchall()
     assert json.loads(counters)["catalogue_tools_not_used"] == 1

@@ -109,4 +109,4 @@ def crawl(
     if summary.failed:
         raise fail(f"every source failed ({summary.failure()}); the catalogue was left as it was")
     if summary.stopped:
-        raise fail("stopped before the end; `catalog crawl --resume` continues it", 130)
+        raise fail("stopped before the end; the same `catalog crawl` command with --resume continues it", 130)

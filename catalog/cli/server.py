@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
 from catalog.errors import NotFound
 from catalog.store.models import IntrospectionAttempt, Server
-from catalog.store.repository import current_tools, unknown_server
+from catalog.store.repository import current_tools, has_live_listing, unknown_server
 
 #: Attempts shown, newest first: a few crawls' worth for a server with a remote and packages.
 ATTEMPTS = 10
@@ -50,6 +50,9 @@ def describe(session: Session, name: str) -> dict[str, Any]:
             if isinstance(p, dict)
         ],
         "tools": {t.name: (t.verdict.risk if t.verdict else "unclassified") for t in tools},
+        # Who listed them: the server itself (introspected), or only a catalogue entry (a
+        # claim nobody here has checked against the server).
+        "tools_listed_by": None if not tools else "server" if has_live_listing(session, row) else "catalogue",
         "attempts": [
             {
                 "run": a.crawl_run_id,
@@ -87,7 +90,8 @@ def server(
         f"  seen     : {data['first_seen']} .. {data['last_seen']}",
         f"  reached  : {', '.join(data['remotes'] + data['packages']) or 'nothing declared'}",
         f"  tools    : {len(data['tools'])}"
-        + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(risks.items())) + ")" if risks else ""),
+        + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(risks.items())) + ")" if risks else "")
+        + (", as the catalogue lists them (never introspected)" if data["tools_listed_by"] == "catalogue" else ""),
     ]
     for a in data["attempts"]:
         why = f": {a['error'][:200]}" if a["error"] else ""

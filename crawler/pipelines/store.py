@@ -189,7 +189,7 @@ class StorePipeline:
         if reason != "finished":
             # Stopped (Ctrl-C, SIGTERM): recorded as complete, it marked the servers on the
             # pages never read as removed and moved the incremental cutoff past them.
-            errors.append(f"stopped before the end ({reason}); `catalog crawl --resume` continues it")
+            errors.append(f"stopped before the end ({reason}); the same `catalog crawl` with --resume continues it")
             status = "interrupted"
         incremental = bool(getattr(spider, "updated_since", None))
         counters["incremental"] = incremental

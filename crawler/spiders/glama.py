@@ -12,20 +12,20 @@ path of their page on Glama), apart from the servers other catalogues list.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import scrapy
 from scrapy.http import Response
 
 from crawler.items import ServerItem
-from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _tools
+from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _tools, load_page
 
-#: What a namespace or slug may hold: Glama's own paths are GitHub-like names.
-SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+#: What a namespace or slug may hold: Glama's own paths are GitHub-like names (two of them
+#: and the prefix stay within the 400 characters a stored server name may have).
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,189}")
 
 
 def glama_entry(entry: Any, source: str) -> ServerItem:
@@ -57,10 +57,13 @@ class GlamaSpider(RegistryApiSpider):
     default_base_url = "https://glama.ai/api/mcp/v1/servers"
 
     def page_url(self, api: str, cursor: str | None) -> str:
-        params: dict[str, Any] = {"first": self.page_size}
+        # A base URL may carry its own filter (`?query=github`): the paging joins it.
+        parts = urlsplit(self.base_url)
+        params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("first", "after")]
+        params.append(("first", str(self.page_size)))
         if cursor:
-            params["after"] = cursor
-        return f"{self.base_url}?{urlencode(params)}"
+            params.append(("after", cursor))
+        return urlunsplit(parts._replace(query=urlencode(params)))
 
     def page_request(self, api: str, cursor: str | None = None) -> scrapy.Request:
         return scrapy.Request(
@@ -72,7 +75,7 @@ class GlamaSpider(RegistryApiSpider):
 
     def parse_glama(self, response: Response) -> Iterator[Any]:
         try:
-            data = json.loads(response.body)
+            data = load_page(response.body)
         except (ValueError, RecursionError) as exc:
             self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
             return

@@ -22,10 +22,24 @@ from crawler.items import ServerItem
 
 OFFICIAL_META = "io.modelcontextprotocol.registry/official"
 MAX_REASONS = 50
+#: Objects and arrays one catalogue page may hold, counted before parsing: parsed, each costs
+#: far more than its bytes (a 120 MB page of `{}` took 7.6 GB), as in an introspection answer.
+MAX_PAGE_CONTAINERS = 1_000_000
+#: Name prefixes the catalogues without registry names store their servers under: an entry
+#: of another catalogue spelled so would take over one of theirs.
+RESERVED_PREFIXES = ("glama/", "toolhive/")
 
 
 class EntryError(ValueError):
     """A catalogue entry that cannot become a ServerItem."""
+
+
+def load_page(body: bytes) -> Any:
+    """A catalogue page's JSON, refused (ValueError) past :data:`MAX_PAGE_CONTAINERS`."""
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > MAX_PAGE_CONTAINERS:
+        raise ValueError(f"{containers:,} objects and arrays, more than {MAX_PAGE_CONTAINERS:,}")
+    return json.loads(body)
 
 
 def _str(value: Any, field: str, *, required: bool = False, limit: int = 20_000) -> str | None:
@@ -64,6 +78,8 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
         raise EntryError("name contains a NUL character")
     if name is None or len(name) < 3 or ("/" not in name and "." not in name and source != "curated"):
         raise EntryError(f"name {name!r} is not a reverse-DNS server name")
+    if name.startswith(RESERVED_PREFIXES):
+        raise EntryError(f"name {name[:100]!r} is in a namespace kept for another catalogue's servers")
     repo = server.get("repository")
     repo_url = repo.get("url") if isinstance(repo, Mapping) and isinstance(repo.get("url"), str) else None
     tools = _tools(server.get("tools"))
@@ -92,18 +108,18 @@ def _timestamp(value: Any) -> str | None:
     return value.strip()
 
 
-def _tools(value: Any) -> list[dict[str, Any]] | None:
+def _tools(value: Any, field: str = "tools") -> list[dict[str, Any]] | None:
     """The entry's tool list, or None when it gives none.  A list with an item that is not a
     named tool makes the entry malformed: read without that item, the list would say the
     server's stored tool of that name is gone."""
     if value is None:
         return None
     if not isinstance(value, list):
-        raise EntryError(f"tools is {type(value).__name__}, not a list")
+        raise EntryError(f"{field} is {type(value).__name__}, not a list")
     for i, tool in enumerate(value):
         name = tool.get("name") if isinstance(tool, Mapping) else None
         if not isinstance(name, str) or not name.strip():
-            raise EntryError(f"tools[{i}] is not a tool with a name")
+            raise EntryError(f"{field}[{i}] is not a tool with a name")
     return [dict(t) for t in value]
 
 
@@ -182,7 +198,7 @@ class RegistryApiSpider(scrapy.Spider):
                 self.note_error(f"{response.url}: HTTP 404")
             return
         try:
-            data = json.loads(response.body)
+            data = load_page(response.body)
         except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's depth
             self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
             return
@@ -222,4 +238,8 @@ class RegistryApiSpider(scrapy.Spider):
     def page_failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else self.base_url
+        response = getattr(failure.value, "response", None)  # an HttpError: say which status
+        if response is not None and getattr(response, "status", None):
+            self.note_error(f"HTTP {response.status} ({url})")
+            return
         self.note_error(f"{failure.getErrorMessage() or failure.type.__name__} ({url})")

@@ -19,7 +19,7 @@ server, and never take over a server another catalogue lists under its registry 
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,22 @@ from scrapy.http import Response
 
 from crawler.items import ServerItem
 from crawler.spiders.glama import SEGMENT
-from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _timestamp, _tools, parse_entry
+from crawler.spiders.registry_api import (
+    EntryError,
+    RegistryApiSpider,
+    _str,
+    _timestamp,
+    _tools,
+    load_page,
+    parse_entry,
+)
 
 PUBLISHER_META = "io.modelcontextprotocol.registry/publisher-provided"
 STACKLOK = "io.github.stacklok"
 TRANSPORTS = ("stdio", "sse", "streamable-http")
+#: The largest document read (ToolHive's own is under 2 MB); Scrapy's size limit does not
+#: apply to a file, which it reads whole.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 
 def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerItem:
@@ -60,7 +71,7 @@ def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerIt
         # The tag after the last ':' that follows the last '/' (a registry port is no tag).
         tail = image.rsplit("/", 1)[-1]
         tag = tail.rsplit(":", 1)[1] if ":" in tail and "@" not in tail else None
-        version = tag if tag and tag != "latest" else None
+        version = tag if tag and tag != "latest" and len(tag) <= 100 else None
         packages.append({"registryType": "oci", "identifier": image, "transport": {"type": transport or "stdio"}})
     custom = entry.get("custom_metadata")
     homepage = custom.get("homepage") if isinstance(custom, Mapping) else None
@@ -84,7 +95,7 @@ def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerIt
 def _definitions(value: Any) -> list[dict[str, Any]] | None:
     """``tool_definitions`` as the entry's tools; absent or empty, the catalogue does not say
     (an empty list would mark every stored tool of the server removed)."""
-    tools = _tools(value)
+    tools = _tools(value, "tool_definitions")
     return tools or None
 
 
@@ -112,11 +123,25 @@ class ToolHiveSpider(RegistryApiSpider):
     follows_cursors = False
 
     def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
+        self.path: Path | None = None
         if base_url and "://" not in base_url:
-            base_url = Path(base_url).resolve().as_uri()  # a path: the catalogue is a local file
+            # A path: the catalogue is a local file.  Absolute, but its symlinks kept: a mounted
+            # ConfigMap swaps its target on every update, and each target read as another
+            # catalogue held back every removal.
+            self.path = Path(os.path.abspath(os.path.expanduser(base_url)))
+            base_url = self.path.as_uri()
         super().__init__(base_url=base_url, **kwargs)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        if self.path is not None:
+            try:
+                size = self.path.stat().st_size
+            except OSError as exc:  # gone for a moment (a config tool rewriting it): this run fails
+                self.note_error(f"{self.path}: {exc.strerror or exc}")
+                return
+            if size > MAX_DOCUMENT_BYTES:
+                self.note_error(f"{self.path}: {size:,} bytes, more than {MAX_DOCUMENT_BYTES:,}")
+                return
         yield scrapy.Request(
             self.base_url,
             callback=self.parse_document,
@@ -130,7 +155,7 @@ class ToolHiveSpider(RegistryApiSpider):
             self.note_error(f"{response.url}: HTTP 404")
             return
         try:
-            data = json.loads(response.body)
+            data = load_page(response.body)
         except (ValueError, RecursionError) as exc:
             self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
             return
