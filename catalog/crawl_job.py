@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -156,6 +157,10 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
         return _run_locked(opts, url, store, cache_dir)
 
 
+#: What starts a URL (`http:/host` is a mistyped URL, not a file named so).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def _check_source_urls(opts: CrawlOptions) -> None:
     """Each ``--source-url`` names a source that lists a URL, and a URL (or, for a ToolHive
     registry, a file) it can read; a ToolHive registry has no public default to fall back on."""
@@ -170,8 +175,8 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
         if _is_http_url(target):
             continue
-        if source == "toolhive" and "://" not in target:
-            path = Path(target).expanduser()
+        if source == "toolhive" and (target.startswith("file:///") or not _SCHEME.match(target)):
+            path = Path(urlsplit(target).path if target.startswith("file:") else target).expanduser()
             # A file missing now may be back for the next run (a schedule must not stop on it:
             # the run fails, saying why); a directory or a device never becomes a registry.
             if not path.exists() or path.is_file():

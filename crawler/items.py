@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Name prefixes of the catalogues whose entries are their own records of a server (Glama's
+#: page, ToolHive's entry), with the tools the catalogue claims: no other catalogue's entry,
+#: and no hand-run introspection, may write a server under them.
+CATALOGUE_NAMESPACES = ("glama/", "toolhive/")
+
 
 @dataclass
 class AttemptItem:
@@ -39,8 +44,6 @@ class ServerItem:
     tools: list[dict[str, Any]] | None = None
     #: Whether ``tools`` is the whole listing (an introspection cut at its cap is not).
     tools_complete: bool = True
-    #: Who listed ``tools``: the catalogue entry (a claim) or the server itself, introspected.
-    tools_from: str = "catalogue"
     attempts: list[AttemptItem] = field(default_factory=list)
     #: Known at this version from an earlier crawl: keep the stored tools, start nothing.
     skip_introspection: bool = False

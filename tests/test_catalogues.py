@@ -7,7 +7,7 @@ then crawled as a user does (`catalog crawl` in a subprocess, the catalogue on l
 from __future__ import annotations
 
 import json
-import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from scrapy.http import Request, TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.items import ServerItem
-from crawler.spiders import toolhive
+from crawler.spiders import registry_api, toolhive
 from crawler.spiders.glama import GlamaSpider, glama_entry
 from crawler.spiders.registry_api import MAX_PAGE_CONTAINERS, EntryError, parse_entry
 from crawler.spiders.toolhive import ToolHiveSpider, legacy_entry
@@ -141,17 +141,29 @@ def test_names_fit_the_store_and_keep_to_their_namespace() -> None:
         glama_entry({"namespace": "n" * 191, "slug": "s", "tools": []}, "glama")
     assert legacy_entry("k", {"image": "x:" + "1" * 101}, "toolhive", remote=False).version is None
     # Another catalogue's entry spelled like theirs would take over a Glama or ToolHive server.
-    for name in ("glama/example/trader", "toolhive/trader"):
+    for name in ("glama/example/trader", "toolhive/io.github.stacklok/trader"):
         with pytest.raises(EntryError, match="kept for another catalogue"):
             parse_entry({"server": {"name": name}}, "official-registry")
 
 
-def test_a_page_of_too_many_objects_is_refused_before_parsing() -> None:
+def test_a_page_of_too_many_objects_is_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     # A 120 MB page of `{}` took 7.6 GB to parse; an introspection answer was already bounded.
     sp = glama_spider()
     body = b'{"servers": [' + b"{}," * MAX_PAGE_CONTAINERS + b'{}], "pageInfo": {"hasNextPage": false}}'
+    parsed: list[int] = []
+    monkeypatch.setattr(registry_api.json, "loads", lambda b: parsed.append(1) or json.JSONDecoder().decode(b.decode()))
     assert list(sp.parse_glama(response("http://glama.test/x", body))) == []
-    assert "more than 1,000,000" in sp.errors[0]
+    assert "refused, 1,000,004 objects and arrays, more than 1,000,000" in sp.errors[0] and parsed == []
+    # Brackets inside a string are text: one server's description of a million `{` refused the
+    # whole page (every other server on it, and with it the source's updates and removals).
+    sp = glama_spider()
+    loud = glama_server("loud", [{**TIME, "description": "{" * (MAX_PAGE_CONTAINERS + 1) + ' \\"['}])
+    body = json.dumps(glama_page([loud, glama_server("quiet", [TIME])])).encode()
+    assert [i.name for i in sp.parse_glama(response("http://glama.test/x", body))] == [
+        "glama/example/loud",
+        "glama/example/quiet",
+    ]
+    assert sp.errors == []
 
 
 def test_a_toolhive_file_is_checked_before_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,7 +243,8 @@ def test_toolhive_legacy_entries_are_read_field_by_field() -> None:
     sp = ToolHiveSpider.from_crawler(get_crawler(ToolHiveSpider), base_url="http://th.test/registry.json")
     items = list(sp.parse_document(response("http://th.test/registry.json", legacy_registry())))
     by_name = {i.name: i for i in items}
-    trader, names, files = by_name["toolhive/trader"], by_name["toolhive/names-only"], by_name["toolhive/files"]
+    # Named as ToolHive names its entries in the upstream format, under ToolHive's namespace.
+    trader, names, files = (by_name[f"toolhive/io.github.stacklok/{k}"] for k in ("trader", "names-only", "files"))
     assert trader.tools == [CANCEL] and trader.version == "1.4.2" and trader.title == "Trader"
     assert trader.packages == [
         {"registryType": "oci", "identifier": "ghcr.io/example/trader:1.4.2", "transport": {"type": "stdio"}}
@@ -265,7 +278,7 @@ def test_a_malformed_toolhive_entry_says_why(entry: Any, remote: bool, reason: s
 
 @pytest.mark.parametrize("key", ["a/b", "a\nb", "", " ", "-x", "x" * 201, 5])
 def test_a_toolhive_key_that_is_no_name_is_malformed(key: Any) -> None:
-    # Stored as `toolhive/KEY`, a slash or a newline made a name of another shape.
+    # Stored as `toolhive/io.github.stacklok/KEY`, a slash or a newline made a name of another shape.
     with pytest.raises(EntryError, match="server key is not a name"):
         legacy_entry(key, {"image": "x:1"}, "toolhive", remote=False)
 
@@ -313,8 +326,8 @@ def test_toolhive_upstream_format_takes_tools_from_its_extension() -> None:
     }
     items = list(sp.parse_document(response("http://th.test/registry.json", doc)))
     assert [(i.name, i.tools) for i in items] == [
-        ("io.github.example/trader", [CANCEL]),
-        ("io.github.example/bare", None),
+        ("toolhive/io.github.example/trader", [CANCEL]),
+        ("toolhive/io.github.example/bare", None),
     ]
     assert len(sp.malformed) == 1 and "data.servers[2]" in sp.malformed[0] and "missing name" in sp.malformed[0]
 
@@ -350,14 +363,13 @@ def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path
     first = crawl(db, *args)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("crawl finished: 3 servers, 3 tools (3 new definitions, 3 classified)"), first.stdout
-    assert "0 introspection failures" in first.stdout  # nothing was started: the tools came with the entries
     rec = run_cli("recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", db)
     assert rec.returncode == 0 and rec.stdout.strip() == SEED_POLICY
     server = json.loads(run_cli("server", "glama/example/files", "--format", "json", "--db", db).stdout)
     assert server["sources"] == ["glama"] and set(server["tools"]) == {"read_file", "get_current_time"}
     assert server["tools_listed_by"] == "catalogue" and server["attempts"] == []
     text = run_cli("server", "glama/example/files", "--db", db).stdout
-    assert "tools    : 2 (" in text and "), as the catalogue lists them (never introspected)" in text, text
+    assert "tools    : 2 (" in text and "), as the catalogue lists them (no successful introspection)" in text, text
 
     # A complete listing that no longer holds a server removes it; one cut short removes nothing.
     routes.set(f"{api}?first=100", glama_page([glama_server("trader", [CANCEL])], "c2"))
@@ -387,12 +399,24 @@ def test_toolhive_crawl_by_file_and_by_url(http_routes, trading_server: str, tmp
     assert by_file.returncode == 0, by_file.stderr
     s = stats(db)
     assert s["servers"] == 4 and s["introspection"] == {"ok": 1, "skipped": 1}, s
-    live = json.loads(run_cli("server", "toolhive/live", "--format", "json", "--db", db).stdout)
-    assert live["tools"]["withdraw_funds"] == "critical"
-    names = json.loads(run_cli("server", "toolhive/names-only", "--format", "json", "--db", db).stdout)
+    ns = "toolhive/io.github.stacklok"
+    live = json.loads(run_cli("server", f"{ns}/live", "--format", "json", "--db", db).stdout)
+    assert live["tools"]["withdraw_funds"] == "critical" and live["tools_listed_by"] == "server"
+    names = json.loads(run_cli("server", f"{ns}/names-only", "--format", "json", "--db", db).stdout)
     assert names["tools"] == {} and "needs a container runtime" in names["attempts"][0]["error"]
-    shown = json.loads(run_cli("show", "read_file", "--server", "toolhive/files", "--db", db).stdout)
+    shown = json.loads(run_cli("show", "read_file", "--server", f"{ns}/files", "--db", db).stdout)
     assert shown["verdict"]["category"] == "filesystem"
+    # A remote without a version is asked again on every crawl: nothing says it is unchanged
+    # (it was skipped as "same version" None == None until a `--full` crawl).
+    assert crawl(db, "--source", "toolhive", "--source-url", f"toolhive=file://{path}").returncode == 0
+    live = json.loads(run_cli("server", f"{ns}/live", "--format", "json", "--db", db).stdout)
+    assert [a["outcome"] for a in live["attempts"]] == ["ok", "ok"]
+    # The same document moved to the upstream format keeps its servers (and their overrides).
+    upstream = {"version": "1.0.0", "meta": {}, "data": {"servers": [{"name": "io.github.stacklok/files"}]}}
+    path.write_text(json.dumps(upstream))
+    assert crawl(db, "--source", "toolhive", "--source-url", f"toolhive={path}").returncode == 0
+    assert json.loads(run_cli("server", f"{ns}/files", "--format", "json", "--db", db).stdout)["tools"]
+    path.write_text(json.dumps(doc))
 
     routes.set("/registry.json", doc)
     by_url = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={base}/registry.json", "--no-introspect")
@@ -413,6 +437,7 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
         (("--source", "toolhive"), "the toolhive source needs its registry"),
         (("--source", "glama", "--source-url", "glama=ftp://x"), "is not an http(s) URL"),
         (("--source", "toolhive", "--source-url", f"toolhive={tmp_path}"), "is not an http(s) URL or a file"),
+        (("--source", "toolhive", "--source-url", "toolhive=http:/x.test/r.json"), "is not an http(s) URL or a file"),
         (("--source", "curated", "--registry-url", "http://a.test"), "official-registry source, which is not crawled"),
         (("--source", "curated", "--source-url", "curated=http://x.test"), "'curated' takes no URL"),
         (("--source", "curated", "--source-url", "glama=http://x.test"), "glama is not crawled"),
@@ -441,10 +466,14 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-def test_a_live_listing_outranks_a_catalogues_copy(http_routes, trading_server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["registry first", "together"])
+def test_a_catalogues_copy_never_writes_over_a_live_listing(
+    http_routes, trading_server: str, tmp_path: Path, order: str
+) -> None:
     # The same server in the registry (introspected live) and in a ToolHive document (with an
-    # older tool list): each crawl of the document replaced the live tools with its copy, and
-    # each full registry crawl put them back, every change a "rug pull" in `catalog diff`.
+    # older tool list): each crawl of the document replaced the live tools with its copy, each
+    # registry crawl put them back, and `diff --severe` called a server that never changed a
+    # rug pull. ToolHive's record of the server is its own (`toolhive/NAME`).
     base, routes = http_routes
     db = f"sqlite:///{tmp_path / 'c.db'}"
     name = "io.github.test/trading"
@@ -460,16 +489,20 @@ def test_a_live_listing_outranks_a_catalogues_copy(http_routes, trading_server: 
     }
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(doc))
-    live = crawl(db, "--source", "official-registry", "--registry-url", base)
-    assert live.returncode == 0, live.stderr
-    before = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)["tools"]
-    assert "withdraw_funds" in before and "get_current_time" not in before
-    copy = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={path}")
-    assert copy.returncode == 0 and "(0 new definitions" in copy.stdout, copy.stdout
-    after = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)
-    assert after["tools"] == before and after["sources"] == ["official-registry", "toolhive"]
-    assert after["tools_listed_by"] == "server"
-    with sqlite3.connect(tmp_path / "c.db") as conn:
-        [(counters,)] = conn.execute("SELECT counters FROM crawl_runs WHERE source = 'toolhive'").fetchall()
-    assert json.loads(counters)["catalogue_tools_not_used"] == 1
-    assert json.loads(run_cli("diff", "--format", "json", "--db", db).stdout)["removed_tools"] == []
+    registry = ("--source", "official-registry", "--registry-url", base)
+    document = ("--source", "toolhive", "--source-url", f"toolhive={path}")
+    runs = [registry, document, registry] if order == "registry first" else [registry + document] * 2
+    for args in runs:
+        out = crawl(db, *args)
+        assert out.returncode == 0, out.stderr
+    live = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)
+    assert "withdraw_funds" in live["tools"] and "get_current_time" not in live["tools"]
+    assert live["sources"] == ["official-registry"] and live["tools_listed_by"] == "server"
+    claim = json.loads(run_cli("server", f"toolhive/{name}", "--format", "json", "--db", db).stdout)
+    assert list(claim["tools"]) == ["get_current_time"] and claim["tools_listed_by"] == "catalogue"
+    diff = json.loads(run_cli("diff", "--since", "2000-01-01", "--format", "json", "--db", db).stdout)
+    assert diff["changed"] == [] and diff["removed_tools"] == [], diff
+    assert run_cli("diff", "--severe", "--since", "2000-01-01", "--db", db).returncode == 0
+    # A live listing by hand under a catalogue's name would flip with its copy the same way.
+    by_hand = run_cli("introspect", "--name", f"toolhive/{name}", "--db", db, "--", sys.executable, "-V")
+    assert by_hand.returncode == 2 and "are catalogue records" in by_hand.stderr, by_hand

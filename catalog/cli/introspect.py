@@ -63,6 +63,14 @@ def introspect(
     if name is not None and (not name.strip() or len(name) > 400):
         # Checked before a stranger's server runs; past 400 characters PostgreSQL refused it after.
         raise UsageError(f"--name must be 1 to 400 characters, not {len(name)}")
+    from crawler.items import CATALOGUE_NAMESPACES
+
+    if name is not None and name.startswith(CATALOGUE_NAMESPACES):
+        # Those are a catalogue's records of a server, with the tools it claims: a live listing
+        # stored there would flip with the catalogue's copy on every crawl.
+        raise UsageError(
+            f"--name {name[:100]!r}: names under {' and '.join(CATALOGUE_NAMESPACES)} are catalogue records"
+        )
 
     from catalog.ingest import store_introspection
     from crawler.introspection.installer import default_cache_dir

@@ -84,6 +84,7 @@ def server(
         say(json.dumps(data, indent=2, ensure_ascii=False))
         return
     risks = Counter(data["tools"].values())
+    claimed = data["tools_listed_by"] == "catalogue"
     lines = [
         f"{data['name']}  {data['version'] or ''}".rstrip(),
         f"  sources  : {', '.join(data['sources']) or '-'}",
@@ -91,7 +92,7 @@ def server(
         f"  reached  : {', '.join(data['remotes'] + data['packages']) or 'nothing declared'}",
         f"  tools    : {len(data['tools'])}"
         + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(risks.items())) + ")" if risks else "")
-        + (", as the catalogue lists them (never introspected)" if data["tools_listed_by"] == "catalogue" else ""),
+        + (", as the catalogue lists them (no successful introspection)" if claimed else ""),
     ]
     for a in data["attempts"]:
         why = f": {a['error'][:200]}" if a["error"] else ""

@@ -262,9 +262,8 @@ def record_attempt(
 
 
 def has_live_listing(session: Session, server: Server) -> bool:
-    """Whether the server's tools were ever listed by the server itself (a successful
-    introspection): a catalogue's tool list is then only a claim about it, and storing it
-    over the live listing made every crawl of both flip the tools back and forth."""
+    """Whether the server ever listed its tools itself (a successful introspection), or its
+    tools are only what a catalogue entry says."""
     ok = select(IntrospectionAttempt.id).where(
         IntrospectionAttempt.server_id == server.id, IntrospectionAttempt.outcome == "ok"
     )

@@ -71,5 +71,4 @@ class IntrospectPipeline:
         if ok is not None:
             item.tools = ok.tools
             item.tools_complete = ok.complete
-            item.tools_from = "introspection"
         return item

@@ -64,7 +64,14 @@ class SkipUnchangedPipeline:
     def process_item(self, item: ServerItem) -> ServerItem:
         if item.tools is not None:
             return item
-        unchanged = not self.full and item.name in self.known and self.known[item.name] == item.version
+        # Without a version nothing says the server is the same one (a ToolHive remote has
+        # none): it is asked again, or a changed remote went unseen until a `--full` crawl.
+        unchanged = (
+            not self.full
+            and item.version is not None
+            and item.name in self.known
+            and self.known[item.name] == item.version
+        )
         if item.name in self.handled or unchanged:
             item.skip_introspection = True
             self.crawler.stats.inc_value("catalog/skipped_unchanged")

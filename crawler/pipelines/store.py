@@ -20,7 +20,6 @@ from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
     complete_runs,
     finish_run,
-    has_live_listing,
     record_attempt,
     record_tools,
     start_run,
@@ -140,11 +139,7 @@ class StorePipeline:
             self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
         if item.skip_introspection:
             self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
-        if item.tools is not None and item.tools_from == "catalogue" and has_live_listing(self.session, server):
-            # Another source (or `catalog introspect`) had the server list its own tools: they
-            # stand; the catalogue's copy would replace them on each of its crawls.
-            self.counters["catalogue_tools_not_used"] = self.counters.get("catalogue_tools_not_used", 0) + 1
-        elif item.tools is not None:
+        if item.tools is not None:
             changes = record_tools(self.session, server, item.tools, run_id=self.run_id, complete=item.tools_complete)
             self.counters["tools"] += len(item.tools)
             self.counters["new_tools"] += changes.new_tools

@@ -21,7 +21,7 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.items import ServerItem
-from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _tools, load_page
+from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _tools, load_page, unreadable
 
 #: What a namespace or slug may hold: Glama's own paths are GitHub-like names (two of them
 #: and the prefix stay within the 400 characters a stored server name may have).
@@ -77,7 +77,7 @@ class GlamaSpider(RegistryApiSpider):
         try:
             data = load_page(response.body)
         except (ValueError, RecursionError) as exc:
-            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
+            self.note_error(unreadable(response.url, exc))
             return
         if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
             self.note_error(f"{response.url}: not a server list (no 'servers' array)")

@@ -10,6 +10,7 @@ recorded error and leaves everything already stored untouched.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -18,28 +19,43 @@ import scrapy
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from crawler.items import ServerItem
+from crawler.items import CATALOGUE_NAMESPACES, ServerItem
 
 OFFICIAL_META = "io.modelcontextprotocol.registry/official"
 MAX_REASONS = 50
 #: Objects and arrays one catalogue page may hold, counted before parsing: parsed, each costs
 #: far more than its bytes (a 120 MB page of `{}` took 7.6 GB), as in an introspection answer.
 MAX_PAGE_CONTAINERS = 1_000_000
-#: Name prefixes the catalogues without registry names store their servers under: an entry
-#: of another catalogue spelled so would take over one of theirs.
-RESERVED_PREFIXES = ("glama/", "toolhive/")
 
 
 class EntryError(ValueError):
     """A catalogue entry that cannot become a ServerItem."""
 
 
+#: A JSON string literal: brackets inside one are text, not containers.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+class PageTooLarge(ValueError):
+    """A page holding more containers than :data:`MAX_PAGE_CONTAINERS`."""
+
+
 def load_page(body: bytes) -> Any:
-    """A catalogue page's JSON, refused (ValueError) past :data:`MAX_PAGE_CONTAINERS`."""
-    containers = body.count(b"{") + body.count(b"[")
+    """A catalogue page's JSON, refused (:class:`PageTooLarge`) past :data:`MAX_PAGE_CONTAINERS`
+    objects and arrays, counted before parsing outside string literals (a description of a
+    million `{` is one string, and one server's text must not refuse its whole page)."""
+    bare = _STRING.sub(b"", body) if body.count(b"{") + body.count(b"[") > MAX_PAGE_CONTAINERS else body
+    containers = bare.count(b"{") + bare.count(b"[")
     if containers > MAX_PAGE_CONTAINERS:
-        raise ValueError(f"{containers:,} objects and arrays, more than {MAX_PAGE_CONTAINERS:,}")
+        raise PageTooLarge(f"{containers:,} objects and arrays, more than {MAX_PAGE_CONTAINERS:,}")
     return json.loads(body)
+
+
+def unreadable(url: str, exc: Exception) -> str:
+    """Why a page could not be read, for the run's error."""
+    if isinstance(exc, PageTooLarge):
+        return f"{url}: refused, {exc}"
+    return f"{url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _str(value: Any, field: str, *, required: bool = False, limit: int = 20_000) -> str | None:
@@ -78,7 +94,7 @@ def parse_entry(entry: Any, source: str) -> ServerItem:
         raise EntryError("name contains a NUL character")
     if name is None or len(name) < 3 or ("/" not in name and "." not in name and source != "curated"):
         raise EntryError(f"name {name!r} is not a reverse-DNS server name")
-    if name.startswith(RESERVED_PREFIXES):
+    if name.startswith(CATALOGUE_NAMESPACES):
         raise EntryError(f"name {name[:100]!r} is in a namespace kept for another catalogue's servers")
     repo = server.get("repository")
     repo_url = repo.get("url") if isinstance(repo, Mapping) and isinstance(repo.get("url"), str) else None
@@ -200,7 +216,7 @@ class RegistryApiSpider(scrapy.Spider):
         try:
             data = load_page(response.body)
         except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's depth
-            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
+            self.note_error(unreadable(response.url, exc))
             return
         if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
             self.note_error(f"{response.url}: not a server list (no 'servers' array)")

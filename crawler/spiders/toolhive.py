@@ -12,9 +12,15 @@ organisations keep their own in the same shape.  It comes in two formats:
 
 Where an entry carries ``tool_definitions`` they are its tools (no stranger's container is
 started for them); otherwise a remote is introspected as usual and a container image is
-recorded as one this machine cannot run.  Legacy names are ToolHive's own short names, so
-they are stored as ``toolhive/NAME``: they name ToolHive's entry, not the publisher's
-server, and never take over a server another catalogue lists under its registry name.
+recorded as one this machine cannot run.
+
+Every entry is stored as ``toolhive/NAME``, NAME being the upstream ``server.json`` name and,
+for a legacy entry, the name ToolHive itself gives it in the upstream format
+(``io.github.stacklok/KEY``), so a document moved from one format to the other keeps its
+servers and their overrides.  The prefix keeps ToolHive's record of a server apart from the
+server as another catalogue lists it: a document's tool list is ToolHive's claim, and stored
+over a live listing of the same name it made each crawl of the two flip the tools (and a
+catalogue's copy could hide what the server really serves).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import scrapy
 from scrapy.http import Response
@@ -37,10 +44,12 @@ from crawler.spiders.registry_api import (
     _tools,
     load_page,
     parse_entry,
+    unreadable,
 )
 
 PUBLISHER_META = "io.modelcontextprotocol.registry/publisher-provided"
 STACKLOK = "io.github.stacklok"
+PREFIX = "toolhive/"
 TRANSPORTS = ("stdio", "sse", "streamable-http")
 #: The largest document read (ToolHive's own is under 2 MB); Scrapy's size limit does not
 #: apply to a file, which it reads whole.
@@ -78,7 +87,7 @@ def legacy_entry(key: Any, entry: Any, source: str, *, remote: bool) -> ServerIt
     metadata = entry.get("metadata")
     updated = metadata.get("last_updated") if isinstance(metadata, Mapping) else None
     return ServerItem(
-        name=f"toolhive/{key}",
+        name=f"{PREFIX}{STACKLOK}/{key}",
         source=source,
         description=_str(entry.get("description"), "description"),
         title=_str(entry.get("title"), "title", limit=400),
@@ -102,6 +111,9 @@ def _definitions(value: Any) -> list[dict[str, Any]] | None:
 def upstream_entry(server: Any, source: str) -> ServerItem:
     """One ``server.json`` of the upstream format, with ToolHive's tool definitions."""
     item = parse_entry(server, source)
+    if len(PREFIX) + len(item.name) > 400:  # the longest name the store keeps
+        raise EntryError(f"name {item.name[:100]!r}... is too long")
+    item.name = PREFIX + item.name
     meta = server.get("_meta") if isinstance(server, Mapping) else None
     provided = meta.get(PUBLISHER_META) if isinstance(meta, Mapping) else None
     ours = provided.get(STACKLOK) if isinstance(provided, Mapping) else None
@@ -124,11 +136,12 @@ class ToolHiveSpider(RegistryApiSpider):
 
     def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
         self.path: Path | None = None
-        if base_url and "://" not in base_url:
-            # A path: the catalogue is a local file.  Absolute, but its symlinks kept: a mounted
+        if base_url and ("://" not in base_url or base_url.startswith("file:")):
+            # A local file (a path, or a file: URL).  Absolute, but its symlinks kept: a mounted
             # ConfigMap swaps its target on every update, and each target read as another
             # catalogue held back every removal.
-            self.path = Path(os.path.abspath(os.path.expanduser(base_url)))
+            local = unquote(urlsplit(base_url).path) if base_url.startswith("file:") else base_url
+            self.path = Path(os.path.abspath(os.path.expanduser(local)))
             base_url = self.path.as_uri()
         super().__init__(base_url=base_url, **kwargs)
 
@@ -157,7 +170,7 @@ class ToolHiveSpider(RegistryApiSpider):
         try:
             data = load_page(response.body)
         except (ValueError, RecursionError) as exc:
-            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
+            self.note_error(unreadable(response.url, exc))
             return
         inner = data.get("data") if isinstance(data, Mapping) else None
         if isinstance(inner, Mapping) and isinstance(inner.get("servers"), list):
