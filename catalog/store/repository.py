@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from catalog.store.changes import describe_change
 from catalog.store.jsonvalues import finite
@@ -185,6 +185,17 @@ def record_tools(
     now = now or utcnow()
     changes = ToolChanges()
     existing = {t.name: t for t in session.scalars(select(Tool).where(Tool.server_id == server.id))}
+    # Each stored tool's current definition row, in one query: a re-crawl that finds most tools
+    # unchanged asked for each row (and flushed) once per tool, the bulk of a catalogue crawl.
+    current = {
+        (row.tool_id, row.hash): row
+        for row in session.scalars(
+            select(ToolDefinitionRow)
+            .join(Tool, (Tool.id == ToolDefinitionRow.tool_id) & (Tool.current_hash == ToolDefinitionRow.hash))
+            .where(Tool.server_id == server.id)
+            .options(defer(ToolDefinitionRow.definition))  # only its last_seen is touched
+        )
+    }
     seen: set[str] = set()
     listed, changes.nameless, changes.duplicates = one_per_name(tools)
     for tool_json in listed:
@@ -216,9 +227,12 @@ def record_tools(
             )
         else:
             changes.unchanged += 1
-        row = session.scalar(
-            select(ToolDefinitionRow).where(ToolDefinitionRow.tool_id == tool.id, ToolDefinitionRow.hash == digest)
-        )
+        row = current.get((tool.id, digest))
+        if row is None and tool.current_hash != digest:
+            # Changed, perhaps back to a definition it had before: that row is the one to touch.
+            row = session.scalar(
+                select(ToolDefinitionRow).where(ToolDefinitionRow.tool_id == tool.id, ToolDefinitionRow.hash == digest)
+            )
         if row is None:
             session.add(
                 ToolDefinitionRow(tool_id=tool.id, hash=digest, definition=tool_json, first_seen=now, last_seen=now)
