@@ -29,6 +29,7 @@ from catalog.store.models import CrawlRun
 from catalog.store.repository import complete_runs, mark_interrupted_runs
 from catalog.verdicts import assess_changes, classify_pending
 from crawler.introspection.installer import default_cache_dir
+from crawler.items import file_path
 
 SOURCES = {
     "official-registry": "crawler.spiders.official_registry.OfficialRegistrySpider",
@@ -175,8 +176,11 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
         if _is_http_url(target):
             continue
-        if source == "toolhive" and (target.startswith("file:///") or not _SCHEME.match(target)):
-            path = Path(urlsplit(target).path if target.startswith("file:") else target).expanduser()
+        if source == "toolhive" and (
+            Path(target).expanduser().exists() or not _SCHEME.match(target) or _is_file_url(target)
+        ):
+            # A file (its name may hold a colon), or a file: URL read as the spider reads it.
+            path = Path(file_path(target) if _is_file_url(target) else target).expanduser()
             # A file missing now may be back for the next run (a schedule must not stop on it:
             # the run fails, saying why); a directory or a device never becomes a registry.
             if not path.exists() or path.is_file():
@@ -188,6 +192,10 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             "the toolhive source needs its registry: --source-url toolhive=URL or a file "
             "(a ToolHive registry.json, legacy or upstream format)"
         )
+
+
+def _is_file_url(text: str) -> bool:
+    return text[:5].lower() == "file:"
 
 
 def _source_url(opts: CrawlOptions, source: str) -> str | None:

@@ -16,6 +16,14 @@ from typing import Any
 CATALOGUE_NAMESPACES = ("glama/", "toolhive/")
 
 
+def file_path(url: str) -> str:
+    """The path a ``file:`` URL names (``file:///x``, ``file://localhost/x``, ``file:/x``, any
+    case, %-escapes undone): the crawl's check and the spider must read the same file."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path)
+
+
 @dataclass
 class AttemptItem:
     transport: str

@@ -18,7 +18,14 @@ from scrapy.utils.test import get_crawler
 from crawler.items import ServerItem
 from crawler.spiders import registry_api, toolhive
 from crawler.spiders.glama import GlamaSpider, glama_entry
-from crawler.spiders.registry_api import MAX_PAGE_CONTAINERS, EntryError, parse_entry
+from crawler.spiders.registry_api import (
+    MAX_PAGE_CONTAINERS,
+    EntryError,
+    PageTooLarge,
+    containers,
+    load_page,
+    parse_entry,
+)
 from crawler.spiders.toolhive import ToolHiveSpider, legacy_entry
 from tests.conftest import PACKAGE_CACHE, registry_page, run_cli
 from tests.test_crawl import entry as registry_entry
@@ -166,6 +173,41 @@ def test_a_page_of_too_many_objects_is_refused_before_parsing(monkeypatch: pytes
     assert sp.errors == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # An unterminated string of escaped quotes: a regular expression over the strings
+        # rescanned to the end from every quote (40,000 of them took 35 s).
+        b"[" * (MAX_PAGE_CONTAINERS + 1) + b'"\\' * 200_000,
+        # One long string: the expression kept state per character (60 MB took 7 GB).
+        b"[" * (MAX_PAGE_CONTAINERS + 1) + b'"' + b"x" * 10_000_000 + b'"',
+        # UTF-16: a character whose half is a quote byte hid real arrays inside a "string".
+        ('{"servers":[],"x":"\u2200","pad":[' + "[]," * (MAX_PAGE_CONTAINERS + 1) + "[]]}").encode("utf-16-le"),
+        ('{"servers":[],"x":"∀","pad":[' + "[]," * (MAX_PAGE_CONTAINERS + 1) + "[]]}").encode("utf-16-le"),
+    ],
+)
+def test_hostile_pages_are_counted_in_one_pass(body: bytes) -> None:
+    with pytest.raises(PageTooLarge, match="more than 1,000,000"):
+        load_page(body)
+
+
+def test_page_containers_are_counted_outside_strings() -> None:
+    for doc in [{"a": "{[", "b": ['\\"[', {"c": "\\"}]}, ["∀", {"é": '"{'}], []]:
+        for ascii_only in (True, False):
+            text = json.dumps(doc, ensure_ascii=ascii_only)
+            expected = text.count("{") + text.count("[") - sum(s.count("{") + s.count("[") for s in _strings(doc))
+            assert containers(text.encode()) == expected, text
+
+
+def _strings(doc: Any) -> list[str]:
+    """Every string of ``doc`` as JSON spells it (keys too)."""
+    if isinstance(doc, str):
+        return [json.dumps(doc)]
+    if isinstance(doc, list):
+        return [s for d in doc for s in _strings(d)]
+    return [s for k, v in doc.items() for s in _strings(k) + _strings(v)]
+
+
 def test_a_toolhive_file_is_checked_before_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
@@ -283,6 +325,16 @@ def test_a_toolhive_key_that_is_no_name_is_malformed(key: Any) -> None:
         legacy_entry(key, {"image": "x:1"}, "toolhive", remote=False)
 
 
+def test_a_toolhive_key_in_both_maps_is_malformed() -> None:
+    # Both named `toolhive/io.github.stacklok/KEY`: one was dropped without a word.
+    sp = ToolHiveSpider.from_crawler(get_crawler(ToolHiveSpider), base_url="http://th.test/registry.json")
+    doc = {"servers": {"k": {"image": "x:1"}}, "remote_servers": {"k": {"url": "https://k.test/mcp"}}}
+    assert [i.name for i in sp.parse_document(response("http://th.test/registry.json", doc))] == [
+        "toolhive/io.github.stacklok/k"
+    ]
+    assert sp.malformed == ["remote_servers.k: the same key names a container and a remote"]
+
+
 def test_toolhive_image_tags() -> None:
     def version(image: str) -> str | None:
         return legacy_entry("k", {"image": image}, "toolhive", remote=False).version
@@ -367,7 +419,9 @@ def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path
     assert rec.returncode == 0 and rec.stdout.strip() == SEED_POLICY
     server = json.loads(run_cli("server", "glama/example/files", "--format", "json", "--db", db).stdout)
     assert server["sources"] == ["glama"] and set(server["tools"]) == {"read_file", "get_current_time"}
-    assert server["tools_listed_by"] == "catalogue" and server["attempts"] == []
+    assert server["tools_listed_by"] == "catalogue"
+    assert [(a["transport"], a["outcome"], a["tools"]) for a in server["attempts"]] == [("catalogue", "listed", 2)]
+    assert stats(db)["introspection"] == {}  # a catalogue's list is no introspection
     text = run_cli("server", "glama/example/files", "--db", db).stdout
     assert "tools    : 2 (" in text and "), as the catalogue lists them (no successful introspection)" in text, text
 
@@ -411,6 +465,18 @@ def test_toolhive_crawl_by_file_and_by_url(http_routes, trading_server: str, tmp
     assert crawl(db, "--source", "toolhive", "--source-url", f"toolhive=file://{path}").returncode == 0
     live = json.loads(run_cli("server", f"{ns}/live", "--format", "json", "--db", db).stdout)
     assert [a["outcome"] for a in live["attempts"]] == ["ok", "ok"]
+    # The document then gives the remote's definitions: ToolHive's claim replaces the live
+    # listing, and the record says so (it still said "listed by the server").
+    doc["remote_servers"]["live"]["tool_definitions"] = [TIME]
+    path.write_text(json.dumps(doc))
+    assert crawl(db, "--source", "toolhive", "--source-url", f"toolhive={path}").returncode == 0
+    live = json.loads(run_cli("server", f"{ns}/live", "--format", "json", "--db", db).stdout)
+    assert list(live["tools"]) == ["get_current_time"] and live["tools_listed_by"] == "catalogue"
+    del doc["remote_servers"]["live"]["tool_definitions"]
+    path.write_text(json.dumps(doc))
+    assert crawl(db, "--source", "toolhive", "--source-url", f"toolhive={path}").returncode == 0
+    live = json.loads(run_cli("server", f"{ns}/live", "--format", "json", "--db", db).stdout)
+    assert "withdraw_funds" in live["tools"] and live["tools_listed_by"] == "server"
     # The same document moved to the upstream format keeps its servers (and their overrides).
     upstream = {"version": "1.0.0", "meta": {}, "data": {"servers": [{"name": "io.github.stacklok/files"}]}}
     path.write_text(json.dumps(upstream))
@@ -459,6 +525,20 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
         out = crawl(db, *args)
         assert out.returncode == 2 and reason in out.stderr and out.stderr.strip().count("\n") == 0, (args, out)
     assert not (tmp_path / "c.db").exists()  # refused before the store was opened
+    db = f"sqlite:///{tmp_path / 'later.db'}"
+    # A file whose name holds a colon is a file, and a file: URL is read as the spider reads it.
+    dated = tmp_path / "registry-2026-11-27T10:00.json"
+    dated.write_text(json.dumps(legacy_registry()))
+    spaced = tmp_path / "a dir"
+    spaced.mkdir()
+    for target, code in [
+        (str(dated), 0),
+        (f"FILE://{dated}", 0),
+        (f"file://localhost{dated}", 0),
+        (f"file://{str(spaced).replace(' ', '%20')}", 2),
+    ]:
+        out = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={target}", "--no-introspect")
+        assert out.returncode == code, (target, out)
     # A file missing for a moment (a config tool rewriting it) fails this run, saying why; as
     # a usage error it stopped `catalog schedule` for good.
     gone = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={tmp_path / 'moved.json'}")

@@ -390,6 +390,11 @@ def test_a_persons_rule_for_one_server_is_weighed_by_what_it_does() -> None:
     same = custom({"rate_limit": {"max": 30, "window": 60}})
     assert merge_by_name([generated, same])["get_balance"] is same
     assert merge_by_name([same, generated])["get_balance"] is same
+    # A catalogue's record of a server (`glama/…` sorts first) never wins a tie over the server
+    # as listed live: `--pin` pinned the copy's hash, which the real tool then failed.
+    live = dataclasses.replace(policy("fetch", "low", server="io.github.example/fetch"), hash="b" * 64)
+    copy = dataclasses.replace(policy("fetch", "low", server="glama/someone/fetch"), hash="a" * 64)
+    assert merge_by_name([copy, live])["fetch"] is live and merge_by_name([live, copy])["fetch"] is live
 
 
 def test_an_override_is_pinned_to_the_definition_it_was_decided_on() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
 from catalog.errors import NotFound
 from catalog.store.models import IntrospectionAttempt, Server
-from catalog.store.repository import current_tools, has_live_listing, unknown_server
+from catalog.store.repository import current_tools, latest_listing, unknown_server
 
 #: Attempts shown, newest first: a few crawls' worth for a server with a remote and packages.
 ATTEMPTS = 10
@@ -52,7 +52,7 @@ def describe(session: Session, name: str) -> dict[str, Any]:
         "tools": {t.name: (t.verdict.risk if t.verdict else "unclassified") for t in tools},
         # Who listed them: the server itself (introspected), or only a catalogue entry (a
         # claim nobody here has checked against the server).
-        "tools_listed_by": None if not tools else "server" if has_live_listing(session, row) else "catalogue",
+        "tools_listed_by": latest_listing(session, row) if tools else None,
         "attempts": [
             {
                 "run": a.crawl_run_id,

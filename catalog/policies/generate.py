@@ -18,6 +18,7 @@ from typing import Any
 from catalog.policies.guards import Guard, guards_for
 from catalog.policies.settings import PolicySettings
 from catalog.store.overrides import SERVERS_DIGEST
+from crawler.items import CATALOGUE_NAMESPACES
 
 HUMAN_APPROVAL = "Requires human approval."
 RISK_ORDER = ("low", "medium", "high", "critical", "unknown")
@@ -217,8 +218,15 @@ def merge_by_name(policies: Iterable[ToolPolicy]) -> dict[str, ToolPolicy]:
 
 
 def _after(old: ToolPolicy, new: ToolPolicy) -> bool:
-    """Whether ``new``'s server sorts before ``old``'s: the tie-break of :func:`merge_by_name`."""
-    return (new.server or "", new.hash) < (old.server or "", old.hash)
+    """Whether ``new``'s server sorts before ``old``'s: the tie-break of :func:`merge_by_name`.
+    A server as it is listed live comes before a catalogue's record of one (`glama/…` sorted
+    first, and `--pin` pinned the copy's hash, which the real tool would then fail)."""
+    return _order(new) < _order(old)
+
+
+def _order(p: ToolPolicy) -> tuple[bool, str, str]:
+    server = p.server or ""
+    return (server.startswith(CATALOGUE_NAMESPACES), server, p.hash)
 
 
 #: Why a stored tool without a verdict is ``unknown``.

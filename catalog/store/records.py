@@ -25,7 +25,7 @@ class ServerRecord:
 class AttemptRecord:
     transport: str
     target: str
-    outcome: str  # ok | timeout | crashed | error | auth_required | install_failed | skipped
+    outcome: str  # ok | timeout | crashed | error | auth_required | install_failed | skipped | listed (a catalogue's)
     seconds: float
     error: str | None = None
     tools_count: int = 0

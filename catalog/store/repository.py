@@ -275,13 +275,21 @@ def record_attempt(
     return attempt
 
 
-def has_live_listing(session: Session, server: Server) -> bool:
-    """Whether the server ever listed its tools itself (a successful introspection), or its
-    tools are only what a catalogue entry says."""
-    ok = select(IntrospectionAttempt.id).where(
-        IntrospectionAttempt.server_id == server.id, IntrospectionAttempt.outcome == "ok"
+#: The attempt recorded when a catalogue entry's tool list is stored: the tools came from
+#: the catalogue, not from the server (no introspection happened).
+LISTED = "listed"
+
+
+def latest_listing(session: Session, server: Server) -> str | None:
+    """Who listed the server's stored tools last: ``"server"`` (a successful introspection),
+    ``"catalogue"`` (an entry's tool list), or None (neither yet)."""
+    outcome = session.scalar(
+        select(IntrospectionAttempt.outcome)
+        .where(IntrospectionAttempt.server_id == server.id, IntrospectionAttempt.outcome.in_(("ok", LISTED)))
+        .order_by(IntrospectionAttempt.id.desc())
+        .limit(1)
     )
-    return session.scalar(ok.limit(1)) is not None
+    return None if outcome is None else "server" if outcome == "ok" else "catalogue"
 
 
 def start_run(session: Session, source: str, job: str | None = None) -> CrawlRun:
@@ -505,7 +513,11 @@ def stats(session: Session) -> dict[str, Any]:
     tools = session.scalar(live.where(Tool.removed_at.is_(None), Server.removed_at.is_(None))) or 0
     defs = session.scalar(select(func.count()).select_from(ToolDefinitionRow)) or 0
     attempts = dict(
-        session.execute(select(IntrospectionAttempt.outcome, func.count()).group_by(IntrospectionAttempt.outcome)).all()
+        session.execute(
+            select(IntrospectionAttempt.outcome, func.count())
+            .where(IntrospectionAttempt.outcome != LISTED)  # a catalogue's list is no introspection
+            .group_by(IntrospectionAttempt.outcome)
+        ).all()
     )
     runs = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc()).limit(5)).all()
     return {

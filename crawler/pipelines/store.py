@@ -18,8 +18,10 @@ from catalog.history import mark_removed_servers
 from catalog.store.db import Store, open_store
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
+    LISTED,
     complete_runs,
     finish_run,
+    latest_listing,
     record_attempt,
     record_tools,
     start_run,
@@ -139,6 +141,17 @@ class StorePipeline:
             self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
         if item.skip_introspection:
             self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
+        claimed = item.tools is not None and not any(a.outcome == "ok" for a in item.attempts)
+        # The catalogue's list, not the server's: said once each time the stored list's origin
+        # turns to it, so `catalog server` can tell a claim from a live listing.
+        if claimed and item.tools is not None and latest_listing(self.session, server) != "catalogue":
+            target = str(getattr(self.crawler.spider, "base_url", "") or item.source)
+            record_attempt(
+                self.session,
+                server,
+                AttemptRecord("catalogue", target, LISTED, 0.0, None, len(item.tools), None, {}),
+                run_id=self.run_id,
+            )
         if item.tools is not None:
             changes = record_tools(self.session, server, item.tools, run_id=self.run_id, complete=item.tools_complete)
             self.counters["tools"] += len(item.tools)

@@ -10,7 +10,6 @@ recorded error and leaves everything already stored untouched.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -32,22 +31,38 @@ class EntryError(ValueError):
     """A catalogue entry that cannot become a ServerItem."""
 
 
-#: A JSON string literal: brackets inside one are text, not containers.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-
-
 class PageTooLarge(ValueError):
     """A page holding more containers than :data:`MAX_PAGE_CONTAINERS`."""
 
 
+def containers(body: bytes) -> int:
+    """Objects and arrays in a UTF-8 JSON text, counted outside its strings in one linear pass
+    of bounded memory (a description of a million `{` is one string: one server's text must
+    not refuse its whole page; a regular expression over the strings took quadratic time on
+    an unterminated string of escaped quotes, and gigabytes on one long string).  Without
+    its escapes every `"` opens or closes a string."""
+    body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    count, inside, step = 0, False, 1 << 20
+    for start in range(0, len(body), step):
+        for k, part in enumerate(body[start : start + step].split(b'"')):
+            if k:
+                inside = not inside
+            if not inside:
+                count += part.count(b"{") + part.count(b"[")
+    return count
+
+
 def load_page(body: bytes) -> Any:
     """A catalogue page's JSON, refused (:class:`PageTooLarge`) past :data:`MAX_PAGE_CONTAINERS`
-    objects and arrays, counted before parsing outside string literals (a description of a
-    million `{` is one string, and one server's text must not refuse its whole page)."""
-    bare = _STRING.sub(b"", body) if body.count(b"{") + body.count(b"[") > MAX_PAGE_CONTAINERS else body
-    containers = bare.count(b"{") + bare.count(b"[")
-    if containers > MAX_PAGE_CONTAINERS:
-        raise PageTooLarge(f"{containers:,} objects and arrays, more than {MAX_PAGE_CONTAINERS:,}")
+    objects and arrays, counted before parsing.  UTF-16 and UTF-32 (which ``json.loads``
+    reads) are counted in UTF-8: read as bytes, a character's half could pass for a quote."""
+    encoding = json.detect_encoding(body)
+    if encoding != "utf-8":
+        body = body.decode(encoding).encode("utf-8")  # UnicodeError is a ValueError: malformed
+    if body.count(b"{") + body.count(b"[") > MAX_PAGE_CONTAINERS:
+        found = containers(body)
+        if found > MAX_PAGE_CONTAINERS:
+            raise PageTooLarge(f"{found:,} objects and arrays, more than {MAX_PAGE_CONTAINERS:,}")
     return json.loads(body)
 
 

@@ -29,12 +29,11 @@ import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import scrapy
 from scrapy.http import Response
 
-from crawler.items import ServerItem
+from crawler.items import ServerItem, file_path
 from crawler.spiders.glama import SEGMENT
 from crawler.spiders.registry_api import (
     EntryError,
@@ -136,11 +135,12 @@ class ToolHiveSpider(RegistryApiSpider):
 
     def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
         self.path: Path | None = None
-        if base_url and ("://" not in base_url or base_url.startswith("file:")):
+        is_file_url = base_url is not None and base_url[:5].lower() == "file:"
+        if base_url and (is_file_url or "://" not in base_url):
             # A local file (a path, or a file: URL).  Absolute, but its symlinks kept: a mounted
             # ConfigMap swaps its target on every update, and each target read as another
             # catalogue held back every removal.
-            local = unquote(urlsplit(base_url).path) if base_url.startswith("file:") else base_url
+            local = file_path(base_url) if is_file_url else base_url
             self.path = Path(os.path.abspath(os.path.expanduser(local)))
             base_url = self.path.as_uri()
         super().__init__(base_url=base_url, **kwargs)
@@ -192,10 +192,16 @@ class ToolHiveSpider(RegistryApiSpider):
             return
         self.pages += 1
         self.crawler.stats.inc_value("catalog/pages")
+        names: set[str] = set()
         for field, entries in present.items():
             for key, entry in entries.items():
                 try:
-                    yield legacy_entry(key, entry, self.name, remote=field == "remote_servers")
+                    item = legacy_entry(key, entry, self.name, remote=field == "remote_servers")
+                    if item.name in names:
+                        # One key in both maps: one name, and either entry dropped silently.
+                        raise EntryError("the same key names a container and a remote")
+                    names.add(item.name)
+                    yield item
                 except EntryError as exc:
                     self.note_malformed(f"{field}.{str(key)[:100]}: {exc}")
 
