@@ -423,7 +423,7 @@ def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path
     assert [(a["transport"], a["outcome"], a["tools"]) for a in server["attempts"]] == [("catalogue", "listed", 2)]
     assert stats(db)["introspection"] == {}  # a catalogue's list is no introspection
     text = run_cli("server", "glama/example/files", "--db", db).stdout
-    assert "tools    : 2 (" in text and "), as the catalogue lists them (no successful introspection)" in text, text
+    assert "tools    : 2 (" in text and "), as a catalogue lists them (not the server's own listing)" in text, text
 
     # A complete listing that no longer holds a server removes it; one cut short removes nothing.
     routes.set(f"{api}?first=100", glama_page([glama_server("trader", [CANCEL])], "c2"))

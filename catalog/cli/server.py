@@ -92,7 +92,7 @@ def server(
         f"  reached  : {', '.join(data['remotes'] + data['packages']) or 'nothing declared'}",
         f"  tools    : {len(data['tools'])}"
         + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(risks.items())) + ")" if risks else "")
-        + (", as the catalogue lists them (no successful introspection)" if claimed else ""),
+        + (", as a catalogue lists them (not the server's own listing)" if claimed else ""),
     ]
     for a in data["attempts"]:
         why = f": {a['error'][:200]}" if a["error"] else ""
