@@ -405,16 +405,21 @@ def stats(db: str) -> dict[str, Any]:
 
 
 @pytest.mark.live
-def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path: Path) -> None:
+def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, db_url: str) -> None:
+    # On SQLite and PostgreSQL (which refuses what SQLite stores past a column's size).
     base, routes = http_routes
-    db = f"sqlite:///{tmp_path / 'c.db'}"
+    db = db_url
     api = "/api/mcp/v1/servers"
-    routes.set(f"{api}?first=100", glama_page([glama_server("trader", [CANCEL]), glama_server("empty", [])], "c2"))
+    # The longest name a Glama entry may give fits the store's column on both databases.
+    longest = glama_server("s" * 190, [TIME], namespace="n" * 190)
+    page1 = [glama_server("trader", [CANCEL]), glama_server("empty", []), longest]
+    routes.set(f"{api}?first=100", glama_page(page1, "c2"))
     routes.set(f"{api}?first=100&after=c2", glama_page([glama_server("files", [READ_FILE, TIME])]))
     args = ("--source", "glama", "--source-url", f"glama={base}{api}")
     first = crawl(db, *args)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("crawl finished: 3 servers, 3 tools (3 new definitions, 3 classified)"), first.stdout
+    assert first.stdout.startswith("crawl finished: 4 servers, 4 tools (4 new definitions, 4 classified)"), first.stdout
+    assert "0 malformed entries skipped" in first.stdout
     rec = run_cli("recommend", "BinanceFuturesCancelBatchOrders", "--format", "json", "--db", db)
     assert rec.returncode == 0 and rec.stdout.strip() == SEED_POLICY
     server = json.loads(run_cli("server", "glama/example/files", "--format", "json", "--db", db).stdout)
@@ -430,13 +435,13 @@ def test_glama_crawl_stores_and_classifies_catalogue_tools(http_routes, tmp_path
     routes.set(f"{api}?first=100&after=c2", b"{not json")
     cut = crawl(db, *args)
     assert cut.returncode == 0 and "1 source(s) incomplete (glama: " in cut.stdout, cut.stdout
-    assert stats(db)["servers"] == 3
+    assert stats(db)["servers"] == 4
     routes.set(f"{api}?first=100&after=c2", glama_page([glama_server("empty", [])]))
     whole = crawl(db, *args)
     assert whole.returncode == 0, whole.stdout
     assert stats(db)["servers"] == 2
     diff = json.loads(run_cli("diff", "--format", "json", "--db", db).stdout)
-    assert diff["removed_servers"] == ["glama/example/files"], diff
+    assert sorted(diff["removed_servers"]) == ["glama/example/files", f"glama/{'n' * 190}/{'s' * 190}"], diff
 
 
 @pytest.mark.live
