@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import sys
 import time
 import uuid
@@ -29,7 +28,7 @@ from catalog.store.models import CrawlRun
 from catalog.store.repository import complete_runs, mark_interrupted_runs
 from catalog.verdicts import assess_changes, classify_pending
 from crawler.introspection.installer import default_cache_dir
-from crawler.items import file_path
+from crawler.items import local_path
 
 SOURCES = {
     "official-registry": "crawler.spiders.official_registry.OfficialRegistrySpider",
@@ -158,10 +157,6 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
         return _run_locked(opts, url, store, cache_dir)
 
 
-#: What starts a URL (`http:/host` is a mistyped URL, not a file named so).
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-
-
 def _check_source_urls(opts: CrawlOptions) -> None:
     """Each ``--source-url`` names a source that lists a URL, and a URL (or, for a ToolHive
     registry, a file) it can read; a ToolHive registry has no public default to fall back on."""
@@ -176,14 +171,14 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
         if _is_http_url(target):
             continue
-        if source == "toolhive" and (
-            Path(target).expanduser().exists() or not _SCHEME.match(target) or _is_file_url(target)
-        ):
-            # A file (its name may hold a colon), or a file: URL read as the spider reads it.
-            path = Path(file_path(target) if _is_file_url(target) else target).expanduser()
+        if source == "toolhive":
+            try:
+                local = local_path(target)
+            except ValueError as exc:
+                raise UsageError(f"--source-url toolhive={target[:200]!r}: {exc}") from None
             # A file missing now may be back for the next run (a schedule must not stop on it:
             # the run fails, saying why); a directory or a device never becomes a registry.
-            if not path.exists() or path.is_file():
+            if local is not None and (not Path(local).exists() or Path(local).is_file()):
                 continue
         what = "an http(s) URL or a file" if source == "toolhive" else "an http(s) URL"
         raise UsageError(f"--source-url {source}={target[:200]!r} is not {what}")
@@ -192,10 +187,6 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             "the toolhive source needs its registry: --source-url toolhive=URL or a file "
             "(a ToolHive registry.json, legacy or upstream format)"
         )
-
-
-def _is_file_url(text: str) -> bool:
-    return text[:5].lower() == "file:"
 
 
 def _source_url(opts: CrawlOptions, source: str) -> str | None:

@@ -16,12 +16,24 @@ from typing import Any
 CATALOGUE_NAMESPACES = ("glama/", "toolhive/")
 
 
-def file_path(url: str) -> str:
-    """The path a ``file:`` URL names (``file:///x``, ``file://localhost/x``, ``file:/x``, any
-    case, %-escapes undone): the crawl's check and the spider must read the same file."""
+def local_path(target: str) -> str | None:
+    """The file a catalogue target names, or None for a URL: a ``file:`` URL (any case,
+    ``localhost`` or no host, %-escapes undone) or a path, which may hold a colon
+    (``reg-10:00.json``); ``word:/…`` is a URL, mistyped or not.  The crawl's check and the
+    ToolHive spider both ask here, so they agree on what is a file.  ``~`` is expanded where
+    it can be; a ``file:`` URL naming another host is no local file (ValueError)."""
+    import os
+    import re
     from urllib.parse import unquote, urlsplit
 
-    return unquote(urlsplit(url).path)
+    if target[:5].lower() == "file:":
+        parts = urlsplit(target)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"a file: URL on another host ({parts.netloc[:100]})")
+        return unquote(parts.path)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", target):
+        return None
+    return os.path.expanduser(target)
 
 
 @dataclass

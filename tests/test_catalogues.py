@@ -15,6 +15,9 @@ import pytest
 from scrapy.http import Request, TextResponse
 from scrapy.utils.test import get_crawler
 
+from catalog.store.db import open_store
+from catalog.store.records import ServerRecord
+from catalog.store.repository import latest_listing, record_tools, upsert_server
 from crawler.items import ServerItem
 from crawler.spiders import registry_api, toolhive
 from crawler.spiders.glama import GlamaSpider, glama_entry
@@ -189,6 +192,24 @@ def test_a_page_of_too_many_objects_is_refused_before_parsing(monkeypatch: pytes
 def test_hostile_pages_are_counted_in_one_pass(body: bytes) -> None:
     with pytest.raises(PageTooLarge, match="more than 1,000,000"):
         load_page(body)
+
+
+def test_a_lone_surrogate_reads_as_json_reads_it() -> None:
+    # Converted strictly to UTF-8 for the count, a UTF-16 page with one lone surrogate was
+    # unreadable whole, though json.loads reads it.
+    body = '{"a": "x\ud800"}'.encode("utf-16-le", "surrogatepass")
+    assert load_page(body) == json.loads(body)
+
+
+def test_tools_stored_before_listed_attempts_read_as_a_catalogues(tmp_path: Path) -> None:
+    # A catalogue's tools stored before `listed` attempts were recorded said "listed by: null".
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    with store.session() as session:
+        server = upsert_server(session, ServerRecord(name="glama/a/b", source="glama"))
+        assert latest_listing(session, server) is None
+        record_tools(session, server, [TIME])
+        assert latest_listing(session, server) == "catalogue"
+    store.dispose()
 
 
 def test_page_containers_are_counted_outside_strings() -> None:
@@ -541,9 +562,15 @@ def test_source_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
         (f"FILE://{dated}", 0),
         (f"file://localhost{dated}", 0),
         (f"file://{str(spaced).replace(' ', '%20')}", 2),
+        ("file://elsewhere/etc/registry.json", 2),  # read as the local /etc/registry.json before
+        ("th://registry.json", 2),  # no scheme we read: not a file named `th:`
+        # Missing for now: relative with a colon, or under a home that does not exist. They
+        # fail the run (a schedule goes on); the first stopped the schedule, the second crashed.
+        ("reg-10:00-missing.json", 1),
+        ("~nosuchuser/registry.json", 1),
     ]:
         out = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={target}", "--no-introspect")
-        assert out.returncode == code, (target, out)
+        assert out.returncode == code and out.stderr.strip().count("\n") == 0, (target, out)
     # A file missing for a moment (a config tool rewriting it) fails this run, saying why; as
     # a usage error it stopped `catalog schedule` for good.
     gone = crawl(db, "--source", "toolhive", "--source-url", f"toolhive={tmp_path / 'moved.json'}")

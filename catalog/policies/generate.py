@@ -207,8 +207,9 @@ def strictness(p: ToolPolicy) -> tuple[int, float, bool, int, int]:
 
 def merge_by_name(policies: Iterable[ToolPolicy]) -> dict[str, ToolPolicy]:
     """Two servers exposing the same tool name: a gateway keyed by name gets the stricter one;
-    between equally strict ones, the first server name in code-point order, so the pinned hash
-    does not depend on the database's collation (SQLite and PostgreSQL sort names apart)."""
+    between equally strict ones, a live server before a catalogue's record of one, then the
+    first server name in code-point order, so the pinned hash does not depend on the
+    database's collation (SQLite and PostgreSQL sort names apart)."""
     by_name: dict[str, ToolPolicy] = {}
     for p in policies:
         old = by_name.get(p.tool)

@@ -289,7 +289,12 @@ def latest_listing(session: Session, server: Server) -> str | None:
         .order_by(IntrospectionAttempt.id.desc())
         .limit(1)
     )
-    return None if outcome is None else "server" if outcome == "ok" else "catalogue"
+    if outcome is not None:
+        return "server" if outcome == "ok" else "catalogue"
+    # Stored before `listed` attempts were recorded: tools that no introspection listed came
+    # from a catalogue entry.
+    stored = select(Tool.id).where(Tool.server_id == server.id, Tool.removed_at.is_(None)).limit(1)
+    return "catalogue" if session.scalar(stored) is not None else None
 
 
 def start_run(session: Session, source: str, job: str | None = None) -> CrawlRun:

@@ -58,7 +58,8 @@ def load_page(body: bytes) -> Any:
     reads) are counted in UTF-8: read as bytes, a character's half could pass for a quote."""
     encoding = json.detect_encoding(body)
     if encoding != "utf-8":
-        body = body.decode(encoding).encode("utf-8")  # UnicodeError is a ValueError: malformed
+        # As json.loads reads it (a lone surrogate passes); UnicodeError is a ValueError.
+        body = body.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
     if body.count(b"{") + body.count(b"[") > MAX_PAGE_CONTAINERS:
         found = containers(body)
         if found > MAX_PAGE_CONTAINERS:

@@ -33,7 +33,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawler.items import ServerItem, file_path
+from crawler.items import ServerItem, local_path
 from crawler.spiders.glama import SEGMENT
 from crawler.spiders.registry_api import (
     EntryError,
@@ -135,13 +135,12 @@ class ToolHiveSpider(RegistryApiSpider):
 
     def __init__(self, base_url: str | None = None, **kwargs: Any) -> None:
         self.path: Path | None = None
-        is_file_url = base_url is not None and base_url[:5].lower() == "file:"
-        if base_url and (is_file_url or "://" not in base_url):
-            # A local file (a path, or a file: URL).  Absolute, but its symlinks kept: a mounted
-            # ConfigMap swaps its target on every update, and each target read as another
-            # catalogue held back every removal.
-            local = file_path(base_url) if is_file_url else base_url
-            self.path = Path(os.path.abspath(os.path.expanduser(local)))
+        local = local_path(base_url) if base_url else None
+        if local is not None:
+            # A local file.  Absolute, but its symlinks kept: a mounted ConfigMap swaps its
+            # target on every update, and each target read as another catalogue held back
+            # every removal.
+            self.path = Path(os.path.abspath(local))
             base_url = self.path.as_uri()
         super().__init__(base_url=base_url, **kwargs)
 
