@@ -146,9 +146,6 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
     odd = [s for s in opts.install_sources if s not in SOURCES and s != "all"]
     if odd:  # a typo installed nothing, silently
         raise UsageError(f"unknown --install-from source {odd[0]!r} (known: {', '.join(SOURCES)}, all)")
-    if opts.registry_url is not None and not _is_http_url(opts.registry_url):
-        # Handed to Scrapy, it failed the run with a page-long traceback.
-        raise UsageError(f"--registry-url {opts.registry_url[:200]!r} is not an http(s) URL")
     _check_source_urls(opts)
     url = resolve_url(opts.db_url)
     store = open_store(url)  # fail fast, before any crawling, on a bad database URL
@@ -159,7 +156,10 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
 
 def _check_source_urls(opts: CrawlOptions) -> None:
     """Each ``--source-url`` names a source that lists a URL, and a URL (or, for a ToolHive
-    registry, a file) it can read; a ToolHive registry has no public default to fall back on."""
+    registry, a file) it can read; a ToolHive registry has no public default to fall back on.
+    A URL handed to Scrapy unchecked failed the run with a page-long traceback."""
+    if opts.registry_url is not None and not _is_http_url(opts.registry_url):
+        raise UsageError(f"--registry-url {opts.registry_url[:200]!r} is not an http(s) URL")
     if opts.registry_url is not None and "official-registry" in opts.source_urls:
         raise UsageError("--registry-url and --source-url official-registry=... name the same thing; give one")
     if opts.registry_url is not None and "official-registry" not in opts.sources:
@@ -286,8 +286,9 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
     progress = _Progress() if opts.progress else None
     for source in opts.sources:
         kwargs: dict[str, Any] = {}
-        if _source_url(opts, source):
-            kwargs["base_url"] = _source_url(opts, source)
+        base_url = _source_url(opts, source)
+        if base_url:
+            kwargs["base_url"] = base_url
         if source == "official-registry" and since[source]:
             kwargs["updated_since"] = since[source]
         if source == "curated" and opts.curated_path:

@@ -7,8 +7,11 @@ introspection) knows the listing; an empty list means "the server has no tools".
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 #: Name prefixes of the catalogues whose entries are their own records of a server (Glama's
 #: page, ToolHive's entry), with the tools the catalogue claims: no other catalogue's entry,
@@ -22,10 +25,6 @@ def local_path(target: str) -> str | None:
     (``reg-10:00.json``); ``word:/…`` is a URL, mistyped or not.  The crawl's check and the
     ToolHive spider both ask here, so they agree on what is a file.  ``~`` is expanded where
     it can be; a ``file:`` URL naming another host is no local file (ValueError)."""
-    import os
-    import re
-    from urllib.parse import unquote, urlsplit
-
     if target[:5].lower() == "file:":
         parts = urlsplit(target)
         if parts.netloc not in ("", "localhost"):

@@ -16,7 +16,6 @@ Usage: .venv/bin/python scripts/bench_catalogue.py [--servers 1000] [--tools 10]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import socket
 import subprocess
@@ -28,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from bench_incremental import send_json  # the same loopback answers, ETags and 304s
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "classifier" / "data" / "train.jsonl"
@@ -97,20 +98,8 @@ class Catalogue:
                 page = catalogue.entries[start : start + PAGE]
                 more = start + PAGE < len(catalogue.entries)
                 info = {"endCursor": str(start + PAGE) if more else None, "hasNextPage": more}
-                body = json.dumps({"servers": page, "pageInfo": info}).encode()
-                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-                if self.headers.get("If-None-Match") == etag:
+                if send_json(self, json.dumps({"servers": page, "pageInfo": info}).encode()):
                     catalogue.not_modified += 1
-                    self.send_response(304)
-                    self.send_header("ETag", etag)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("ETag", etag)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass

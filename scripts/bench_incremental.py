@@ -33,6 +33,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def send_json(handler: BaseHTTPRequestHandler, body: bytes) -> bool:
+    """Answer with ``body`` and its ETag, or 304 when the request already holds that ETag (as
+    a catalogue's CDN does); whether it was a 304."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+    if handler.headers.get("If-None-Match") == etag:
+        handler.send_response(304)
+        handler.send_header("ETag", etag)
+        handler.end_headers()
+        return True
+    handler.send_response(200)
+    handler.send_header("ETag", etag)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+    return False
+
+
 def registry(n: int, mcp_url: str, honour_updated_since: bool = True) -> ThreadingHTTPServer:
     entries = [
         {
@@ -63,19 +81,7 @@ def registry(n: int, mcp_url: str, honour_updated_since: bool = True) -> Threadi
             meta = {"count": len(page)}
             if page and start + 100 < n:
                 meta["nextCursor"] = str(start + 100)
-            body = json.dumps({"servers": page, "metadata": meta}).encode()
-            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-            if self.headers.get("If-None-Match") == etag:
-                self.send_response(304)
-                self.send_header("ETag", etag)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("ETag", etag)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, json.dumps({"servers": page, "metadata": meta}).encode())
 
         def log_message(self, *args: object) -> None:
             pass

@@ -33,6 +33,7 @@ from crawler.spiders.toolhive import ToolHiveSpider, legacy_entry
 from tests.conftest import PACKAGE_CACHE, registry_page, run_cli
 from tests.test_crawl import entry as registry_entry
 from tests.test_policies import SEED_POLICY
+from tests.test_spider import response as page_response
 
 CANCEL = {
     "name": "BinanceFuturesCancelBatchOrders",
@@ -52,8 +53,8 @@ TIME = {
 
 
 def response(url: str, body: Any) -> TextResponse:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return TextResponse(url=url, body=raw, status=200, encoding="utf-8", request=Request(url))
+    """A page answering ``url``: bytes as they are, anything else as its JSON."""
+    return page_response(url, body if isinstance(body, bytes) else json.dumps(body).encode())
 
 
 def glama_server(slug: str, tools: list[dict[str, Any]] | None, **extra: Any) -> dict[str, Any]:

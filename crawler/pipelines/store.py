@@ -141,10 +141,10 @@ class StorePipeline:
             self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
         if item.skip_introspection:
             self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
-        claimed = item.tools is not None and not any(a.outcome == "ok" for a in item.attempts)
         # The catalogue's list, not the server's: said once each time the stored list's origin
         # turns to it, so `catalog server` can tell a claim from a live listing.
-        if claimed and item.tools is not None and latest_listing(self.session, server) != "catalogue":
+        listed_here = any(a.outcome == "ok" for a in item.attempts)
+        if item.tools is not None and not listed_here and latest_listing(self.session, server) != "catalogue":
             target = str(getattr(self.crawler.spider, "base_url", "") or item.source)
             record_attempt(
                 self.session,

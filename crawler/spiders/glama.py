@@ -21,7 +21,7 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.items import ServerItem
-from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _tools, load_page, unreadable
+from crawler.spiders.registry_api import UNREADABLE, EntryError, RegistryApiSpider, _str, _tools
 
 #: What a namespace or slug may hold: Glama's own paths are GitHub-like names (two of them
 #: and the prefix stay within the 400 characters a stored server name may have).
@@ -74,16 +74,13 @@ class GlamaSpider(RegistryApiSpider):
         )
 
     def parse_glama(self, response: Response) -> Iterator[Any]:
-        try:
-            data = load_page(response.body)
-        except (ValueError, RecursionError) as exc:
-            self.note_error(unreadable(response.url, exc))
+        data = self.read_json(response)
+        if data is UNREADABLE:
             return
         if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
             self.note_error(f"{response.url}: not a server list (no 'servers' array)")
             return
-        self.pages += 1
-        self.crawler.stats.inc_value("catalog/pages")
+        self.count_page()
         for i, entry in enumerate(data["servers"]):
             try:
                 yield glama_entry(entry, self.name)
@@ -106,10 +103,5 @@ class GlamaSpider(RegistryApiSpider):
         cursor = info.get("endCursor")
         if not isinstance(cursor, str) or not cursor:
             self.note_error(f"{response.url}: hasNextPage without an endCursor")
-        elif cursor in self.cursors:
-            self.note_error(f"{response.url}: the catalogue gave cursor {cursor[:80]!r} again; stopped")
-        elif self.pages >= self.max_pages:
-            self.note_error(f"stopped after {self.max_pages} pages")
         else:
-            self.cursors.add(cursor)
-            yield self.page_request("", cursor)
+            yield from self.follow(response.url, "", cursor)

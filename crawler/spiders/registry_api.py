@@ -67,11 +67,9 @@ def load_page(body: bytes) -> Any:
     return json.loads(body)
 
 
-def unreadable(url: str, exc: Exception) -> str:
-    """Why a page could not be read, for the run's error."""
-    if isinstance(exc, PageTooLarge):
-        return f"{url}: refused, {exc}"
-    return f"{url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})"
+#: What :meth:`RegistryApiSpider.read_json` gives for a page it could not read (a JSON
+#: ``null`` page is None, and must still be reported as no server list).
+UNREADABLE = object()
 
 
 def _str(value: Any, field: str, *, required: bool = False, limit: int = 20_000) -> str | None:
@@ -221,6 +219,32 @@ class RegistryApiSpider(scrapy.Spider):
         # one error line of a crawl whose every source failed) says it, once.
         self.logger.warning("%s: %s", self.name, reason)
 
+    def read_json(self, response: Response) -> Any:
+        """The page's JSON, or :data:`UNREADABLE` once the run's error says why."""
+        try:
+            return load_page(response.body)
+        except PageTooLarge as exc:
+            self.note_error(f"{response.url}: refused, {exc}")
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's depth
+            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
+        return UNREADABLE
+
+    def count_page(self) -> None:
+        """A page was read: a run that read none failed, whatever it noted."""
+        self.pages += 1
+        self.crawler.stats.inc_value("catalog/pages")
+
+    def follow(self, url: str, api: str, cursor: str) -> Iterator[scrapy.Request]:
+        """The page at ``cursor``, unless the catalogue pages forever (a cursor it gave
+        before, or past :attr:`max_pages`): then the listing ends, cut, with an error."""
+        if cursor in self.cursors:
+            self.note_error(f"{url}: the catalogue gave cursor {cursor[:80]!r} again; stopped")
+        elif self.pages >= self.max_pages:
+            self.note_error(f"stopped after {self.max_pages} pages")
+        else:
+            self.cursors.add(cursor)
+            yield self.page_request(api, cursor)
+
     def parse_page(self, response: Response, api: str) -> Iterator[Any]:
         if response.status == 404:
             later = self.api_versions[self.api_versions.index(api) + 1 :] if api in self.api_versions else ()
@@ -229,16 +253,13 @@ class RegistryApiSpider(scrapy.Spider):
             else:
                 self.note_error(f"{response.url}: HTTP 404")
             return
-        try:
-            data = load_page(response.body)
-        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's depth
-            self.note_error(unreadable(response.url, exc))
+        data = self.read_json(response)
+        if data is UNREADABLE:
             return
         if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
             self.note_error(f"{response.url}: not a server list (no 'servers' array)")
             return
-        self.pages += 1
-        self.crawler.stats.inc_value("catalog/pages")
+        self.count_page()
         for i, entry in enumerate(data["servers"]):
             try:
                 yield parse_entry(entry, self.name)
@@ -259,13 +280,7 @@ class RegistryApiSpider(scrapy.Spider):
         # An empty page with a cursor is followed (a filtered page may hold nothing); a repeated
         # cursor and the page limit still end a catalogue that pages forever.
         if cursor and self.follows_cursors:
-            if cursor in self.cursors:
-                self.note_error(f"{response.url}: the catalogue gave cursor {cursor[:80]!r} again; stopped")
-            elif self.pages >= self.max_pages:
-                self.note_error(f"stopped after {self.max_pages} pages")
-            else:
-                self.cursors.add(cursor)
-                yield self.page_request(api, cursor)
+            yield from self.follow(response.url, api, cursor)
 
     def page_failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)

@@ -36,14 +36,14 @@ from scrapy.http import Response
 from crawler.items import ServerItem, local_path
 from crawler.spiders.glama import SEGMENT
 from crawler.spiders.registry_api import (
+    UNREADABLE,
     EntryError,
     RegistryApiSpider,
+    _label,
     _str,
     _timestamp,
     _tools,
-    load_page,
     parse_entry,
-    unreadable,
 )
 
 PUBLISHER_META = "io.modelcontextprotocol.registry/publisher-provided"
@@ -166,15 +166,12 @@ class ToolHiveSpider(RegistryApiSpider):
         if response.status == 404:
             self.note_error(f"{response.url}: HTTP 404")
             return
-        try:
-            data = load_page(response.body)
-        except (ValueError, RecursionError) as exc:
-            self.note_error(unreadable(response.url, exc))
+        data = self.read_json(response)
+        if data is UNREADABLE:
             return
         inner = data.get("data") if isinstance(data, Mapping) else None
         if isinstance(inner, Mapping) and isinstance(inner.get("servers"), list):
-            self.pages += 1
-            self.crawler.stats.inc_value("catalog/pages")
+            self.count_page()
             for i, server in enumerate(inner["servers"]):
                 try:
                     yield upstream_entry(server, self.name)
@@ -189,8 +186,7 @@ class ToolHiveSpider(RegistryApiSpider):
                 "or 'data.servers' list)"
             )
             return
-        self.pages += 1
-        self.crawler.stats.inc_value("catalog/pages")
+        self.count_page()
         names: set[str] = set()
         for field, entries in present.items():
             for key, entry in entries.items():
@@ -203,8 +199,3 @@ class ToolHiveSpider(RegistryApiSpider):
                     yield item
                 except EntryError as exc:
                     self.note_malformed(f"{field}.{str(key)[:100]}: {exc}")
-
-
-def _label(server: Any) -> str:
-    name = server.get("name") if isinstance(server, Mapping) else None
-    return f" ({name[:100]})" if isinstance(name, str) else ""
