@@ -37,7 +37,7 @@ def _as_text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ToolDefinition:
-    """A tool as a server declares it: the four hashed fields plus optional context."""
+    """A tool as a server declares it (the fields the classifier reads) plus its server."""
 
     name: str
     description: str = ""
@@ -64,18 +64,6 @@ class ToolDefinition:
             server=server if server is not None else (_as_text(data.get("server")) or None),
         )
 
-    def canonical(self) -> dict[str, Any]:
-        """The hashed part: name, description, inputSchema, annotations."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "inputSchema": dict(self.input_schema),
-            "annotations": dict(self.annotations),
-        }
-
-    def content_hash(self) -> str:
-        return definition_hash(self.canonical())
-
     def properties(self) -> dict[str, Mapping[str, Any]]:
         """Top-level input properties, name -> schema (non-mapping schemas are dropped)."""
         props = self.input_schema.get("properties")
@@ -90,14 +78,29 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def definition_hash(canonical: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a tool's name, description, inputSchema, annotations."""
+#: Fields hashed only when a definition has them (non-empty): a tool's display ``title``
+#: (MCP 2025-06-18) and its ``outputSchema``.  Left out when absent, so every definition
+#: without them keeps the hash it had before they counted (migration 0007 rehashes the rest).
+OPTIONAL_HASHED = ("title", "outputSchema")
+
+
+def definition_hash(definition: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a tool's name, description, inputSchema and
+    annotations, and its title and outputSchema where it has them.
+
+    Everything a client shows or a model reads counts: with the title outside, a poisoned
+    title added later kept the hash, so no change was recorded and the stored verdict (keyed
+    by this hash) stood for a definition it had never read."""
     body = {
-        "name": canonical.get("name"),
-        "description": canonical.get("description") or "",
-        "inputSchema": canonical.get("inputSchema") or {},
-        "annotations": canonical.get("annotations") or {},
+        "name": definition.get("name"),
+        "description": definition.get("description") or "",
+        "inputSchema": definition.get("inputSchema") or {},
+        "annotations": definition.get("annotations") or {},
     }
+    for key in OPTIONAL_HASHED:
+        value = definition.get(key)
+        if value:
+            body[key] = value
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
