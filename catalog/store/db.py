@@ -92,6 +92,22 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def lock_for_writing(session: Session) -> None:
+    """On SQLite, take the database's write lock now, where a transaction is about to read
+    before it writes (elsewhere, nothing).
+
+    A SQLite transaction that starts by reading (a savepoint, then a look for the server) and
+    writes later fails its first write at once with "database is locked" if another process
+    wrote in between: its snapshot is stale, and ``busy_timeout`` does not wait for that.
+    Taken first, the lock is waited for (up to the busy timeout) instead.  Inside a transaction
+    that already began, it is left as it is."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    dbapi = session.connection().connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:  # type: ignore[attr-defined]
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         try:

@@ -1,9 +1,14 @@
 """Store: write each server, with its tools and attempts, as one unit.
 
 Last in the ladder and owner of its session: opened with the spider, committed every
-``CATALOG_COMMIT_EVERY`` servers, closed with the spider.  A crash loses at most the
-uncommitted batch and never leaves a server half-written; the crawl run's row says how
-the run ended.
+``CATALOG_COMMIT_EVERY`` servers or once no server came for ``CATALOG_COMMIT_IDLE`` seconds,
+closed with the spider.  A crash loses at most the uncommitted batch and never leaves a server
+half-written; the crawl run's row says how the run ended.
+
+Why the idle commit: SQLite has one writer at a time, and a batch holds the write lock from
+its first write to its commit.  While the next servers were being introspected (minutes for
+25 of them) a person's ``catalog override`` or ``catalog introspect`` waited out the busy
+timeout and failed with "database is locked".
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
+from twisted.internet import reactor
+from twisted.internet.base import DelayedCall
 
 from catalog.history import mark_removed_servers
-from catalog.store.db import Store, open_store
+from catalog.store.db import Store, lock_for_writing, open_store
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
     LISTED,
@@ -35,6 +42,9 @@ class StorePipeline:
         self.crawler = crawler
         self.url = crawler.settings.get("CATALOG_DATABASE_URL")
         self.every = max(1, crawler.settings.getint("CATALOG_COMMIT_EVERY", 25))
+        self.idle_after = max(0.0, crawler.settings.getfloat("CATALOG_COMMIT_IDLE", 1.0))
+        self.idle: DelayedCall | None = None
+        self.clock: Any = reactor  # (a test's clock in tests)
         self.store: Store | None = None
         self.session: Session | None = None
         self.run_id: int | None = None
@@ -91,18 +101,39 @@ class StorePipeline:
     def process_item(self, item: ServerItem) -> ServerItem:
         assert self.session is not None
         try:
+            # A server is looked up before it is written: on SQLite the write lock is taken
+            # first, or a write by another process in between fails this one at once.
+            lock_for_writing(self.session)
             with self.session.begin_nested():
                 self._write(item)
         except Exception as exc:  # one bad server must not sink the batch
             spider: Any = self.crawler.spider
             if spider is not None and hasattr(spider, "note_malformed"):
                 spider.note_malformed(f"{item.name}: not stored ({type(exc).__name__}: {exc})")
+            self.commit_when_idle()
             return item
         self.pending += 1
         if self.pending >= self.every:
-            self.session.commit()
-            self.pending = 0
+            self.commit()
+        else:
+            self.commit_when_idle()
         return item
+
+    def commit(self) -> None:
+        """Commit the open batch (and forget a pending idle commit)."""
+        if self.idle is not None and self.idle.active():
+            self.idle.cancel()
+        self.idle = None
+        if self.session is not None:
+            self.session.commit()
+        self.pending = 0
+
+    def commit_when_idle(self) -> None:
+        """Commit the batch unless another server comes within ``idle_after`` seconds."""
+        if self.idle is not None and self.idle.active():
+            self.idle.reset(self.idle_after)
+        else:
+            self.idle = self.clock.callLater(self.idle_after, self.commit)
 
     def _write(self, item: ServerItem) -> None:
         assert self.session is not None
@@ -171,8 +202,7 @@ class StorePipeline:
         return last is not None and (last.counters or {}).get("catalogue", catalogue) != catalogue
 
     def close_spider(self) -> None:
-        if self.session is not None:
-            self.session.commit()  # what was stored stays stored, however the run ends
+        self.commit()  # what was stored stays stored, however the run ends
 
     def finish(self, reason: str = "finished", **_: Any) -> None:
         """Close the run's row: how it ended, its counters, and (only after a complete clean
