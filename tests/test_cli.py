@@ -7,14 +7,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from catalog.cli import app
 from catalog.store.db import open_store
 from catalog.store.records import ServerRecord
-from catalog.store.repository import record_tools, upsert_server
+from catalog.store.repository import current_tools, record_tools, upsert_server
 from catalog.verdicts import classify_pending
 from tests.conftest import ROOT, run_cli
 from tests.test_policies import SEED_POLICY
@@ -608,6 +610,46 @@ def test_an_override_for_every_server_is_flagged_when_any_of_them_changes(filled
     assert "definition changed since this override" in report.stdout
     stale = json.loads(runner.invoke(app, ["export", "--tool", "query", "--pin", "--db", filled]).stdout)
     assert stale["tools"] == {}  # pinned: no rule vouches for a definition nobody reviewed
+
+
+def test_an_override_for_every_server_stands_when_a_server_stops_listing_the_tool(filled: str) -> None:
+    # Kept as a digest of every server's definition, the decision asked for review when postgres
+    # merely dropped `query`, and a pinned export left binance's unchanged `query` out.
+    assert runner.invoke(app, ["override", "query", "--allow", "--db", filled]).exit_code == 0
+
+    def review() -> list[bool]:
+        listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
+        return [o["review"] for o in listed if o["tool"] == "query"]
+
+    def pinned() -> dict[str, Any]:
+        return dict(json.loads(runner.invoke(app, ["export", "--tool", "query", "--pin", "--db", filled]).stdout))
+
+    store = open_store(filled)
+    with store.session() as s, s.begin():
+        binance_hash = current_tools(s, name="query", server="io.github.example/binance")[0].hash
+        postgres = upsert_server(s, ServerRecord(name="io.github.example/postgres", source="test"))
+        record_tools(s, postgres, [{"name": "add", "description": "Adds numbers."}])  # query gone
+        classify_pending(s)
+    assert review() == [False]
+    assert pinned()["tools"]["query"] == {"pin": binance_hash}
+    shown = runner.invoke(app, ["recommend", "query", "--db", filled]).stdout
+    assert "definition changed since this override" not in shown
+    # A server that starts exposing the tool is one nobody decided on: review, and no pin.
+    with store.session() as s, s.begin():
+        newdb = upsert_server(s, ServerRecord(name="io.github.example/newdb", source="test"))
+        record_tools(s, newdb, [{"name": "query", "description": "Run SQL, any SQL"}])
+        classify_pending(s)
+    assert review() == [True]
+    assert pinned()["tools"] == {}
+    # Decided before the definitions were kept (only their digest): a drop asks for review.
+    assert runner.invoke(app, ["override", "query", "--allow", "--db", filled]).exit_code == 0
+    with store.session() as s, s.begin():
+        s.execute(text("UPDATE overrides SET covered = NULL"))
+        newdb = upsert_server(s, ServerRecord(name="io.github.example/newdb", source="test"))
+        record_tools(s, newdb, [{"name": "other", "description": "Something else"}])
+        classify_pending(s)
+    store.dispose()
+    assert review() == [True]
 
 
 def test_a_servers_own_override_takes_it_out_of_the_every_server_one(filled: str) -> None:

@@ -12,12 +12,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from catalog.store import repository
 from catalog.store.db import migrate, open_store
 from catalog.store.models import Classification, DefinitionChange, OverrideRow, Tool, ToolDefinitionRow
-from catalog.store.overrides import current_servers_digest, set_override
+from catalog.store.overrides import covered_now, current_servers_digest
 from catalog.store.records import ServerRecord
 from catalog.store.repository import current_tools, record_tools, unclassified, upsert_server
 from catalog.verdicts import assess_changes, classify_pending
@@ -113,10 +113,13 @@ def _old_catalogue(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         record_tools(s, b, [PLAIN, TITLED])
         classify_pending(s)
         view = current_tools(s, name="list_issues", server="io.example/a")[0]
-        set_override(s, "list_issues", "io.example/a", "allow", reason="r", author="t", definition_hash=view.hash)
-        set_override(
-            s, "get_time", "", "deny", reason="r", author="t", definition_hash=current_servers_digest(s, "get_time")
+        insert = text(
+            "INSERT INTO overrides (tool, server, decision, reason, author, definition_hash, created_at)"
+            " VALUES (:tool, :server, :decision, 'r', 't', :digest, CURRENT_TIMESTAMP)"
         )
+        s.execute(insert, {"tool": "list_issues", "server": "io.example/a", "decision": "allow", "digest": view.hash})
+        digest = current_servers_digest(s, "get_time")
+        s.execute(insert, {"tool": "get_time", "server": "", "decision": "deny", "digest": digest})
     monkeypatch.undo()
     return store
 
@@ -145,6 +148,9 @@ def test_the_upgrade_rehashes_everything_a_hash_is_kept_in(db_url: str, monkeypa
         assert pinned.definition_hash == definition_hash(TITLED)
         every = s.scalars(select(OverrideRow).where(OverrideRow.server == "")).one()
         assert every.definition_hash == current_servers_digest(s, "get_time")
+        # (and, from 0008, the definitions it was decided on)
+        assert every.covered == [list(pair) for pair in covered_now(s, "get_time")]
+        assert every.covered == [["io.example/a", definition_hash(TYPED)]]
     store.dispose()
 
 

@@ -17,9 +17,11 @@ from catalog.store.overrides import (
     SERVERS_DIGEST,
     all_overrides,
     clear_override,
+    covered_now,
     current_servers_digest,
     keep_servers_digest,
     set_override,
+    vouches,
 )
 from catalog.store.repository import current_tools
 
@@ -88,6 +90,7 @@ def override(
         # definitions it covers, so a change on any of them, or a server that starts exposing
         # the tool, asks for review.
         digest = views[0].hash if server else before
+        covered = None if server else covered_now(session, tool)
         set_override(
             session,
             tool,
@@ -97,6 +100,7 @@ def override(
             author=author,
             rule=rule_doc,
             definition_hash=digest,
+            covered=covered,
         )
         if server:
             keep_servers_digest(session, tool, before)
@@ -113,16 +117,12 @@ def overrides(
     with store_session(db) as session:
         rows = all_overrides(session)
         current = {(v.server, v.name): v.hash for v in current_tools(session)}
-        digests = {
-            r.tool: current_servers_digest(session, r.tool)
-            for r in rows
-            if (r.definition_hash or "").startswith(SERVERS_DIGEST)
-        }
+        vouched = {r.tool: vouches(session, r) for r in rows if (r.definition_hash or "").startswith(SERVERS_DIGEST)}
     items = []
     for r in rows:
         hashes = {h for (srv, name), h in current.items() if name == r.tool and (not r.server or srv == r.server)}
         if (r.definition_hash or "").startswith(SERVERS_DIGEST):
-            review = bool(hashes) and digests[r.tool] != r.definition_hash
+            review = bool(hashes) and not vouched[r.tool]
         else:
             review = bool(r.definition_hash) and bool(hashes) and hashes != {r.definition_hash}
         items.append(

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from catalog.policies.generate import Override, ToolPolicy, build_policy
 from catalog.policies.settings import PolicySettings
 from catalog.store.models import OverrideRow
-from catalog.store.overrides import SERVERS_DIGEST, all_overrides, current_servers_digest, override_for
+from catalog.store.overrides import SERVERS_DIGEST, all_overrides, override_for, vouches
 from catalog.store.repository import ToolView, current_tools
 
 
@@ -15,13 +15,14 @@ def as_override(
     row: OverrideRow | None, session: Session | None = None, view: ToolView | None = None
 ) -> Override | None:
     """The stored decision.  One decided for every server exposing a tool defined differently
-    on each holds a digest of all their definitions: unchanged, it vouches for the tool's
-    current definition on this server; changed anywhere, it asks for review."""
+    on each holds a digest of all their definitions (and the definitions themselves): while
+    every definition it covers is one decided on, it vouches for the tool's current definition
+    on this server; changed anywhere, or exposed by a new server, it asks for review."""
     if row is None:
         return None
     decided = row.definition_hash
     if decided and decided.startswith(SERVERS_DIGEST) and session is not None and view is not None:
-        unchanged = current_servers_digest(session, row.tool) == decided
+        unchanged = vouches(session, row)
         decided = view.hash if unchanged else decided
     return Override(
         decision=row.decision,

@@ -212,6 +212,9 @@ class OverrideRow(Base):
     reason: Mapped[str] = mapped_column(StoredText(), default="")
     author: Mapped[str] = mapped_column(StoredText(200))
     definition_hash: Mapped[str | None] = mapped_column(StoredText(64))
+    #: For an override of every server: the [server, definition hash] pairs it was decided on
+    #: (``definition_hash`` is then their digest).  None: decided on one server, or before 0008.
+    covered: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

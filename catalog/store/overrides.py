@@ -23,6 +23,7 @@ def set_override(
     author: str,
     rule: dict[str, Any] | None = None,
     definition_hash: str | None = None,
+    covered: list[tuple[str, str]] | None = None,
 ) -> OverrideRow:
     where = (OverrideRow.tool == tool, OverrideRow.server == (server or ""))
     row = session.scalar(select(OverrideRow).where(*where))
@@ -45,6 +46,7 @@ def set_override(
         assert row is not None
     row.decision, row.rule, row.reason, row.author = decision, rule, reason, author
     row.definition_hash, row.created_at = definition_hash, utcnow()
+    row.covered = [list(pair) for pair in covered] if covered is not None else None
     session.flush()
     return row
 
@@ -60,10 +62,10 @@ def servers_digest(pairs: Iterable[tuple[str, str]]) -> str:
     return SERVERS_DIGEST + hashlib.sha256(body.encode("utf-8")).hexdigest()[:60]
 
 
-def current_servers_digest(session: Session, tool: str) -> str:
-    """:func:`servers_digest` of the tool's definitions on the servers an override for every
-    server covers now: those exposing it, less those with an override of their own (a change
-    there is that override's to flag, not this one's)."""
+def covered_now(session: Session, tool: str) -> list[tuple[str, str]]:
+    """(server, hash) of the tool's definitions on the servers an override for every server
+    covers now: those exposing it, less those with an override of their own (a change there is
+    that override's to flag, not this one's)."""
     from catalog.store.models import Server, Tool
 
     own = select(OverrideRow.server).where(OverrideRow.tool == tool, OverrideRow.server != "")
@@ -72,14 +74,32 @@ def current_servers_digest(session: Session, tool: str) -> str:
         .join(Server, Server.id == Tool.server_id)
         .where(Tool.name == tool, Tool.removed_at.is_(None), Server.removed_at.is_(None), Server.name.not_in(own))
     ).all()
-    return servers_digest((name, digest) for name, digest in rows)
+    return sorted((name, digest) for name, digest in rows)
+
+
+def current_servers_digest(session: Session, tool: str) -> str:
+    """:func:`servers_digest` of the definitions an override for every server covers now."""
+    return servers_digest(covered_now(session, tool))
+
+
+def vouches(session: Session, row: OverrideRow) -> bool:
+    """Whether an override for every server still stands for every definition it covers now:
+    each (server, definition) was one the person decided on.  A server that stops listing the
+    tool takes nothing from the decision; a changed definition, or a server that starts
+    exposing the tool, asks for review.  (Decided before the pairs were kept: the digest of
+    them all must be unchanged, so there a server dropping the tool asks for review too.)"""
+    if row.covered is None:
+        return current_servers_digest(session, row.tool) == row.definition_hash
+    decided = {(str(pair[0]), str(pair[1])) for pair in row.covered if isinstance(pair, list) and len(pair) == 2}
+    return set(covered_now(session, row.tool)) <= decided
 
 
 def keep_servers_digest(session: Session, tool: str, before: str) -> None:
     """After a server-specific override of ``tool`` was set: the override for every server, if
     it was up to date (its digest ``before``), covers one server fewer and is re-digested, so
     that alone does not ask for review.  (Clearing one widens the cover instead: that is left
-    to ask for review where the server's definition is not the one decided on.)"""
+    to ask for review where the server's definition is not the one decided on.)  One keeping
+    the pairs it was decided on needs nothing: covering fewer of them still vouches."""
     row = session.scalar(select(OverrideRow).where(OverrideRow.tool == tool, OverrideRow.server == ""))
     if row is not None and row.definition_hash == before:
         session.flush()
