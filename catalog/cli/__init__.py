@@ -10,6 +10,7 @@ import typer
 
 from catalog.cli import (
     classify,
+    compare,
     crawl,
     diff,
     evaluate,
@@ -40,6 +41,7 @@ app.command("stats")(stats.stats)
 app.command("override")(override.override)
 app.command("overrides")(override.overrides)
 app.command("diff")(diff.diff)
+app.command("compare")(compare.compare_cmd)
 app.command("evaluate")(evaluate.evaluate)
 app.command("schedule", context_settings={"allow_interspersed_args": False})(schedule.schedule)
 
