@@ -35,9 +35,12 @@ SOURCES = {
     "curated": "crawler.spiders.curated.CuratedSpider",
     "glama": "crawler.spiders.glama.GlamaSpider",
     "toolhive": "crawler.spiders.toolhive.ToolHiveSpider",
+    "docker": "crawler.spiders.docker.DockerSpider",
 }
 #: Sources whose catalogue is a URL of the user's choosing (``--source-url NAME=URL``).
-URL_SOURCES = ("official-registry", "glama", "toolhive")
+URL_SOURCES = ("official-registry", "glama", "toolhive", "docker")
+#: Sources read from a local checkout, never over HTTP.
+DIRECTORY_SOURCES = ("docker",)
 
 
 @dataclass
@@ -169,6 +172,16 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             raise UsageError(f"--source-url: {source!r} takes no URL (sources that do: {', '.join(URL_SOURCES)})")
         if source not in opts.sources:  # given and then unused, it crawled the default instead
             raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
+        if source in DIRECTORY_SOURCES:
+            try:
+                local = local_path(target)
+            except ValueError as exc:
+                raise UsageError(f"--source-url {source}={target[:200]!r}: {exc}") from None
+            # Missing now, it may be back for the next run (a checkout being replaced): the run
+            # fails saying why, a schedule goes on.  A file never becomes a checkout.
+            if local is not None and (not Path(local).exists() or Path(local).is_dir()):
+                continue
+            raise UsageError(f"--source-url {source}={target[:200]!r} is not a directory (a checkout of the catalogue)")
         if _is_http_url(target):
             continue
         if source == "toolhive":
@@ -182,6 +195,10 @@ def _check_source_urls(opts: CrawlOptions) -> None:
                 continue
         what = "an http(s) URL or a file" if source == "toolhive" else "an http(s) URL"
         raise UsageError(f"--source-url {source}={target[:200]!r} is not {what}")
+    if "docker" in opts.sources and "docker" not in opts.source_urls:
+        raise UsageError(
+            "the docker source needs its checkout: --source-url docker=PATH (a clone of docker/mcp-registry)"
+        )
     if "toolhive" in opts.sources and "toolhive" not in opts.source_urls:
         raise UsageError(
             "the toolhive source needs its registry: --source-url toolhive=URL or a file "

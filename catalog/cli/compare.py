@@ -63,7 +63,9 @@ def _render(found: list[Comparison], severe_only: bool) -> list[str]:
 def compare_cmd(
     server: Annotated[
         str | None,
-        typer.Argument(help="A server or a catalogue record (glama/..., toolhive/...); default: every record."),
+        typer.Argument(
+            help="A server or a catalogue record (glama/..., toolhive/..., docker/...); default: every record."
+        ),
     ] = None,
     severe: Annotated[
         bool,
@@ -76,7 +78,7 @@ def compare_cmd(
     output: FormatOption = TextOrJson.TEXT,
     db: DbOption = None,
 ) -> None:
-    """Where the tools a catalogue records for a server (Glama, ToolHive) disagree with what the
+    """Where the tools a catalogue records for a server (Glama, ToolHive, Docker) disagree with what the
     server listed when introspected here: tools only one side lists, and differing definitions
     with each side's risk and poisoning."""
     with store_session(db) as session:

@@ -16,7 +16,7 @@ def crawl(
         typer.Option(
             "--source",
             "-s",
-            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive. "
+            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive, docker. "
             "Default: official-registry and curated.",
         ),
     ] = None,
@@ -27,8 +27,9 @@ def crawl(
         list[str] | None,
         typer.Option(
             "--source-url",
-            help="A source's catalogue (repeatable): NAME=URL, e.g. glama=https://… or "
-            "toolhive=registry.json (a ToolHive registry has no default: give its URL or file).",
+            help="A source's catalogue (repeatable): NAME=URL, e.g. glama=https://…, "
+            "toolhive=registry.json (a ToolHive registry has no default: give its URL or file) or "
+            "docker=PATH (a checkout of docker/mcp-registry).",
         ),
     ] = None,
     curated: Annotated[
