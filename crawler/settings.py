@@ -63,9 +63,7 @@ CATALOG_INTROSPECT_CONCURRENCY = 8
 CATALOG_INSTALL_TIMEOUT = 300.0
 CATALOG_CACHE_DIR = None
 CATALOG_SANDBOX = "auto"  # auto | bwrap | none (none needs --unsafe-no-sandbox)
-CATALOG_COMMIT_EVERY = 25
-#: ...or once no server came for this many seconds (SQLite's write lock is free meanwhile).
-CATALOG_COMMIT_IDLE = 1.0
+CATALOG_COMMIT_EVERY = 25  # servers per transaction on PostgreSQL; SQLite commits each
 CATALOG_FULL = False  # re-introspect everything and ignore updated_since
 CATALOG_RESUME_RUN = 0  # the interrupted run a --resume continues
 CATALOG_JOB = None  # shared by the runs of one `catalog crawl`

@@ -120,6 +120,12 @@ def _old_catalogue(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         s.execute(insert, {"tool": "list_issues", "server": "io.example/a", "decision": "allow", "digest": view.hash})
         digest = current_servers_digest(s, "get_time")
         s.execute(insert, {"tool": "get_time", "server": "", "decision": "deny", "digest": digest})
+        # Decided for every server before digests were kept: the one definition's hash.
+        s.execute(insert, {"tool": "list_issues", "server": "", "decision": "deny", "digest": view.hash})
+        # Another server with the same tool, untitled: its hash is the titled one's old hash.
+        c = upsert_server(s, ServerRecord(name="io.example/c", source="curated"))
+        record_tools(s, c, [{k: v for k, v in TITLED.items() if k != "title"}])
+        classify_pending(s)
     monkeypatch.undo()
     return store
 
@@ -146,8 +152,10 @@ def test_the_upgrade_rehashes_everything_a_hash_is_kept_in(db_url: str, monkeypa
         # The person's decisions still hold for the definitions they were made on.
         pinned = s.scalars(select(OverrideRow).where(OverrideRow.server == "io.example/a")).one()
         assert pinned.definition_hash == definition_hash(TITLED)
-        every = s.scalars(select(OverrideRow).where(OverrideRow.server == "")).one()
+        every = s.scalars(select(OverrideRow).where(OverrideRow.server == "", OverrideRow.tool == "get_time")).one()
         assert every.definition_hash == current_servers_digest(s, "get_time")
+        legacy = s.scalars(select(OverrideRow).where(OverrideRow.server == "", OverrideRow.tool == "list_issues")).one()
+        assert legacy.definition_hash == definition_hash(TITLED)
         # (and, from 0008, the definitions it was decided on)
         assert every.covered == [list(pair) for pair in covered_now(s, "get_time")]
         assert every.covered == [["io.example/a", definition_hash(TYPED)]]
@@ -170,6 +178,31 @@ def test_the_downgrade_restores_the_old_hashes(db_url: str, monkeypatch: pytest.
         assert all(d.hash == old.hash_v1(d.definition) for d in rows)
         assert sorted((d.tool_id, d.hash) for d in rows) == stored
         rehashed = [definition_hash(TITLED), definition_hash({**TITLED, "title": "Issues"}), definition_hash(TYPED)]
-        # Their verdicts are made again on the next classification.
+        # Their verdicts are made again on the next classification...
         assert not s.scalars(select(Classification).where(Classification.definition_hash.in_(rehashed))).all()
+        # ...but not those of a server whose definition kept its hash all along.
+        assert s.scalars(select(Classification).where(Classification.definition_hash == old.hash_v1(TITLED))).all()
+        assert "io.example/c" not in {g.server for g in unclassified(s, classifier_version())}
+        # A change that was only a title is no change.
+        assert all(c.old_hash != c.new_hash for c in s.scalars(select(DefinitionChange)))
+    store.dispose()
+
+
+def test_the_upgrade_rehashes_more_than_a_query_takes_at_once(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tools and servers moved are read in chunks (PostgreSQL takes 65,535 parameters)."""
+    old = _migration()
+    store = open_store(db_url, migrate_schema=False)
+    migrate(store.engine, "0006")
+    monkeypatch.setattr(repository, "definition_hash", old.hash_v1)
+    with store.session() as s, s.begin():
+        for n in range(12):
+            server = upsert_server(s, ServerRecord(name=f"io.example/s{n}", source="curated"))
+            record_tools(s, server, [{**TITLED, "name": f"tool_{i}"} for i in range(100)])
+    monkeypatch.undo()
+    migrate(store.engine)
+    with store.session() as s:
+        rows = list(s.scalars(select(ToolDefinitionRow)))
+        assert len(rows) == 1_200 and all(d.hash == definition_hash(d.definition) for d in rows)
+        current = {t.id: t.current_hash for t in s.scalars(select(Tool))}
+        assert all(current[d.tool_id] == d.hash for d in rows)
     store.dispose()

@@ -1,14 +1,16 @@
 """Store: write each server, with its tools and attempts, as one unit.
 
 Last in the ladder and owner of its session: opened with the spider, committed every
-``CATALOG_COMMIT_EVERY`` servers or once no server came for ``CATALOG_COMMIT_IDLE`` seconds,
-closed with the spider.  A crash loses at most the uncommitted batch and never leaves a server
-half-written; the crawl run's row says how the run ended.
+``CATALOG_COMMIT_EVERY`` servers (on SQLite, every server), closed with the spider.  A crash
+loses at most the uncommitted batch and never leaves a server half-written; the crawl run's
+row says how the run ended.
 
-Why the idle commit: SQLite has one writer at a time, and a batch holds the write lock from
-its first write to its commit.  While the next servers were being introspected (minutes for
-25 of them) a person's ``catalog override`` or ``catalog introspect`` waited out the busy
-timeout and failed with "database is locked".
+Why every server on SQLite: it has one writer at a time, and a batch would hold the write lock
+from its first server to its last, while the next ones are introspected (minutes), keeping out
+a person's ``catalog override`` and the other sources of the same crawl, which share this
+thread and so could never let the batch end.  Each server's transaction takes the lock before
+it reads: a transaction that reads first fails its first write at once if another process
+wrote in between (a stale snapshot), whatever the busy timeout.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
-from twisted.internet import reactor
-from twisted.internet.base import DelayedCall
 
 from catalog.history import mark_removed_servers
 from catalog.store.db import Store, lock_for_writing, open_store
@@ -42,9 +42,8 @@ class StorePipeline:
         self.crawler = crawler
         self.url = crawler.settings.get("CATALOG_DATABASE_URL")
         self.every = max(1, crawler.settings.getint("CATALOG_COMMIT_EVERY", 25))
-        self.idle_after = max(0.0, crawler.settings.getfloat("CATALOG_COMMIT_IDLE", 1.0))
-        self.idle: DelayedCall | None = None
-        self.clock: Any = reactor  # (a test's clock in tests)
+        #: SQLite: each server its own transaction (set when the store is opened).
+        self.one_writer = False
         self.store: Store | None = None
         self.session: Session | None = None
         self.run_id: int | None = None
@@ -79,6 +78,7 @@ class StorePipeline:
     def open_spider(self) -> None:
         self.store = open_store(self.url)
         self.session = self.store.session()
+        self.one_writer = self.store.engine.dialect.name == "sqlite"
         spider = self.crawler.spider
         run = start_run(self.session, spider.name if spider else "unknown", self.crawler.settings.get("CATALOG_JOB"))
         # Written at the start, so a resume of a run killed before its end knows what it was.
@@ -100,40 +100,27 @@ class StorePipeline:
 
     def process_item(self, item: ServerItem) -> ServerItem:
         assert self.session is not None
+        stored = True
         try:
-            # A server is looked up before it is written: on SQLite the write lock is taken
-            # first, or a write by another process in between fails this one at once.
-            lock_for_writing(self.session)
+            lock_for_writing(self.session)  # SQLite: before the server is looked up
             with self.session.begin_nested():
                 self._write(item)
         except Exception as exc:  # one bad server must not sink the batch
+            stored = False
             spider: Any = self.crawler.spider
             if spider is not None and hasattr(spider, "note_malformed"):
                 spider.note_malformed(f"{item.name}: not stored ({type(exc).__name__}: {exc})")
-            self.commit_when_idle()
-            return item
-        self.pending += 1
-        if self.pending >= self.every:
-            self.commit()
-        else:
-            self.commit_when_idle()
+        if stored:
+            self.pending += 1
+        if self.one_writer or self.pending >= self.every:
+            self.commit()  # on SQLite also after a failure: the lock was taken
         return item
 
     def commit(self) -> None:
-        """Commit the open batch (and forget a pending idle commit)."""
-        if self.idle is not None and self.idle.active():
-            self.idle.cancel()
-        self.idle = None
+        """Commit the open batch."""
         if self.session is not None:
             self.session.commit()
         self.pending = 0
-
-    def commit_when_idle(self) -> None:
-        """Commit the batch unless another server comes within ``idle_after`` seconds."""
-        if self.idle is not None and self.idle.active():
-            self.idle.reset(self.idle_after)
-        else:
-            self.idle = self.clock.callLater(self.idle_after, self.commit)
 
     def _write(self, item: ServerItem) -> None:
         assert self.session is not None

@@ -196,21 +196,15 @@ def rehash(new_hash: Callable[[Mapping[str, Any]], str], *, keep_verdicts: bool)
             conn.execute(sa.delete(definitions).where(definitions.c.id == row_id))
     if not moves:
         return
-    moved_tools = {tool_id for tool_id, _ in moves}
-    owners = {
-        tool_id: server_id
-        for tool_id, server_id in conn.execute(
-            sa.select(tools.c.id, tools.c.server_id).where(tools.c.id.in_(sorted(moved_tools)))
-        )
-    }
+    moved_tools = sorted({tool_id for tool_id, _ in moves})
+    owners: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for i in range(0, len(moved_tools), 500):  # (PostgreSQL takes 65,535 parameters at most)
+        q = sa.select(tools.c.id, tools.c.server_id, tools.c.name).where(tools.c.id.in_(moved_tools[i : i + 500]))
+        for tool_id, server_id, name in conn.execute(q):
+            owners[tool_id], names[tool_id] = server_id, name
     affected = set(owners.values())
     before = _current(conn, affected)
-    names = {
-        tool_id: name
-        for tool_id, name in conn.execute(
-            sa.select(tools.c.id, tools.c.name).where(tools.c.id.in_(sorted(moved_tools)))
-        )
-    }
     tool_names = sorted(set(names.values()))
     # Overrides for every server exposing a moved tool, with the digest each would hold if it
     # were up to date now (before the move).
@@ -233,10 +227,11 @@ def rehash(new_hash: Callable[[Mapping[str, Any]], str], *, keep_verdicts: bool)
         )
 
     # A person's decision about one server's definition follows that definition.
-    server_names = {
-        sid: name
-        for sid, name in conn.execute(sa.select(servers.c.id, servers.c.name).where(servers.c.id.in_(sorted(affected))))
-    }
+    server_ids = sorted(affected)
+    server_names: dict[int, str] = {}
+    for i in range(0, len(server_ids), 500):
+        q = sa.select(servers.c.id, servers.c.name).where(servers.c.id.in_(server_ids[i : i + 500]))
+        server_names.update({int(row[0]): str(row[1]) for row in conn.execute(q)})
     for (tool_id, old), new in moves.items():
         conn.execute(
             sa.update(overrides)
@@ -247,6 +242,19 @@ def rehash(new_hash: Callable[[Mapping[str, Any]], str], *, keep_verdicts: bool)
             )
             .values(definition_hash=new)
         )
+    # One for every server decided when a single server exposed the tool holds that
+    # definition's hash (before digests were kept): it follows the definition where the hash
+    # meant one definition only.
+    by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (tool_id, old), new in moves.items():
+        by_name[(names[tool_id], old)].add(new)
+    for (tool, old), news in by_name.items():
+        if len(news) == 1:
+            conn.execute(
+                sa.update(overrides)
+                .where(overrides.c.tool == tool, overrides.c.server == "", overrides.c.definition_hash == old)
+                .values(definition_hash=next(iter(news)))
+            )
     # One for every server holds a digest of the definitions it covers: re-digested where it
     # was up to date, so the upgrade alone asks nobody to review it again.
     for tool, digest in up_to_date.items():
@@ -258,11 +266,17 @@ def rehash(new_hash: Callable[[Mapping[str, Any]], str], *, keep_verdicts: bool)
 
     after = _current(conn, affected)
     if not keep_verdicts:
-        # Going down, verdicts of rehashed definitions (under either hash: one under the old
-        # hash may be older than the title) are made again on the next classification.
-        gone = sorted(set(moves.values()) | {old for _, old in moves})
+        # Going down, verdicts under the hashes that are gone go too (those of a server whose
+        # definition kept its hash stay); a change that was only a title is no change.
+        gone = sorted({old for _, old in moves} - set(moves.values()))
         for i in range(0, len(gone), 500):
             conn.execute(sa.delete(verdicts).where(verdicts.c.definition_hash.in_(gone[i : i + 500])))
+        for i in range(0, len(moved_tools), 500):
+            conn.execute(
+                sa.delete(changes).where(
+                    changes.c.tool_id.in_(moved_tools[i : i + 500]), changes.c.old_hash == changes.c.new_hash
+                )
+            )
         return
     # A verdict made in a server's current context moves with it: the same definitions, read
     # the same way, now under their new hashes.
