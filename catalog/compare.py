@@ -30,16 +30,28 @@ from sqlalchemy.orm import Session
 from catalog.store.changes import describe_change
 from catalog.store.models import Server
 from catalog.store.repository import ToolView, current_tools, latest_listing
-from classifier.verdict import RISK_LEVELS, risk_rank
+from classifier.verdict import RISK_LEVELS, UNKNOWN, risk_rank
 from crawler.items import CATALOGUE_NAMESPACES
 
-#: Levels at which a tool only the server lists is severe: a reviewer of the record never saw it.
-SEVERE_UNSEEN = frozenset({"high", "critical"})
+#: Levels at which a tool only the server lists is severe: a reviewer of the record never saw
+#: it.  ``unknown`` (and a tool without a verdict) is denied by default, as strict as critical.
+SEVERE_UNSEEN = frozenset({"high", "critical", UNKNOWN})
+#: Hosts whose repositories are exactly ``owner/name`` (elsewhere, GitLab among them, groups nest).
+TWO_SEGMENT_HOSTS = frozenset({"github.com", "bitbucket.org", "codeberg.org"})
+#: Path segments that end a repository's path and start a link into it.
+INTO_REPOSITORY = frozenset({"-", "tree", "blob", "src", "commit", "commits", "raw"})
+#: Paired by repository alone, a record and a server share at least this share of the smaller
+#: tool list: one repository often holds many servers, and a generic tool name (``search``)
+#: shared with the wrong one made its every other tool a "severe" surprise.
+MIN_OVERLAP = 0.5
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def repository_key(url: Any) -> str | None:
-    """``host/owner/name`` of a repository URL, case folded: the same for ``git+https://...git``,
-    ``http://www.…`` and a link into a sub-folder of the repository."""
+    """``host/path`` of a repository URL, case folded: the same for ``git+https://...git``,
+    ``git@host:owner/name``, ``http://www.…`` and a link into a folder of the repository
+    (``/tree/main/src``, GitLab's ``/-/tree/…``).  The path is ``owner/name`` on GitHub-like
+    hosts and the whole group path elsewhere (GitLab subgroups)."""
     if not isinstance(url, str) or not url.strip():
         return None
     text = url.strip()
@@ -52,29 +64,38 @@ def repository_key(url: Any) -> str | None:
         text = "https://" + text
     try:
         parts = urlsplit(text)
+        host = (parts.hostname or "").lower().removeprefix("www.")
     except ValueError:
         return None
-    host = (parts.hostname or "").lower().removeprefix("www.")
-    segments = [s for s in parts.path.split("/") if s]
-    if not host or len(segments) < 2:
+    segments = [seg.lower() for seg in parts.path.split("/") if seg]
+    for i, seg in enumerate(segments):
+        if seg in INTO_REPOSITORY and i >= 2:
+            segments = segments[:i]
+            break
+    if host in TWO_SEGMENT_HOSTS:
+        segments = segments[:2]
+    while segments and segments[-1].endswith(".git"):
+        segments[-1] = segments[-1][:-4]
+    if not host or len(segments) < 2 or not all(segments):
         return None
-    owner, name = segments[0].lower(), segments[1].lower().removesuffix(".git")
-    return f"{host}/{owner}/{name}" if name else None
+    return "/".join([host, *segments])
 
 
 def remote_key(url: Any) -> str | None:
-    """A remote endpoint's URL without its scheme's case, a trailing slash or a query."""
+    """A remote endpoint's URL without its scheme, case in the host, a default port, ``www.``,
+    a trailing slash or a query."""
     if not isinstance(url, str) or "://" not in url:
         return None
     try:
         parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower().removeprefix("www.")
+        port = parts.port  # raises for a port that is no number or out of range
     except ValueError:
         return None
-    host = (parts.hostname or "").lower()
     if not host:
         return None
-    port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}{parts.path.rstrip('/')}"
+    shown = f":{port}" if port and port != DEFAULT_PORTS.get(parts.scheme.lower()) else ""
+    return f"{host}{shown}{parts.path.rstrip('/')}"
 
 
 def _keys(server: Server) -> set[str]:
@@ -127,8 +148,11 @@ class Comparison:
         return {**asdict(self), "severe": self.severe}
 
 
-def _level(view: ToolView) -> str | None:
-    return view.verdict.policy_level if view.verdict is not None else None
+def _level(view: ToolView) -> str:
+    """The level the tool's policy follows; a tool without a verdict is unknown (denied by
+    default), as every export treats it."""
+    level = view.verdict.policy_level if view.verdict is not None else UNKNOWN
+    return level if level in RISK_LEVELS else UNKNOWN
 
 
 def _poisoned(view: ToolView) -> bool:
@@ -137,10 +161,8 @@ def _poisoned(view: ToolView) -> bool:
     )
 
 
-def _stricter(a: str | None, b: str | None) -> bool:
-    """Whether level ``a`` is stricter than ``b`` (an unclassified side compares as nothing)."""
-    if a not in RISK_LEVELS or b not in RISK_LEVELS:
-        return False
+def _stricter(a: str, b: str) -> bool:
+    """Whether level ``a`` is stricter than ``b`` (``unknown`` above critical)."""
     return risk_rank(a) > risk_rank(b)
 
 
@@ -187,9 +209,34 @@ def disagreements(record: list[ToolView], live: list[ToolView]) -> list[ToolDisa
     return out
 
 
+#: Above this many servers to read, every current tool is read in one query (one verdict
+#: look-up for all) rather than a server at a time.
+ONE_QUERY_ABOVE = 50
+
+
+def _pairs(
+    records: list[Server], by_key: dict[str, list[Server]]
+) -> list[tuple[Server, dict[str, tuple[Server, set[str]]]]]:
+    """Each record with its candidate servers (name -> server, how matched)."""
+    out = []
+    for record in records:
+        candidates: dict[str, tuple[Server, set[str]]] = {}
+        for key in sorted(_keys(record)):
+            for live in by_key.get(key, []):
+                candidates.setdefault(live.name, (live, set()))[1].add(key.split(":", 1)[0])
+        if candidates:
+            out.append((record, candidates))
+    return out
+
+
 def compare(session: Session, name: str | None = None) -> list[Comparison]:
     """Every catalogue record beside the servers it describes (or only those involving the
-    server or record ``name``), each with the tools on which they part."""
+    server or record ``name``), each with the tools on which they part.
+
+    A record and a server sharing a remote URL are the same endpoint: compared whatever their
+    tools (a server that renamed every tool is the worst drift, not another server).  Sharing
+    only a repository, they must share at least half of the smaller tool list, and of several
+    servers of one repository the record goes with the one whose tools match best."""
     rows = list(session.scalars(select(Server).where(Server.removed_at.is_(None)).order_by(Server.name)))
     by_key: dict[str, list[Server]] = defaultdict(list)
     records: list[Server] = []
@@ -199,46 +246,56 @@ def compare(session: Session, name: str | None = None) -> list[Comparison]:
         else:
             for key in _keys(row):
                 by_key[key].append(row)
-    tools: dict[str, list[ToolView]] = {}
+    pairs = [
+        (record, candidates)
+        for record, candidates in _pairs(records, by_key)
+        if name is None or record.name == name or name in candidates
+    ]
+    involved = {r.name for r, _ in pairs} | {n for _, c in pairs for n in c}
+    tools: dict[str, list[ToolView]] = defaultdict(list)
+    if len(involved) > ONE_QUERY_ABOVE:
+        for view in current_tools(session):
+            if view.server in involved:
+                tools[view.server].append(view)
+    else:
+        for server_name in sorted(involved):
+            tools[server_name] = current_tools(session, server=server_name)
+    listing: dict[int, str | None] = {}
 
-    def tools_of(server: Server) -> list[ToolView]:
-        if server.name not in tools:
-            tools[server.name] = current_tools(session, server=server.name)
-        return tools[server.name]
+    def answered(server: Server) -> bool:
+        # Only a server that answered here: one whose stored list is itself a catalogue's
+        # says nothing about the server.
+        if server.id not in listing:
+            listing[server.id] = latest_listing(session, server)
+        return listing[server.id] == "server"
 
     out: list[Comparison] = []
-    for record in records:
-        keys = _keys(record)
-        candidates: dict[str, tuple[Server, list[str]]] = {}
-        for key in sorted(keys):
-            for live in by_key.get(key, []):
-                candidates.setdefault(live.name, (live, []))[1].append(key.split(":", 1)[0])
-        if name is not None and record.name != name and name not in candidates:
-            continue
-        claimed = tools_of(record) if candidates else []
+    for record, candidates in pairs:
+        claimed = tools[record.name]
         names = {v.name for v in claimed}
-        scored: list[tuple[float, Server, list[str]]] = []
+        scored: list[tuple[bool, float, Server, set[str]]] = []
         for live, how in candidates.values():
-            served = {v.name for v in tools_of(live)}
+            served = {v.name for v in tools[live.name]}
             common = names & served
-            # Only a server that answered here: a registry entry's tools are introspected; one
-            # whose stored list is itself a catalogue's says nothing about the server.
-            if common and latest_listing(session, live) == "server":
-                scored.append((len(common) / len(names | served), live, how))
+            same_endpoint = "remote" in how
+            if not same_endpoint and (not common or len(common) < MIN_OVERLAP * min(len(names), len(served))):
+                continue
+            if answered(live):
+                scored.append((same_endpoint, len(common) / max(len(names | served), 1), live, how))
         if not scored:
             continue
-        best = max(score for score, _, _ in scored)
-        for score, live, how in scored:
-            if score < best:
-                continue  # another server of the same repository matches the record better
+        best = max((endpoint, score) for endpoint, score, _, _ in scored)
+        for endpoint, score, live, how in scored:
+            if (endpoint, score) < best:
+                continue  # another server matches the record better
             if name is not None and name not in (record.name, live.name):
                 continue
-            served_views = tools_of(live)
+            served_views = tools[live.name]
             out.append(
                 Comparison(
                     catalogue=record.name,
                     server=live.name,
-                    matched_by=sorted(set(how)),
+                    matched_by=sorted(how),
                     common=len(names & {v.name for v in served_views}),
                     catalogue_tools=len(claimed),
                     server_tools=len(served_views),

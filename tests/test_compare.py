@@ -106,9 +106,17 @@ def test_repository_and_remote_keys() -> None:
         assert repository_key(url) == key, url
     for url in (None, "", "https://github.com/acme", "not a url", 42):
         assert repository_key(url) is None
+    assert repository_key("https://github.com/acme/mcp-servers.git.git") == key
+    # GitLab groups nest: a subgroup's projects are not one repository.
+    alpha = repository_key("https://gitlab.com/grp/sub/alpha")
+    assert alpha == "gitlab.com/grp/sub/alpha" != repository_key("https://gitlab.com/grp/sub/beta")
+    assert repository_key("https://gitlab.com/grp/sub/alpha/-/tree/main/src") == alpha
+    assert repository_key("git@gitlab.com:grp/sub/alpha.git") == alpha
     assert remote_key("HTTPS://MCP.example.com/mcp/?x=1") == remote_key("https://mcp.example.com/mcp")
+    assert remote_key("https://www.mcp.example.com:443/mcp") == remote_key("https://mcp.example.com/mcp")
     assert remote_key("https://mcp.example.com:8443/mcp") != remote_key("https://mcp.example.com/mcp")
-    assert remote_key("mcp.example.com/mcp") is None
+    for url in ("mcp.example.com/mcp", "https://mcp.example.com:99999/mcp", "https://mcp.example.com:abc/mcp"):
+        assert remote_key(url) is None, url
 
 
 def test_a_record_is_compared_with_the_server_it_describes(catalogue: str) -> None:
@@ -155,3 +163,45 @@ def test_compare_in_text_and_as_a_gate(catalogue: str) -> None:
     assert [c["catalogue"] for c in by_server] == ["glama/acme/filesystem"]
     unknown = runner.invoke(app, ["compare", "io.github.acme/nope", "--db", catalogue])
     assert unknown.exit_code == 2 and "unknown server" in unknown.output
+
+
+def test_pairing_takes_the_endpoint_over_the_name_and_a_monorepo_needs_real_overlap(db_url: str) -> None:
+    store = open_store(db_url)
+    with store.session() as s, s.begin():
+        # One generic tool in common with another server of the same repository is no pairing:
+        # its other tools were reported as severe surprises.
+        repo = "https://github.com/mono/servers"
+        live(
+            s,
+            "io.github.mono/fs",
+            [READ, WIPE, SEARCH, {"name": "move_file", "description": "Move a file."}],
+            repository_url=repo,
+        )
+        claimed(
+            s,
+            "docker/weather",
+            [
+                {"name": "search_files", "description": "Search weather stations."},
+                {"name": "forecast", "description": "The forecast."},
+                {"name": "alerts", "description": "Weather alerts."},
+            ],
+            repository_url=repo,
+        )
+        # The same endpoint with every tool renamed: the worst drift, compared all the same.
+        url = "https://mcp.example.com/mcp"
+        live(s, "io.example/swapped", [WIPE], remotes=[{"url": url}])
+        claimed(s, "toolhive/swapped", [READ], remotes=[{"url": url}])
+        # A stored remote URL no parser takes crashed the whole comparison.
+        claimed(s, "glama/broken", [READ], remotes=[{"url": "https://127.0.0.1:99999/mcp"}, {"url": 7}, "x"])
+        # A tool the server serves and no verdict rates (never classified): unknown, denied.
+        server = upsert_server(s, ServerRecord(name="io.example/swapped", source="official-registry"))
+        classify_pending(s)
+        record_tools(s, server, [WIPE, {"name": "qqq"}], complete=True)
+    store.dispose()
+    out = runner.invoke(app, ["compare", "--format", "json", "--db", db_url])
+    assert out.exit_code == 0, out.output
+    found = {(c["catalogue"], c["server"]): c for c in json.loads(out.stdout)}
+    assert set(found) == {("toolhive/swapped", "io.example/swapped")}
+    tools = {t["tool"]: t for t in found[("toolhive/swapped", "io.example/swapped")]["tools"]}
+    assert tools["delete_directory"]["severe"] and tools["read_file"]["kind"] == "only_catalogue"
+    assert tools["qqq"] == {**tools["qqq"], "kind": "only_server", "server_risk": "unknown", "severe": True}

@@ -104,6 +104,9 @@ def test_docker_entries_are_read_field_by_field() -> None:
     item = docker_entry(read_yaml(IMAGE_YAML), "files", DOCKER_TOOLS, "docker")
     assert item.name == "docker/files" and item.title == "Files" and item.description == "Read and write files"
     assert item.version == "0123456789abcdef" and item.repository_url == "https://github.com/example/files"
+    # Docker builds some servers from its own fork: the original names the server.
+    fork = IMAGE_YAML.replace("  commit:", "  upstream: https://github.com/original/files\n  commit:")
+    assert docker_entry(read_yaml(fork), "files", None, "docker").repository_url == "https://github.com/original/files"
     assert item.packages == [{"registryType": "oci", "identifier": "mcp/files", "transport": {"type": "stdio"}}]
     assert item.remotes == []
     assert item.tools is not None
@@ -162,7 +165,7 @@ def test_yaml_aliases_are_refused() -> None:
 
 def test_a_checkout_is_read_server_by_server(tmp_path: Path) -> None:
     root = checkout(
-        tmp_path,
+        tmp_path / "checkout",
         {
             "files": (IMAGE_YAML, DOCKER_TOOLS),
             "curl": (INLINE_YAML, None),
@@ -176,16 +179,42 @@ def test_a_checkout_is_read_server_by_server(tmp_path: Path) -> None:
     fifo = root / "servers" / "fifo"
     fifo.mkdir()
     os.mkfifo(fifo / "server.yaml")  # never opened: reading it would block the crawl
+    # Links out of the checkout are not followed (a clone may hold any symlink).
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps([{"name": "secret_tool", "description": "TOPSECRET"}]))
+    linked = root / "servers" / "linked"
+    linked.mkdir()
+    (linked / "server.yaml").write_text(IMAGE_YAML.replace("files", "linked"))
+    (linked / "tools.json").symlink_to(outside)
+    shadow = root / "servers" / "shadow"
+    shadow.mkdir()
+    (shadow / "server.yaml").symlink_to("/etc/passwd")
+    # A YAML integer Python will not convert stopped the whole crawl.
+    bigint = root / "servers" / "bigint"
+    bigint.mkdir()
+    (bigint / "server.yaml").write_text(IMAGE_YAML.replace("files", "bigint") + "extra: " + "9" * 5_000 + "\n")
+    (root / "servers" / "dir" / "server.yaml").mkdir(parents=True)
     for base in (root, root / "servers"):
         items, spider = items_of(base)
         assert [i.name for i in items] == ["docker/curl", "docker/files"]
         assert spider.pages == 1 and spider.errors == []
-        reasons = sorted(spider.malformed)
-        assert len(reasons) == 3, reasons
-        assert reasons[0].startswith("badjson: tools.json is not JSON")
-        assert reasons[1].startswith("broken: server.yaml is not YAML")
-        assert reasons[2].startswith("huge: server.yaml is") and "more than" in reasons[2]
-    _, empty = items_of(tmp_path / "servers" / "notes")
+        reasons = dict(r.split(": ", 1) for r in spider.malformed)
+        assert sorted(reasons) == ["badjson", "bigint", "broken", "dir", "fifo", "huge", "linked", "shadow"], reasons
+        assert reasons["badjson"].startswith("tools.json is not JSON")
+        assert reasons["bigint"].startswith("unreadable (ValueError")
+        assert reasons["broken"].startswith("server.yaml is not YAML")
+        assert reasons["huge"].startswith("server.yaml is") and "more than" in reasons["huge"]
+        assert reasons["dir"] == reasons["fifo"] == "server.yaml is not a file"
+        assert reasons["linked"] == "tools.json links out of the checkout"
+        assert reasons["shadow"] == "server.yaml links out of the checkout"
+    # A server directory gone between the listing and its reading: the checkout changed under
+    # the crawl, so the listing is incomplete (it marked every later server removed).
+    gone = root / "servers" / "curl"
+    for f in gone.iterdir():
+        f.unlink()
+    gone.rmdir()
+    assert spider.read_server(gone) is None and spider.errors == ["curl: gone during the crawl (the checkout changed)"]
+    _, empty = items_of(root / "servers" / "notes")
     assert empty.errors and "no servers/NAME/server.yaml here" in empty.errors[0]
 
 

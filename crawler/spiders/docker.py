@@ -160,7 +160,9 @@ def docker_entry(doc: Any, folder: str, tools_json: Any, source: str) -> ServerI
         title=_str(about.get("title"), "about.title", limit=400),
         description=_str(about.get("description"), "about.description"),
         version=version,
-        repository_url=_str(source_block.get("project"), "source.project", limit=2000),
+        # A fork Docker builds from names the original as ``upstream``: the server is that one.
+        repository_url=_str(source_block.get("upstream"), "source.upstream", limit=2000)
+        or _str(source_block.get("project"), "source.project", limit=2000),
         packages=packages,
         remotes=remotes,
         tools=listed or inline,
@@ -177,6 +179,7 @@ class DockerSpider(RegistryApiSpider):
         local = local_path(base_url) if base_url else None
         # Absolute, symlinks kept (a mounted checkout may be swapped under its name).
         self.root = Path(os.path.abspath(local)) if local else None
+        self.real_root = self.root
         super().__init__(base_url=self.root.as_uri() if self.root else base_url, **kwargs)
 
     def servers_dir(self) -> Path | None:
@@ -195,15 +198,16 @@ class DockerSpider(RegistryApiSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         servers = self.servers_dir()
-        if servers is None:
+        if servers is None or self.root is None:
             return
         try:
-            folders = sorted(d for d in servers.iterdir() if d.is_dir())
-        except OSError as exc:
-            self.note_error(f"{servers}: {exc.strerror or exc}")
+            self.real_root = self.root.resolve()
+            folders = sorted(d for d in servers.iterdir() if d.is_dir() and os.path.lexists(d / "server.yaml"))
+        except (OSError, RuntimeError) as exc:
+            self.note_error(f"{servers}: {getattr(exc, 'strerror', None) or exc}")
             return
         if len(folders) > MAX_SERVERS:
-            self.note_error(f"{servers}: {len(folders):,} directories, more than {MAX_SERVERS:,}")
+            self.note_error(f"{servers}: {len(folders):,} servers, more than {MAX_SERVERS:,}")
             return
         self.count_page()
         for folder in folders:
@@ -212,12 +216,18 @@ class DockerSpider(RegistryApiSpider):
                 yield item
 
     def read_server(self, folder: Path) -> ServerItem | None:
+        """One listed server's directory.  Whatever goes wrong reading it is that server's
+        (malformed, which removes nothing), except the directory vanishing: then the checkout
+        changed under the crawl, and the listing is not complete."""
         spec, tools = folder / "server.yaml", folder / "tools.json"
         try:
-            if not spec.is_file():
-                return None  # not a server's directory
-            doc = read_yaml(self._read(spec, MAX_YAML_BYTES).decode("utf-8-sig"))
-            listed = self._load_json(self._read(tools, MAX_TOOLS_BYTES)) if tools.is_file() else None
+            if not os.path.lexists(spec):
+                self.note_error(f"{folder.name[:100]}: gone during the crawl (the checkout changed)")
+                return None
+            doc = read_yaml(self._read(self._inside(spec), MAX_YAML_BYTES).decode("utf-8-sig"))
+            listed = None
+            if os.path.lexists(tools):
+                listed = self._load_json(self._read(self._inside(tools), MAX_TOOLS_BYTES))
             return docker_entry(doc, folder.name, listed, self.name)
         except EntryError as exc:
             self.note_malformed(f"{folder.name[:100]}: {exc}")
@@ -225,7 +235,19 @@ class DockerSpider(RegistryApiSpider):
             self.note_malformed(f"{folder.name[:100]}: server.yaml is not YAML we read ({str(exc)[:200]})")
         except (OSError, UnicodeDecodeError) as exc:
             self.note_malformed(f"{folder.name[:100]}: {getattr(exc, 'strerror', None) or exc}")
+        except Exception as exc:  # a stranger's file: whatever the YAML library raises is this entry's
+            self.note_malformed(f"{folder.name[:100]}: unreadable ({type(exc).__name__}: {str(exc)[:200]})")
         return None
+
+    def _inside(self, path: Path) -> Path:
+        """``path``, a regular file inside the checkout: a git checkout may hold symlinks, and
+        one to ``/etc/shadow`` or another user's file must not be read into the catalogue."""
+        real = path.resolve()
+        if self.real_root is None or not real.is_relative_to(self.real_root):
+            raise EntryError(f"{path.name} links out of the checkout")
+        if not real.is_file():
+            raise EntryError(f"{path.name} is not a file")
+        return real
 
     @staticmethod
     def _read(path: Path, limit: int) -> bytes:
