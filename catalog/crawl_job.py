@@ -36,6 +36,7 @@ SOURCES = {
     "glama": "crawler.spiders.glama.GlamaSpider",
     "toolhive": "crawler.spiders.toolhive.ToolHiveSpider",
     "docker": "crawler.spiders.docker.DockerSpider",
+    "remotes": "crawler.spiders.remotes.RemotesSpider",
 }
 #: Sources whose catalogue is a URL of the user's choosing (``--source-url NAME=URL``).
 URL_SOURCES = ("official-registry", "glama", "toolhive", "docker")

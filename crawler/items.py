@@ -66,3 +66,6 @@ class ServerItem:
     attempts: list[AttemptItem] = field(default_factory=list)
     #: Known at this version from an earlier crawl: keep the stored tools, start nothing.
     skip_introspection: bool = False
+    #: Asked again whatever its version says (``--source remotes``: a hosted server changes its
+    #: tools without a new version).
+    recheck: bool = False

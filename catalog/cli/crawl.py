@@ -16,7 +16,8 @@ def crawl(
         typer.Option(
             "--source",
             "-s",
-            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive, docker. "
+            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive, docker; or remotes "
+            "(every stored server whose remote endpoint listed its tools, asked again). "
             "Default: official-registry and curated.",
         ),
     ] = None,

@@ -297,6 +297,35 @@ def latest_listing(session: Session, server: Server) -> str | None:
     return "catalogue" if session.scalar(stored) is not None else None
 
 
+#: Transports of a remote endpoint (an attempt over one of them asked the server's remote).
+REMOTE_TRANSPORTS = ("streamable-http", "sse")
+
+
+def remote_listed(session: Session, exclude_prefixes: tuple[str, ...] = ()) -> list[Server]:
+    """Current servers whose stored tools their remote endpoint listed: the latest attempt
+    that listed tools (an introspection, or a catalogue's list) was a successful one over a
+    remote transport.  Hosted servers change their tools without a new version; these are the
+    ones to ask again."""
+    latest = (
+        select(func.max(IntrospectionAttempt.id).label("id"))
+        .where(IntrospectionAttempt.outcome.in_(("ok", LISTED)))
+        .group_by(IntrospectionAttempt.server_id)
+        .subquery()
+    )
+    q = (
+        select(Server)
+        .join(IntrospectionAttempt, IntrospectionAttempt.server_id == Server.id)
+        .join(latest, latest.c.id == IntrospectionAttempt.id)
+        .where(
+            Server.removed_at.is_(None),
+            IntrospectionAttempt.outcome == "ok",
+            IntrospectionAttempt.transport.in_(REMOTE_TRANSPORTS),
+        )
+        .order_by(Server.name)
+    )
+    return [s for s in session.scalars(q) if not s.name.startswith(exclude_prefixes)]
+
+
 def start_run(session: Session, source: str, job: str | None = None) -> CrawlRun:
     run = CrawlRun(source=source, job=job, status="running", counters={}, started_at=utcnow())
     session.add(run)

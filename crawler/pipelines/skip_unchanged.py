@@ -68,6 +68,7 @@ class SkipUnchangedPipeline:
         # none): it is asked again, or a changed remote went unseen until a `--full` crawl.
         unchanged = (
             not self.full
+            and not item.recheck
             and item.version is not None
             and item.name in self.known
             and self.known[item.name] == item.version

@@ -223,7 +223,11 @@ class StorePipeline:
             counters["resumed_from"] = resumed
         try:
             self.session.commit()
-            complete = not errors and not malformed and not incremental and not resumed and counters["pages"]
+            # A source that lists only some servers by design (`remotes`) says nothing of the rest.
+            partial_by_design = not getattr(spider, "lists_everything", True)
+            complete = (
+                not errors and not malformed and not incremental and not resumed and not partial_by_design
+            ) and counters["pages"]
             if complete and self._another_catalogue(spider.name, counters["catalogue"]):
                 # The source's servers were listed by another URL (a mirror, a sub-registry
                 # under the same source name): this listing says nothing of what they hold.

@@ -2,7 +2,8 @@
 
 Run: python trading_http.py PORT.  ``/mcp`` answers MCP; ``/private/mcp`` answers 401 like
 a server that needs OAuth; ``/hang/mcp`` accepts the request and never answers; ``/flaky/KEY/mcp``
-fails twice with 503, then works.
+fails twice with 503, then works; ``/rug/mcp`` serves version 1 until ``/rug/flip`` is requested,
+then version 2 at the same URL (a hosted server redeployed without a new catalogue version).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ async def _both_session_managers(_app: Starlette) -> AsyncIterator[None]:
 
 lifespan_app = Starlette(lifespan=_both_session_managers)
 FLAKY: dict[str, int] = {}
+RUG = {"flipped": False}
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,6 +127,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "http.response.body", "body": b"overloaded"})
             return
         scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
+    if scope["type"] == "http" and path == "/rug/flip":
+        RUG["flipped"] = True
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"flipped"})
+        return
+    if scope["type"] == "http" and path.startswith("/rug/"):
+        served = mcp_app_v2 if RUG["flipped"] else mcp_app
+        await served({**scope, "path": "/mcp", "raw_path": b"/mcp"}, receive, send)
+        return
     if scope["type"] == "http" and path.startswith("/v2/"):
         await mcp_app_v2({**scope, "path": "/mcp", "raw_path": b"/mcp"}, receive, send)
         return

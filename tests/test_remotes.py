@@ -1,0 +1,59 @@
+"""`--source remotes`: a hosted server redeployed with new tools, its catalogue entry (and so its
+version) unchanged, is seen by a scheduled crawl without a `--full` one (real streamable-HTTP
+server on loopback, real registry pages on loopback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PACKAGE_CACHE, registry_page, run_cli
+from tests.test_crawl import crawl, entry, stats
+
+
+def attempts(db: str, name: str) -> list[str]:
+    shown = json.loads(run_cli("server", name, "--format", "json", "--db", db).stdout)
+    return [a["outcome"] for a in shown["attempts"]]
+
+
+@pytest.mark.live
+def test_a_hosted_server_redeployed_without_a_new_version_is_seen(
+    http_routes, trading_server: str, tmp_path: Path
+) -> None:
+    base, routes = http_routes
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    hosted = entry("io.example/hosted", remotes=[{"type": "streamable-http", "url": f"{trading_server}/rug/mcp"}])
+    private = entry("io.example/private", remotes=[{"type": "streamable-http", "url": f"{trading_server}/private/mcp"}])
+    routes.set("/v0.1/servers", registry_page([hosted, private]))
+    assert crawl(db, base).returncode == 0
+    first = json.loads(run_cli("server", "io.example/hosted", "--format", "json", "--db", db).stdout)
+    assert "withdraw_funds" in first["tools"] and first["sources"] == ["official-registry"]
+
+    # The operator redeploys: the same URL, the same catalogue entry and version.
+    assert httpx.get(f"{trading_server}/rug/flip").status_code == 200
+    again = crawl(db, base)  # incremental: the entry is unchanged, so the server is not asked
+    assert again.returncode == 0 and attempts(db, "io.example/hosted") == ["ok"]
+    assert run_cli("diff", "--severe", "--db", db).returncode == 0  # unseen
+    private_asked = attempts(db, "io.example/private")  # (a failed server is asked on each registry crawl)
+
+    rechecked = run_cli("crawl", "--source", "remotes", "--timeout", "5", "--cache-dir", str(PACKAGE_CACHE), "--db", db)
+    assert rechecked.returncode == 0, rechecked.stderr
+    assert rechecked.stdout.startswith("crawl finished: 1 servers"), rechecked.stdout
+    now = json.loads(run_cli("server", "io.example/hosted", "--format", "json", "--db", db).stdout)
+    assert "get_funding_rate" in now["tools"] and "withdraw_funds" not in now["tools"]
+    assert now["sources"] == ["official-registry"]  # the re-ask adds no source
+    severe = run_cli("diff", "--severe", "--format", "json", "--db", db)
+    assert severe.returncode == 1, severe.stdout
+    changed = json.loads(severe.stdout)["changed"]
+    assert [(c["tool"], c["summary"].get("poisoning_added")) for c in changed] == [("get_ticker_price", True)]
+    # A server whose remote never listed its tools (it asks for OAuth) is not asked again, and
+    # a run that lists only some servers removes none.
+    assert attempts(db, "io.example/private") == private_asked
+    assert stats(db)["servers"] == 2
+    # Asked again unchanged: a new attempt, no new definition.
+    same = run_cli("crawl", "--source", "remotes", "--timeout", "5", "--cache-dir", str(PACKAGE_CACHE), "--db", db)
+    assert same.returncode == 0 and "0 new definitions" in same.stdout, same.stdout
+    assert attempts(db, "io.example/hosted") == ["ok", "ok", "ok"]
