@@ -150,6 +150,13 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
     odd = [s for s in opts.install_sources if s not in SOURCES and s != "all"]
     if odd:  # a typo installed nothing, silently
         raise UsageError(f"unknown --install-from source {odd[0]!r} (known: {', '.join(SOURCES)}, all)")
+    if "remotes" in opts.sources and len(set(opts.sources)) > 1:
+        # It asks again servers the other sources list: beside them, a server was asked twice,
+        # written from two stale views, and (PostgreSQL) two uncommitted batches in one thread
+        # waited on each other for good.
+        raise UsageError("--source remotes runs alone (it asks again servers the other sources list)")
+    if "remotes" in opts.sources and not opts.introspect:
+        raise UsageError("--source remotes only asks servers; with --no-introspect it has nothing to do")
     _check_source_urls(opts)
     url = resolve_url(opts.db_url)
     store = open_store(url)  # fail fast, before any crawling, on a bad database URL
@@ -290,8 +297,12 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             "CATALOG_INTROSPECT_CONCURRENCY": opts.concurrency,
             "CATALOG_CACHE_DIR": str(cache_dir),
             "CATALOG_SANDBOX": opts.sandbox,
-            # Servers per transaction; smaller loses less to a crash, larger writes faster.
-            "CATALOG_COMMIT_EVERY": int(os.environ.get("CATALOG_COMMIT_EVERY", "25")),
+            # Servers per transaction; smaller loses less to a crash, larger writes faster.  With
+            # several sources, each server: their pipelines share one thread, and two open
+            # batches holding rows the other wants would wait on each other for good.
+            "CATALOG_COMMIT_EVERY": 1
+            if len(set(opts.sources)) > 1
+            else int(os.environ.get("CATALOG_COMMIT_EVERY", "25")),
             "CATALOG_JOB": job,
             "HTTPCACHE_DIR": str(cache_dir / "http"),
         },

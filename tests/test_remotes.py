@@ -39,12 +39,14 @@ def test_a_hosted_server_redeployed_without_a_new_version_is_seen(
     assert run_cli("diff", "--severe", "--db", db).returncode == 0  # unseen
     private_asked = attempts(db, "io.example/private")  # (a failed server is asked on each registry crawl)
 
+    listed_at = json.loads(run_cli("server", "io.example/hosted", "--format", "json", "--db", db).stdout)["last_seen"]
     rechecked = run_cli("crawl", "--source", "remotes", "--timeout", "5", "--cache-dir", str(PACKAGE_CACHE), "--db", db)
     assert rechecked.returncode == 0, rechecked.stderr
     assert rechecked.stdout.startswith("crawl finished: 1 servers"), rechecked.stdout
     now = json.loads(run_cli("server", "io.example/hosted", "--format", "json", "--db", db).stdout)
     assert "get_funding_rate" in now["tools"] and "withdraw_funds" not in now["tools"]
-    assert now["sources"] == ["official-registry"]  # the re-ask adds no source
+    assert now["sources"] == ["official-registry"]  # the re-ask adds no source...
+    assert now["last_seen"] == listed_at  # ...and is no catalogue listing it (a full crawl removes by it)
     severe = run_cli("diff", "--severe", "--format", "json", "--db", db)
     assert severe.returncode == 1, severe.stdout
     changed = json.loads(severe.stdout)["changed"]
@@ -57,3 +59,22 @@ def test_a_hosted_server_redeployed_without_a_new_version_is_seen(
     same = run_cli("crawl", "--source", "remotes", "--timeout", "5", "--cache-dir", str(PACKAGE_CACHE), "--db", db)
     assert same.returncode == 0 and "0 new definitions" in same.stdout, same.stdout
     assert attempts(db, "io.example/hosted") == ["ok", "ok", "ok"]
+
+    # The catalogue moves the server to a version without that endpoint: its own introspection
+    # decides now, and the endpoint still stored is not asked again.
+    moved = entry("io.example/hosted", packages=[{"registryType": "oci", "identifier": "example/hosted:2"}])
+    moved["server"]["version"] = "2.0.0"
+    routes.set("/v0.1/servers", registry_page([moved, private]))
+    assert crawl(db, base).returncode == 0
+    after = run_cli("crawl", "--source", "remotes", "--timeout", "5", "--cache-dir", str(PACKAGE_CACHE), "--db", db)
+    assert after.returncode == 0 and after.stdout.startswith("crawl finished: 0 servers"), after.stdout
+
+
+def test_remotes_runs_alone_and_only_to_introspect(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    for args, reason in [
+        (("--source", "remotes", "--source", "curated"), "--source remotes runs alone"),
+        (("--source", "remotes", "--no-introspect"), "with --no-introspect it has nothing to do"),
+    ]:
+        out = run_cli("crawl", *args, "--db", db)
+        assert out.returncode == 2 and reason in out.stderr, (args, out)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from catalog.store.db import open_store
 from catalog.store.models import Server
@@ -137,4 +137,40 @@ def test_postgresql_commits_in_batches(pg_url: str) -> None:
     assert pipe.pending == 1 and "io.example/one" not in _names(pg_url)
     pipe.process_item(ServerItem(name="io.example/two", source="curated", tools=[TOOL]))
     assert pipe.pending == 0 and {"io.example/one", "io.example/two"} <= _names(pg_url)
+    pipe.finish()
+
+
+def test_a_recheck_neither_revives_nor_rewrites_a_server(sqlite_url: str) -> None:
+    """`--source remotes` asks a server again; what the catalogues say of it is theirs: a server
+    removed since it was listed for the re-ask stayed removed only until the re-ask wrote it
+    back (new again in `catalog diff`), and its version and last sighting were overwritten."""
+    store = open_store(sqlite_url)
+    with store.session() as s, s.begin():
+        kept = upsert_server(s, ServerRecord(name="io.example/kept", source="official-registry", version="2.0.0"))
+        gone = upsert_server(s, ServerRecord(name="io.example/gone", source="official-registry"))
+        gone.removed_at = kept.last_seen
+        seen = kept.last_seen
+    store.dispose()
+    pipe, spider = _pipeline(sqlite_url)
+    for name in ("io.example/kept", "io.example/gone"):
+        pipe.process_item(
+            ServerItem(name=name, source="official-registry", version="1.0.0", tools=[TOOL], recheck=True)
+        )
+    pipe.finish()
+    assert spider.malformed == [] and pipe.counters["recheck_gone"] == 1
+    store = open_store(sqlite_url)
+    with store.session() as s:
+        kept, gone = (
+            s.scalars(select(Server).where(Server.name == n)).one() for n in ("io.example/kept", "io.example/gone")
+        )
+        assert kept.version == "2.0.0" and kept.last_seen == seen and [t.name for t in kept.tools] == ["read_file"]
+        assert gone.removed_at is not None and gone.tools == []
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_crawl_waits_for_a_held_row_a_minute_not_for_ever(pg_url: str) -> None:
+    pipe, _ = _pipeline(pg_url)
+    assert pipe.session is not None
+    assert pipe.session.execute(text("SHOW lock_timeout")).scalar() == "1min"
     pipe.finish()

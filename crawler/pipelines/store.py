@@ -19,10 +19,12 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from catalog.history import mark_removed_servers
 from catalog.store.db import Store, lock_for_writing, open_store
+from catalog.store.models import Server
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
     LISTED,
@@ -35,6 +37,9 @@ from catalog.store.repository import (
     upsert_server,
 )
 from crawler.items import ServerItem
+
+#: How long a PostgreSQL write waits for a row another transaction holds.
+LOCK_TIMEOUT = "60s"
 
 
 class StorePipeline:
@@ -79,6 +84,11 @@ class StorePipeline:
         self.store = open_store(self.url)
         self.session = self.store.session()
         self.one_writer = self.store.engine.dialect.name == "sqlite"
+        if self.store.engine.dialect.name == "postgresql":
+            # A row another writer holds is waited for a minute, then this server fails (and is
+            # named): waiting for ever held the crawl lock, and every later crawl exited 4.
+            self.session.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+            self.session.commit()
         spider = self.crawler.spider
         run = start_run(self.session, spider.name if spider else "unknown", self.crawler.settings.get("CATALOG_JOB"))
         # Written at the start, so a resume of a run killed before its end knows what it was.
@@ -124,6 +134,16 @@ class StorePipeline:
 
     def _write(self, item: ServerItem) -> None:
         assert self.session is not None
+        if item.recheck:
+            # Asked again (`--source remotes`), not listed by a catalogue: what the catalogues
+            # say of it (version, remotes, when last listed) stays theirs, and one removed since
+            # is not brought back.
+            found = self.session.scalar(select(Server).where(Server.name == item.name))
+            if found is None or found.removed_at is not None:
+                self.counters["recheck_gone"] = self.counters.get("recheck_gone", 0) + 1
+                return
+            self._record(found, item)
+            return
         server = upsert_server(
             self.session,
             ServerRecord(
@@ -139,6 +159,11 @@ class StorePipeline:
                 published_at=item.published_at,
             ),
         )
+        self._record(server, item)
+
+    def _record(self, server: Server, item: ServerItem) -> None:
+        """The server's attempts and tool listing (the catalogue's record is written already)."""
+        assert self.session is not None
         self.counters["servers"] += 1
         for a in item.attempts:
             record_attempt(
