@@ -273,6 +273,8 @@ def compare(session: Session, name: str | None = None) -> list[Comparison]:
     for record, candidates in pairs:
         claimed = tools[record.name]
         names = {v.name for v in claimed}
+        if not names:
+            continue  # a record without tools claims nothing (its own introspection failed)
         scored: list[tuple[bool, float, Server, set[str]]] = []
         for live, how in candidates.values():
             served = {v.name for v in tools[live.name]}

@@ -143,6 +143,9 @@ def _import(path: str) -> Any:
 
 
 def run_crawl(opts: CrawlOptions) -> CrawlSummary:
+    # A source named twice is crawled once (two crawlers of one source wrote the same servers
+    # from one thread, waiting on each other's rows).
+    opts.sources = list(dict.fromkeys(opts.sources))
     # Usage errors (exit 2): a schedule stops on them instead of failing the same way forever.
     unknown = [s for s in opts.sources if s not in SOURCES]
     if unknown:
@@ -150,7 +153,7 @@ def run_crawl(opts: CrawlOptions) -> CrawlSummary:
     odd = [s for s in opts.install_sources if s not in SOURCES and s != "all"]
     if odd:  # a typo installed nothing, silently
         raise UsageError(f"unknown --install-from source {odd[0]!r} (known: {', '.join(SOURCES)}, all)")
-    if "remotes" in opts.sources and len(set(opts.sources)) > 1:
+    if "remotes" in opts.sources and len(opts.sources) > 1:
         # It asks again servers the other sources list: beside them, a server was asked twice,
         # written from two stale views, and (PostgreSQL) two uncommitted batches in one thread
         # waited on each other for good.
@@ -300,9 +303,7 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             # Servers per transaction; smaller loses less to a crash, larger writes faster.  With
             # several sources, each server: their pipelines share one thread, and two open
             # batches holding rows the other wants would wait on each other for good.
-            "CATALOG_COMMIT_EVERY": 1
-            if len(set(opts.sources)) > 1
-            else int(os.environ.get("CATALOG_COMMIT_EVERY", "25")),
+            "CATALOG_COMMIT_EVERY": 1 if len(opts.sources) > 1 else int(os.environ.get("CATALOG_COMMIT_EVERY", "25")),
             "CATALOG_JOB": job,
             "HTTPCACHE_DIR": str(cache_dir / "http"),
         },

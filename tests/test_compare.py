@@ -191,6 +191,8 @@ def test_pairing_takes_the_endpoint_over_the_name_and_a_monorepo_needs_real_over
         url = "https://mcp.example.com/mcp"
         live(s, "io.example/swapped", [WIPE], remotes=[{"url": url}])
         claimed(s, "toolhive/swapped", [READ], remotes=[{"url": url}])
+        # A record without tools (its own introspection failed) claims nothing: not compared.
+        claimed(s, "docker/silent", [], remotes=[{"url": url}])
         # A stored remote URL no parser takes crashed the whole comparison.
         claimed(s, "glama/broken", [READ], remotes=[{"url": "https://127.0.0.1:99999/mcp"}, {"url": 7}, "x"])
         # A tool the server serves and no verdict rates (never classified): unknown, denied.

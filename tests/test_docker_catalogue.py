@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.spiders.docker import MAX_YAML_BYTES, DockerSpider, docker_entry, read_yaml
 from crawler.spiders.registry_api import EntryError
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.test_catalogues import CANCEL, READ_FILE, crawl, stats
 
 IMAGE_YAML = """\
@@ -270,3 +272,47 @@ def test_a_docker_checkout_is_checked_before_anything_runs(tmp_path: Path) -> No
     # Missing for now (a checkout being replaced): this run fails, a schedule goes on.
     gone = crawl(db, "--source", "docker", "--source-url", f"docker={tmp_path / 'gone'}")
     assert gone.returncode == 1 and "not a directory" not in gone.stderr, gone
+
+
+READ_CHECKOUT = """
+import asyncio, json, sys
+from scrapy.utils.test import get_crawler
+from crawler.spiders.docker import DockerSpider
+spider = DockerSpider.from_crawler(get_crawler(DockerSpider), base_url=sys.argv[1])
+async def collect():
+    return [item.name async for item in spider.start()]
+names = asyncio.run(collect())
+print(json.dumps({"names": names, "malformed": spider.malformed, "errors": spider.errors}))
+"""
+
+
+def test_a_folder_that_cannot_be_read_is_malformed_not_gone(tmp_path: Path) -> None:
+    """`lexists` says False for a folder it may not look into: the server was taken for no
+    server and marked removed by a complete listing."""
+    root = checkout(
+        tmp_path / "checkout",
+        {"aaa": (IMAGE_YAML.replace("files", "aaa"), None), "bbb": (IMAGE_YAML.replace("files", "bbb"), None)},
+    )
+    locked = root / "servers" / "bbb"
+    locked.chmod(0)
+    try:
+        # As root, permissions bind only without the capabilities that bypass them.
+        drop = (
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+            if os.geteuid() == 0
+            else []
+        )
+        out = subprocess.run(
+            [*drop, sys.executable, "-c", READ_CHECKOUT, str(root)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=False,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    read = json.loads(out.stdout.strip().splitlines()[-1])
+    assert read["names"] == ["docker/aaa"] and read["errors"] == []
+    assert len(read["malformed"]) == 1 and read["malformed"][0].startswith("bbb: ")

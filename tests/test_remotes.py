@@ -9,9 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from catalog.store.db import open_store
+from catalog.store.models import CrawlRun
+from catalog.store.records import AttemptRecord, ServerRecord
+from catalog.store.repository import record_attempt, remote_listed, upsert_server
 from tests.conftest import PACKAGE_CACHE, registry_page, run_cli
 from tests.test_crawl import crawl, entry, stats
+
+REMOTE = {"type": "streamable-http", "url": "https://mcp.example.com/mcp"}
 
 
 def attempts(db: str, name: str) -> list[str]:
@@ -78,3 +85,28 @@ def test_remotes_runs_alone_and_only_to_introspect(tmp_path: Path) -> None:
     ]:
         out = run_cli("crawl", *args, "--db", db)
         assert out.returncode == 2 and reason in out.stderr, (args, out)
+
+
+def test_only_a_remote_that_answered_at_the_version_listed_now_is_asked(db_url: str) -> None:
+    """A server without a version, introspected over its remote, then listed at 2.0.0 with only
+    a container: the old endpoint was still asked (and its answer recorded at 2.0.0)."""
+    store = open_store(db_url)
+    with store.session() as s, s.begin():
+        for name in ("io.example/moved", "io.example/still"):
+            server = upsert_server(s, ServerRecord(name=name, source="official-registry", remotes=[REMOTE]))
+            record_attempt(s, server, AttemptRecord("streamable-http", REMOTE["url"], "ok", 1.0, tools_count=1))
+        moved = upsert_server(s, ServerRecord(name="io.example/moved", source="official-registry", version="2.0.0"))
+        record_attempt(s, moved, AttemptRecord("stdio", "oci:example/moved:2", "skipped", 0.0))
+    with store.session() as s:
+        assert [srv.name for srv in remote_listed(s)] == ["io.example/still"]
+    store.dispose()
+
+
+def test_a_source_named_twice_is_crawled_once(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    out = run_cli("crawl", "--source", "remotes", "--source", "remotes", "--db", db)
+    assert out.returncode == 0 and out.stdout.startswith("crawl finished: 0 servers"), out
+    store = open_store(db)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(CrawlRun)) == 1
+    store.dispose()

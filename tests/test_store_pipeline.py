@@ -14,10 +14,11 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import event, select, text
 
 from catalog.store.db import open_store
-from catalog.store.models import Server
+from catalog.store.models import CrawlRun, Server
 from catalog.store.records import ServerRecord
 from catalog.store.repository import upsert_server
 from crawler.items import ServerItem
+from crawler.pipelines import store as store_pipeline
 from crawler.pipelines.store import StorePipeline
 
 TOOL = {"name": "read_file", "description": "Read a file", "inputSchema": {"type": "object"}, "annotations": {}}
@@ -174,3 +175,28 @@ def test_a_postgresql_crawl_waits_for_a_held_row_a_minute_not_for_ever(pg_url: s
     assert pipe.session is not None
     assert pipe.session.execute(text("SHOW lock_timeout")).scalar() == "1min"
     pipe.finish()
+
+
+@pytest.mark.postgres
+def test_a_run_whose_end_cannot_be_recorded_says_so(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row another transaction held past the lock timeout while a complete run marked what it
+    no longer lists: the error escaped and the run stayed "running" (the crawl exited 0)."""
+    monkeypatch.setattr(store_pipeline, "LOCK_TIMEOUT", "1s")
+    store = open_store(pg_url)
+    with store.session() as s, s.begin():
+        upsert_server(s, ServerRecord(name="io.example/old", source="curated"))
+    pipe, _ = _pipeline(pg_url)
+    pipe.process_item(ServerItem(name="io.example/new", source="curated", tools=[TOOL]))
+    pipe.crawler.stats.inc_value("catalog/pages")  # a listing was read, whole
+    with store.engine.connect() as other:
+        other.execute(text("UPDATE servers SET title = 'held' WHERE name = 'io.example/old'"))  # held, uncommitted
+        pipe.close_spider()
+        pipe.finish()
+        other.rollback()
+    with store.session() as s:
+        run = s.scalars(select(CrawlRun).order_by(CrawlRun.id.desc())).first()
+        assert run is not None and run.status == "partial", run.status if run else None
+        assert "the end of the run could not be recorded" in (run.error or "")
+        assert s.scalars(select(Server).where(Server.name == "io.example/old")).one().removed_at is None
+        assert s.scalars(select(Server).where(Server.name == "io.example/new")).one().removed_at is None
+    store.dispose()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -321,11 +321,9 @@ def remote_listed(session: Session, exclude_prefixes: tuple[str, ...] = ()) -> l
             IntrospectionAttempt.outcome == "ok",
             IntrospectionAttempt.transport.in_(REMOTE_TRANSPORTS),
             # At the version the catalogue lists now: a new version's own introspection decides
-            # (its entry may no longer declare that endpoint, which is still stored).
-            or_(
-                IntrospectionAttempt.server_version.is_(None),
-                IntrospectionAttempt.server_version.is_not_distinct_from(Server.version),
-            ),
+            # (its entry may no longer declare that endpoint, which is still stored).  An attempt
+            # made before versions were kept (0006) says nothing: the next crawl's will.
+            IntrospectionAttempt.server_version.is_not_distinct_from(Server.version),
         )
         .order_by(Server.name)
     )

@@ -19,7 +19,8 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from catalog.history import mark_removed_servers
@@ -40,6 +41,12 @@ from crawler.items import ServerItem
 
 #: How long a PostgreSQL write waits for a row another transaction holds.
 LOCK_TIMEOUT = "60s"
+
+
+def _set_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    dbapi_conn.commit()
 
 
 class StorePipeline:
@@ -87,6 +94,8 @@ class StorePipeline:
         if self.store.engine.dialect.name == "postgresql":
             # A row another writer holds is waited for a minute, then this server fails (and is
             # named): waiting for ever held the crawl lock, and every later crawl exited 4.
+            # On the open connection and on any the pool makes later.
+            event.listen(self.store.engine, "connect", _set_lock_timeout)
             self.session.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
             self.session.commit()
         spider = self.crawler.spider
@@ -263,6 +272,19 @@ class StorePipeline:
                 counters["removed_servers"] = mark_removed_servers(self.session, spider.name, self.started_at)
             finish_run(self.session, self.run_id, status, counters, "; ".join(errors)[:4000] or None)
             self.session.commit()
+        except SQLAlchemyError as exc:
+            # (A row another transaction held past the lock timeout, a lost connection.) The
+            # servers are stored; the run says it is incomplete instead of staying "running".
+            self.session.rollback()
+            reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
+            errors.append(f"the end of the run could not be recorded ({reason})")
+            counters.pop("removed_servers", None)
+            try:
+                finish_run(self.session, self.run_id, "partial", counters, "; ".join(errors)[:4000])
+                self.session.commit()
+            except SQLAlchemyError:
+                self.session.rollback()
+                raise
         finally:
             self.session.close()
             self.store.dispose()

@@ -169,6 +169,21 @@ def docker_entry(doc: Any, folder: str, tools_json: Any, source: str) -> ServerI
     )
 
 
+def _listed(folder: Path) -> bool:
+    """Whether ``folder`` is a server's: its ``server.yaml`` is there, or the folder cannot be
+    looked into (then reading it says why, as a malformed entry: a folder taken for no server
+    had its server marked removed)."""
+    try:
+        if not folder.is_dir():
+            return False
+        os.lstat(folder / "server.yaml")
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class DockerSpider(RegistryApiSpider):
     """A checkout of Docker's MCP catalogue, read directory by directory."""
 
@@ -188,7 +203,7 @@ class DockerSpider(RegistryApiSpider):
             return None
         for candidate in (self.root / "servers", self.root):
             try:
-                if candidate.is_dir() and any((d / "server.yaml").is_file() for d in candidate.iterdir()):
+                if candidate.is_dir() and any(_listed(d) for d in candidate.iterdir()):
                     return candidate
             except OSError as exc:
                 self.note_error(f"{candidate}: {exc.strerror or exc}")
@@ -202,7 +217,7 @@ class DockerSpider(RegistryApiSpider):
             return
         try:
             self.real_root = self.root.resolve()
-            folders = sorted(d for d in servers.iterdir() if d.is_dir() and os.path.lexists(d / "server.yaml"))
+            folders = sorted(d for d in servers.iterdir() if _listed(d))
         except (OSError, RuntimeError) as exc:
             self.note_error(f"{servers}: {getattr(exc, 'strerror', None) or exc}")
             return
@@ -221,7 +236,9 @@ class DockerSpider(RegistryApiSpider):
         changed under the crawl, and the listing is not complete."""
         spec, tools = folder / "server.yaml", folder / "tools.json"
         try:
-            if not os.path.lexists(spec):
+            try:
+                os.lstat(spec)
+            except (FileNotFoundError, NotADirectoryError):
                 self.note_error(f"{folder.name[:100]}: gone during the crawl (the checkout changed)")
                 return None
             doc = read_yaml(self._read(self._inside(spec), MAX_YAML_BYTES).decode("utf-8-sig"))
