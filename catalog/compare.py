@@ -156,9 +156,7 @@ def _level(view: ToolView) -> str:
 
 
 def _poisoned(view: ToolView) -> bool:
-    return view.verdict is not None and any(
-        isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in view.verdict.findings or []
-    )
+    return view.verdict is not None and view.verdict.poisoned
 
 
 def _stricter(a: str, b: str) -> bool:

@@ -104,10 +104,6 @@ def _verdict_of(
     return row
 
 
-def _poisoned(row: Classification) -> bool:
-    return any(f.get("id") == "tool_poisoning" for f in row.findings or [])
-
-
 def assess_changes(session: Session) -> int:
     """Decide ``severe`` for definition changes that have not been judged: the risk went up,
     or the new definition carries poisoning the old one did not (a rug pull)."""
@@ -134,7 +130,7 @@ def assess_changes(session: Session) -> int:
         # with a stricter plausible reading tightens what a gateway enforces.
         old_level, new_level = old.policy_level, new.policy_level
         raised = risk_rank(new.risk) > risk_rank(old.risk) or risk_rank(new_level) > risk_rank(old_level)
-        poisoned = _poisoned(new) and not _poisoned(old)
+        poisoned = new.poisoned and not old.poisoned
         change.severe = raised or poisoned
         change.summary = {
             **(change.summary or {}),

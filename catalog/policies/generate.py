@@ -10,7 +10,7 @@ and survives every re-crawl.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,7 +253,6 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
             override=override,
             settings=settings,
         )
-    findings: Sequence[Mapping[str, Any]] = v.findings or []
     return ToolPolicy(
         tool=view.name,
         risk=v.risk,
@@ -263,7 +262,7 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
         action=v.action,
         rationale=v.rationale,
         hash=view.hash,
-        poisoned=any(f.get("id") == "tool_poisoning" for f in findings),
+        poisoned=v.poisoned,
         guards=tuple(guards_for(view.definition, v.category, v.action, settings)),
         override=override,
         settings=settings,

@@ -163,6 +163,11 @@ class Classification(Base):
         the column existed follow their risk)."""
         return self.policy_risk or self.risk
 
+    @property
+    def poisoned(self) -> bool:
+        """Whether the verdict carries a ``tool_poisoning`` finding."""
+        return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in self.findings or [])
+
 
 class CrawlRun(Base):
     __tablename__ = "crawl_runs"
