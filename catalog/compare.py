@@ -273,7 +273,7 @@ def compare(session: Session, name: str | None = None) -> list[Comparison]:
         names = {v.name for v in claimed}
         if not names:
             continue  # a record without tools claims nothing (its own introspection failed)
-        scored: list[tuple[bool, float, Server, set[str]]] = []
+        scored: list[tuple[bool, float, int, Server, set[str]]] = []
         for live, how in candidates.values():
             served = {v.name for v in tools[live.name]}
             common = names & served
@@ -281,11 +281,11 @@ def compare(session: Session, name: str | None = None) -> list[Comparison]:
             if not same_endpoint and (not common or len(common) < MIN_OVERLAP * min(len(names), len(served))):
                 continue
             if answered(live):
-                scored.append((same_endpoint, len(common) / max(len(names | served), 1), live, how))
+                scored.append((same_endpoint, len(common) / max(len(names | served), 1), len(common), live, how))
         if not scored:
             continue
-        best = max((endpoint, score) for endpoint, score, _, _ in scored)
-        for endpoint, score, live, how in scored:
+        best = max((endpoint, score) for endpoint, score, *_ in scored)
+        for endpoint, score, common_count, live, how in scored:
             if (endpoint, score) < best:
                 continue  # another server matches the record better
             if name is not None and name not in (record.name, live.name):
@@ -296,7 +296,7 @@ def compare(session: Session, name: str | None = None) -> list[Comparison]:
                     catalogue=record.name,
                     server=live.name,
                     matched_by=sorted(how),
-                    common=len(names & {v.name for v in served_views}),
+                    common=common_count,
                     catalogue_tools=len(claimed),
                     server_tools=len(served_views),
                     tools=disagreements(claimed, served_views),

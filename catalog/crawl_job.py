@@ -184,25 +184,19 @@ def _check_source_urls(opts: CrawlOptions) -> None:
         if source not in opts.sources:  # given and then unused, it crawled the default instead
             raise UsageError(f"--source-url {source}=... but {source} is not crawled (add --source {source})")
         if source in DIRECTORY_SOURCES:
-            try:
-                local = local_path(target)
-            except ValueError as exc:
-                raise UsageError(f"--source-url {source}={target[:200]!r}: {exc}") from None
+            local = _local_target(source, target)
             # Missing now, it may be back for the next run (a checkout being replaced): the run
             # fails saying why, a schedule goes on.  A file never becomes a checkout.
-            if local is not None and (not Path(local).exists() or Path(local).is_dir()):
+            if local is not None and (not local.exists() or local.is_dir()):
                 continue
             raise UsageError(f"--source-url {source}={target[:200]!r} is not a directory (a checkout of the catalogue)")
         if _is_http_url(target):
             continue
         if source == "toolhive":
-            try:
-                local = local_path(target)
-            except ValueError as exc:
-                raise UsageError(f"--source-url toolhive={target[:200]!r}: {exc}") from None
+            local = _local_target(source, target)
             # A file missing now may be back for the next run (a schedule must not stop on it:
             # the run fails, saying why); a directory or a device never becomes a registry.
-            if local is not None and (not Path(local).exists() or Path(local).is_file()):
+            if local is not None and (not local.exists() or local.is_file()):
                 continue
         what = "an http(s) URL or a file" if source == "toolhive" else "an http(s) URL"
         raise UsageError(f"--source-url {source}={target[:200]!r} is not {what}")
@@ -215,6 +209,16 @@ def _check_source_urls(opts: CrawlOptions) -> None:
             "the toolhive source needs its registry: --source-url toolhive=URL or a file "
             "(a ToolHive registry.json, legacy or upstream format)"
         )
+
+
+def _local_target(source: str, target: str) -> Path | None:
+    """The local path a ``--source-url`` names, as its spider will read it (None: a URL); a
+    ``file:`` URL on another host is refused."""
+    try:
+        local = local_path(target)
+    except ValueError as exc:
+        raise UsageError(f"--source-url {source}={target[:200]!r}: {exc}") from None
+    return Path(local) if local is not None else None
 
 
 def _source_url(opts: CrawlOptions, source: str) -> str | None:

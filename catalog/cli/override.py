@@ -18,8 +18,8 @@ from catalog.store.overrides import (
     all_overrides,
     clear_override,
     covered_now,
-    current_servers_digest,
     keep_servers_digest,
+    servers_digest,
     set_override,
     vouches,
 )
@@ -75,7 +75,8 @@ def override(
         raise CatalogError(f"--by takes at most 200 characters, not {len(author)}")
     rule_doc = _load_rule(rule) if rule is not None else None
     with store_session(db) as session, session.begin():
-        before = current_servers_digest(session, tool)
+        cover = covered_now(session, tool)
+        before = servers_digest(cover)
         if decision == "clear":
             if not clear_override(session, tool, server):
                 raise NotFound(f"no override for {tool!r}" + (f" on {server!r}" if server else ""))
@@ -90,7 +91,7 @@ def override(
         # definitions it covers, so a change on any of them, or a server that starts exposing
         # the tool, asks for review.
         digest = views[0].hash if server else before
-        covered = None if server else covered_now(session, tool)
+        covered = None if server else cover
         set_override(
             session,
             tool,

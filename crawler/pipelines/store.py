@@ -19,7 +19,7 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -89,15 +89,14 @@ class StorePipeline:
 
     def open_spider(self) -> None:
         self.store = open_store(self.url)
-        self.session = self.store.session()
         self.one_writer = self.store.engine.dialect.name == "sqlite"
         if self.store.engine.dialect.name == "postgresql":
             # A row another writer holds is waited for a minute, then this server fails (and is
-            # named): waiting for ever held the crawl lock, and every later crawl exited 4.
-            # On the open connection and on any the pool makes later.
+            # named): waiting for ever held the crawl lock, and every later crawl exited 4.  Set
+            # on every connection the pool makes, so the one opening the store made is let go.
             event.listen(self.store.engine, "connect", _set_lock_timeout)
-            self.session.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
-            self.session.commit()
+            self.store.engine.dispose()
+        self.session = self.store.session()
         spider = self.crawler.spider
         run = start_run(self.session, spider.name if spider else "unknown", self.crawler.settings.get("CATALOG_JOB"))
         # Written at the start, so a resume of a run killed before its end knows what it was.

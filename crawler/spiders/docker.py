@@ -152,8 +152,8 @@ def docker_entry(doc: Any, folder: str, tools_json: Any, source: str) -> ServerI
         # The commit Docker built the image from: a new one is a new server version.
         commit = _str(source_block.get("commit"), "source.commit", limit=100)
         version = commit or None
-    inline = docker_tools(doc.get("tools"), "server.yaml tools") if doc.get("tools") is not None else None
-    listed = docker_tools(tools_json, "tools.json") if tools_json is not None else None
+    inline = docker_tools(doc.get("tools"), "server.yaml tools")
+    listed = docker_tools(tools_json, "tools.json")
     return ServerItem(
         name=PREFIX + name,
         source=source,
