@@ -1,13 +1,13 @@
 """A catalogue's claim against the server's own answer: where the tools a catalogue records for
 a server disagree with what the server listed when it was introspected here.
 
-Why: Glama, ToolHive and Docker carry tool definitions, so a team can review a server from the
-catalogue's record without starting it.  That record is a claim: it may be stale (the server
-changed since), trimmed (tools that need a credential), or simply another server.  Each
-catalogue's record is stored under its own prefix (``glama/``, ``toolhive/``, ``docker/``)
-beside the server as the registry lists it, so both stand; this pairs them and says where they
-part: tools only one side lists, and tools whose definitions differ, with each side's risk
-and findings.  A
+Why: Glama, ToolHive, Docker and Smithery carry tool definitions, so a team can review a
+server from the catalogue's record without starting it.  That record is a claim: it may be
+stale (the server changed since), trimmed (tools that need a credential), or simply another
+server.  Each catalogue's record is stored under its own prefix (``glama/``, ``toolhive/``,
+``docker/``, ``smithery/``) beside the server as the registry lists it, so both stand; this
+pairs them and says where they part: tools only one side lists, and tools whose definitions
+differ, with each side's risk and findings.  A
 difference is *severe* where a reviewer trusting the catalogue would have missed something:
 the server's definition is poisoned where the catalogue's is not, rates stricter, or the
 server serves a high or critical (or poisoned) tool the catalogue never showed.

@@ -36,10 +36,11 @@ SOURCES = {
     "glama": "crawler.spiders.glama.GlamaSpider",
     "toolhive": "crawler.spiders.toolhive.ToolHiveSpider",
     "docker": "crawler.spiders.docker.DockerSpider",
+    "smithery": "crawler.spiders.smithery.SmitherySpider",
     "remotes": "crawler.spiders.remotes.RemotesSpider",
 }
 #: Sources whose catalogue is a URL of the user's choosing (``--source-url NAME=URL``).
-URL_SOURCES = ("official-registry", "glama", "toolhive", "docker")
+URL_SOURCES = ("official-registry", "glama", "toolhive", "docker", "smithery")
 #: Sources read from a local checkout, never over HTTP.
 DIRECTORY_SOURCES = ("docker",)
 
@@ -204,6 +205,9 @@ def _check_source_urls(opts: CrawlOptions) -> None:
         raise UsageError(
             "the docker source needs its checkout: --source-url docker=PATH (a clone of docker/mcp-registry)"
         )
+    if "smithery" in opts.sources and not os.environ.get("SMITHERY_API_KEY", "").strip():
+        # Every request of Smithery's API needs it; without, each run failed on a 401.
+        raise UsageError("the smithery source needs an API key: set SMITHERY_API_KEY (a key from smithery.ai)")
     if "toolhive" in opts.sources and "toolhive" not in opts.source_urls:
         raise UsageError(
             "the toolhive source needs its registry: --source-url toolhive=URL or a file "

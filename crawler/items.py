@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 #: Name prefixes of the catalogues whose entries are their own records of a server (Glama's
-#: page, ToolHive's entry), with the tools the catalogue claims: no other catalogue's entry,
+#: page, ToolHive's entry, Smithery's record), with the tools the catalogue claims: no other catalogue's entry,
 #: and no hand-run introspection, may write a server under them.
-CATALOGUE_NAMESPACES = ("glama/", "toolhive/", "docker/")
+CATALOGUE_NAMESPACES = ("glama/", "toolhive/", "docker/", "smithery/")
 
 
 def local_path(target: str) -> str | None:

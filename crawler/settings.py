@@ -46,6 +46,10 @@ FEED_EXPORT_ENCODING = "utf-8"
 # Items from one page are processed together; introspection has its own semaphore.
 CONCURRENT_ITEMS = 64
 
+# A catalogue's API key (Smithery's) is added below the HTTP cache, so it is never written into
+# the cache nor carried by a redirect to another origin (crawler/middlewares.py).
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.CatalogueKeyMiddleware": 950}
+
 ITEM_PIPELINES = {
     "crawler.pipelines.validate.ValidatePipeline": 100,
     "crawler.pipelines.deduplicate.DeduplicatePipeline": 200,

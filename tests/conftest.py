@@ -99,13 +99,18 @@ class Routes:
     """A tiny loopback HTTP server whose answers the test sets per path (query ignored unless given).
 
     Every answer carries an ETag; a request with a matching If-None-Match gets 304, as the
-    real registry's CDN does, so conditional requests can be counted."""
+    real registry's CDN does, so conditional requests can be counted.  With ``key`` set, a
+    request without ``Authorization: Bearer KEY`` gets 401, as an API that wants a key does;
+    every request's Authorization header is kept in ``authorizations``.  A 3xx answer's body is
+    its Location."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, bytes, str]] = {}
         self.delays: dict[str, float] = {}
         self.hits: list[str] = []
         self.not_modified = 0
+        self.key: str | None = None
+        self.authorizations: list[tuple[str, str | None]] = []
 
     def set(
         self, path: str, body: Any, status: int = 200, content_type: str = "application/json", delay: float = 0.0
@@ -132,7 +137,19 @@ def http_routes() -> Iterator[tuple[str, Routes]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, body, ctype = routes.answer(self.path)
+            given = self.headers.get("Authorization")
+            routes.authorizations.append((self.path, given))
+            if routes.key is not None and given != f"Bearer {routes.key}":
+                routes.hits.append(self.path)
+                status, body, ctype = 401, b'{"error":"unauthorized"}', "application/json"
+            else:
+                status, body, ctype = routes.answer(self.path)
+            if 300 <= status < 400:
+                self.send_response(status)
+                self.send_header("Location", body.decode())
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             if status == 200 and self.headers.get("If-None-Match") == etag:
                 routes.not_modified += 1

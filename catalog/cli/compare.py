@@ -64,7 +64,8 @@ def compare_cmd(
     server: Annotated[
         str | None,
         typer.Argument(
-            help="A server or a catalogue record (glama/..., toolhive/..., docker/...); default: every record."
+            help="A server or a catalogue record (glama/..., toolhive/..., docker/..., smithery/...); "
+            "default: every record."
         ),
     ] = None,
     severe: Annotated[

@@ -16,7 +16,8 @@ def crawl(
         typer.Option(
             "--source",
             "-s",
-            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive, docker; or remotes "
+            help="Catalogue to crawl (repeatable): official-registry, curated, glama, toolhive, docker, smithery "
+            "(needs SMITHERY_API_KEY); or remotes "
             "(every stored server whose remote endpoint listed its tools, asked again). "
             "Default: official-registry and curated.",
         ),

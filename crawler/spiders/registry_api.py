@@ -10,7 +10,7 @@ recorded error and leaves everything already stored untouched.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -219,14 +219,16 @@ class RegistryApiSpider(scrapy.Spider):
         # one error line of a crawl whose every source failed) says it, once.
         self.logger.warning("%s: %s", self.name, reason)
 
-    def read_json(self, response: Response) -> Any:
-        """The page's JSON, or :data:`UNREADABLE` once the run's error says why."""
+    def read_json(self, response: Response, note: Callable[[str], None] | None = None) -> Any:
+        """The page's JSON, or :data:`UNREADABLE` once ``note`` (the run's error, unless the
+        page is one server's own) says why."""
+        note = note or self.note_error
         try:
             return load_page(response.body)
         except PageTooLarge as exc:
-            self.note_error(f"{response.url}: refused, {exc}")
+            note(f"{response.url}: refused, {exc}")
         except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's depth
-            self.note_error(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
+            note(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
         return UNREADABLE
 
     def count_page(self) -> None:

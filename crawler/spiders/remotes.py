@@ -11,8 +11,8 @@ poisoning.
 
 This source lists only some servers by design, so its runs never mark anything removed, and
 it adds no source of its own to a server: each is listed as the catalogue it came from.
-Catalogue records (``glama/``, ``toolhive/``, ``docker/``) are left to their own crawls, which
-introspect their remotes every time.
+Catalogue records (``glama/``, ``toolhive/``, ``docker/``, ``smithery/``) are left to their own
+crawls, which introspect their remotes every time.
 """
 
 from __future__ import annotations
