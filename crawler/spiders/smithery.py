@@ -17,9 +17,11 @@ an ``mcpb`` package, which this machine does not install.  Its ``stdioFunction``
 Smithery's own clients run to build a command line: it is never read.
 
 Smithery pages by number through a list it sorts by use, so a server that moves up while the
-crawl reads the pages is read twice and another one not at all.  A listing counts as complete
-(and a ``--full`` crawl may mark what it no longer holds removed) only when it read as many
-different servers as the catalogue counted, with the same count on every page.
+crawl reads the pages is read twice and another one not at all.  A listing is taken as complete
+only when it read as many different servers as the catalogue counted, with the same count on
+every page; and even then equal counts may hide a server missed for one added, so before a
+stored record is marked removed its own page is asked for: only a 404 says it is gone (any other
+failure leaves the run partial, and nothing is removed).
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import scrapy
 from scrapy.http import Response
+from sqlalchemy import select
 
+from catalog.store.db import open_store
+from catalog.store.models import Server
 from crawler.items import ServerItem
 from crawler.middlewares import origin
 from crawler.spiders.registry_api import UNREADABLE, EntryError, RegistryApiSpider, _str, _timestamp, _tools
@@ -45,6 +50,9 @@ QUALIFIED = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9._-]{0,150}(?:/[A-Za-z0-9][A-Za-
 #: Statuses read by the callbacks (a refused key, a server gone between list and record)
 #: rather than by Scrapy's error path, to say what they mean.
 ANSWERED = [401, 403, 404]
+#: Remotes and packages kept per record (Smithery gives one of each at most): each remote is
+#: introspected in turn, and a record of a million connections must not hold the crawl.
+MAX_CONNECTIONS = 16
 
 
 def listed_name(entry: Any) -> str:
@@ -63,20 +71,18 @@ def _connections(value: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         return [], []
     if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
         raise EntryError("connections is not a list of objects")
-    remotes: list[dict[str, Any]] = []
-    packages: list[dict[str, Any]] = []
+    remotes: dict[str, dict[str, Any]] = {}
+    packages: dict[str, dict[str, Any]] = {}
     for conn in value:
         kind = conn.get("type")
-        if kind == "http":
-            url = conn.get("deploymentUrl", conn.get("url"))
-            known = any(r["url"] == url for r in remotes)
-            if isinstance(url, str) and origin(url) is not None and len(url) <= 2000 and not known:
-                remotes.append({"type": "streamable-http", "url": url})
-        elif kind == "stdio":
-            bundle = conn.get("bundleUrl")
-            if isinstance(bundle, str) and origin(bundle) is not None and len(bundle) <= 2000:
-                packages.append({"registryType": "mcpb", "identifier": bundle, "transport": {"type": "stdio"}})
-    return remotes, packages
+        url = conn.get("deploymentUrl", conn.get("url")) if kind == "http" else conn.get("bundleUrl")
+        if not isinstance(url, str) or len(url) > 2000 or origin(url) is None:
+            continue
+        if kind == "http" and len(remotes) < MAX_CONNECTIONS:
+            remotes.setdefault(url, {"type": "streamable-http", "url": url})
+        elif kind == "stdio" and len(packages) < MAX_CONNECTIONS:
+            packages.setdefault(url, {"registryType": "mcpb", "identifier": url, "transport": {"type": "stdio"}})
+    return list(remotes.values()), list(packages.values())
 
 
 def smithery_entry(listed: Mapping[str, Any], record: Any, source: str) -> ServerItem:
@@ -121,7 +127,8 @@ class SmitherySpider(RegistryApiSpider):
         super().__init__(base_url=base_url, **kwargs)
         #: Read by CatalogueKeyMiddleware (never logged, stored or put in a URL).
         self.api_key = os.environ.get(API_KEY_ENV, "").strip()
-        self.key_origin = origin(self.base_url)
+        # As Scrapy will send it (an international host in punycode), or the key never matched.
+        self.key_origin = origin(scrapy.Request(self.base_url).url) if origin(self.base_url) else None
         #: Servers asked for, and the count each page gave (see the module's last paragraph).
         self.listed: set[str] = set()
         self.counts: set[int] = set()
@@ -148,8 +155,37 @@ class SmitherySpider(RegistryApiSpider):
             dont_filter=True,
         )
 
+    def record_request(self, name: str, listed: dict[str, Any], *, confirming: bool = False) -> scrapy.Request:
+        return scrapy.Request(
+            self.record_url(name),
+            callback=self.parse_record,
+            errback=self.record_failed,
+            cb_kwargs={"listed": listed, "confirming": confirming},
+            meta={"handle_httpstatus_list": ANSWERED},
+            dont_filter=True,
+        )
+
     async def start(self) -> AsyncIterator[scrapy.Request]:
         yield self.list_request(1)
+
+    def unlisted(self) -> list[str]:
+        """Qualified names of the stored records of this source that this run's list did not
+        name (read as the ``remotes`` source reads the store: a name, nothing written)."""
+        url = self.crawler.settings.get("CATALOG_DATABASE_URL")
+        if not url:
+            return []
+        store = open_store(url)
+        try:
+            with store.session() as session:
+                rows = session.execute(
+                    select(Server.name, Server.sources).where(
+                        Server.removed_at.is_(None), Server.name.startswith(PREFIX, autoescape=True)
+                    )
+                ).all()
+        finally:
+            store.dispose()
+        names = (name[len(PREFIX) :] for name, sources in rows if self.name in (sources or []))
+        return sorted(n for n in names if n not in self.listed and QUALIFIED.fullmatch(n))
 
     # -- parsing ----------------------------------------------------------------------------
     def refused(self, response: Response) -> bool:
@@ -181,14 +217,7 @@ class SmitherySpider(RegistryApiSpider):
             if name in self.listed:
                 continue  # read again on a later page: the list moved (counted at the end)
             self.listed.add(name)
-            yield scrapy.Request(
-                self.record_url(name),
-                callback=self.parse_record,
-                errback=self.record_failed,
-                cb_kwargs={"listed": dict(entry)},
-                meta={"handle_httpstatus_list": ANSWERED},
-                dont_filter=True,
-            )
+            yield self.record_request(name, dict(entry))
         # How the page ends decides whether the listing is complete: an ending it cannot read is
         # an error, never a quiet last page.
         pagination = data.get("pagination")
@@ -200,7 +229,11 @@ class SmitherySpider(RegistryApiSpider):
         assert isinstance(total, int) and isinstance(total_pages, int)
         self.counts.add(total)
         if page < total_pages:
-            if self.pages >= self.max_pages:
+            if not data["servers"]:
+                # Before the last page, an empty one: the list shrank while it was read, or its
+                # page count is not to be believed (10**12 pages would be walked to the limit).
+                self.note_error(f"{response.url}: page {page} of {total_pages} holds no server; stopped")
+            elif self.pages >= self.max_pages:
                 self.note_error(f"stopped after {self.max_pages} pages")
             else:
                 yield self.list_request(page + 1)
@@ -212,11 +245,21 @@ class SmitherySpider(RegistryApiSpider):
                 f"{'/'.join(str(c) for c in sorted(self.counts))}: its list moved while it was read, so it "
                 "is not taken as complete (nothing is marked removed)"
             )
+            return
+        # Counts that agree may still hide a server missed for one added: a stored record the
+        # list did not name is removed only if its own page says it is gone.
+        for name in self.unlisted():
+            yield self.record_request(name, {"qualifiedName": name}, confirming=True)
 
-    def parse_record(self, response: Response, listed: dict[str, Any]) -> Iterator[ServerItem]:
+    def parse_record(
+        self, response: Response, listed: dict[str, Any], confirming: bool = False
+    ) -> Iterator[ServerItem]:
         name = str(listed.get("qualifiedName"))
         if self.refused(response):
             return
+        if response.status == 404 and confirming:
+            self.crawler.stats.inc_value("catalog/smithery_confirmed_gone")
+            return  # not listed and its page gone: the end of the run marks it removed
         if response.status == 404:
             # Gone between the list and its record: the next crawl's list will say.
             self.note_malformed(f"{name[:100]}: its record answered HTTP 404")
