@@ -425,7 +425,12 @@ def test_broken_database_url_is_one_line_and_non_zero() -> None:
 
 
 def test_read_commands_do_not_import_heavy_modules(filled: str) -> None:
-    for argv in (["recommend", "get_ticker_price"], ["server", "io.github.example/binance"], ["compare"]):
+    for argv in (
+        ["recommend", "get_ticker_price"],
+        ["server", "io.github.example/binance"],
+        ["compare"],
+        ["findings", "--format", "sarif"],
+    ):
         code = (
             "import sys\nfrom catalog.cli import main\n"
             f"sys.argv = ['catalog', *{argv!r}, '--db', {filled!r}]\n"

@@ -15,6 +15,7 @@ from catalog.cli import (
     diff,
     evaluate,
     export,
+    findings,
     introspect,
     override,
     recommend,
@@ -42,6 +43,7 @@ app.command("override")(override.override)
 app.command("overrides")(override.overrides)
 app.command("diff")(diff.diff)
 app.command("compare")(compare.compare_cmd)
+app.command("findings")(findings.findings)
 app.command("evaluate")(evaluate.evaluate)
 app.command("schedule", context_settings={"allow_interspersed_args": False})(schedule.schedule)
 

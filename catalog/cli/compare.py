@@ -79,8 +79,8 @@ def compare_cmd(
     output: FormatOption = TextOrJson.TEXT,
     db: DbOption = None,
 ) -> None:
-    """Where the tools a catalogue records for a server (Glama, ToolHive, Docker) disagree with what the
-    server listed when introspected here: tools only one side lists, and differing definitions
+    """Where the tools a catalogue records for a server (Glama, ToolHive, Docker, Smithery) disagree with
+    what the server listed when introspected here: tools only one side lists, and differing definitions
     with each side's risk and poisoning."""
     with store_session(db) as session:
         if server is not None:

@@ -1,0 +1,140 @@
+"""The catalogue's findings as a SARIF 2.1.0 log, the format security tools exchange findings in.
+
+Why SARIF: a team already has a place where findings are triaged (GitHub code scanning,
+DefectDojo, Azure DevOps, an IDE's SARIF viewer); ``catalog findings --format sarif`` puts a
+poisoned tool there beside their own code's alerts, without a converter of their own.
+
+What a location is here: a finding is about a tool of a server, not a line of a file.  Each
+result names it twice: as a *logical* location (``SERVER/TOOL``, kind ``function``), which is
+what it is, and as a *physical* one, the relative URI ``mcp/SERVER/TOOL`` (each part
+percent-escaped), because GitHub's code scanning refuses a result without an artifact location
+and anything but a relative path in it.  ``partialFingerprints`` carries a digest of the
+server, tool, finding and definition hash, so a consumer that tracks alerts across uploads sees
+the same finding as the same alert, and a changed definition as a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import quote
+
+from catalog import __version__
+from catalog.findings import CatalogFinding
+from classifier.verdict import FINDING_IDS
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/mcp-catalog/mcp-catalog"
+FINGERPRINT = "mcpCatalogFinding/v1"
+
+#: Per finding: a name, one-line and full descriptions (from the rubric, taxonomy.md), the
+#: SARIF level, and GitHub's ``security-severity`` (0-10: 9+ critical, 7+ high, 4+ medium).
+RULES: dict[str, dict[str, str]] = {
+    "tool_poisoning": {
+        "name": "ToolPoisoning",
+        "short": "The tool's description carries instructions aimed at the model, not the user.",
+        "full": "Hidden tags, 'do not tell the user', requests to read credentials or other tools' data, "
+        "invisible Unicode, or instructions to call other tools: text an agent may obey. The recommended "
+        "policy hides the tool.",
+        "level": "error",
+        "severity": "9.5",
+    },
+    "annotation_mismatch": {
+        "name": "AnnotationMismatch",
+        "short": "The tool's declared annotations contradict what it does.",
+        "full": "A tool that declares readOnlyHint: true but writes, or destructiveHint: false but deletes "
+        "or moves money: a client that trusts the annotations would skip the confirmation it needs.",
+        "level": "warning",
+        "severity": "6.0",
+    },
+    "definition_changed": {
+        "name": "DefinitionChanged",
+        "short": "The tool's definition changed since an earlier crawl (rug-pull watch).",
+        "full": "The server now serves another definition of a tool under the same name. Severe when the "
+        "risk went up or poisoning was added; review it before trusting a decision made on the old one.",
+        "level": "warning",
+        "severity": "7.0",
+    },
+}
+
+
+def _uri(server: str, tool: str) -> str:
+    # Each name one escaped path segment: no '..', no scheme, nothing a consumer resolves away.
+    return "mcp/" + quote(server, safe="") + "/" + quote(tool, safe="")
+
+
+def _fingerprint(f: CatalogFinding) -> str:
+    key = "\x00".join((f.server, f.tool, f.kind, f.rule, f.hash))
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _result(f: CatalogFinding, index: dict[str, int]) -> dict[str, Any]:
+    rule = RULES[f.kind]
+    level = "error" if f.severe else rule["level"]
+    text = f"{f.server} :: {f.tool}: {f.evidence}" if f.evidence else f"{f.server} :: {f.tool}"
+    properties: dict[str, Any] = {
+        "server": f.server,
+        "tool": f.tool,
+        "definitionHash": f.hash,
+        "risk": f.risk,
+        "category": f.category,
+        "severe": f.severe,
+    }
+    if f.rule:
+        properties["rule"] = f.rule
+    if f.old_hash:
+        properties["previousDefinitionHash"] = f.old_hash
+    if f.detected_at:
+        properties["detectedAt"] = f.detected_at.isoformat(timespec="seconds")
+    return {
+        "ruleId": f.kind,
+        "ruleIndex": index[f.kind],
+        "level": level,
+        "message": {"text": text},
+        "locations": [
+            {
+                "physicalLocation": {"artifactLocation": {"uri": _uri(f.server, f.tool)}},
+                "logicalLocations": [
+                    {"name": f.tool, "fullyQualifiedName": f"{f.server}/{f.tool}", "kind": "function"}
+                ],
+            }
+        ],
+        "partialFingerprints": {FINGERPRINT: _fingerprint(f)},
+        "properties": properties,
+    }
+
+
+def sarif_log(found: list[CatalogFinding]) -> dict[str, Any]:
+    """One run of mcp-catalog holding every finding; every rule is declared, found or not."""
+    index = {kind: i for i, kind in enumerate(FINDING_IDS)}
+    rules = [
+        {
+            "id": kind,
+            "name": RULES[kind]["name"],
+            "shortDescription": {"text": RULES[kind]["short"]},
+            "fullDescription": {"text": RULES[kind]["full"]},
+            "helpUri": f"{INFORMATION_URI}#findings",
+            "defaultConfiguration": {"level": RULES[kind]["level"]},
+            "properties": {"tags": ["security", "mcp"], "security-severity": RULES[kind]["severity"]},
+        }
+        for kind in FINDING_IDS
+    ]
+    return {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "mcp-catalog",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "results": [_result(f, index) for f in found],
+                "columnKind": "unicodeCodePoints",
+            }
+        ],
+    }
