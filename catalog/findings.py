@@ -40,7 +40,9 @@ class CatalogFinding:
     hash: str
     kind: str
     evidence: str
-    severe: bool
+    #: None for a change not judged yet (a crawl stopped before classifying the new definition):
+    #: not known to be mild, so ``--severe`` keeps it.
+    severe: bool | None
     #: The rule that found it ("" for a finding no single rule made).
     rule: str = ""
     risk: str = UNKNOWN
@@ -103,7 +105,7 @@ def collect_findings(
     (the verdicts' findings stand whenever they were made: a poisoned tool stays poisoned)."""
     changes = _latest_changes(session, server) if "definition_changed" in kinds else {}
     found: list[CatalogFinding] = []
-    for view in current_tools(session, server=server):
+    for view in current_tools(session, server=server, definitions=False):
         v = view.verdict
         risk = v.risk if v is not None else UNKNOWN
         category = v.category if v is not None else ""
@@ -133,7 +135,7 @@ def collect_findings(
                     hash=view.hash,
                     kind="definition_changed",
                     evidence=_change_text(change.summary or {})[:MAX_EVIDENCE],
-                    severe=bool(change.severe),
+                    severe=change.severe,
                     risk=risk,
                     category=category,
                     old_hash=change.old_hash,
@@ -141,11 +143,17 @@ def collect_findings(
                 )
             )
     order = {k: i for i, k in enumerate(FINDING_IDS)}
-    found.sort(key=lambda f: (not f.severe, order.get(f.kind, len(order)), f.server, f.tool))
+    rank = {True: 0, None: 1, False: 2}
+    found.sort(key=lambda f: (rank[f.severe], order.get(f.kind, len(order)), f.server, f.tool))
     return found
 
 
 def counts(found: list[CatalogFinding]) -> dict[str, int]:
-    """Findings per kind (every kind named, zero or not) and how many are severe."""
+    """Findings per kind (every kind named, zero or not), how many are severe and how many
+    changes are not judged yet."""
     by_kind = Counter(f.kind for f in found)
-    return {**{k: by_kind.get(k, 0) for k in FINDING_IDS}, "severe": sum(1 for f in found if f.severe)}
+    return {
+        **{k: by_kind.get(k, 0) for k in FINDING_IDS},
+        "severe": sum(1 for f in found if f.severe),
+        "unjudged": sum(1 for f in found if f.severe is None),
+    }

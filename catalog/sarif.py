@@ -6,16 +6,25 @@ poisoned tool there beside their own code's alerts, without a converter of their
 
 What a location is here: a finding is about a tool of a server, not a line of a file.  Each
 result names it twice: as a *logical* location (``SERVER/TOOL``, kind ``function``), which is
-what it is, and as a *physical* one, the relative URI ``mcp/SERVER/TOOL`` (each part
-percent-escaped), because GitHub's code scanning refuses a result without an artifact location
-and anything but a relative path in it.  ``partialFingerprints`` carries a digest of the
-server, tool, finding and definition hash, so a consumer that tracks alerts across uploads sees
-the same finding as the same alert, and a changed definition as a new one.
+what it is, and as a *physical* one, the relative URI ``mcp/_SERVER/_TOOL``, because GitHub's
+code scanning refuses a result without an artifact location and anything but a relative path in
+it.  Each name is percent-escaped into one segment and prefixed with ``_``: a server may call its
+tool ``..``, and a segment ``..`` (or ``%2E%2E``, which browsers' URL parsers read the same way)
+would lead a consumer out of ``mcp/``.  ``partialFingerprints`` carries a digest of the server,
+tool, finding, rule, definition hash (and the one a change replaced) and the finding's place
+among the tool's findings by the same rule, so a consumer that tracks alerts across uploads sees
+the same finding as the same alert, two findings as two, and a changed definition as a new one.
+
+A message is SARIF *plain text*, in which ``{0}`` is a placeholder and ``[text](url)`` a link a
+viewer makes clickable: strangers' names and descriptions are escaped (``{{``, ``\\[``), so a
+tool named ``[sign in](https://…)`` is shown as what it is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
@@ -59,18 +68,26 @@ RULES: dict[str, dict[str, str]] = {
 
 
 def _uri(server: str, tool: str) -> str:
-    # Each name one escaped path segment: no '..', no scheme, nothing a consumer resolves away.
-    return "mcp/" + quote(server, safe="") + "/" + quote(tool, safe="")
+    """``mcp/_SERVER/_TOOL``: each name one escaped segment that can never be a dot-segment."""
+    return "mcp/_" + quote(server, safe="") + "/_" + quote(tool, safe="")
 
 
-def _fingerprint(f: CatalogFinding) -> str:
-    key = "\x00".join((f.server, f.tool, f.kind, f.rule, f.hash))
+def plain_text(text: str) -> str:
+    """``text`` as SARIF plain text shows it: braces doubled (no placeholder), square brackets
+    escaped with the backslashes before them doubled (no embedded link)."""
+    text = text.replace("{", "{{").replace("}", "}}")
+    return re.sub(r"(\\*)([\[\]])", lambda m: m.group(1) * 2 + "\\" + m.group(2), text)
+
+
+def _fingerprint(f: CatalogFinding, occurrence: int) -> str:
+    key = "\x00".join((f.server, f.tool, f.kind, f.rule, f.hash, f.old_hash or "", str(occurrence)))
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _result(f: CatalogFinding, index: dict[str, int]) -> dict[str, Any]:
+def _result(f: CatalogFinding, index: dict[str, int], occurrence: int) -> dict[str, Any]:
     rule = RULES[f.kind]
-    level = "error" if f.severe else rule["level"]
+    # Severe, or a change not judged yet (not known to be mild): an error.
+    level = rule["level"] if f.severe is False else "error"
     text = f"{f.server} :: {f.tool}: {f.evidence}" if f.evidence else f"{f.server} :: {f.tool}"
     properties: dict[str, Any] = {
         "server": f.server,
@@ -90,7 +107,7 @@ def _result(f: CatalogFinding, index: dict[str, int]) -> dict[str, Any]:
         "ruleId": f.kind,
         "ruleIndex": index[f.kind],
         "level": level,
-        "message": {"text": text},
+        "message": {"text": plain_text(text)},
         "locations": [
             {
                 "physicalLocation": {"artifactLocation": {"uri": _uri(f.server, f.tool)}},
@@ -99,7 +116,7 @@ def _result(f: CatalogFinding, index: dict[str, int]) -> dict[str, Any]:
                 ],
             }
         ],
-        "partialFingerprints": {FINGERPRINT: _fingerprint(f)},
+        "partialFingerprints": {FINGERPRINT: _fingerprint(f, occurrence)},
         "properties": properties,
     }
 
@@ -107,6 +124,12 @@ def _result(f: CatalogFinding, index: dict[str, int]) -> dict[str, Any]:
 def sarif_log(found: list[CatalogFinding]) -> dict[str, Any]:
     """One run of mcp-catalog holding every finding; every rule is declared, found or not."""
     index = {kind: i for i, kind in enumerate(FINDING_IDS)}
+    seen: Counter[tuple[str, str, str, str]] = Counter()
+    results = []
+    for f in found:
+        key = (f.server, f.tool, f.kind, f.rule)
+        results.append(_result(f, index, seen[key]))
+        seen[key] += 1
     rules = [
         {
             "id": kind,
@@ -133,7 +156,7 @@ def sarif_log(found: list[CatalogFinding]) -> dict[str, Any]:
                         "rules": rules,
                     }
                 },
-                "results": [_result(f, index) for f in found],
+                "results": results,
                 "columnKind": "unicodeCodePoints",
             }
         ],

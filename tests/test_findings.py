@@ -13,11 +13,13 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from sqlalchemy import select
 
-from catalog.sarif import RULES
+from catalog.findings import CatalogFinding
+from catalog.sarif import RULES, sarif_log
 from catalog.store.db import open_store
 from catalog.store.models import DefinitionChange
 from catalog.store.records import ServerRecord
@@ -93,6 +95,7 @@ def test_every_finding_is_listed_severe_first(catalogue: str) -> None:
         "annotation_mismatch": 1,
         "definition_changed": 1,
         "severe": poisoning + 1,
+        "unjudged": 0,
     }
     by_kind = {f["kind"]: f for f in data["findings"]}
     assert "readOnlyHint: true" in by_kind["annotation_mismatch"]["evidence"]
@@ -184,7 +187,7 @@ def test_the_sarif_log_is_valid_and_stable(catalogue: str, tmp_path: Path) -> No
     # A stranger's server name is one escaped path segment: no '..' for a consumer to resolve.
     odd = next(r for r in results if r["properties"]["server"] == ODD_SERVER)
     uri = odd["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-    assert uri == "mcp/io.github.ex%2F..%2F%C3%A4mber%20tools/add"
+    assert uri == "mcp/_io.github.ex%2F..%2F%C3%A4mber%20tools/_add"
     assert odd["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == f"{ODD_SERVER}/add"
     # The same findings keep their fingerprints from one run to the next, and differ from each other.
     prints = [next(iter(r["partialFingerprints"].values())) for r in results]
@@ -200,3 +203,53 @@ def test_an_empty_catalogue_has_a_valid_empty_log(sqlite_url: str, tmp_path: Pat
     path = tmp_path / "empty.sarif"
     path.write_text(out.stdout)
     assert _validate(path) == [] and json.loads(out.stdout)["runs"][0]["results"] == []
+
+
+def _finding(**kw: Any) -> CatalogFinding:
+    base: dict[str, Any] = {"server": "io.x/s", "tool": "t", "hash": "h" * 64, "kind": "tool_poisoning"}
+    return CatalogFinding(**{**base, "evidence": "e", "severe": True, **kw})
+
+
+def test_hostile_names_and_evidence_stay_what_they_are(tmp_path: Path) -> None:
+    found = [
+        # A tool named `..` on a server named `..`: its URI stays under mcp/ (it read mcp/../..).
+        _finding(server="..", tool=".."),
+        _finding(server=".", tool="x"),
+        # In SARIF plain text `{0}` is a placeholder and `[text](url)` a link a viewer follows.
+        _finding(tool="{0}", evidence=r"see [sign in](https://evil.test/) or [here](7) \[x]"),
+        # One rule firing twice on one tool (an oversized title and description): two alerts.
+        _finding(kind="tool_poisoning", rule="oversized-text", evidence="title"),
+        _finding(kind="tool_poisoning", rule="oversized-text", evidence="description"),
+    ]
+    log = sarif_log(found)
+    path = tmp_path / "hostile.sarif"
+    path.write_text(json.dumps(log))
+    assert _validate(path) == []
+    results = log["runs"][0]["results"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
+    assert uris[:2] == ["mcp/_../_..", "mcp/_./_x"]
+    for uri in uris:  # resolved as a browser resolves a link, still under mcp/
+        assert urljoin("https://repo.test/root/", uri).startswith("https://repo.test/root/mcp/_"), uri
+    text = results[2]["message"]["text"]
+    assert text == r"io.x/s :: {{0}}: see \[sign in\](https://evil.test/) or \[here\](7) \\\[x\]"
+    prints = [r["partialFingerprints"]["mcpCatalogFinding/v1"] for r in results]
+    assert len(set(prints)) == len(prints)
+
+
+def test_a_change_not_judged_yet_is_not_called_mild(sqlite_url: str) -> None:
+    # A crawl stopped before classifying: the new definition has no verdict, the change no
+    # severity. It is listed as not judged, and the CI gate does not pass it.
+    _store(sqlite_url, "io.github.example/notes", [NOTE])
+    store = open_store(sqlite_url)
+    with store.session() as s, s.begin():
+        record_tools(s, upsert_server(s, ServerRecord(name="io.github.example/notes", source="test")), [RUG])
+    store.dispose()
+    data = json.loads(findings(sqlite_url, "--format", "json").stdout)
+    assert [(f["kind"], f["severe"]) for f in data["findings"]] == [("definition_changed", None)]
+    assert data["counts"]["unjudged"] == 1 and data["counts"]["severe"] == 0
+    gate = findings(sqlite_url, "--severe")
+    assert gate.returncode == 1 and "UNJUDGED definition_changed" in gate.stdout, gate.stdout
+    assert gate.stdout.startswith("findings: 1 (0 tool_poisoning, 0 annotation_mismatch, 1 definition_changed)")
+    assert "not yet judged: 1" in gate.stdout.splitlines()[0]
+    level = json.loads(findings(sqlite_url, "--format", "sarif").stdout)["runs"][0]["results"][0]["level"]
+    assert level == "error"

@@ -29,7 +29,7 @@ class FindingsFormat(StrEnum):
 
 
 def _line(f: CatalogFinding) -> str:
-    tag = "SEVERE " if f.severe else ""
+    tag = "SEVERE " if f.severe else "UNJUDGED " if f.severe is None else ""
     rule = f" [{f.rule}]" if f.rule else ""
     evidence = f.evidence if len(f.evidence) <= SHOWN_EVIDENCE else f.evidence[:SHOWN_EVIDENCE] + "…"
     return f"  {tag}{f.kind}{rule}  {f.server} :: {f.tool}  ({f.risk})  {evidence}"
@@ -38,7 +38,8 @@ def _line(f: CatalogFinding) -> str:
 def _summary(found: list[CatalogFinding]) -> str:
     n = counts(found)
     kinds = ", ".join(f"{n[k]} {k}" for k in FINDING_IDS)
-    return f"findings: {len(found)} ({kinds}), severe: {n['severe']}"
+    unjudged = f", not yet judged: {n['unjudged']}" if n["unjudged"] else ""
+    return f"findings: {len(found)} ({kinds}), severe: {n['severe']}{unjudged}"
 
 
 @friendly
@@ -60,7 +61,8 @@ def findings(
         bool,
         typer.Option(
             "--severe",
-            help="Only severe findings (poisoning, changes that raised the risk); exit 1 when there are any.",
+            help="Only severe findings (poisoning, changes that raised the risk or are not judged yet); "
+            "exit 1 when there are any.",
         ),
     ] = False,
     output: Annotated[FindingsFormat, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0).")] = (
@@ -83,7 +85,8 @@ def findings(
         start = resolve_since(session, since) if since is not None else None
         found = collect_findings(session, server=server, kinds=kinds, since=start)
     if severe:
-        found = [f for f in found if f.severe]
+        # A change not judged yet is kept: a gate that cannot say it is mild does not pass it.
+        found = [f for f in found if f.severe is not False]
     if output == FindingsFormat.SARIF:
         from catalog.sarif import sarif_log
 

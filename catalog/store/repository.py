@@ -438,7 +438,12 @@ def _latest_verdicts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[
     return out
 
 
-def current_tools(session: Session, *, name: str | None = None, server: str | None = None) -> list[ToolView]:
+def current_tools(
+    session: Session, *, name: str | None = None, server: str | None = None, definitions: bool = True
+) -> list[ToolView]:
+    """Every current tool (of servers still listed) with its verdict; without ``definitions``
+    each view's ``definition`` is left empty and the definitions are not read (a catalogue of
+    hostile megabyte descriptions held hundreds of MB for a command that never looks at them)."""
     q = (
         select(Tool, Server, ToolDefinitionRow)
         .join(Server, Tool.server_id == Server.id)
@@ -451,6 +456,8 @@ def current_tools(session: Session, *, name: str | None = None, server: str | No
         q = q.where(Tool.name == name)
     if server is not None:
         q = q.where(Server.name == server)
+    if not definitions:
+        q = q.options(defer(ToolDefinitionRow.definition))
     rows = session.execute(q).all()
     contexts = server_contexts(session, {s.id for _, s, _ in rows})
     verdicts = _latest_verdicts(session, ((t.current_hash, contexts.get(s.id, "")) for t, s, _ in rows))
@@ -460,7 +467,7 @@ def current_tools(session: Session, *, name: str | None = None, server: str | No
             server_title=s.title,
             name=t.name,
             hash=t.current_hash,
-            definition=d.definition,
+            definition=d.definition if definitions else {},
             verdict=verdicts.get((t.current_hash, contexts.get(s.id, ""))),
         )
         for t, s, d in rows
