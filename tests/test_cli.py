@@ -214,6 +214,10 @@ def test_show_and_stats(filled: str) -> None:
     assert shown["verdict"]["findings"][0]["id"] == "tool_poisoning"
     stats = json.loads(runner.invoke(app, ["stats", "--format", "json", "--db", filled]).stdout)
     assert stats["servers"] == 2 and stats["tools"] == 5 and stats["risk"]["critical"] == 2
+    # Tools per finding (one poisoned tool, however many of its rules fired).
+    assert stats["findings"] == {"tool_poisoning": 1, "annotation_mismatch": 0}
+    text = runner.invoke(app, ["stats", "--db", filled]).stdout
+    assert "findings: poisoned tools 1, annotation mismatches 0 (catalog findings lists them)" in text
 
 
 def test_classify_jsonl_keeps_order_and_reports_bad_lines(tmp_path: Path) -> None:

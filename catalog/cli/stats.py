@@ -19,9 +19,18 @@ def stats(
 
     with store_session(db) as session:
         s = store_stats(session)
-        tools = current_tools(session)
+        # Verdicts only: the definitions (megabytes each, from a hostile server) are not read.
+        tools = current_tools(session, definitions=False)
     risks = Counter(t.verdict.risk if t.verdict else "unclassified" for t in tools)
     cats = Counter(t.verdict.category for t in tools if t.verdict)
+    # Tools with each finding of their verdict (`catalog findings` lists them, with evidence).
+    flagged = Counter(
+        kind
+        for t in tools
+        if t.verdict
+        for kind in {f.get("id") for f in t.verdict.findings or [] if isinstance(f, dict)}
+        if kind in ("tool_poisoning", "annotation_mismatch")
+    )
     runs = [
         {
             "id": r.id,
@@ -42,6 +51,7 @@ def stats(
                     "definitions": s["definitions"],
                     "risk": dict(risks),
                     "category": dict(cats),
+                    "findings": {k: flagged[k] for k in ("tool_poisoning", "annotation_mismatch")},
                     "introspection": s["introspection"],
                     "recent_runs": runs,
                 },
@@ -57,6 +67,10 @@ def stats(
         )
     )
     lines.append("category: " + ", ".join(f"{k} {v}" for k, v in cats.most_common()))
+    lines.append(
+        f"findings: poisoned tools {flagged['tool_poisoning']}, annotation mismatches "
+        f"{flagged['annotation_mismatch']} (catalog findings lists them)"
+    )
     lines.append("introspection: " + (", ".join(f"{k} {v}" for k, v in sorted(s["introspection"].items())) or "none"))
     for r in runs:
         err = f" — {r['error'][:120]}{'…' if len(r['error']) > 120 else ''}" if r["error"] else ""
