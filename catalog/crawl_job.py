@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from catalog.errors import CatalogError, UsageError
 from catalog.store.db import open_store, resolve_url
-from catalog.store.models import CrawlRun
+from catalog.store.models import CrawlRun, utcnow
 from catalog.store.repository import complete_runs, mark_interrupted_runs
 from catalog.verdicts import assess_changes, classify_pending
 from crawler.introspection.installer import default_cache_dir
@@ -40,6 +40,11 @@ SOURCES = {
     "remotes": "crawler.spiders.remotes.RemotesSpider",
 }
 #: Sources whose catalogue is a URL of the user's choosing (``--source-url NAME=URL``).
+#: A run's error when the crawl was forced to stop before its spider could close the run.
+FORCED_STOP = (
+    "stopped before the end (forced, before the run could be closed); the same `catalog crawl` "
+    "with --resume continues it"
+)
 URL_SOURCES = ("official-registry", "glama", "toolhive", "docker", "smithery")
 #: Sources read from a local checkout, never over HTTP.
 DIRECTORY_SOURCES = ("docker",)
@@ -350,6 +355,14 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             progress.stop()
 
     with store.session() as session:
+        # A run still "running" here never closed: a second Ctrl-C or SIGTERM ("send again to
+        # force", as `catalog schedule` does after a few seconds) stopped the reactor before the
+        # spider could.  It said "crawl finished" and exited 0, its run left "running".
+        for run in session.scalars(select(CrawlRun).where(CrawlRun.job == job, CrawlRun.status == "running")):
+            run.status = "interrupted"
+            run.finished_at = utcnow()
+            run.error = FORCED_STOP
+        session.commit()
         classified = classify_pending(session)
         assess_changes(session)
         session.commit()

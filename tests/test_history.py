@@ -524,3 +524,36 @@ def test_a_crawl_stopped_with_ctrl_c_is_interrupted_not_complete(http_routes, tm
     assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
     assert removed_and_last_status(db) == ([], "interrupted")
     assert crawl(db, base, cache, "--no-introspect", "--resume").returncode == 0
+
+
+def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_path: Path) -> None:
+    # A second Ctrl-C (or SIGTERM, as `catalog schedule` sends a few seconds after the first)
+    # stops the reactor before the spider closes its run: the crawl said "crawl finished",
+    # exited 0, and left its run "running".
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    second = "/v0.1/servers?limit=100&version=latest&cursor=p2"
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
+    routes.set(second, registry_page([entry("io.github.test/b")]), delay=20)
+    args = [sys.executable, "-m", "catalog", "crawl", "--source", "official-registry", "--registry-url", base]
+    proc = subprocess.Popen(
+        [*args, "--full", "--no-introspect", "--cache-dir", str(cache), "--db", db],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and second not in routes.hits:
+        time.sleep(0.1)
+    assert second in routes.hits, routes.hits
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
+    assert "forced, before the run could be closed" in out, out
+    assert removed_and_last_status(db) == ([], "interrupted")
+    routes.set(second, registry_page([entry("io.github.test/b")]))
+    resumed = crawl(db, base, cache, "--no-introspect", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
