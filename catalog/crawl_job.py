@@ -93,11 +93,17 @@ class CrawlSummary:
 
     def line(self) -> str:
         bad = [r for r in self.runs if r["status"] == "failed"]
+        skipped = self.total("introspection_skipped")
         text = (
             f"crawl finished: {self.total('servers')} servers, {self.total('tools')} tools "
             f"({self.total('new_definitions')} new definitions, {self.classified} classified), "
             f"{self.total('introspection_failures')} introspection failures, "
-            f"{self.total('malformed')} malformed entries skipped"
+            + (
+                f"{skipped} not started (nothing this machine runs, or a source not installed from), "
+                if skipped
+                else ""
+            )
+            + f"{self.total('malformed')} malformed entries skipped"
         )
         if bad:
             text += f", {len(bad)} source(s) failed ({self.failure()})"
@@ -110,6 +116,15 @@ class CrawlSummary:
         ]
         if cut:
             text += f", {len(cut)} source(s) incomplete ({'; '.join(c[:240] for c in cut)})"
+        # A complete listing of another URL than the source's last one removes nothing this
+        # once: said here, not only in the run's stored counters.
+        held = [
+            f"{r['source']}: {r['counters']['removal_skipped']}"
+            for r in self.runs
+            if r["counters"].get("removal_skipped")
+        ]
+        if held:
+            text += f", nothing marked removed ({'; '.join(h[:240] for h in held)})"
         return text + f", {self.seconds:.1f}s"
 
 
@@ -128,8 +143,9 @@ def crawl_lock(cache_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise CrawlLocked(f"another crawl is running (pid {holder}, lock {path})") from None
+            holder = fh.read().strip()
+            who = f"pid {holder}" if holder.isdigit() else "a process that wrote no pid"
+            raise CrawlLocked(f"another crawl is running ({who}, lock {path})") from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -418,7 +434,7 @@ class _Progress:
 
         self.servers += 1
         self.tools += len(item.tools or [])
-        self.failures += sum(1 for a in item.attempts if a.outcome != "ok")
+        self.failures += sum(1 for a in item.attempts if a.outcome not in ("ok", "skipped"))
         self.bar.update(
             self.task,
             description=f"{self.servers} servers, {self.tools} tools, "

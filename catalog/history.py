@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, NotFound, UsageError
 from catalog.store.models import CrawlRun, DefinitionChange, Server, Tool, as_utc, utcnow
 
 
@@ -80,13 +80,14 @@ def resolve_since(session: Session, value: str | None) -> datetime:
     if re.fullmatch("[0-9]+", value):  # not str.isdigit(): "²" is a digit that int() refuses
         run = session.get(CrawlRun, int(value)) if int(value) < 2**31 else None  # an id column's range
         if run is None:
-            raise CatalogError(f"no crawl run {value}")
+            raise NotFound(f"no crawl run {value}")
         return run.started_at
     try:
         # In UTC, as every time the store gives back is (a date without a zone is read as UTC).
         return as_utc(datetime.fromisoformat(value))
     except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59-05:00 is past year 9999 in UTC
-        raise CatalogError(f"--since takes a run id or an ISO date, not {value!r}") from exc
+        # Exit 2, not 1: `diff --severe` exits 1 for a severe change, and a typo must not read as one.
+        raise UsageError(f"--since takes a run id or an ISO date, not {value!r}") from exc
 
 
 def diff_since(session: Session, since: datetime) -> Diff:

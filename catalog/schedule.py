@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from catalog.errors import CatalogError
+from catalog.errors import UsageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_INTERVAL = 366 * 86400
@@ -30,12 +30,12 @@ def parse_interval(text: str) -> float:
     """``90s``, ``15m``, ``6h``, ``1d`` (or combinations like ``1h30m``) -> seconds."""
     parts = re.findall(r"(\d+)\s*([smhd])", text.strip().lower())
     if not parts or "".join(a + b for a, b in parts) != re.sub(r"\s+", "", text.strip().lower()):
-        raise CatalogError(f"--every takes a duration like 30m, 6h or 1d, not {text!r}")
+        raise UsageError(f"--every takes a duration like 30m, 6h or 1d, not {text!r}")
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
-        raise CatalogError("--every must be longer than zero")
+        raise UsageError("--every must be longer than zero")
     if seconds > MAX_INTERVAL:
-        raise CatalogError(f"--every can be at most 366d, not {text!r}")
+        raise UsageError(f"--every can be at most 366d, not {text!r}")
     return float(seconds)
 
 
@@ -44,7 +44,7 @@ def _field(spec: str, lo: int, hi: int, name: str) -> frozenset[int]:
     for part in spec.split(","):
         m = re.fullmatch(r"(\*|\d+(?:-\d+)?)(?:/(\d+))?", part)
         if not m:
-            raise CatalogError(f"cron {name} field {spec!r} is not understood")
+            raise UsageError(f"cron {name} field {spec!r} is not understood")
         rng, step = m.group(1), int(m.group(2) or 1)
         if rng == "*":
             start, end = lo, hi
@@ -55,7 +55,7 @@ def _field(spec: str, lo: int, hi: int, name: str) -> frozenset[int]:
             if m.group(2):
                 end = hi
         if not (lo <= start <= end <= hi) or step < 1:
-            raise CatalogError(f"cron {name} field {spec!r} is out of range {lo}-{hi}")
+            raise UsageError(f"cron {name} field {spec!r} is out of range {lo}-{hi}")
         values.update(range(start, end + 1, step))
     return frozenset(values)
 
@@ -74,7 +74,7 @@ class Cron:
     def parse(cls, expr: str) -> Cron:
         parts = expr.split()
         if len(parts) != 5:
-            raise CatalogError(f"a cron expression has 5 fields (minute hour day month weekday), not {expr!r}")
+            raise UsageError(f"a cron expression has 5 fields (minute hour day month weekday), not {expr!r}")
         m, h, d, mo, wd = (_field(p, lo, hi, name) for p, (name, lo, hi) in zip(parts, _FIELDS, strict=True))
         wd = frozenset(0 if v == 7 else v for v in wd)
         # As Vixie cron: a day field that starts with "*" (also "*/2") does not restrict, so
@@ -101,7 +101,7 @@ class Cron:
             if self.matches(candidate):
                 return candidate
             candidate += timedelta(minutes=1)
-        raise CatalogError("the cron expression never matches")
+        raise UsageError("the cron expression never matches")
 
 
 #: A crawl's exit status for a usage error (click): the arguments will not get better by waiting.
@@ -237,7 +237,7 @@ def run_schedule(
             reason = failure_reason(proc.stderr, summary or f"exit {proc.returncode}")
             echo(f"[{now().isoformat(timespec='seconds')}] crawl {runs} FAILED (exit {proc.returncode}): {reason}")
             if proc.returncode == USAGE_ERROR:
-                raise CatalogError(f"the crawl's arguments were refused ({reason}): schedule stopped")
+                raise UsageError(f"the crawl's arguments were refused ({reason}): schedule stopped")
         next_at = cron.next_after(now()) if cron else started + timedelta(seconds=every or 0)
         if max_runs is None or runs < max_runs:
             echo(f"next crawl at {next_at.isoformat(timespec='seconds')}")

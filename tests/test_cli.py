@@ -689,3 +689,25 @@ def test_a_servers_own_override_takes_it_out_of_the_every_server_one(filled: str
     assert runner.invoke(app, ["override", "query", "--clear", *postgres, "--db", filled]).exit_code == 0
     listed = json.loads(runner.invoke(app, ["overrides", "--format", "json", "--db", filled]).stdout)
     assert [o["review"] for o in listed if o["tool"] == "query"] == [True]
+
+
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    # The parser's own report was a five-line box (`Usage:`, `Try ...`, a bordered message)
+    # that a schedule or a CI log had to dig the reason out of.
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    for argv, says in (
+        (["findings", "--format", "xml", "--db", db], "Invalid value for '--format'"),
+        (["crawl", "--bogus"], "No such option: --bogus"),
+        (["schedule", "--every", "6h", "--source", "docker"], "No such option: --source"),
+        (["override", "--db", db], "Missing argument"),
+        (["nosuchcommand"], "No such command"),
+    ):
+        out = run_cli(*argv)
+        assert out.returncode == 2, (argv, out)
+        assert out.stderr.startswith("error: ") and says in out.stderr and out.stderr.count("\n") == 1, (argv, out)
+        named = "catalog --help" if argv[0] == "nosuchcommand" else f"catalog {argv[0]} --help"
+        assert out.stderr.rstrip().endswith(f"{named}`)"), out.stderr
+    # Help, and no command at all, are not errors of this kind.
+    assert run_cli("findings", "--help").returncode == 0
+    bare = run_cli()
+    assert bare.returncode == 2 and "Usage" in bare.stderr + bare.stdout

@@ -138,7 +138,8 @@ def test_filters_and_the_ci_gate(catalogue: str) -> None:
     for args, code, says in (
         (("--kind", "poison"), 2, "--kind 'poison' is not a finding"),
         (("--server", "io.github.example/nope"), 2, "io.github.example/nope"),
-        (("--since", "yesterday"), 1, "--since takes a run id or an ISO date"),
+        (("--since", "yesterday"), 2, "--since takes a run id or an ISO date"),
+        (("--since", "99999"), 2, "no crawl run 99999"),
     ):
         bad = findings(catalogue, *args)
         assert bad.returncode == code and says in bad.stderr and bad.stderr.count("\n") == 1, (args, bad)

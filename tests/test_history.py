@@ -123,7 +123,8 @@ def test_incremental_recrawl_history_and_rug_pull(http_routes, trading_server: s
     assert run_cli("diff", "--severe", "--since", datetime.now().isoformat(), "--db", db).returncode == 0
     for odd in ("²", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"):  # tracebacks, before
         out = run_cli("diff", "--since", odd, "--db", db)
-        assert out.returncode == 1 and "--since takes a run id or an ISO date" in out.stderr, out.stderr
+        # 2, a usage error: 1 is what `diff --severe` says for a severe change.
+        assert out.returncode == 2 and "--since takes a run id or an ISO date" in out.stderr, out.stderr
     shown = json.loads(run_cli("show", "get_ticker_price", "--server", "io.github.test/trading", "--db", db).stdout)
     assert [c["severe"] for c in shown["definition_changes"]] == [True]
     rec = run_cli("recommend", "get_ticker_price", "--server", "io.github.test/trading", "--db", db).stdout
@@ -276,7 +277,8 @@ def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path)
     # Arguments the crawl refuses stop the schedule at once (an unknown source was rescheduled).
     for refused in (["--source", "bogus"], ["--install-from", "bogus"]):
         stop = run_cli("schedule", "--every", "1h", "--", *refused, *args[2:], timeout=60)
-        assert stop.returncode == 1 and "schedule stopped" in stop.stderr and "next crawl" not in stop.stdout, stop
+        # 2, as the crawl said: arguments no run could use (1 is a run that failed).
+        assert stop.returncode == 2 and "schedule stopped" in stop.stderr and "next crawl" not in stop.stdout, stop
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
@@ -317,11 +319,11 @@ def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path
 
 def test_a_schedule_refuses_what_would_fail_every_time(tmp_path: Path) -> None:
     never = run_cli("schedule", "--cron", "0 0 30 2 *", "--", "--db", f"sqlite:///{tmp_path / 'c.db'}")
-    assert never.returncode == 1 and "never matches" in never.stderr and "starting" not in never.stdout
+    assert never.returncode == 2 and "never matches" in never.stderr and "starting" not in never.stdout
     usage = run_cli("schedule", "--every", "1s", "--max-runs", "3", "--", "--bogus", timeout=120)
-    assert usage.returncode == 1 and usage.stdout.count("starting") == 1, usage.stdout
+    assert usage.returncode == 2 and usage.stdout.count("starting") == 1, usage.stdout
     assert "No such option" in usage.stdout and "No such option" in usage.stderr  # the reason, not the box's border
-    assert run_cli("schedule", "--every", "400d", "--max-runs", "1").returncode == 1
+    assert run_cli("schedule", "--every", "400d", "--max-runs", "1").returncode == 2
     assert run_cli("schedule", "--every", "1s", "--max-runs", "0").returncode == 2
 
 
@@ -493,8 +495,13 @@ def test_a_server_another_source_still_lists_is_not_removed(http_routes, tmp_pat
     # it marked every server of the public registry removed.
     mirror = base.replace("127.0.0.1", "localhost")
     routes.set("/v0.1/servers", registry_page([]))
-    assert crawl(db, mirror, cache, "--no-introspect", "--full").returncode == 0
+    held = crawl(db, mirror, cache, "--no-introspect", "--full")
+    assert held.returncode == 0
     assert sorted(removed_and_last_status(db)[0]) == ["io.github.test/by-hand", "io.github.test/shared"]
+    # ... and says so in its summary, not only in the run's stored counters.
+    assert "nothing marked removed (official-registry: the source's last complete crawl listed another" in (
+        held.stdout
+    ), held.stdout
 
 
 def test_a_crawl_stopped_with_ctrl_c_is_interrupted_not_complete(http_routes, tmp_path: Path) -> None:

@@ -164,3 +164,17 @@ def test_curated_list_is_valid_registry_shape() -> None:
     items = list(sp.parse_page(response(CURATED_FILE.as_uri(), CURATED_FILE.read_bytes()), api="file"))
     assert len(items) == len(data["servers"]) >= 2 and not sp.malformed
     assert {p["registryType"] for i in items for p in i.packages} == {"pypi", "npm"}
+
+
+def test_a_dropped_connection_is_said_in_words() -> None:
+    # A catalogue that closed the connection without answering: the error line was the repr
+    # of Twisted's list of failures.
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+    from twisted.web._newclient import ResponseNeverReceived
+
+    from crawler.spiders.registry_api import failure_text
+
+    dropped = Failure(ResponseNeverReceived([Failure(ConnectionDone())]))
+    assert failure_text(dropped) == "no response (ConnectionDone: Connection was closed cleanly.)"
+    assert failure_text(Failure(ValueError("bad port"))) == "bad port"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from catalog.cli.common import friendly, say_lines
-from catalog.errors import CatalogError
+from catalog.errors import UsageError
 
 
 @friendly
@@ -27,7 +27,7 @@ def schedule(
     from catalog.schedule import Cron, Stopped, parse_interval, run_schedule
 
     if (every is None) == (cron is None):
-        raise CatalogError("give exactly one of --every or --cron")
+        raise UsageError("give exactly one of --every or --cron")
     try:
         failures = run_schedule(
             crawl_args or [],

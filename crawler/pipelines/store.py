@@ -189,7 +189,11 @@ class StorePipeline:
                 ),
                 run_id=self.run_id,
             )
-            self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
+            # Skipped is no failure: nothing was started (an image, a bundle, a package from a
+            # source not installed from), and Docker's catalogue of images read as hundreds of
+            # "failures" on every crawl.
+            kind = {"ok": "introspected", "skipped": "introspection_skipped"}.get(a.outcome, "introspection_failures")
+            self.counters[kind] = self.counters.get(kind, 0) + 1
         if item.skip_introspection:
             self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
         # The catalogue's list, not the server's: said once each time the stored list's origin

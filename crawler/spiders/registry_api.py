@@ -153,6 +153,19 @@ def _tools(value: Any, field: str = "tools") -> list[dict[str, Any]] | None:
     return [dict(t) for t in value]
 
 
+def failure_text(failure: Failure) -> str:
+    """Why a request failed, in words: Twisted wraps a dropped connection in a list of
+    failures whose repr (``[<twisted.python.failure.Failure ...ConnectionDone: ...>]``) was the
+    error line a person read."""
+    reasons = getattr(failure.value, "reasons", None)
+    inner = [r for r in reasons if isinstance(r, Failure)] if isinstance(reasons, list) else []
+    parts = [f"{type(r.value).__name__}: {r.getErrorMessage()}" for r in inner] or [
+        failure.getErrorMessage() or failure.type.__name__
+    ]
+    what = "no response" if inner else ""
+    return (f"{what} ({'; '.join(parts)})" if what else parts[0])[:300]
+
+
 def _label(entry: Any) -> str:
     server = entry.get("server", entry) if isinstance(entry, Mapping) else None
     name = server.get("name") if isinstance(server, Mapping) else None
@@ -291,4 +304,4 @@ class RegistryApiSpider(scrapy.Spider):
         if response is not None and getattr(response, "status", None):
             self.note_error(f"HTTP {response.status} ({url})")
             return
-        self.note_error(f"{failure.getErrorMessage() or failure.type.__name__} ({url})")
+        self.note_error(f"{failure_text(failure)} ({url})")

@@ -40,7 +40,15 @@ from catalog.store.db import open_store
 from catalog.store.models import Server
 from crawler.items import ServerItem
 from crawler.middlewares import origin
-from crawler.spiders.registry_api import UNREADABLE, EntryError, RegistryApiSpider, _str, _timestamp, _tools
+from crawler.spiders.registry_api import (
+    UNREADABLE,
+    EntryError,
+    RegistryApiSpider,
+    _str,
+    _timestamp,
+    _tools,
+    failure_text,
+)
 
 API_KEY_ENV = "SMITHERY_API_KEY"
 PREFIX = "smithery/"
@@ -279,5 +287,5 @@ class SmitherySpider(RegistryApiSpider):
         listed = request.cb_kwargs.get("listed", {}) if request is not None else {}
         response = getattr(failure.value, "response", None)
         status = getattr(response, "status", None)
-        why = f"HTTP {status}" if status else failure.getErrorMessage() or failure.type.__name__
+        why = f"HTTP {status}" if status else failure_text(failure)
         self.note_malformed(f"{str(listed.get('qualifiedName'))[:100]}: its record could not be fetched ({why})")
