@@ -362,6 +362,11 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
         if progress:
             crawler.signals.connect(progress.stored, signal=signals.item_scraped)
         process.crawl(crawler, **kwargs)
+    from twisted.internet import reactor
+
+    # Scrapy installs its handlers in an "after startup" trigger of its own, registered after
+    # this one: ours wraps them a turn later.
+    reactor.callWhenRunning(reactor.callLater, 0, _stop_introspection_on_signal)  # type: ignore[attr-defined]
     try:
         if progress:
             progress.start()
@@ -407,6 +412,27 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
         )
     store.dispose()
     return summary
+
+
+def _stop_introspection_on_signal() -> None:
+    """On the first SIGINT or SIGTERM, also stop the introspections under way, then let
+    Scrapy's own handler (installed by then) begin its graceful stop: it waits for the items
+    in its pipelines, and each introspection ran on to its answer or its timeout."""
+    import asyncio
+    import signal
+
+    from crawler.pipelines.introspect import stop_introspection
+
+    loop = asyncio.get_event_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        scrapys = signal.getsignal(sig)
+
+        def handler(signum: int, frame: Any, scrapys: Any = scrapys) -> None:
+            loop.call_soon_threadsafe(stop_introspection)
+            if callable(scrapys):
+                scrapys(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 class _Progress:

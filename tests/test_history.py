@@ -564,3 +564,39 @@ def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_pat
     routes.set(second, registry_page([entry("io.github.test/b")]))
     resumed = crawl(db, base, cache, "--no-introspect", "--resume")
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_stopped_crawl_does_not_wait_for_the_servers_it_is_asking(
+    http_routes, trading_server: str, tmp_path: Path
+) -> None:
+    # A graceful stop (one SIGTERM) waited for each server being introspected to answer or time
+    # out: a hung one held the crawl for its whole --timeout, longer than `catalog schedule`
+    # waits before forcing.  Now they are stopped at once, and --resume asks them again.
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    hung = entry("io.github.test/hung", remotes=[{"type": "streamable-http", "url": f"{trading_server}/hang/mcp"}])
+    routes.set("/v0.1/servers", registry_page([hung]))
+    args = [sys.executable, "-m", "catalog", "crawl", "--source", "official-registry", "--registry-url", base]
+    proc = subprocess.Popen(
+        [*args, "--timeout", "120", "--cache-dir", str(cache), "--db", db],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "/v0.1/servers?limit=100&version=latest" not in routes.hits:
+        time.sleep(0.1)
+    time.sleep(3)  # the hung server is being asked
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    took = time.monotonic() - asked
+    assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
+    assert took < 30, f"the stop waited {took:.0f} s for the hung server"
+    assert "forced" not in out  # one signal: the spider closed its run itself
+    assert removed_and_last_status(db) == ([], "interrupted")
+    assert stats(db)["introspection"] == {}  # no attempt recorded for a server it stopped asking
+    resumed = run_cli(*args[3:], "--timeout", "2", "--resume", "--cache-dir", str(cache), "--db", db)
+    assert resumed.returncode == 0, resumed.stderr
+    assert stats(db)["introspection"] == {"timeout": 1}, stats(db)

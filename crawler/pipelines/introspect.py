@@ -2,6 +2,12 @@
 
 Bounded by a semaphore (``CATALOG_INTROSPECT_CONCURRENCY``); each server is bounded by
 its own timeout inside the runner, so one hung server costs at most that.
+
+Asked to stop (:func:`stop_introspection`, on the crawl's first Ctrl-C or SIGTERM), the servers
+being introspected are stopped at once (their process trees killed) and dropped, with those
+still waiting: a graceful stop waited for each to answer or time out (30 s by default, longer
+than ``catalog schedule`` waits before forcing), and a dropped server has no attempt in the
+interrupted run, so ``--resume`` introspects it.
 """
 
 from __future__ import annotations
@@ -10,11 +16,24 @@ import asyncio
 from pathlib import Path
 
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
 
 from crawler.introspection.installer import default_cache_dir
 from crawler.introspection.result import IntrospectionResult
 from crawler.introspection.runner import RunnerConfig, introspect_entry
 from crawler.items import AttemptItem, ServerItem
+
+#: Introspections under way in this process, and whether the crawl was asked to stop.
+_RUNNING: set[asyncio.Task[list[IntrospectionResult]]] = set()
+_STOPPING = False
+
+
+def stop_introspection() -> None:
+    """Stop every introspection under way and start no other (call in the event loop's thread)."""
+    global _STOPPING
+    _STOPPING = True
+    for task in list(_RUNNING):
+        task.cancel()
 
 
 class IntrospectPipeline:
@@ -47,7 +66,21 @@ class IntrospectPipeline:
             cfg = RunnerConfig(**{**cfg.__dict__, "install": allowed})
         try:
             async with self.semaphore:
-                results = await introspect_entry(item.packages, item.remotes, cfg)
+                if _STOPPING:
+                    raise DropItem(f"{item.name}: not introspected, the crawl was stopped")
+                task = asyncio.ensure_future(introspect_entry(item.packages, item.remotes, cfg))
+                _RUNNING.add(task)
+                try:
+                    results = await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if not task.cancelled() or (current is not None and current.cancelling()):
+                        raise  # this item itself was cancelled, not just its introspection
+                    raise DropItem(f"{item.name}: introspection stopped, the crawl was stopped") from None
+                finally:
+                    _RUNNING.discard(task)
+        except DropItem:
+            raise
         except Exception as exc:
             # Raised out of a pipeline, it dropped the server with a traceback and the run still
             # looked complete (a full crawl then marked the server removed).
