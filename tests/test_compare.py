@@ -163,6 +163,9 @@ def test_compare_in_text_and_as_a_gate(catalogue: str) -> None:
     assert [c["catalogue"] for c in by_server] == ["glama/acme/filesystem"]
     unknown = runner.invoke(app, ["compare", "io.github.acme/nope", "--db", catalogue])
     assert unknown.exit_code == 2 and "unknown server" in unknown.output
+    # A server no record describes: said, not a bare "records compared: 0".
+    alone = runner.invoke(app, ["compare", "io.github.other/thing", "--db", catalogue])
+    assert alone.exit_code == 0 and alone.stdout.startswith("io.github.other/thing: nothing to compare ("), alone.stdout
 
 
 def test_pairing_takes_the_endpoint_over_the_name_and_a_monorepo_needs_real_overlap(db_url: str) -> None:

@@ -94,6 +94,15 @@ def compare_cmd(
             data = [{**d, "tools": [t for t in d["tools"] if t["severe"]]} for d in data if d["severe"]]
         say(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        say_lines(_render(found, severe))
+        lines = _render(found, severe)
+        if server is not None and not found:
+            # Said, not left to a bare "records compared: 0".
+            lines.insert(
+                0,
+                f"{server}: nothing to compare (a catalogue's record is compared when the catalogue listed its"
+                " tools, with a server whose own tools were introspected here, paired by remote URL or by"
+                " repository with tools in common)",
+            )
+        say_lines(lines)
     if severe and any(c.severe for c in found):
         raise typer.Exit(1)
