@@ -95,7 +95,8 @@ class CrawlSummary:
         bad = [r for r in self.runs if r["status"] == "failed"]
         skipped = self.total("introspection_skipped")
         text = (
-            f"crawl finished: {self.total('servers')} servers, {self.total('tools')} tools "
+            f"crawl {'stopped' if self.stopped else 'finished'}: {self.total('servers')} servers, "
+            f"{self.total('tools')} tools "
             f"({self.total('new_definitions')} new definitions, {self.classified} classified), "
             f"{self.total('introspection_failures')} introspection failures, "
             + (
@@ -374,6 +375,12 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
     finally:
         if progress:
             progress.stop()
+        # The reactor is gone, its handlers not: a Ctrl-C while classifying was swallowed and
+        # the crawl exited 0.  Python's own handling again (KeyboardInterrupt; SIGTERM ends it).
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     with store.session() as session:
         # A run still "running" here never closed: a second Ctrl-C or SIGTERM ("send again to

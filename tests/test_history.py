@@ -560,6 +560,8 @@ def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_pat
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
     assert "forced, before the run could be closed" in out, out
+    # What it stored is said (its counters were written only when the run closed: "0 servers").
+    assert out.startswith("crawl stopped: 1 servers, "), out
     assert removed_and_last_status(db) == ([], "interrupted")
     routes.set(second, registry_page([entry("io.github.test/b")]))
     resumed = crawl(db, base, cache, "--no-introspect", "--resume")
@@ -600,3 +602,65 @@ def test_a_stopped_crawl_does_not_wait_for_the_servers_it_is_asking(
     resumed = run_cli(*args[3:], "--timeout", "2", "--resume", "--cache-dir", str(cache), "--db", db)
     assert resumed.returncode == 0, resumed.stderr
     assert stats(db)["introspection"] == {"timeout": 1}, stats(db)
+
+
+def _stop_crawl(argv: list[str], routes: Any, after: float) -> subprocess.CompletedProcess[str]:
+    """``catalog crawl ARGV``, stopped with one SIGTERM ``after`` seconds past the first page."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    seen = len(routes.hits)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(routes.hits) == seen:
+        time.sleep(0.1)
+    time.sleep(after)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_a_second_resume_keeps_what_the_first_run_handled(http_routes, trading_server: str, tmp_path: Path) -> None:
+    # crawl, stop, --resume, stop, --resume: the second resume asked again the servers the first
+    # run had handled (the run it resumed skipped them, so held no attempt of theirs).
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    remote = {"ok": "/mcp", "auth": "/private/mcp", "hung": "/hang/mcp"}
+    routes.set(
+        "/v0.1/servers",
+        registry_page(
+            [
+                entry(f"io.github.t/{n}", remotes=[{"type": "streamable-http", "url": f"{trading_server}{p}"}])
+                for n, p in remote.items()
+            ]
+        ),
+    )
+    argv = ["crawl", "--source", "official-registry", "--registry-url", base, "--cache-dir", str(cache), "--db", db]
+    argv += ["--full"]
+    assert _stop_crawl([*argv, "--timeout", "120"], routes, 4).returncode == 130
+    assert _stop_crawl([*argv, "--timeout", "120", "--resume"], routes, 4).returncode == 130
+    third = run_cli(*argv, "--timeout", "2", "--resume")
+    assert third.returncode == 0, third.stderr
+    engine = create_engine(db)
+    with engine.connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT a.crawl_run_id, s.name FROM introspection_attempts a JOIN servers s ON s.id = a.server_id"
+                " ORDER BY a.id"
+            )
+        ).all()
+    engine.dispose()
+    runs = sorted({run for run, _ in rows})
+    assert [name for run, name in rows if run == runs[-1]] == ["io.github.t/hung"], rows
+    assert sorted(name for run, name in rows if run == runs[0]) == ["io.github.t/auth", "io.github.t/ok"], rows
+
+
+def test_not_started_counts_servers(http_routes, tmp_path: Path) -> None:
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    oci = [
+        {"registryType": "oci", "identifier": f"x/img{i}", "version": "1", "transport": {"type": "stdio"}}
+        for i in (1, 2)
+    ]
+    routes.set("/v0.1/servers", registry_page([entry("io.github.t/img", packages=oci)]))
+    out = crawl(db, base, cache)
+    assert out.returncode == 0 and "0 introspection failures, 1 not started" in out.stdout, out.stdout

@@ -66,7 +66,9 @@ def main() -> None:
     except Exception as exc:
         ctx: Any = getattr(exc, "ctx", None)
         if _is(exc, "NoArgsIsHelpError"):
-            typer.echo(ctx.get_help() if ctx else "", err=True)
+            help_text = ctx.get_help() if ctx else ""  # typer's rich help prints itself
+            if help_text:
+                typer.echo(help_text, err=True)
         elif _is(exc, "UsageError"):
             from catalog.display import printable
 

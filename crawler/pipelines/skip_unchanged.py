@@ -13,7 +13,7 @@ from scrapy.crawler import Crawler
 from sqlalchemy import func, select
 
 from catalog.store.db import open_store
-from catalog.store.models import IntrospectionAttempt, Server
+from catalog.store.models import CrawlRun, IntrospectionAttempt, Server
 from crawler.items import ServerItem
 
 
@@ -52,10 +52,19 @@ class SkipUnchangedPipeline:
                 # Attempts from before revision 0006 hold no version: the stored one stands in.
                 self.known = {name: at or stored for name, at, stored in s.execute(ok)}
                 if self.resume_run:
+                    # The interrupted run and the runs it resumed in turn: a server the first
+                    # handled has no attempt in a resume that skipped it, and a second resume
+                    # asked it again.
+                    chain: list[int] = []
+                    run = s.get(CrawlRun, self.resume_run)
+                    while run is not None and run.id not in chain and len(chain) < 1000:
+                        chain.append(run.id)
+                        earlier = (run.counters or {}).get("resumed_from")
+                        run = s.get(CrawlRun, earlier) if isinstance(earlier, int) else None
                     done = (
                         select(Server.name)
                         .join(IntrospectionAttempt, IntrospectionAttempt.server_id == Server.id)
-                        .where(IntrospectionAttempt.crawl_run_id == self.resume_run)
+                        .where(IntrospectionAttempt.crawl_run_id.in_(chain))
                     )
                     self.handled = set(s.scalars(done))
         finally:

@@ -19,13 +19,13 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from catalog.history import mark_removed_servers
 from catalog.store.db import Store, lock_for_writing, open_store
-from catalog.store.models import Server
+from catalog.store.models import CrawlRun, Server
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import (
     LISTED,
@@ -110,11 +110,16 @@ class StorePipeline:
         ``introspect`` learned no tools, so the next incremental crawl must not start after it;
         ``catalogue`` is the URL listed (another registry's last crawl says nothing of this one's)."""
         settings = self.crawler.settings
-        return {
+        mode: dict[str, Any] = {
             "full": settings.getbool("CATALOG_FULL", False),
             "introspect": settings.getbool("CATALOG_INTROSPECT", True),
             "catalogue": str(getattr(self.crawler.spider, "base_url", "") or ""),
         }
+        resumed = settings.getint("CATALOG_RESUME_RUN", 0)
+        if resumed:
+            # Written at the start: a resume of this run, interrupted in turn, follows the chain.
+            mode["resumed_from"] = resumed
+        return mode
 
     def process_item(self, item: ServerItem) -> ServerItem:
         assert self.session is not None
@@ -135,8 +140,13 @@ class StorePipeline:
         return item
 
     def commit(self) -> None:
-        """Commit the open batch."""
+        """Commit the open batch, and with it the run's counters so far: a crawl forced to stop
+        before its spider closed the run said "0 servers" of the servers it had stored."""
         if self.session is not None:
+            if self.run_id is not None and self.pending:
+                self.session.execute(
+                    update(CrawlRun).where(CrawlRun.id == self.run_id).values(counters={**self.mode(), **self.counters})
+                )
             self.session.commit()
         self.pending = 0
 
@@ -191,9 +201,11 @@ class StorePipeline:
             )
             # Skipped is no failure: nothing was started (an image, a bundle, a package from a
             # source not installed from), and Docker's catalogue of images read as hundreds of
-            # "failures" on every crawl.
-            kind = {"ok": "introspected", "skipped": "introspection_skipped"}.get(a.outcome, "introspection_failures")
-            self.counters[kind] = self.counters.get(kind, 0) + 1
+            # "failures" on every crawl.  Counted once per server below.
+            if a.outcome != "skipped":
+                self.counters["introspected" if a.outcome == "ok" else "introspection_failures"] += 1
+        if item.attempts and all(a.outcome == "skipped" for a in item.attempts):
+            self.counters["introspection_skipped"] = self.counters.get("introspection_skipped", 0) + 1
         if item.skip_introspection:
             self.counters["skipped_unchanged"] = self.counters.get("skipped_unchanged", 0) + 1
         # The catalogue's list, not the server's: said once each time the stored list's origin
