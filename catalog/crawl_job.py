@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
@@ -377,8 +378,6 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             progress.stop()
         # The reactor is gone, its handlers not: a Ctrl-C while classifying was swallowed and
         # the crawl exited 0.  Python's own handling again (KeyboardInterrupt; SIGTERM ends it).
-        import signal
-
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
@@ -426,7 +425,6 @@ def _stop_introspection_on_signal() -> None:
     Scrapy's own handler (installed by then) begin its graceful stop: it waits for the items
     in its pipelines, and each introspection ran on to its answer or its timeout."""
     import asyncio
-    import signal
 
     from crawler.pipelines.introspect import stop_introspection
 

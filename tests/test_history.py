@@ -533,6 +533,34 @@ def test_a_crawl_stopped_with_ctrl_c_is_interrupted_not_complete(http_routes, tm
     assert crawl(db, base, cache, "--no-introspect", "--resume").returncode == 0
 
 
+def _stop_crawl(
+    argv: list[str],
+    routes: Any,
+    stops: list[tuple[signal.Signals, float]],
+    *,
+    hit: str | None = None,
+    timeout: float = 120,
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``catalog ARGV`` stopped by ``stops`` (each signal sent that many seconds after the one
+    before), counted from the catalogue's answer to ``hit`` (default: its first request); with
+    the seconds from the first signal to the crawl's exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    seen = len(routes.hits)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (hit not in routes.hits if hit else len(routes.hits) == seen):
+        time.sleep(0.1)
+    assert (hit in routes.hits) if hit else len(routes.hits) > seen, routes.hits
+    first = 0.0
+    for i, (sig, after) in enumerate(stops):
+        time.sleep(after)
+        first = first if i else time.monotonic()
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - first
+
+
 def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_path: Path) -> None:
     # A second Ctrl-C (or SIGTERM, as `catalog schedule` sends a few seconds after the first)
     # stops the reactor before the spider closes its run: the crawl said "crawl finished",
@@ -542,23 +570,11 @@ def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_pat
     second = "/v0.1/servers?limit=100&version=latest&cursor=p2"
     routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
     routes.set(second, registry_page([entry("io.github.test/b")]), delay=20)
-    args = [sys.executable, "-m", "catalog", "crawl", "--source", "official-registry", "--registry-url", base]
-    proc = subprocess.Popen(
-        [*args, "--full", "--no-introspect", "--cache-dir", str(cache), "--db", db],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and second not in routes.hits:
-        time.sleep(0.1)
-    assert second in routes.hits, routes.hits
-    proc.send_signal(signal.SIGINT)
-    time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
+    argv = ["crawl", "--source", "official-registry", "--registry-url", base]
+    argv += ["--full", "--no-introspect", "--cache-dir", str(cache), "--db", db]
+    done, _ = _stop_crawl(argv, routes, [(signal.SIGINT, 0), (signal.SIGINT, 1)], hit=second, timeout=60)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 130 and "stopped before the end" in err, (out, err)
     assert "forced, before the run could be closed" in out, out
     # What it stored is said (its counters were written only when the run closed: "0 servers").
     assert out.startswith("crawl stopped: 1 servers, "), out
@@ -578,45 +594,23 @@ def test_a_stopped_crawl_does_not_wait_for_the_servers_it_is_asking(
     db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
     hung = entry("io.github.test/hung", remotes=[{"type": "streamable-http", "url": f"{trading_server}/hang/mcp"}])
     routes.set("/v0.1/servers", registry_page([hung]))
-    args = [sys.executable, "-m", "catalog", "crawl", "--source", "official-registry", "--registry-url", base]
-    proc = subprocess.Popen(
+    args = ["crawl", "--source", "official-registry", "--registry-url", base]
+    # Three seconds after the listing: the hung server is being asked.
+    done, took = _stop_crawl(
         [*args, "--timeout", "120", "--cache-dir", str(cache), "--db", db],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        routes,
+        [(signal.SIGTERM, 3)],
+        hit="/v0.1/servers?limit=100&version=latest",
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "/v0.1/servers?limit=100&version=latest" not in routes.hits:
-        time.sleep(0.1)
-    time.sleep(3)  # the hung server is being asked
-    asked = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    took = time.monotonic() - asked
-    assert proc.returncode == 130 and "stopped before the end" in err, (out, err)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 130 and "stopped before the end" in err, (out, err)
     assert took < 30, f"the stop waited {took:.0f} s for the hung server"
     assert "forced" not in out  # one signal: the spider closed its run itself
     assert removed_and_last_status(db) == ([], "interrupted")
     assert stats(db)["introspection"] == {}  # no attempt recorded for a server it stopped asking
-    resumed = run_cli(*args[3:], "--timeout", "2", "--resume", "--cache-dir", str(cache), "--db", db)
+    resumed = run_cli(*args, "--timeout", "2", "--resume", "--cache-dir", str(cache), "--db", db)
     assert resumed.returncode == 0, resumed.stderr
     assert stats(db)["introspection"] == {"timeout": 1}, stats(db)
-
-
-def _stop_crawl(argv: list[str], routes: Any, after: float) -> subprocess.CompletedProcess[str]:
-    """``catalog crawl ARGV``, stopped with one SIGTERM ``after`` seconds past the first page."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catalog", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    seen = len(routes.hits)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(routes.hits) == seen:
-        time.sleep(0.1)
-    time.sleep(after)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_a_second_resume_keeps_what_the_first_run_handled(http_routes, trading_server: str, tmp_path: Path) -> None:
@@ -636,8 +630,8 @@ def test_a_second_resume_keeps_what_the_first_run_handled(http_routes, trading_s
     )
     argv = ["crawl", "--source", "official-registry", "--registry-url", base, "--cache-dir", str(cache), "--db", db]
     argv += ["--full"]
-    assert _stop_crawl([*argv, "--timeout", "120"], routes, 4).returncode == 130
-    assert _stop_crawl([*argv, "--timeout", "120", "--resume"], routes, 4).returncode == 130
+    assert _stop_crawl([*argv, "--timeout", "120"], routes, [(signal.SIGTERM, 4)])[0].returncode == 130
+    assert _stop_crawl([*argv, "--timeout", "120", "--resume"], routes, [(signal.SIGTERM, 4)])[0].returncode == 130
     third = run_cli(*argv, "--timeout", "2", "--resume")
     assert third.returncode == 0, third.stderr
     engine = create_engine(db)

@@ -21,7 +21,7 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.items import ServerItem
-from crawler.spiders.registry_api import UNREADABLE, EntryError, RegistryApiSpider, _str, _tools
+from crawler.spiders.registry_api import EntryError, RegistryApiSpider, _str, _tools
 
 #: What a namespace or slug may hold: Glama's own paths are GitHub-like names (two of them
 #: and the prefix stay within the 400 characters a stored server name may have).
@@ -74,13 +74,9 @@ class GlamaSpider(RegistryApiSpider):
         )
 
     def parse_glama(self, response: Response) -> Iterator[Any]:
-        data = self.read_json(response)
-        if data is UNREADABLE:
+        data = self.server_page(response)
+        if data is None:
             return
-        if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
-            self.note_error(f"{response.url}: not a server list (no 'servers' array)")
-            return
-        self.count_page()
         for i, entry in enumerate(data["servers"]):
             try:
                 yield glama_entry(entry, self.name)

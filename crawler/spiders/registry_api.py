@@ -244,6 +244,18 @@ class RegistryApiSpider(scrapy.Spider):
             note(f"{response.url}: malformed JSON ({type(exc).__name__}: {str(exc)[:200]})")
         return UNREADABLE
 
+    def server_page(self, response: Response) -> Mapping[str, Any] | None:
+        """A list page with its ``servers`` array, counted as read; None once the run's error
+        says why (unreadable JSON, or no ``servers`` array)."""
+        data = self.read_json(response)
+        if data is UNREADABLE:
+            return None
+        if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
+            self.note_error(f"{response.url}: not a server list (no 'servers' array)")
+            return None
+        self.count_page()
+        return data
+
     def count_page(self) -> None:
         """A page was read: a run that read none failed, whatever it noted."""
         self.pages += 1
@@ -268,13 +280,9 @@ class RegistryApiSpider(scrapy.Spider):
             else:
                 self.note_error(f"{response.url}: HTTP 404")
             return
-        data = self.read_json(response)
-        if data is UNREADABLE:
+        data = self.server_page(response)
+        if data is None:
             return
-        if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
-            self.note_error(f"{response.url}: not a server list (no 'servers' array)")
-            return
-        self.count_page()
         for i, entry in enumerate(data["servers"]):
             try:
                 yield parse_entry(entry, self.name)

@@ -209,13 +209,9 @@ class SmitherySpider(RegistryApiSpider):
         if response.status == 404:
             self.note_error(f"{response.url}: HTTP 404")
             return
-        data = self.read_json(response)
-        if data is UNREADABLE:
+        data = self.server_page(response)
+        if data is None:
             return
-        if not isinstance(data, Mapping) or not isinstance(data.get("servers"), list):
-            self.note_error(f"{response.url}: not a server list (no 'servers' array)")
-            return
-        self.count_page()
         for i, entry in enumerate(data["servers"]):
             try:
                 name = listed_name(entry)
