@@ -28,6 +28,7 @@ from catalog.store.db import open_store, resolve_url
 from catalog.store.models import CrawlRun, utcnow
 from catalog.store.repository import complete_runs, mark_interrupted_runs
 from catalog.verdicts import assess_changes, classify_pending
+from crawler.introspection import reaper
 from crawler.introspection.installer import default_cache_dir
 from crawler.items import local_path
 
@@ -374,6 +375,9 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             progress.start()
         process.start()
     finally:
+        # A forced stop leaves the conversations still under way unfinished, their shutdown
+        # (which kills the server) never run: without the sandbox the servers would run on.
+        reaper.kill_all()
         if progress:
             progress.stop()
         # The reactor is gone, its handlers not: a Ctrl-C while classifying was swallowed and

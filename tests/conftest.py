@@ -210,6 +210,31 @@ def run_cli(
     )
 
 
+def console_wheel(links: Path, name: str, version: str, source: str) -> None:
+    """Write a wheel of module ``name`` (``source``, with a ``main``) whose console script of
+    that name calls ``main``, by hand (a zip with its dist-info), into ``links`` (pip's
+    ``--find-links``): installing it needs no network and runs none of its code."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
+    }
+    record = []
+    for path, body in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(body.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(body.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(links / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        for path, body in files.items():
+            wheel.writestr(path, body)
+
+
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli

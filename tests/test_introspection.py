@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from crawler.introspection.client import introspect_http
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
 from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
 from crawler.introspection.sandbox import Limits, drops_privileges
-from tests.conftest import PACKAGE_CACHE, SERVERS, free_port, refused_port, run_cli
+from tests.conftest import PACKAGE_CACHE, ROOT, SERVERS, console_wheel, free_port, refused_port, run_cli
 
 pytestmark = pytest.mark.live
 
@@ -80,7 +81,8 @@ def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None
         asyncio.run(install_pypi("mcp-catalog-no-such-package-xyz", None, tmp_path, timeout=120, mode="auto"))
     with pytest.raises(InstallError, match="npm install"):
         asyncio.run(install_npm("@mcp-catalog-no-such-scope/no-such-pkg", None, tmp_path, timeout=120, mode="auto"))
-    assert not any((tmp_path / "pypi").iterdir())
+    # Nothing half-installed is left: only the (empty) lock file that turns installs of the slot.
+    assert [p.name for p in (tmp_path / "pypi").iterdir()] == ["mcp-catalog-no-such-package-xyz_latest.lock"]
 
 
 def _install_probe(probe: str, manager: str, under: str = "/var/tmp") -> str:
@@ -483,6 +485,153 @@ def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytes
     finally:
         listener.close()
         shutil.rmtree(base)
+
+
+def test_two_installs_of_one_package_at_once_share_one_finished_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scheduled crawl beside a person's `catalog introspect` (or two sources listing one
+    # package) installed the same slot at once: the second removed the directory the first was
+    # building, and one failed. The second now waits for the first and reuses its install.
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    base.chmod(0o755)
+    links = base / "links"
+    links.mkdir()
+    console_wheel(links, "lockprobe", "1.0", "def main():\n    print('hello')\n")
+    (base / "cache").mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+
+    # Two processes, each installing it twice at once.
+    script = (
+        "import asyncio, json, sys\n"
+        "from pathlib import Path\n"
+        "from crawler.introspection.installer import install_pypi\n"
+        "async def main():\n"
+        "    got = await asyncio.gather(*(install_pypi('lockprobe', '1.0', Path(sys.argv[1]), timeout=120, mode='auto')"
+        " for _ in range(2)), return_exceptions=True)\n"
+        "    print(json.dumps([g.command if not isinstance(g, BaseException) else repr(g) for g in got]))\n"
+        "asyncio.run(main())\n"
+    )
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(base / "cache")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+        assert all(isinstance(c, list) for r in results for c in r), results  # no install failed
+        commands = {tuple(c) for r in results for c in r}
+        assert len(commands) == 1, commands  # one install, shared
+        (command,) = commands
+        assert Path(command[0]).name == "lockprobe"
+        assert subprocess.run(list(command), capture_output=True, text=True, check=True).stdout == "hello\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+#: A server that writes its pid to the file named by its argument, then reads requests and
+#: never answers, and outlives its stdin: a stubborn stranger.
+STUBBORN = (
+    "import os, sys, time\n"
+    "def main():\n"
+    "    open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+    "    while True:\n"
+    "        sys.stdin.readline()\n"
+    "        time.sleep(0.1)\n"
+)
+
+
+def _started(pid_file: Path, proc: subprocess.Popen[str], timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    return int(pid_file.read_text())
+
+
+def _gone(pid: int, timeout: float = 5) -> bool:
+    """Whether the process has ended (or is a zombie nobody reaps yet)."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().split(") ")[1][0] == "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    os.kill(pid, 9)  # not left behind by the test either
+    return False
+
+
+def test_introspect_ended_by_sigterm_kills_an_unsandboxed_server(tmp_path: Path) -> None:
+    # SIGTERM ended Python at once: the shutdown that kills the server never ran, and without
+    # bubblewrap (whose --die-with-parent covers the sandboxed default) the server ran on.
+    pid_file = tmp_path / "server.pid"
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN + "main()\n")
+    argv = ["introspect", "--unsafe-no-sandbox", "--no-store", "--timeout", "120"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", *argv, "--", sys.executable, str(script), str(pid_file)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid = _started(pid_file, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert _gone(pid), "the server outlived `catalog introspect`"
+
+
+def test_a_forced_stop_kills_the_unsandboxed_servers(tmp_path: Path) -> None:
+    # Two signals stop the reactor with the conversation still waiting on the server: its
+    # shutdown never ran, and a stranger's unsandboxed server ran on after the crawl exited.
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    base.chmod(0o755)
+    links = base / "links"
+    links.mkdir()
+    console_wheel(links, "stubbornprobe", "1.0", STUBBORN)
+    pid_file = base / "server.pid"
+    entry = {
+        "name": "io.github.test/stubborn",
+        "description": "A server that never answers.",
+        "version": "1.0",
+        "packages": [
+            {
+                "registryType": "pypi",
+                "identifier": "stubbornprobe",
+                "version": "1.0",
+                "transport": {"type": "stdio"},
+                "packageArguments": [{"type": "positional", "value": str(pid_file)}],
+            }
+        ],
+    }
+    curated = base / "servers.json"
+    curated.write_text(json.dumps({"servers": [{"server": entry}]}))
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(links)}
+    argv = ["crawl", "--source", "curated", "--curated", str(curated), "--unsafe-no-sandbox", "--timeout", "120"]
+    argv += ["--cache-dir", str(base / "cache"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catalog", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        pid = _started(pid_file, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (out, err)
+        assert _gone(pid), "the server outlived the crawl"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_packages_are_refused_without_a_sandbox_unless_asked(tmp_path: Path) -> None:

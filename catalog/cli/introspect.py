@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,15 @@ def visible_paths(command: list[str]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager, ``timeout``, a cancelled CI job) ends the command as Ctrl-C
+    does: asyncio cancels the conversation, whose shutdown kills the server's process group.
+    Python's default ended at once, and without the sandbox the server ran on."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # asyncio's handler is not there
+        raise KeyboardInterrupt
+    signal.raise_signal(signal.SIGINT)
+
+
 @friendly
 def introspect(
     command: Annotated[list[str], typer.Argument(help="The server command and its arguments (after --).")],
@@ -85,6 +95,7 @@ def introspect(
         open_store(db).dispose()
     exe = Path(command[0])
     command = absolute_arguments(command)
+    signal.signal(signal.SIGTERM, _interrupt)
     result = asyncio.run(run_sandboxed(command, cfg, readonly=visible_paths(command)))
     server = name or f"local/{exe.name}"
     verdicts = store_introspection(db, server, result) if store else {}

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.introspection import sandbox
+from crawler.introspection import reaper, sandbox
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -43,6 +46,42 @@ def _slot(cache: Path, kind: str, identifier: str, version: str | None) -> Path:
     return cache / kind / SAFE.sub("_", f"{identifier}@{version or 'latest'}")
 
 
+#: How often a second install of one slot looks whether the first has finished.
+LOCK_POLL = 0.2
+
+
+@contextlib.asynccontextmanager
+async def _slot_lock(slot: Path, timeout: float) -> AsyncIterator[None]:
+    """One install of a slot at a time. A second install of the same package (a scheduled
+    crawl beside a person's ``catalog introspect``, two crawls sharing a cache, two sources
+    listing one package) started by removing the directory the first was still writing into,
+    and one of them failed or ran a half-built install. It now waits for the first, then finds
+    its finished install. The lock is ``flock`` on a file beside the slot (ours, outside what
+    the install's uid may write), so a crashed holder releases it with its process. The wait is
+    bounded: the holder's own steps are (a venv, then pip or npm, tried twice on the network)."""
+    slot.parent.mkdir(parents=True, exist_ok=True)
+    path = slot.with_name(slot.name + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise InstallError(f"could not open the package cache's lock {path}: {exc.strerror or exc}") from exc
+    try:
+        deadline = time.monotonic() + 3 * timeout + 10
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise InstallError(
+                        f"another install of {slot.name} held the package cache for more than {3 * timeout + 10:.0f} s"
+                    ) from None
+                await asyncio.sleep(LOCK_POLL)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *cmd,
@@ -51,6 +90,7 @@ async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
+    reaper.track(proc.pid)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except (TimeoutError, asyncio.CancelledError):
@@ -58,6 +98,8 @@ async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None
             os.killpg(proc.pid, 9)
         await proc.wait()
         raise
+    finally:
+        reaper.untrack(proc.pid)
     return proc.returncode or 0, out.decode("utf-8", "replace")
 
 
@@ -222,6 +264,13 @@ async def install_pypi(
     slot = _slot(cache, "pypi", identifier, version)
     if extra:
         slot = slot.with_name(slot.name + "+" + SAFE.sub("_", "+".join(extra)))
+    async with _slot_lock(slot, timeout):
+        return await _install_pypi(slot, identifier, version, timeout=timeout, mode=mode, extra=extra)
+
+
+async def _install_pypi(
+    slot: Path, identifier: str, version: str | None, *, timeout: float, mode: str, extra: tuple[str, ...]
+) -> Installed:
     marker = slot / "launch.json"
     done = _finished(marker)
     if done is not None:
@@ -370,6 +419,11 @@ def _pick(names: list[str], identifier: str) -> str:
 
 async def install_npm(identifier: str, version: str | None, cache: Path, *, timeout: float, mode: str) -> Installed:
     slot = _slot(cache, "npm", identifier, version)
+    async with _slot_lock(slot, timeout):
+        return await _install_npm(slot, identifier, version, timeout=timeout, mode=mode)
+
+
+async def _install_npm(slot: Path, identifier: str, version: str | None, *, timeout: float, mode: str) -> Installed:
     marker = slot / "launch.json"
     done = _finished(marker)
     if done is not None:

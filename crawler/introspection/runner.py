@@ -35,9 +35,6 @@ class RunnerConfig:
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
 
 
-_install_locks: dict[str, asyncio.Lock] = {}
-
-
 async def run_sandboxed(
     command: Sequence[str],
     cfg: RunnerConfig,
@@ -105,17 +102,15 @@ async def _package_once(plan: PackagePlan, cfg: RunnerConfig, extra: tuple[str, 
         mode = sandbox.resolve_mode(cfg.sandbox_mode)
     except sandbox.SandboxUnavailable as exc:
         return IntrospectionResult("stdio", plan.label, "refused", error=str(exc))
-    lock = _install_locks.setdefault(plan.label + "+".join(extra), asyncio.Lock())
-    try:
-        async with lock:
-            if plan.registry == "pypi":
-                installed = await install_pypi(
-                    plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode, extra=extra
-                )
-            else:
-                installed = await install_npm(
-                    plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode
-                )
+    try:  # two installs of one package, in this process or another, take turns (the installer's lock)
+        if plan.registry == "pypi":
+            installed = await install_pypi(
+                plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode, extra=extra
+            )
+        else:
+            installed = await install_npm(
+                plan.identifier, plan.version, cfg.cache_dir, timeout=cfg.install_timeout, mode=mode
+            )
     except InstallError as exc:
         return IntrospectionResult("stdio", plan.label, "install_failed", time.monotonic() - started, str(exc))
     except TimeoutError:

@@ -23,6 +23,7 @@ import mcp_types
 from mcp.client.stdio import _stop_server_process
 from mcp.shared.message import SessionMessage
 
+from crawler.introspection import reaper
 from crawler.introspection.client import MAX_RESPONSE_BYTES, MAX_RESPONSE_CONTAINERS, RefusedAnswer
 
 #: The same budget as a remote answer: far above any honest tools/list.
@@ -68,6 +69,7 @@ async def capped_stdio_client(
     process = await anyio.open_process(
         list(command), env=dict(env), cwd=cwd, stderr=errlog, start_new_session=True, pass_fds=pass_fds
     )
+    reaper.track(process.pid)  # killed at our exit if the shielded shutdown below never runs
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     stdout, stdin = process.stdout, process.stdin
@@ -132,4 +134,5 @@ async def capped_stdio_client(
                 # it; without it (--unsafe-no-sandbox) this does.
                 with suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.pid, signal.SIGKILL)
+                reaper.untrack(process.pid)
             tg.cancel_scope.cancel()
