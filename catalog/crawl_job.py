@@ -112,13 +112,15 @@ class CrawlSummary:
             text += f", {len(bad)} source(s) failed ({self.failure()})"
         # A page that could not be read after the first: what was read is stored, the listing
         # is not complete (nothing was marked removed), and the summary must say so.
-        cut = [
-            f"{r['source']}: {r['error']}"
-            for r in self.runs
-            if r["status"] in ("partial", "interrupted") and r["error"]
-        ]
+        # Sources stopped for one reason share it ("official-registry, curated: stopped ...; the
+        # same `catalog crawl` with --resume continues it"), said once rather than per source.
+        cut: dict[str, list[str]] = {}
+        for r in self.runs:
+            if r["status"] in ("partial", "interrupted") and r["error"]:
+                cut.setdefault(r["error"], []).append(r["source"])
         if cut:
-            text += f", {len(cut)} source(s) incomplete ({'; '.join(c[:240] for c in cut)})"
+            reasons = "; ".join(f"{', '.join(sources)}: {error}"[:240] for error, sources in cut.items())
+            text += f", {sum(map(len, cut.values()))} source(s) incomplete ({reasons})"
         # A complete listing of another URL than the source's last one removes nothing this
         # once: said here, not only in the run's stored counters.
         held = [

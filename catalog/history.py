@@ -41,7 +41,9 @@ class Diff:
 
     @property
     def severe(self) -> list[Change]:
-        return [c for c in self.changed if c.severe]
+        """The changes a CI gate stops on: severe ones, and ones not judged yet (a crawl
+        stopped between storing and classifying), which are not known to be mild."""
+        return [c for c in self.changed if c.severe is not False]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -28,8 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 SERVERS = Path(__file__).parent / "servers"
 PG_BASE = os.environ.get("CATALOG_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
-#: Packages installed by the tests are cached across runs (git-ignored).
-PACKAGE_CACHE = Path(os.environ.get("CATALOG_TEST_CACHE", ROOT / ".cache" / "test-packages"))
+#: Packages installed by the tests are cached across runs (git-ignored), one cache per pytest-xdist
+#: worker: a crawl holds its cache directory's lock, so two workers' crawls on one cache would
+#: refuse each other ("another crawl is running", exit 4).
+PACKAGE_CACHE = Path(os.environ.get("CATALOG_TEST_CACHE", ROOT / ".cache" / "test-packages")) / os.environ.get(
+    "PYTEST_XDIST_WORKER", "main"
+)
 
 
 def free_port() -> int:

@@ -254,3 +254,20 @@ def test_a_change_not_judged_yet_is_not_called_mild(sqlite_url: str) -> None:
     assert "not yet judged: 1" in gate.stdout.splitlines()[0]
     level = json.loads(findings(sqlite_url, "--format", "sarif").stdout)["runs"][0]["results"][0]["level"]
     assert level == "error"
+    # `diff --severe`, the other CI gate, passed it (exit 0, "severe changed definitions: 0").
+    since = "2000-01-01"
+    gate = run_cli("diff", "--since", since, "--severe", "--db", sqlite_url)
+    assert gate.returncode == 1, gate.stdout
+    assert "severe or not yet judged changed definitions: 1" in gate.stdout
+    assert "~ UNJUDGED io.github.example/notes :: " in gate.stdout, gate.stdout
+    data = json.loads(run_cli("diff", "--since", since, "--severe", "--format", "json", "--db", sqlite_url).stdout)
+    assert [c["severe"] for c in data["changed"]] == [None]
+    # Judged, it is severe (poisoning added) and tagged so.
+    store = open_store(sqlite_url)
+    with store.session() as s:
+        classify_pending(s)
+        assess_changes(s)
+        s.commit()
+    store.dispose()
+    after = run_cli("diff", "--since", since, "--severe", "--db", sqlite_url)
+    assert after.returncode == 1 and "~ SEVERE io.github.example/notes :: " in after.stdout, after.stdout

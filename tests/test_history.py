@@ -658,3 +658,28 @@ def test_not_started_counts_servers(http_routes, tmp_path: Path) -> None:
     routes.set("/v0.1/servers", registry_page([entry("io.github.t/img", packages=oci)]))
     out = crawl(db, base, cache)
     assert out.returncode == 0 and "0 introspection failures, 1 not started" in out.stdout, out.stdout
+
+
+def test_sources_stopped_for_one_reason_share_it_in_the_summary() -> None:
+    # Two sources stopped by one Ctrl-C each said "stopped before the end ...; --resume
+    # continues it": the hint twice on the line a schedule logs.
+    from catalog.crawl_job import FORCED_STOP, CrawlSummary
+
+    def run(source: str, status: str, error: str | None) -> dict[str, Any]:
+        return {"id": 1, "source": source, "status": status, "counters": {"servers": 2}, "error": error}
+
+    summary = CrawlSummary(
+        runs=[
+            run("official-registry", "interrupted", FORCED_STOP),
+            run("curated", "interrupted", FORCED_STOP),
+            run("glama", "partial", "page 3: not JSON"),
+            run("toolhive", "ok", None),
+        ],
+        classified=0,
+        seconds=1.0,
+    )
+    line = summary.line()
+    assert line.startswith("crawl stopped: 8 servers, "), line
+    assert line.count("--resume") == 1, line
+    assert f"3 source(s) incomplete (official-registry, curated: {FORCED_STOP}"[:60] in line, line
+    assert "; glama: page 3: not JSON)" in line, line

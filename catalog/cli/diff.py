@@ -23,10 +23,10 @@ def _render(d: Diff, severe_only: bool) -> list[str]:
             lines.append(f"{title}: {len(items)}")
             lines += [f"  + {x}" if "new" in title else f"  - {x}" for x in items[:200]]
     changed = d.severe if severe_only else d.changed
-    lines.append(f"{'severe ' if severe_only else ''}changed definitions: {len(changed)}")
+    lines.append(f"{'severe or not yet judged ' if severe_only else ''}changed definitions: {len(changed)}")
     for c in changed:
         s = c.summary
-        tag = "SEVERE " if c.severe else ""
+        tag = "SEVERE " if c.severe else "UNJUDGED " if c.severe is None else ""
         risk = s.get("risk")
         lines.append(
             f"  ~ {tag}{c.server} :: {c.tool}  {c.old_hash[:12]} -> {c.new_hash[:12]}"
@@ -58,7 +58,9 @@ def diff(
     severe: Annotated[
         bool,
         typer.Option(
-            "--severe", help="Only changes that raised a tool's risk or added poisoning; exit 1 when there are any."
+            "--severe",
+            help="Only changes that raised a tool's risk or added poisoning, or are not judged yet; exit 1 when "
+            "there are any.",
         ),
     ] = False,
     output: FormatOption = TextOrJson.TEXT,
@@ -70,7 +72,7 @@ def diff(
     if output == "json":
         data = d.to_dict()
         if severe:
-            data["changed"] = [c for c in data["changed"] if c["severe"]]
+            data["changed"] = [c for c in data["changed"] if c["severe"] is not False]
         say(json.dumps(data, indent=2))
     else:
         say_lines(_render(d, severe))
