@@ -426,24 +426,43 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
     return summary
 
 
+#: A second signal this soon after the first is the same stop sent twice, not "force it":
+#: systemd signals every process of a service at once, and `catalog schedule` forwards its own.
+SAME_STOP_SECONDS = 0.5
+
+
 def _stop_introspection_on_signal() -> None:
     """On the first SIGINT or SIGTERM, also stop the introspections under way, then let
     Scrapy's own handler (installed by then) begin its graceful stop: it waits for the items
-    in its pipelines, and each introspection ran on to its answer or its timeout."""
+    in its pipelines, and each introspection ran on to its answer or its timeout. Scrapy's
+    handler puts its "force" handler in place for the next signal; a next one within
+    SAME_STOP_SECONDS is taken as the same stop (a service stopped by systemd, whose schedule
+    forwarded the signal too, was forced at once)."""
     import asyncio
 
     from crawler.pipelines.introspect import stop_introspection
 
     loop = asyncio.get_event_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        scrapys = signal.getsignal(sig)
+    scrapys: dict[int, Any] = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-        def handler(signum: int, frame: Any, scrapys: Any = scrapys) -> None:
-            loop.call_soon_threadsafe(stop_introspection)
-            if callable(scrapys):
-                scrapys(signum, frame)
+    def first(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(stop_introspection)
+        graceful = scrapys.get(signum)
+        if callable(graceful):
+            graceful(signum, frame)
+        at = time.monotonic()
+        for sig in scrapys:
+            forcing = signal.getsignal(sig)
+            if callable(forcing) and forcing is not first:
 
-        signal.signal(sig, handler)
+                def again(signum: int, frame: Any, forcing: Any = forcing) -> None:
+                    if time.monotonic() - at >= SAME_STOP_SECONDS:
+                        forcing(signum, frame)
+
+                signal.signal(sig, again)
+
+    for sig in scrapys:
+        signal.signal(sig, first)
 
 
 class _Progress:

@@ -240,5 +240,8 @@ def run_schedule(
                 raise UsageError(f"the crawl's arguments were refused ({reason}): schedule stopped")
         next_at = cron.next_after(now()) if cron else started + timedelta(seconds=every or 0)
         if max_runs is None or runs < max_runs:
-            echo(f"next crawl at {next_at.isoformat(timespec='seconds')}")
+            if next_at <= now():  # it said "next crawl at" a time already past
+                echo("next crawl now (the last one took longer than --every)")
+            else:
+                echo(f"next crawl at {next_at.isoformat(timespec='seconds')}")
     return failures

@@ -205,7 +205,7 @@ def test_export_whole_catalogue_server_and_min_risk(filled: str, tmp_path: Path)
     bad = runner.invoke(app, ["export", "--server", "nope", "--db", filled])
     assert bad.exit_code == 2 and "unknown server" in bad.stderr
     bad_level = runner.invoke(app, ["export", "--min-risk", "severe", "--db", filled])
-    assert bad_level.exit_code == 1
+    assert bad_level.exit_code == 2
 
 
 def test_show_and_stats(filled: str) -> None:
@@ -399,7 +399,7 @@ def test_export_refuses_an_unknown_category(filled: str) -> None:
 
     assert set(CATEGORIES) == set(RUBRIC)
     typo = runner.invoke(app, ["export", "--category", "finance", "--db", filled])
-    assert typo.exit_code == 1 and "unknown category 'finance'" in typo.output  # was an empty policy
+    assert typo.exit_code == 2 and "unknown category 'finance'" in typo.output  # was an empty policy
     ok = json.loads(runner.invoke(app, ["export", "--category", "financial", "--db", filled]).stdout)
     assert "BinanceFuturesCancelBatchOrders" in ok["tools"]
 
@@ -408,7 +408,7 @@ def test_pin_is_refused_where_a_format_cannot_pin(filled: str) -> None:
     # Claude Code and Codex settings cannot tie a rule to a definition: --pin did nothing.
     for fmt in ("claude-code", "codex"):
         out = runner.invoke(app, ["export", "-f", fmt, "--pin", "--db", filled])
-        assert out.exit_code == 1 and "cannot pin" in out.output, (fmt, out.output)
+        assert out.exit_code == 2 and "cannot pin" in out.output, (fmt, out.output)
     assert runner.invoke(app, ["export", "-f", "intercept", "--pin", "--db", filled]).exit_code == 0
 
 
@@ -530,8 +530,16 @@ def test_overrides_survive_recrawls_and_are_flagged_when_the_tool_changes(filled
     assert by_tool["get_ticker_price"]["review"] is False
     text = runner.invoke(app, ["overrides", "--db", filled]).stdout
     assert "REVIEW: definition changed since" in text
+    # Decided about the old definition, the allow would loosen the new one's rule: set aside
+    # (the generated rule applies) until a person decides again.
+    approval = {"deny_if": [{"conditions": [], "on_deny": "Requires human approval."}]}
     again = json.loads(runner.invoke(app, ["export", "--db", filled]).stdout)
-    assert again["tools"]["BinanceFuturesCancelBatchOrders"] == {}
+    assert again["tools"]["BinanceFuturesCancelBatchOrders"] == approval
+    shown = runner.invoke(app, ["recommend", "BinanceFuturesCancelBatchOrders", "--db", filled]).stdout
+    assert "override by alice set aside" in shown, shown
+    assert runner.invoke(app, ["override", "BinanceFuturesCancelBatchOrders", "--allow", "--db", filled]).exit_code == 0
+    decided = json.loads(runner.invoke(app, ["export", "--db", filled]).stdout)
+    assert decided["tools"]["BinanceFuturesCancelBatchOrders"] == {}
     assert runner.invoke(app, ["override", "BinanceFuturesCancelBatchOrders", "--clear", "--db", filled]).exit_code == 0
     restored = json.loads(runner.invoke(app, ["export", "--db", filled]).stdout)
     assert restored["tools"]["BinanceFuturesCancelBatchOrders"]["deny_if"][0]["conditions"] == []
@@ -539,7 +547,7 @@ def test_overrides_survive_recrawls_and_are_flagged_when_the_tool_changes(filled
 
 def test_override_input_errors(filled: str, tmp_path: Path) -> None:
     both = runner.invoke(app, ["override", "add", "--allow", "--deny", "--db", filled])
-    assert both.exit_code == 1 and "exactly one" in both.stderr
+    assert both.exit_code == 2 and "exactly one" in both.stderr
     unknown = runner.invoke(app, ["override", "nope", "--deny", "--db", filled])
     assert unknown.exit_code == 2
     bad = tmp_path / "bad.json"
@@ -649,7 +657,9 @@ def test_an_override_for_every_server_stands_when_a_server_stops_listing_the_too
         record_tools(s, newdb, [{"name": "query", "description": "Run SQL, any SQL"}])
         classify_pending(s)
     assert review() == [True]
-    assert pinned()["tools"] == {}
+    # The allow no longer speaks for `query`: set aside, the generated rule (rate-limited SQL)
+    # applies, pinned to the definition it was generated for.
+    assert set(pinned()["tools"]["query"]) == {"rate_limit", "pin"}
     # Decided before the definitions were kept (only their digest): a drop asks for review.
     assert runner.invoke(app, ["override", "query", "--allow", "--db", filled]).exit_code == 0
     with store.session() as s, s.begin():
@@ -711,3 +721,97 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert run_cli("findings", "--help").returncode == 0
     bare = run_cli()
     assert bare.returncode == 2 and "Usage" in bare.stderr + bare.stdout
+
+
+def test_export_findings_of_a_bug_hunt(filled: str, tmp_path: Path) -> None:
+    # A helper's hunt through the exports, each reproduced before its fix.
+    import tomllib
+
+    def export(*args: str) -> Any:
+        return runner.invoke(app, ["export", *args, "--db", filled])
+
+    # A person's rule that denies outright was "ask" in Claude Code: a user could approve a
+    # tool the team had banned.
+    rule = tmp_path / "deny.json"
+    rule.write_text(json.dumps({"deny_if": [{"conditions": [], "on_deny": "banned"}]}))
+    assert runner.invoke(app, ["override", "get_ticker_price", "--rule", str(rule), "--db", filled]).exit_code == 0
+    claude = json.loads(export("-f", "claude-code").stdout)["permissions"]
+    assert "mcp__binance__get_ticker_price" in claude["deny"], claude
+    # --min-risk dropped people's decisions: the deny of a low tool was left out of Codex's
+    # disabled tools (so it stayed enabled).
+    assert runner.invoke(app, ["override", "get_ticker_price", "--deny", "--db", filled]).exit_code == 0
+    codex = tomllib.loads(export("-f", "codex", "--min-risk", "medium").stdout)
+    assert "get_ticker_price" in codex["mcp_servers"]["binance"]["disabled_tools"], codex
+    # -o replaces the file whole: what a failure midway leaves is the old file, not half a
+    # new one (a full disk wrote 4096 bytes of JSON over a valid policy).
+    out = tmp_path / "policy.json"
+    assert export("-o", str(out)).exit_code == 0
+    before = out.read_text()
+    assert json.loads(before)["default"] == "deny"
+    out.chmod(0o640)
+    # A write that fails midway (here a file size limit, as a full disk would) leaves it.
+    script = (
+        "import resource, signal, sys\n"
+        "from catalog.cli.common import friendly, replaced_atomically\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+        "@friendly\n"
+        "def write():\n"
+        "    with replaced_atomically(sys.argv[1]) as out:\n"
+        "        out.write('x' * 300_000)\n"
+        "try:\n"
+        "    write()\n"
+        "except Exception as exc:  # typer.Exit, which the CLI's runner turns into the exit code\n"
+        "    sys.exit(exc.exit_code)\n"
+    )
+    cut = subprocess.run([sys.executable, "-c", script, str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert cut.returncode == 1 and str(out) in cut.stderr and "Traceback" not in cut.stderr, cut.stderr
+    assert out.read_text() == before  # the old policy, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".policy.json")] == []  # no leftovers
+    assert export("-f", "intercept", "-o", str(out)).exit_code == 0
+    assert out.read_text().startswith("# ") and out.stat().st_mode & 0o777 == 0o640  # replaced, same mode
+    # Seed holds one rule per name: "wrote 5 tools" of a file holding four.
+    wrote = run_cli("export", "-o", str(out), "--db", filled)
+    doc = json.loads(out.read_text())
+    names = len(set(doc["tools"]) | set(doc.get("hide", [])))
+    assert f"({names} names)" in wrote.stderr, wrote.stderr
+    # Arguments no export could use exit 2 (they exited 1, what a failed export says).
+    for args in (
+        ["--min-risk", "severe"],
+        ["--category", "nope"],
+        ["--pin", "-f", "codex"],
+        ["--alias", "x"],
+        ["--alias", "", "--server", "io.github.example/binance"],
+        ["--alias", "my.notes", "--server", "io.github.example/binance"],
+        ["--settings", str(tmp_path / "missing.toml")],
+    ):
+        bad = run_cli("export", *args, "--db", filled)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, (args, bad.stderr)
+    for args in (["query"], ["query", "--allow", "--deny"], ["query", "--rule", str(tmp_path / "none.json")]):
+        bad = run_cli("override", *args, "--db", filled)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, (args, bad.stderr)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'allowed_url_hosts = "10.0.0.5"',
+        'allowed_roots = "/srv"',
+        'allowed_email_domains = "example.com"',
+        'guard_levels = "high"',
+        "allowed_url_hosts = [1]",
+        'allowed_url_hosts = [""]',
+        "max_batch = true",
+        "blocked_commands = 5",
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused(tmp_path: Path, line: str) -> None:
+    # A string where a list belongs was read letter by letter: allowed hosts "1", "0", ".",
+    # "5" opened the SSRF guard to 127.0.0.1.
+    from catalog.errors import CatalogError
+    from catalog.policies.settings import load_settings
+
+    path = tmp_path / "policy.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(CatalogError, match="policy settings"):
+        load_settings(path)

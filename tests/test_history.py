@@ -267,7 +267,11 @@ def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path)
     ]
     ok = run_cli("schedule", "--every", "1s", "--max-runs", "2", "--", *args, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.count(" ok: crawl finished") == 2 and "next crawl at" in ok.stdout
+    assert ok.stdout.count(" ok: crawl finished") == 2
+    # A crawl takes longer than a second: the next one starts at once, and says so (it said
+    # "next crawl at" a time already past).
+    assert "next crawl now (the last one took longer than --every)" in ok.stdout, ok.stdout
+    assert "next crawl at" not in ok.stdout
     routes.set("/v0.1/servers", b"{broken", content_type="application/json")
     bad = run_cli("schedule", "--every", "1s", "--max-runs", "2", "--", *args, timeout=120)
     assert bad.returncode == 1
@@ -582,6 +586,23 @@ def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_pat
     routes.set(second, registry_page([entry("io.github.test/b")]))
     resumed = crawl(db, base, cache, "--no-introspect", "--resume")
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_one_stop_sent_twice_at_once_is_not_a_forced_stop(http_routes, tmp_path: Path) -> None:
+    # systemd signals every process of a service at once and `catalog schedule` forwards its
+    # own SIGTERM: the crawl took the pair as "send again to force" and was forced at once.
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    second = "/v0.1/servers?limit=100&version=latest&cursor=p2"
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
+    routes.set(second, registry_page([entry("io.github.test/b")]), delay=4)
+    argv = ["crawl", "--source", "official-registry", "--registry-url", base]
+    argv += ["--full", "--no-introspect", "--cache-dir", str(cache), "--db", db]
+    done, _ = _stop_crawl(argv, routes, [(signal.SIGTERM, 0), (signal.SIGTERM, 0.05)], hit=second, timeout=60)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 130 and "stopped before the end" in err, (out, err)
+    assert "forced" not in out, out  # the spider closed its run itself
+    assert removed_and_last_status(db) == ([], "interrupted")
 
 
 def test_a_stopped_crawl_does_not_wait_for_the_servers_it_is_asking(

@@ -532,8 +532,9 @@ def test_two_installs_of_one_package_at_once_share_one_finished_install(monkeypa
 #: A server that writes its pid to the file named by its argument, then reads requests and
 #: never answers, and outlives its stdin: a stubborn stranger.
 STUBBORN = (
-    "import os, sys, time\n"
+    "import os, signal, sys, time\n"
     "def main():\n"
+    "    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends it\n"
     "    open(sys.argv[1], 'w').write(str(os.getpid()))\n"
     "    while True:\n"
     "        sys.stdin.readline()\n"
@@ -562,6 +563,28 @@ def _gone(pid: int, timeout: float = 5) -> bool:
         time.sleep(0.05)
     os.kill(pid, 9)  # not left behind by the test either
     return False
+
+
+def test_process_groups_still_remembered_are_killed_at_exit() -> None:
+    # The last line of defence when a server's own shutdown never runs (a forced stop).
+    script = (
+        "import subprocess, sys\n"
+        "from crawler.introspection import reaper\n"
+        "quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "child = subprocess.Popen(['sleep', '300'], start_new_session=True, **quiet)\n"
+        "reaper.track(child.pid)\n"
+        "done = subprocess.Popen(['sleep', '300'], start_new_session=True, **quiet)\n"
+        "reaper.track(done.pid)\n"
+        "reaper.untrack(done.pid)  # its owner killed it, as far as the reaper knows\n"
+        "print(child.pid, done.pid)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    tracked, untracked = map(int, out.stdout.split())
+    try:
+        assert _gone(tracked), "a remembered group outlived the interpreter"
+        assert not _gone(untracked, timeout=0.5), "a forgotten group was killed"
+    finally:
+        os.kill(untracked, signal.SIGKILL)
 
 
 def test_introspect_ended_by_sigterm_kills_an_unsandboxed_server(tmp_path: Path) -> None:
@@ -625,7 +648,9 @@ def test_a_forced_stop_kills_the_unsandboxed_servers(tmp_path: Path) -> None:
         )
         pid = _started(pid_file, proc)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        # Forced: after SAME_STOP_SECONDS (sooner is the same stop) and before the server's
+        # shutdown (0.5 s for stdin to close, 0.5 s after SIGTERM, then SIGKILL) could end it.
+        time.sleep(0.7)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, (out, err)

@@ -15,7 +15,7 @@ import yaml
 from catalog.errors import CatalogError
 from catalog.policies.formats import ExportOptions, Format, exporter, schema_errors
 from catalog.policies.formats.seed import seed_document
-from catalog.policies.generate import Override, ToolPolicy, dumps, strictness
+from catalog.policies.generate import HUMAN_APPROVAL, Override, ToolPolicy, dumps, strictness
 from catalog.policies.guards import guards_for
 from catalog.policies.settings import PolicySettings, load_settings
 
@@ -104,7 +104,26 @@ def sample() -> list[ToolPolicy]:
             category="database",
             action="delete",
             server="io.github.acme/db",
-            override=Override("allow", "sandbox database only", "alice", definition_hash="0" * 64),
+            override=Override(
+                "allow", "sandbox database only", "alice", definition_hash=hashlib.sha256(b"drop_table").hexdigest()
+            ),
+        ),
+        # Decided about another definition: a deny still holds (it tightens), flagged for review;
+        policy(
+            "get_ticker_price",
+            "low",
+            category="financial",
+            server="io.github.acme/market",
+            override=Override("deny", "not for agents", "bob", definition_hash="0" * 64),
+        ),
+        # an allow of a tool poisoned since (a rug pull) is set aside: hidden, as without it.
+        policy(
+            "get_note",
+            "medium",
+            category="productivity",
+            server="io.github.acme/notes",
+            poisoned=True,
+            override=Override("allow", "reviewed", "carol", definition_hash="1" * 64),
         ),
     ]
 
@@ -264,9 +283,46 @@ def test_a_doubtful_verdict_gets_the_stricter_plausible_levels_policy() -> None:
 
 
 def test_override_wins_and_is_flagged_when_the_definition_changed() -> None:
-    p = sample()[-1]
+    by_name = {p.tool: p for p in sample()}
+    p = by_name["drop_table"]  # decided about the current definition: it wins outright
     assert p.decision == "allow" and seed_document([p])["tools"]["drop_table"] == {}
-    assert p.stale_override and "review" in " ".join(p.explanation())
+    assert not p.stale_override and p.set_aside is None
+    # Decided about another definition, a deny still holds (it tightens) and asks for review;
+    tightened = by_name["get_ticker_price"]
+    assert tightened.decision == "deny" and tightened.stale_override and tightened.set_aside is None
+    assert "review" in " ".join(tightened.explanation())
+
+
+def test_an_override_about_another_definition_never_loosens_the_rule() -> None:
+    # An "allow" carried a tool rug-pulled into poison since into Claude Code's allow list and
+    # Codex's enabled tools (only --pin, which neither can write, held it back).
+    import tomllib
+
+    from catalog.policies.formats.claude_code import bucket
+
+    pulled = {p.tool: p for p in sample()}["get_note"]
+    assert pulled.override is None and pulled.set_aside is not None and pulled.stale_override
+    assert pulled.decision == "hide" and bucket(pulled) == "deny"
+    assert seed_document([pulled])["hide"] == ["get_note"]
+    assert any("set aside" in line for line in pulled.explanation())
+    codex = tomllib.loads(exporter(Format.CODEX).render([pulled], ExportOptions()))
+    assert codex["mcp_servers"]["notes"]["disabled_tools"] == ["get_note"]
+    # A benign change too: the allow waits for a person, the generated rule applies meanwhile.
+    allowed = Override("allow", "ok", "ana", definition_hash="1" * 64)
+    tweaked = policy("write_file", "medium", category="filesystem", action="write", override=allowed)
+    assert tweaked.decision == "limit" and tweaked.set_aside == allowed
+    # Decided again about the current definition, it applies; and a copy made with another
+    # hash weighs the decision again (dataclasses.replace runs the check anew).
+    reviewed = dataclasses.replace(allowed, definition_hash=tweaked.hash)
+    current = dataclasses.replace(tweaked, set_aside=None, override=reviewed)
+    assert current.decision == "allow" and current.set_aside is None
+    again = dataclasses.replace(current, hash="2" * 64)
+    assert again.decision == "limit" and again.set_aside is not None
+    back = dataclasses.replace(again, hash=tweaked.hash)
+    assert back.decision == "allow" and back.set_aside is None
+    # An override without a recorded definition (decided before hashes were kept) is not stale.
+    legacy = policy("write_file", "medium", override=Override("allow", "", "ops"))
+    assert legacy.decision == "allow"
     denied = policy("get_current_time", "low", override=Override("deny", "not needed", "bob"))
     assert (
         seed_document([denied])["tools"]["get_current_time"]["deny_if"][0]["on_deny"] == "Denied by policy: not needed"
@@ -294,7 +350,7 @@ def test_each_format_matches_its_complete_expected_document(fmt: Format) -> None
 def test_exports_parse_as_their_formats() -> None:
     opts = ExportOptions()
     intercept = yaml.safe_load(exporter(Format.INTERCEPT).render(sample(), opts))
-    assert intercept["default"] == "deny" and intercept["hide"] == ["add_numbers"]
+    assert intercept["default"] == "deny" and intercept["hide"] == ["add_numbers", "get_note"]
     assert intercept["tools"]["get_current_time"] == {"rules": []}
     assert "mystery" not in intercept["tools"]
     claude = json.loads(exporter(Format.CLAUDE_CODE).render(sample(), opts))["permissions"]
@@ -401,14 +457,22 @@ def test_an_override_is_pinned_to_the_definition_it_was_decided_on() -> None:
     # --pin: an override of an old definition must not vouch for the changed one.
     from catalog.policies.generate import seed_rule
 
-    decided = Override("allow", "", "ops", definition_hash="a" * 64)
+    decided = Override("deny", "", "ops", definition_hash="a" * 64)
     changed = dataclasses.replace(policy("read_file", "medium", override=decided), hash="b" * 64)
-    assert changed.stale_override
-    assert seed_rule(changed, pin=True) == {"pin": "a" * 64}
+    assert changed.stale_override and changed.override == decided  # a deny tightens: it holds
+    assert seed_rule(changed, pin=True) == {
+        "deny_if": [{"conditions": [], "on_deny": "Denied by policy: override"}],
+        "pin": "a" * 64,
+    }
     # Decided for every server (a digest of their definitions): once one changed, a pinned
     # export leaves the rule out (denied by default) rather than vouch for the new definition.
-    stale_all = policy("read_file", "medium", override=Override("allow", "", "ops", definition_hash="all:" + "c" * 60))
+    stale_all = policy("read_file", "medium", override=Override("deny", "", "ops", definition_hash="all:" + "c" * 60))
     assert seed_rule(dataclasses.replace(stale_all, hash="b" * 64), pin=True) is None
+    # An allow about the old definition would loosen the new one's rule: set aside, the
+    # generated rule is pinned to the current definition.
+    allowed = dataclasses.replace(decided, decision="allow")
+    loosening = dataclasses.replace(policy("read_file", "medium", override=allowed), hash="b" * 64)
+    assert seed_rule(loosening, pin=True) == {"rate_limit": {"max": 30, "window": 60}, "pin": "b" * 64}
     plain = dataclasses.replace(policy("read_file", "medium"), hash="b" * 64)
     assert seed_rule(plain, pin=True) == {"rate_limit": {"max": 30, "window": 60}, "pin": "b" * 64}
 
@@ -487,4 +551,40 @@ def test_intercept_pins_a_persons_decision_to_the_definition_they_reviewed() -> 
         "get_forecast"
     ]
     assert seed_document([pulled], pin=True)["hide"] == ["get_forecast"]
-    assert "hide" not in seed_document([pulled])  # without --pin the person's decision stands
+    assert seed_document([pulled])["hide"] == ["get_forecast"]  # and without --pin: it would loosen
+
+
+def test_a_guard_a_format_cannot_write_makes_the_tool_stricter_not_unguarded() -> None:
+    # A high-risk SQL tool's guard (no statement that changes data) has no Intercept spelling
+    # (a negative pattern): Intercept kept only its rate limit and Codex left it enabled, so
+    # the gateway ran it with neither guard.  Now Intercept asks a person and Codex disables it.
+    import tomllib
+
+    query = policy(
+        "query",
+        "high",
+        {"inputSchema": {"properties": {"sql": {"type": "string"}}}},
+        category="database",
+        action="execute",
+        server="io.github.acme/db",
+    )
+    assert query.decision == "limit" and any(g.allow is None for g in query.active_guards)
+    text = exporter(Format.INTERCEPT).render([query], ExportOptions())
+    rules = yaml.safe_load(text)["tools"]["query"]["rules"]
+    assert rules == [{"name": "human approval", "action": "deny", "on_deny": HUMAN_APPROVAL}], text
+    assert "# not expressible here: query: " in text and "needs a person's approval instead" in text
+    codex = tomllib.loads(exporter(Format.CODEX).render([query], ExportOptions()))
+    assert codex["mcp_servers"]["db"]["disabled_tools"] == ["query"]
+    # A guard Intercept can write keeps the tool running inside it, with its limit.
+    write = policy(
+        "write_file",
+        "high",
+        {"inputSchema": {"properties": {"path": {"type": "string"}}}},
+        category="filesystem",
+        action="write",
+        server="io.github.acme/files",
+    )
+    assert [g.id for g in write.active_guards] == ["path-traversal", "path-root"]
+    rules = yaml.safe_load(exporter(Format.INTERCEPT).render([write], ExportOptions()))["tools"]["write_file"]["rules"]
+    assert rules[0] == {"name": "rate limit", "rate_limit": "10/minute"}
+    assert [r["name"] for r in rules[1:]] == ["path-traversal", "path-root"]

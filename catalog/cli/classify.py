@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 
 from catalog import jsonlines
-from catalog.cli.common import fail, friendly
+from catalog.cli.common import fail, friendly, replaced_atomically
 
 
 def parse_line(line: str, lineno: int) -> tuple[dict[str, Any], Any]:
@@ -71,7 +72,6 @@ def classify(
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace") if input_file == "-" else None
     # utf-8-sig: a file saved with a byte-order mark (as some Windows editors do) lost its first line.
     src: TextIO = stdin or open(input_file, encoding="utf-8-sig", errors="replace")  # noqa: SIM115
-    dst: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     from classifier import classify_many
 
     errors = 0
@@ -80,14 +80,14 @@ def classify(
         # (a tool's category prior comes from its siblings), wherever they sit in the file.
         parsed = [parse_line(line, lineno) for lineno, line in enumerate(src, 1) if line.strip()]
         verdicts = iter(classify_many([d for _, d in parsed if d is not None]))
-        for data, defn in parsed:
-            out = data if defn is None else with_verdict(data, next(verdicts))
-            errors += "error" in out
-            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+        # -o FILE is replaced whole or not at all (a failure midway left half of it).
+        with replaced_atomically(output) if output else nullcontext(sys.stdout) as dst:
+            for data, defn in parsed:
+                out = data if defn is None else with_verdict(data, next(verdicts))
+                errors += "error" in out
+                dst.write(json.dumps(out, ensure_ascii=False) + "\n")
     finally:
         if stdin is None:
             src.close()
-        if dst is not sys.stdout:
-            dst.close()
     if errors:
         typer.echo(f'{errors} line(s) could not be classified (see their "error" field)', err=True)

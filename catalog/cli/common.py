@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import select
+import stat
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -91,6 +95,41 @@ def friendly(func: F) -> F:
             raise fail(f"database error: {first[0][:300]}", 3) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def replaced_atomically(path: str) -> Iterator[TextIO]:
+    """A file to write ``path``'s new content into, put in its place only once complete (a
+    temporary file beside it, renamed over it). A gateway watching a policy file never reads
+    half of one, and a full disk or a failure midway leaves the old file as it was: writing
+    in place had left 4096 bytes of a policy, not JSON, where a valid one had been. A link is
+    written through, as before; the file keeps its permissions (a new one gets the umask's)."""
+    target = Path(os.path.realpath(path))
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:  # a write of ours: name the file
+            raise OSError(exc.errno, exc.strerror, path) from None
+        raise
 
 
 def _reader_gone() -> bool:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 from typing import Annotated
 
 import typer
 
-from catalog.cli.common import DbOption, SettingsOption, fail, friendly, store_session
+from catalog.cli.common import DbOption, SettingsOption, fail, friendly, replaced_atomically, store_session
 from catalog.display import printable
-from catalog.errors import CatalogError, NotFound
+from catalog.errors import NotFound, UsageError
 from catalog.policies.collect import collect
 from catalog.policies.formats import ExportOptions, Format, exporter
 from catalog.policies.generate import RISK_ORDER
@@ -18,6 +18,8 @@ from catalog.store.repository import server_names, unknown_server
 from classifier.verdict import CATEGORIES
 
 LEVELS = ("low", "medium", "high", "critical")
+#: What a client config calls a server (Claude Code: ``mcp__ALIAS__tool``).
+ALIAS = re.compile(r"[A-Za-z0-9_-]+")
 
 
 #: Formats written as JSON, where printable()'s escapes are JSON's own.
@@ -57,16 +59,21 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export the recommended policy for one tool, a server, or the whole catalogue."""
+    # Arguments no export could use are usage errors (exit 2), as the parser's own are.
     if min_risk is not None and min_risk not in LEVELS:
-        raise CatalogError(f"unknown risk level {min_risk!r} (one of {', '.join(LEVELS)})")
+        raise UsageError(f"unknown risk level {min_risk!r} (one of {', '.join(LEVELS)})")
     odd = [c for c in category or [] if c not in CATEGORIES]
     if odd:  # a typo exported an empty policy
-        raise CatalogError(f"unknown category {odd[0]!r} (one of {', '.join(CATEGORIES)})")
+        raise UsageError(f"unknown category {odd[0]!r} (one of {', '.join(CATEGORIES)})")
     if pin and fmt in (Format.CLAUDE_CODE, Format.CODEX):
         # They cannot tie a rule to a definition: --pin was accepted and did nothing.
-        raise CatalogError(f"--pin: the {fmt.value} format cannot pin a rule to a definition (seed and intercept can)")
-    if alias and not server:
-        raise CatalogError("--alias names one server: use it with --server")
+        raise UsageError(f"--pin: the {fmt.value} format cannot pin a rule to a definition (seed and intercept can)")
+    if alias is not None and not server:
+        raise UsageError("--alias names one server: use it with --server")
+    if alias is not None and not ALIAS.fullmatch(alias):
+        # Claude Code's rule names (mcp__ALIAS__tool) take no other characters: "my.notes"
+        # wrote a settings file that failed its own validation; "" was silently ignored.
+        raise UsageError(f"--alias {alias[:80]!r}: letters, digits, '_' and '-' only, as client configs name servers")
     settings = load_settings(settings_file)
     with store_session(db) as session:
         if server and server not in server_names(session):
@@ -75,7 +82,11 @@ def export(
     if tool and not policies:
         raise NotFound(f"unknown tool {tool!r}")
     if min_risk:
-        policies = [p for p in policies if RISK_ORDER.index(p.level) >= RISK_ORDER.index(min_risk)]
+        # A person's decision is always exported: a deny of a low-risk tool dropped by the
+        # filter left it enabled in Codex (which lists only what it disables).
+        policies = [
+            p for p in policies if p.override is not None or RISK_ORDER.index(p.level) >= RISK_ORDER.index(min_risk)
+        ]
     if category:
         policies = [p for p in policies if p.category in category]
     opts = ExportOptions(pin=pin, aliases={server: alias} if server and alias else {})
@@ -89,7 +100,11 @@ def export(
     if problems:
         raise fail(f"generated {fmt.value} export does not validate: " + "; ".join(problems[:3]))
     if output:
-        Path(output).write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {len(policies)} tools as {fmt.value} to {output}", err=True)
+        with replaced_atomically(output) as out:
+            out.write(text)
+        names = len({p.tool for p in policies})
+        # Seed and Intercept hold one rule per name (the strictest of the servers exposing it).
+        merged = f" ({names} names)" if fmt in (Format.SEED, Format.INTERCEPT) and names != len(policies) else ""
+        typer.echo(f"wrote {len(policies)} tools{merged} as {fmt.value} to {output}", err=True)
     else:
         typer.echo(text, nl=False)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
-from catalog.errors import CatalogError, NotFound
+from catalog.errors import CatalogError, NotFound, UsageError
 from catalog.policies.formats import schema_errors
 from catalog.store.overrides import (
     SERVERS_DIGEST,
@@ -38,7 +38,7 @@ def _author(by: str | None) -> str:
 def _load_rule(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise CatalogError(f"no such rule file: {path}")
+        raise UsageError(f"no such rule file: {path}")
     try:
         rule = json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -68,11 +68,11 @@ def override(
         name for name, on in (("allow", allow), ("deny", deny), ("rule", rule is not None), ("clear", clear)) if on
     ]
     if len(chosen) != 1:
-        raise CatalogError("choose exactly one of --allow, --deny, --rule FILE, --clear")
+        raise UsageError("choose exactly one of --allow, --deny, --rule FILE, --clear")
     decision = chosen[0]
     author = _author(by)
     if len(author) > 200:  # the column's width (PostgreSQL enforces it, SQLite does not)
-        raise CatalogError(f"--by takes at most 200 characters, not {len(author)}")
+        raise UsageError(f"--by takes at most 200 characters, not {len(author)}")
     rule_doc = _load_rule(rule) if rule is not None else None
     with store_session(db) as session, session.begin():
         cover = covered_now(session, tool)

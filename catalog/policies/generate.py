@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,23 @@ class ToolPolicy:
     #: The level the rule follows (``Verdict.policy_risk``): the risk, or a stricter one the
     #: classifier found plausible when in doubt.  Empty means ``risk``.
     policy_risk: str = ""
+    #: A person's override about another definition (the tool changed since) that would make
+    #: this one's rule looser: kept out of every decision and shown for review.
+    set_aside: Override | None = None
+
+    def __post_init__(self) -> None:
+        """An override decided about another definition may tighten the current one's rule,
+        never loosen it: an "allow" carried a rug-pulled tool, poisoned since, into Claude
+        Code's allow list and Codex's enabled tools, and only ``--pin`` (which neither can
+        write) held it back.  Until a person decides again, such an override is set aside."""
+        decided = self.override or self.set_aside
+        object.__setattr__(self, "override", decided)
+        object.__setattr__(self, "set_aside", None)
+        if decided is not None and self.stale_override:
+            generated = replace(self, override=None)
+            if strictness(self)[:2] < strictness(generated)[:2]:
+                object.__setattr__(self, "override", None)
+                object.__setattr__(self, "set_aside", decided)
 
     @property
     def level(self) -> str:
@@ -61,7 +78,7 @@ class ToolPolicy:
     @property
     def stale_override(self) -> bool:
         """The definition changed since the person decided: their decision needs a new look."""
-        o = self.override
+        o = self.override or self.set_aside
         return bool(o and o.definition_hash and self.hash and o.definition_hash != self.hash)
 
     @property
@@ -94,6 +111,12 @@ class ToolPolicy:
 
     def explanation(self) -> list[str]:
         lines = []
+        if self.set_aside is not None:
+            o = self.set_aside
+            lines.append(
+                f"override by {o.author} set aside: {o.decision} ({o.reason or 'no reason given'}) was decided about "
+                "another definition and would loosen this one's rule; review it (`catalog override` again applies it)"
+            )
         if self.override is not None:
             o = self.override
             lines.append(f"override by {o.author}: {o.decision} ({o.reason or 'no reason given'})")
@@ -176,7 +199,7 @@ _STRICTNESS = ("allow", "limit", "guarded", "approve", "omit", "deny", "hide")
 _UNLIMITED = float("-inf")
 
 
-def _custom_strictness(rule: Mapping[str, Any]) -> tuple[str, float]:
+def custom_strictness(rule: Mapping[str, Any]) -> tuple[str, float]:
     """Where a person's own rule sits among the generated ones, by what it does: a ``deny_if``
     with an entry without conditions denies outright; conditions guard; a rate limit limits
     (by its rate); nothing at all allows."""
@@ -198,7 +221,7 @@ def strictness(p: ToolPolicy) -> tuple[int, float, bool, int, int]:
     decision, tightness = p.decision, _UNLIMITED
     if decision == "custom":
         assert p.override is not None
-        decision, tightness = _custom_strictness(p.override.rule or {})
+        decision, tightness = custom_strictness(p.override.rule or {})
     elif decision == "limit" and p.rate_limit:
         tightness = -p.rate_limit[0] / p.rate_limit[1]
     risk = RISK_ORDER.index(p.level) if p.level in RISK_ORDER else len(RISK_ORDER)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, UsageError
 
 DEFAULT_FILE = Path("~/.config/mcp-catalog/policy.toml")
 ENV_VAR = "CATALOG_POLICY_SETTINGS"
@@ -49,6 +49,15 @@ class PolicySettings:
     critical: str = "approve"
 
     def __post_init__(self) -> None:
+        # A string where a list belongs was read letter by letter: `allowed_url_hosts = "10.0.0.5"`
+        # allowed hosts "1", "0", ".", "5" and let the SSRF guard pass 127.0.0.1.
+        for name in ("allowed_roots", "allowed_email_domains", "allowed_url_hosts", "guard_levels"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+                raise CatalogError(f"policy settings: {name} must be a list of non-empty strings, not {value!r:.80}")
+        for name in ("blocked_commands", "mutating_sql", "critical"):
+            if not isinstance(getattr(self, name), str):
+                raise CatalogError(f"policy settings: {name} must be a string, not {getattr(self, name)!r:.80}")
         if self.critical not in ("approve", "argument-gated"):
             raise CatalogError(
                 f"policy settings: critical must be 'approve' or 'argument-gated', not {self.critical!r}"
@@ -56,7 +65,12 @@ class PolicySettings:
         bad = [lvl for lvl in self.guard_levels if lvl not in ("critical", "high", "medium", "low")]
         if bad:
             raise CatalogError(f"policy settings: unknown risk level in guard_levels: {bad[0]!r}")
-        if not isinstance(self.max_amount, int | float) or not isinstance(self.max_batch, int):
+        if (
+            isinstance(self.max_amount, bool)
+            or not isinstance(self.max_amount, int | float)
+            or isinstance(self.max_batch, bool)
+            or not isinstance(self.max_batch, int)
+        ):
             raise CatalogError("policy settings: max_amount must be a number and max_batch an integer")
         if self.max_amount <= 0 or self.max_batch < 1:
             raise CatalogError("policy settings: max_amount must be > 0 and max_batch >= 1")
@@ -68,7 +82,7 @@ def load_settings(path: str | Path | None = None) -> PolicySettings:
     chosen = Path(explicit).expanduser() if explicit else DEFAULT_FILE.expanduser()
     if not chosen.exists():
         if explicit:
-            raise CatalogError(f"policy settings file not found: {chosen}")
+            raise UsageError(f"policy settings file not found: {chosen}")
         return PolicySettings()
     try:
         data: dict[str, Any] = tomllib.loads(chosen.read_text(encoding="utf-8"))

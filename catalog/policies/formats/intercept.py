@@ -1,9 +1,10 @@
 """PolicyLayer Intercept's YAML policy (its POLICY.md): ``tools.<name>.rules[]``.
 
 Intercept's ``evaluate`` rules pass when their conditions hold, so each guard is written in
-its ``allow`` spelling; a guard with no such spelling (array length, negative patterns in
-RE2) is listed in the description instead of being silently dropped.  Rate limits become
-the ``N/minute`` shorthand in a rule of their own (it cannot share a rule with conditions).
+its ``allow`` spelling; a tool with a guard that has no such spelling (array length, negative
+patterns in RE2) needs a person's approval instead, and the header says why (dropped, the
+guard did not hold and the tool ran on its rate limit alone).  Rate limits become the
+``N/minute`` shorthand in a rule of their own (it cannot share a rule with conditions).
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ def _rules(p: ToolPolicy, skipped: list[str]) -> list[dict[str, Any]] | None:
         rules.append({"name": "rate limit", "rate_limit": f"{count}/{WINDOWS[window]}"})
     for g in p.active_guards:
         if g.allow is None:
-            skipped.append(f"{p.tool}: {g.id} on {g.deny.path} cannot be written as an Intercept condition")
-            continue
+            # A guard the gateway cannot check is not dropped: the tool would run without it
+            # (a high-risk SQL tool kept its limit and lost the guard against changing data).
+            skipped.append(
+                f"{p.tool}: {g.id} on {g.deny.path} cannot be written as an Intercept condition; "
+                "the tool needs a person's approval instead"
+            )
+            return [{"name": "human approval", "action": "deny", "on_deny": HUMAN_APPROVAL}]
         rules.append({"name": g.id, "conditions": [g.allow.as_dict()], "on_deny": g.on_deny})
     if d == "guarded" and not any("conditions" in r for r in rules):
         return [{"name": "human approval", "action": "deny", "on_deny": HUMAN_APPROVAL}]

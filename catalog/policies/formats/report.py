@@ -31,11 +31,15 @@ COLUMNS = (
 
 def row(p: ToolPolicy, opts: ExportOptions) -> dict[str, str]:
     limit = p.rate_limit
-    o = p.override
+    o = p.override or p.set_aside
     override = ""
     if o is not None:
         override = f"{o.decision} by {o.author}: {o.reason}" + (
-            " (REVIEW: definition changed)" if p.stale_override else ""
+            " (REVIEW: definition changed; set aside, it would loosen the rule)"
+            if p.set_aside is not None
+            else " (REVIEW: definition changed)"
+            if p.stale_override
+            else ""
         )
     return {
         "server": p.server or "",
