@@ -429,6 +429,10 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
 #: A second signal this soon after the first is the same stop sent twice, not "force it":
 #: systemd signals every process of a service at once, and `catalog schedule` forwards its own.
 SAME_STOP_SECONDS = 0.5
+#: A graceful stop still waiting after this long (a download a catalogue never answers) is
+#: forced, as a second signal would: a crawl whose schedule died (SIGKILL) got one SIGTERM
+#: from the kernel and nobody to send the second.
+FORCE_STOP_AFTER_SECONDS = 10.0
 
 
 def _stop_introspection_on_signal() -> None:
@@ -437,8 +441,11 @@ def _stop_introspection_on_signal() -> None:
     in its pipelines, and each introspection ran on to its answer or its timeout. Scrapy's
     handler puts its "force" handler in place for the next signal; a next one within
     SAME_STOP_SECONDS is taken as the same stop (a service stopped by systemd, whose schedule
-    forwarded the signal too, was forced at once)."""
+    forwarded the signal too, was forced at once); one still waiting after
+    FORCE_STOP_AFTER_SECONDS is forced."""
     import asyncio
+
+    from twisted.internet import reactor
 
     from crawler.pipelines.introspect import stop_introspection
 
@@ -451,15 +458,26 @@ def _stop_introspection_on_signal() -> None:
         if callable(graceful):
             graceful(signum, frame)
         at = time.monotonic()
+        forced: list[bool] = []
         for sig in scrapys:
             forcing = signal.getsignal(sig)
             if callable(forcing) and forcing is not first:
 
                 def again(signum: int, frame: Any, forcing: Any = forcing) -> None:
-                    if time.monotonic() - at >= SAME_STOP_SECONDS:
+                    if time.monotonic() - at >= SAME_STOP_SECONDS and not forced:
+                        forced.append(True)
                         forcing(signum, frame)
 
                 signal.signal(sig, again)
+        force_later = signal.getsignal(signum)
+        if callable(force_later) and force_later is not first:
+            reactor.callFromThread(  # type: ignore[attr-defined]
+                reactor.callLater,
+                FORCE_STOP_AFTER_SECONDS,
+                force_later,
+                signum,
+                None,  # type: ignore[attr-defined]
+            )
 
     for sig in scrapys:
         signal.signal(sig, first)

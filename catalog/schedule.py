@@ -133,6 +133,19 @@ class Stopped(Exception):
         self.signum = signum
 
 
+def _stop_with_parent() -> None:
+    """In the crawl's process, before it runs: SIGTERM when the schedule dies, however it dies.
+    Killed with SIGKILL (or by the OOM killer), the schedule left its crawl running in its own
+    session, holding the lock, with no one to report it. SIGTERM is the crawl's graceful stop:
+    its run is recorded as interrupted and the lock released."""
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the schedule died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _run_crawl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     """One ``catalog crawl``, in a process group of its own. Asked to stop, the schedule passes
     SIGTERM on (Scrapy then stops taking requests), again after FORCE_AFTER_SECONDS (Scrapy's
@@ -162,6 +175,7 @@ def _run_crawl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
         started.append(proc)
         if asked:

@@ -803,6 +803,8 @@ def test_export_findings_of_a_bug_hunt(filled: str, tmp_path: Path) -> None:
         'allowed_url_hosts = [""]',
         "max_batch = true",
         "blocked_commands = 5",
+        "max_amount = nan",
+        "max_amount = inf",
     ],
 )
 def test_settings_of_the_wrong_type_are_refused(tmp_path: Path, line: str) -> None:
@@ -815,3 +817,54 @@ def test_settings_of_the_wrong_type_are_refused(tmp_path: Path, line: str) -> No
     path.write_text(line + "\n")
     with pytest.raises(CatalogError, match="policy settings"):
         load_settings(path)
+
+
+def test_output_files_are_replaced_whole_and_other_files_written_as_before(tmp_path: Path) -> None:
+    # A review of the first version: as root, `-o /dev/null` renamed a regular file over the
+    # system's /dev/null; `-o /dev/stdout | cat` failed; a FIFO's reader hung; a group-readable
+    # policy lost its group; a hard link kept the old content.
+    import stat as stat_
+
+    from catalog.cli.common import replaced_atomically
+
+    def write(path: Path | str, text: str) -> None:
+        with replaced_atomically(str(path)) as out:
+            out.write(text)
+
+    write("/dev/null", "gone")
+    assert stat_.S_ISCHR(os.stat("/dev/null").st_mode)
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from catalog.cli.common import replaced_atomically as r\n"
+            "with r('/dev/stdout') as out: out.write('through the pipe')",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert piped.stdout == "through the pipe"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    write(fifo, "to the reader")
+    assert reader.communicate(timeout=10)[0] == "to the reader" and stat_.S_ISFIFO(fifo.stat().st_mode)
+    policy = tmp_path / "policy.json"
+    policy.write_text("old")
+    policy.chmod(0o640)
+    if os.getuid() == 0:
+        os.chown(policy, 0, 1)  # root:daemon, read by a gateway through its group
+    write(policy, "new")
+    assert policy.read_text() == "new" and stat_.S_IMODE(policy.stat().st_mode) == 0o640
+    assert policy.stat().st_gid == (1 if os.getuid() == 0 else os.getgid())
+    linked = tmp_path / "linked.json"
+    os.link(policy, linked)
+    write(policy, "both")
+    assert linked.read_text() == "both"
+    alias = tmp_path / "alias.json"
+    alias.symlink_to(policy)
+    write(alias, "through the link")
+    assert alias.is_symlink() and policy.read_text() == "through the link"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []

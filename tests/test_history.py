@@ -321,6 +321,51 @@ def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path
     assert again.returncode != 4 and "another crawl is running" not in again.stderr, again.stderr
 
 
+def test_a_schedule_killed_outright_still_stops_its_crawl(tmp_path: Path) -> None:
+    # SIGKILL (or the OOM killer) gives the schedule no chance to pass a stop on: its crawl, in
+    # a session of its own, ran on holding the lock. The kernel now sends it SIGTERM.
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections, never answers
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["--source", "official-registry", "--registry-url", f"http://127.0.0.1:{silent.getsockname()[1]}"]
+    args += ["--no-introspect", "--cache-dir", str(tmp_path / "cache"), "--db", db]
+    sched = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "schedule", "--every", "1h", "--", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    lock = tmp_path / "cache" / "crawl.lock"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+            time.sleep(0.2)
+        crawl_pid = int(lock.read_text())
+        time.sleep(2)  # the crawl is waiting on the silent registry
+        sched.kill()
+        sched.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Path(f"/proc/{crawl_pid}").exists():
+            stat = Path(f"/proc/{crawl_pid}/stat").read_text()
+            if stat.split(") ")[1][0] == "Z":
+                break
+            time.sleep(0.2)
+        alive = (
+            Path(f"/proc/{crawl_pid}").exists() and Path(f"/proc/{crawl_pid}/stat").read_text().split(") ")[1][0] != "Z"
+        )
+        if alive:
+            os.kill(crawl_pid, signal.SIGKILL)
+        assert not alive, "the crawl outlived its schedule"
+    finally:
+        silent.close()
+    assert removed_and_last_status(db) == ([], "interrupted")
+    again = run_cli("crawl", *args, timeout=120)  # the same cache directory, so the same lock
+    assert again.returncode != 4 and "another crawl is running" not in again.stderr, again.stderr
+
+
 def test_a_schedule_refuses_what_would_fail_every_time(tmp_path: Path) -> None:
     never = run_cli("schedule", "--cron", "0 0 30 2 *", "--", "--db", f"sqlite:///{tmp_path / 'c.db'}")
     assert never.returncode == 2 and "never matches" in never.stderr and "starting" not in never.stdout

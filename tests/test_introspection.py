@@ -81,8 +81,9 @@ def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None
         asyncio.run(install_pypi("mcp-catalog-no-such-package-xyz", None, tmp_path, timeout=120, mode="auto"))
     with pytest.raises(InstallError, match="npm install"):
         asyncio.run(install_npm("@mcp-catalog-no-such-scope/no-such-pkg", None, tmp_path, timeout=120, mode="auto"))
-    # Nothing half-installed is left: only the (empty) lock file that turns installs of the slot.
-    assert [p.name for p in (tmp_path / "pypi").iterdir()] == ["mcp-catalog-no-such-package-xyz_latest.lock"]
+    assert not any((tmp_path / "pypi").iterdir())  # nothing half-installed is left
+    # The lock files that turn installs of a slot live apart from the slots.
+    assert [p.name for p in (tmp_path / ".locks" / "pypi").iterdir()] == ["mcp-catalog-no-such-package-xyz_latest.lock"]
 
 
 def _install_probe(probe: str, manager: str, under: str = "/var/tmp") -> str:

@@ -320,6 +320,19 @@ def test_an_override_about_another_definition_never_loosens_the_rule() -> None:
     assert again.decision == "limit" and again.set_aside is not None
     back = dataclasses.replace(again, hash=tweaked.hash)
     assert back.decision == "allow" and back.set_aside is None
+    # A person's rule about the old definition, a rate limit a little tighter than the new
+    # one's, dropped the new definition's guards: set aside as well.
+    nine = Override("rule", "", "ops", rule={"rate_limit": {"max": 9, "window": 60}}, definition_hash="1" * 64)
+    guarded = policy(
+        "write_file",
+        "high",
+        {"inputSchema": {"properties": {"path": {"type": "string"}}}},
+        category="filesystem",
+        action="write",
+        override=nine,
+    )
+    assert guarded.set_aside == nine and guarded.decision == "limit" and guarded.active_guards
+    assert seed_document([guarded])["tools"]["write_file"]["deny_if"]
     # An override without a recorded definition (decided before hashes were kept) is not stale.
     legacy = policy("write_file", "medium", override=Override("allow", "", "ops"))
     assert legacy.decision == "allow"
@@ -530,28 +543,35 @@ def test_equally_strict_servers_of_one_name_merge_the_same_in_any_order() -> Non
 
 
 def test_intercept_pins_a_persons_decision_to_the_definition_they_reviewed() -> None:
-    # It pinned the current, unreviewed definition, tying the old "allow" to it; Intercept
+    # It pinned the current, unreviewed definition, tying the old decision to it; Intercept
     # cannot check a pin, so a decision about a definition that changed since is left out.
     from dataclasses import replace
 
-    reviewed = Override("allow", "fine", "ana", definition_hash="a" * 64)
+    reviewed = Override("deny", "no", "ana", definition_hash="a" * 64)
     current = replace(policy("get_weather", "low", override=reviewed), hash="a" * 64)
     changed = replace(
         policy("get_forecast", "low", override=replace(reviewed, definition_hash="b" * 64)), hash="c" * 64
     )
+    assert changed.override is not None  # a deny stands through a change
     text = exporter(Format.INTERCEPT).render([current, changed], ExportOptions(pin=True))
     doc = yaml.safe_load(text)
     assert "get_weather" in doc["tools"] and "get_forecast" not in doc["tools"], text
     assert f"# pin get_weather sha256:{'a' * 64}" in text and "# pin get_forecast: changed since the override" in text
     assert "c" * 64 not in text
-    # Rug-pulled into poison after the person's "allow": pinned, the override no longer speaks
-    # for it, so it is hidden as without one (it was denied, its description still shown).
+    # Poisoned since: hidden, with or without --pin (a denied tool's description still reached
+    # the model, and the description is where the poison is).
     pulled = replace(changed, poisoned=True)
     assert yaml.safe_load(exporter(Format.INTERCEPT).render([pulled], ExportOptions(pin=True)))["hide"] == [
         "get_forecast"
     ]
     assert seed_document([pulled], pin=True)["hide"] == ["get_forecast"]
-    assert seed_document([pulled])["hide"] == ["get_forecast"]  # and without --pin: it would loosen
+    assert seed_document([pulled])["hide"] == ["get_forecast"]
+    assert seed_document([pulled])["tools"]["get_forecast"]["deny_if"][0]["on_deny"] == "Denied by policy: no"
+    # An allow about the old definition is set aside: the generated rule, pinned to the new one.
+    allowed = replace(changed, override=replace(reviewed, decision="allow", definition_hash="b" * 64))
+    assert allowed.override is None and allowed.set_aside is not None
+    text = exporter(Format.INTERCEPT).render([allowed], ExportOptions(pin=True))
+    assert yaml.safe_load(text)["tools"]["get_forecast"] == {"rules": []} and f"sha256:{'c' * 64}" in text
 
 
 def test_a_guard_a_format_cannot_write_makes_the_tool_stricter_not_unguarded() -> None:

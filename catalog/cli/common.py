@@ -99,30 +99,58 @@ def friendly(func: F) -> F:
 
 @contextmanager
 def replaced_atomically(path: str) -> Iterator[TextIO]:
-    """A file to write ``path``'s new content into, put in its place only once complete (a
-    temporary file beside it, renamed over it). A gateway watching a policy file never reads
-    half of one, and a full disk or a failure midway leaves the old file as it was: writing
-    in place had left 4096 bytes of a policy, not JSON, where a valid one had been. A link is
-    written through, as before; the file keeps its permissions (a new one gets the umask's)."""
-    target = Path(os.path.realpath(path))
+    """A file to write ``path``'s new content into. A regular file is replaced only once the
+    new content is complete (a temporary file beside it, given the old one's owner, group and
+    mode, renamed over it): a gateway watching a policy file never reads half of one, and a
+    full disk or a failure midway leaves the old file as it was (writing in place had left
+    4096 bytes of a policy, not JSON, where a valid one had been). Anything else is written in
+    place as before: a device, a FIFO or ``/dev/stdout`` (a rename would have put a regular
+    file where ``/dev/null`` was), a file with other hard links (they would keep the old
+    content), and a file whose directory we may not write or whose owner we cannot give the
+    new one. A link is written through to its target."""
     try:
-        if target.is_dir():
+        if os.path.isdir(path):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        target = Path(os.path.realpath(path))
         try:
-            mode = stat.S_IMODE(target.stat().st_mode)
+            info: os.stat_result | None = os.stat(path)
         except FileNotFoundError:
+            info = None
+        special = path.startswith(("/dev/", "/proc/")) or str(target).startswith(("/dev/", "/proc/"))
+        if special or (info is not None and (not stat.S_ISREG(info.st_mode) or info.st_nlink > 1)):
+            in_place = True
+        else:
+            in_place = False
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+            except PermissionError:  # a file we may write in a directory we may not
+                in_place = True
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+    if in_place:
+        with replaced_in_place(path) as out:
+            yield out
+        return
+    try:
+        if info is not None:
+            os.chown(tmp, info.st_uid, info.st_gid)
+            mode = stat.S_IMODE(info.st_mode)
+        else:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, path) from None
+        os.chmod(tmp, mode)
+    except PermissionError:  # not ours to give its owner or group: written in place instead
+        os.close(fd)
+        os.unlink(tmp)
+        with replaced_in_place(path) as out:
+            yield out
+        return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as exc:
         with suppress(FileNotFoundError):
@@ -130,6 +158,18 @@ def replaced_atomically(path: str) -> Iterator[TextIO]:
         if isinstance(exc, OSError) and not exc.filename:  # a write of ours: name the file
             raise OSError(exc.errno, exc.strerror, path) from None
         raise
+
+
+@contextmanager
+def replaced_in_place(path: str) -> Iterator[TextIO]:
+    """``path`` opened for writing as it is (truncated), write errors naming it."""
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            yield out
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from None
 
 
 def _reader_gone() -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,18 +58,19 @@ class ToolPolicy:
     set_aside: Override | None = None
 
     def __post_init__(self) -> None:
-        """An override decided about another definition may tighten the current one's rule,
-        never loosen it: an "allow" carried a rug-pulled tool, poisoned since, into Claude
-        Code's allow list and Codex's enabled tools, and only ``--pin`` (which neither can
-        write) held it back.  Until a person decides again, such an override is set aside."""
+        """A person's decision holds for the definition they decided about. Once the tool's
+        definition changes, only an outright deny still stands (nothing the catalogue would
+        generate is stricter); anything else is set aside until someone decides again, and the
+        generated rule applies meanwhile. An "allow" carried a rug-pulled tool, poisoned since,
+        into Claude Code's allow list and Codex's enabled tools, and only ``--pin`` (which
+        neither can write) held it back; a custom rule of 9 calls a minute dropped the guards
+        the new definition's rule has."""
         decided = self.override or self.set_aside
         object.__setattr__(self, "override", decided)
         object.__setattr__(self, "set_aside", None)
-        if decided is not None and self.stale_override:
-            generated = replace(self, override=None)
-            if strictness(self)[:2] < strictness(generated)[:2]:
-                object.__setattr__(self, "override", None)
-                object.__setattr__(self, "set_aside", decided)
+        if decided is not None and self.stale_override and not _denies_outright(decided):
+            object.__setattr__(self, "override", None)
+            object.__setattr__(self, "set_aside", decided)
 
     @property
     def level(self) -> str:
@@ -115,7 +116,7 @@ class ToolPolicy:
             o = self.set_aside
             lines.append(
                 f"override by {o.author} set aside: {o.decision} ({o.reason or 'no reason given'}) was decided about "
-                "another definition and would loosen this one's rule; review it (`catalog override` again applies it)"
+                "another definition; the generated rule applies until someone decides again (`catalog override`)"
             )
         if self.override is not None:
             o = self.override
@@ -164,12 +165,19 @@ def seed_rule(p: ToolPolicy, *, pin: bool = False) -> dict[str, Any] | None:
     return rule
 
 
+def _denies_outright(o: Override) -> bool:
+    """A deny, or a person's rule with an entry that denies without conditions."""
+    return o.decision == "deny" or (o.decision == "rule" and custom_strictness(o.rule or {})[0] == "deny")
+
+
 def hidden(p: ToolPolicy, *, pin: bool = False) -> bool:
     """Whether the tool is hidden from the model.  A person's override holds only for the
     definition they reviewed: pinned, an override about a definition that changed since no
     longer speaks for the tool, so a poisoned new definition is hidden as it would be without
-    one (a rug-pulled tool was denied but its poisoned description still shown)."""
-    if p.decision == "hide":
+    one (a rug-pulled tool was denied but its poisoned description still shown). A poisoned
+    tool a person denies is hidden too: its calls are refused, but its description would
+    still reach the model, and the description is where the poison is."""
+    if p.decision == "hide" or (p.poisoned and p.decision == "deny"):
         return True
     return pin and p.poisoned and pinned_away(p)
 

@@ -7,6 +7,7 @@ file is fine and an unknown key is an error (a typo must not silently loosen a p
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -72,6 +73,8 @@ class PolicySettings:
             or not isinstance(self.max_batch, int)
         ):
             raise CatalogError("policy settings: max_amount must be a number and max_batch an integer")
+        if not math.isfinite(self.max_amount):  # NaN compares false: a cap that never caps
+            raise CatalogError(f"policy settings: max_amount must be a finite number, not {self.max_amount}")
         if self.max_amount <= 0 or self.max_batch < 1:
             raise CatalogError("policy settings: max_amount must be > 0 and max_batch >= 1")
 

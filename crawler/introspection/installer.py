@@ -56,11 +56,14 @@ async def _slot_lock(slot: Path, timeout: float) -> AsyncIterator[None]:
     crawl beside a person's ``catalog introspect``, two crawls sharing a cache, two sources
     listing one package) started by removing the directory the first was still writing into,
     and one of them failed or ran a half-built install. It now waits for the first, then finds
-    its finished install. The lock is ``flock`` on a file beside the slot (ours, outside what
+    its finished install. The lock is ``flock`` on a file of ours under the cache (outside what
     the install's uid may write), so a crashed holder releases it with its process. The wait is
     bounded: the holder's own steps are (a venv, then pip or npm, tried twice on the network)."""
-    slot.parent.mkdir(parents=True, exist_ok=True)
-    path = slot.with_name(slot.name + ".lock")
+    # Apart from the slots (`x@1.0-rc.lock` is a version npm accepts, whose slot would be
+    # another's lock file): cache/.locks/KIND/SLOT.
+    locks = slot.parent.parent / ".locks" / slot.parent.name
+    locks.mkdir(parents=True, exist_ok=True)
+    path = locks / (slot.name + ".lock")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:

@@ -35,7 +35,7 @@ def row(p: ToolPolicy, opts: ExportOptions) -> dict[str, str]:
     override = ""
     if o is not None:
         override = f"{o.decision} by {o.author}: {o.reason}" + (
-            " (REVIEW: definition changed; set aside, it would loosen the rule)"
+            " (REVIEW: definition changed; set aside, the generated rule applies)"
             if p.set_aside is not None
             else " (REVIEW: definition changed)"
             if p.stale_override
