@@ -7,9 +7,11 @@ a changed rule file changes the classifier version (and stored verdicts get reco
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,14 +66,41 @@ class PoisoningRule:
             any((word in raw) if word.isspace() else (word in gate_text) for word in group) for group in self.requires
         )
 
+    #: A rule written as ``left``, at most ``gap`` characters of one line, ``right`` (its
+    #: ``pattern`` is the three joined): found by pairing the parts' own matches, since the
+    #: joined pattern tries every gap length against every alternative of ``right`` at every
+    #: ``left`` (a description of "cat cat cat ..." took 20 microseconds a character: seconds
+    #: for one tool, a crawl's worth for a hostile server).
+    near: tuple[re.Pattern[str], int, re.Pattern[str]] | None = None
+
     def find(self, text: str) -> re.Match[str] | None:
         """The first match the rule stands by (one ``unless_before`` does not excuse).  Every
         match is looked at: excused decoys must not be able to bury a real instruction, and
         the patterns are bounded, so this stays linear in the (capped) text."""
-        for m in self.pattern.finditer(text):
+        for m in self.pattern.finditer(text) if self.near is None else self._near(text):
             if self.unless_before is None or not self.unless_before.search(text, max(0, m.start() - 80), m.start()):
                 return m
         return None
+
+    def _near(self, text: str) -> Iterator[re.Match[str]]:
+        """The joined pattern's matches, found from where the parts match: for each ``right``
+        match, the nearest ``left`` match ending within ``gap`` characters before it on its line
+        is confirmed by the joined pattern at that start (one bounded attempt)."""
+        assert self.near is not None
+        left, gap, right = self.near
+        lefts = [(m.start(), m.end()) for m in left.finditer(text)]
+        if not lefts:
+            return
+        ends = [end for _, end in lefts]
+        for r in right.finditer(text):
+            i = bisect.bisect_right(ends, r.start()) - 1
+            while i >= 0 and ends[i] >= r.start() - gap:
+                if "\n" not in text[ends[i] : r.start()]:
+                    m = self.pattern.match(text, lefts[i][0])
+                    if m is not None:
+                        yield m
+                        break
+                i -= 1
 
 
 @dataclass(frozen=True)
@@ -140,6 +169,14 @@ def anchors(phrases: tuple[str, ...]) -> tuple[str, ...]:
 
 def _stems(values: list[str]) -> frozenset[str]:
     return frozenset(stem(v) for v in values)
+
+
+def _joined_pattern(rule: dict[str, Any]) -> str:
+    """A rule's ``pattern``, or its ``left``, ``gap`` and ``right`` joined (``left``, at most
+    ``gap`` characters of one line, ``right``)."""
+    if "left" in rule:
+        return f"{rule['left']}[^\\n]{{0,{int(rule['gap'])}}}{rule['right']}"
+    return str(rule["pattern"])
 
 
 def _where(rule: dict[str, Any]) -> Literal["text", "names", "values"]:
@@ -235,7 +272,12 @@ def load_rules(directory: Path = RULES_DIR) -> RuleSet:
         PoisoningRule(
             id=r["id"],
             why=r["why"],
-            pattern=re.compile(r["pattern"], re.IGNORECASE),
+            pattern=re.compile(_joined_pattern(r), re.IGNORECASE),
+            near=(
+                (re.compile(r["left"], re.IGNORECASE), int(r["gap"]), re.compile(r["right"], re.IGNORECASE))
+                if "left" in r
+                else None
+            ),
             requires=_gates(r.get("requires", [])),
             must_match=tuple(r.get("must_match", [])),
             must_not_match=tuple(r.get("must_not_match", [])),

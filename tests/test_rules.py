@@ -60,6 +60,26 @@ def test_poisoning_rule_cases(rule) -> None:  # type: ignore[no-untyped-def]
         assert not rule.find(text), f"{rule.id} falsely matches {text!r}"
 
 
+@pytest.mark.parametrize("rule", [r for r in RULES.poisoning if r.near is not None], ids=lambda r: r.id)
+def test_a_rule_found_by_its_parts_matches_where_its_joined_pattern_does(rule) -> None:  # type: ignore[no-untyped-def]
+    # Found by pairing its parts' matches (the joined pattern took seconds on "cat cat cat ..."),
+    # it must match exactly where the joined pattern matches: on its cases and on random texts
+    # made of its cases' pieces, decoys, line breaks and padding.
+    import random
+
+    pieces = [w for text in (*rule.must_match, *rule.must_not_match) for w in text.split()]
+    pieces += ["cat", "read", "~/.ssh/id_rsa", ".env", ".env.example", "\n", "x" * 70, "ssh", "the", "(~/.ssh/config)"]
+    rng = random.Random(7)
+    texts = [*rule.must_match, *rule.must_not_match]
+    texts += [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))) for _ in range(3000)]
+    for text in texts:
+        joined = rule.pattern.search(text)
+        found = rule.find(text)
+        assert bool(found) == bool(joined), (rule.id, text)
+        if found:
+            assert rule.pattern.fullmatch(text, found.start(), found.end()) or rule.pattern.match(text, found.start())
+
+
 def test_poisoning_scan_reaches_deep_into_hostile_input() -> None:
     # Patterns run on megabyte descriptions: repetitive near-misses must not stall them, and an
     # instruction buried 150 kB deep is still found.
