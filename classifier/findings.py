@@ -43,6 +43,20 @@ INVISIBLE = re.compile(
     "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\xad\U000e0100-\U000e01ef]"
 )
 
+#: What a model reads through but a person does not see, beyond ``INVISIBLE``: the rest of
+#: Unicode's default-ignorable characters (variation selectors, the combining grapheme joiner,
+#: the Arabic letter mark, Mongolian selectors, Hangul and Khmer fillers, musical formatting
+#: marks) and the interlinear annotation marks. A payload with one between every letter read as
+#: nothing to every rule (a helper's hunt: 80 such characters did it). They are dropped from
+#: the copy the rules read, not reported: U+FE0F follows half the emoji in honest descriptions.
+IGNORABLE = re.compile(
+    INVISIBLE.pattern[:-1] + "\u034f\u061c\u17b4\u17b5\u180b-\u180f\u2065\u206a-\u206f\ufe00-\ufe0f"
+    "\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0080-\U000e00ff\U000e01f0-\U000e0fff]"
+)
+#: Characters that show as a blank and are read as one: Hangul fillers (NFKC makes U+3164 and
+#: U+FFA0 into U+1160) and the blank braille pattern, used in place of spaces.
+_BLANKS = str.maketrans({"\u115f": " ", "\u1160": " ", "\u2800": " "})
+
 
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\xad")
 #: Cyrillic and Greek letters that look Latin: a word mixing them with Latin letters is a disguise.
@@ -77,8 +91,9 @@ _WORD_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 def _normalised(text: str) -> str:
     """The first half of what a model reads through a disguise: fullwidth letters folded
-    (NFKC), invisible characters dropped.  It can be many times longer: callers cap it."""
-    return INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    (NFKC), invisible and default-ignorable characters dropped, blank fillers read as spaces.
+    It can be many times longer: callers cap it."""
+    return IGNORABLE.sub("", unicodedata.normalize("NFKC", text).translate(_BLANKS))
 
 
 def _unmixed(text: str) -> str:
