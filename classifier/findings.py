@@ -235,7 +235,10 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
     unread (the title, the schema, encoded runs, normalised text; the description's own cap
     has its finding in :func:`poisoning`)."""
     title = defn.title or ""
-    parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT]]
+    # The tool's own name, read as words, is text a model reads too: a tool named
+    # `ignore_all_previous_instructions_and_...` passed where a parameter so named was caught.
+    name = _as_words(defn.name[:TITLE_LIMIT])
+    parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT], name if name != defn.name else ""]
     schema_texts, apart, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], {}, "")
     parts.extend(schema_texts)
     if len(title) > TITLE_LIMIT:  # said first: the title is read before the schema
