@@ -471,13 +471,8 @@ def _stop_introspection_on_signal() -> None:
                 signal.signal(sig, again)
         force_later = signal.getsignal(signum)
         if callable(force_later) and force_later is not first:
-            reactor.callFromThread(  # type: ignore[attr-defined]
-                reactor.callLater,
-                FORCE_STOP_AFTER_SECONDS,
-                force_later,
-                signum,
-                None,  # type: ignore[attr-defined]
-            )
+            call_later = reactor.callLater  # type: ignore[attr-defined]
+            reactor.callFromThread(call_later, FORCE_STOP_AFTER_SECONDS, force_later, signum, None)  # type: ignore[attr-defined]
 
     for sig in scrapys:
         signal.signal(sig, first)

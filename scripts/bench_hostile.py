@@ -26,6 +26,11 @@ FILLERS = {
 SIZES = (10_000, 40_000, 149_000)
 
 
+def filled(filler: str, size: int) -> str:
+    """``size`` characters: "ssh" (which lets the credential-file rule run) and the filler repeated."""
+    return ("ssh\n" + filler * (size // len(filler) + 1))[:size]
+
+
 def timed(description: str, rounds: int = 3) -> float:
     best = float("inf")
     for _ in range(rounds):
@@ -39,12 +44,11 @@ def timed(description: str, rounds: int = 3) -> float:
 def main() -> None:
     classify(ToolDefinition.from_mapping({"name": "warm_up", "description": "Load the model."}))
     print(f"{'filler':<22}" + "".join(f"{n:>18,}" for n in SIZES))
-    base = {n: timed(("ssh\n" + FILLERS["prose"] * (n // len(FILLERS["prose"]) + 1))[:n]) for n in SIZES}
+    base = {n: timed(filled(FILLERS["prose"], n)) for n in SIZES}
     for name, filler in FILLERS.items():
         cells = []
         for n in SIZES:
-            text = ("ssh\n" + filler * (n // len(filler) + 1))[:n]
-            seconds = base[n] if name == "prose" else timed(text)
+            seconds = base[n] if name == "prose" else timed(filled(filler, n))
             cells.append(f"{seconds * 1000:8.0f} ms {seconds / base[n]:5.1f}x")
         print(f"{name:<22}" + "".join(f"{c:>18}" for c in cells))
 

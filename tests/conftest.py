@@ -214,6 +214,22 @@ def run_cli(
     )
 
 
+def process_ended(pid: int, timeout: float = 5) -> bool:
+    """Whether the process ends (or is a zombie nobody reaps yet) within ``timeout`` seconds;
+    one still running then is killed, so a failing test leaves nothing behind."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().split(") ")[1][0] == "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    return False
+
+
 def console_wheel(links: Path, name: str, version: str, source: str) -> None:
     """Write a wheel of module ``name`` (``source``, with a ``main``) whose console script of
     that name calls ``main``, by hand (a zip with its dist-info), into ``links`` (pip's

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from catalog.crawl_job import crawl_lock
 from catalog.errors import CatalogError
 from catalog.schedule import Cron, parse_interval
 from catalog.store.db import HEAD_REVISION, current_revision, migrate, open_store
-from tests.conftest import ROOT, refused_port, registry_page, run_cli
+from tests.conftest import ROOT, process_ended, refused_port, registry_page, run_cli
 from tests.test_crawl import entry, stats
 
 pytestmark = pytest.mark.live
@@ -285,36 +287,40 @@ def test_schedule_runs_reports_failures_and_goes_on(http_routes, tmp_path: Path)
         assert stop.returncode == 2 and "schedule stopped" in stop.stderr and "next crawl" not in stop.stdout, stop
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
-def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path, stop: signal.Signals) -> None:
-    # A review killed the scheduler (SIGTERM) under a crawl of a registry that never answered:
-    # the crawl ran on, orphaned, holding the lock, and the next crawl exited 4.
+@contextmanager
+def _scheduled_on_a_silent_registry(tmp_path: Path, **output: Any) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``catalog schedule --every 1h`` of a crawl whose registry accepts connections and never
+    answers, with the crawl's arguments; the registry closed and the schedule killed after."""
     import socket
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen()  # accepts connections, never answers
-    db = f"sqlite:///{tmp_path / 'c.db'}"
     args = ["--source", "official-registry", "--registry-url", f"http://127.0.0.1:{silent.getsockname()[1]}"]
-    args += ["--no-introspect", "--cache-dir", str(tmp_path / "cache"), "--db", db]
+    args += ["--no-introspect", "--cache-dir", str(tmp_path / "cache"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]
     sched = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "schedule", "--every", "1h", "--", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "catalog", "schedule", "--every", "1h", "--", *args], cwd=ROOT, **output
     )
     try:
+        yield sched, args
+    finally:
+        silent.close()
+        if sched.poll() is None:
+            sched.kill()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path, stop: signal.Signals) -> None:
+    # A review killed the scheduler (SIGTERM) under a crawl of a registry that never answered:
+    # the crawl ran on, orphaned, holding the lock, and the next crawl exited 4.
+    piped = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with _scheduled_on_a_silent_registry(tmp_path, **piped) as (sched, args):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (tmp_path / "c.db").exists():
             time.sleep(0.2)
         time.sleep(2)  # the crawl is waiting on the silent registry
         sched.send_signal(stop)
         out, err = sched.communicate(timeout=60)
-    finally:
-        silent.close()
-        if sched.poll() is None:
-            sched.kill()
     assert sched.returncode == 128 + stop, (out, err)
     assert f"stopped by {stop.name}; crawl 1 was interrupted" in out
     again = run_cli("crawl", *args, timeout=120)  # the same cache directory, so the same lock
@@ -324,22 +330,9 @@ def test_stopping_the_schedule_stops_its_crawl_and_frees_the_lock(tmp_path: Path
 def test_a_schedule_killed_outright_still_stops_its_crawl(tmp_path: Path) -> None:
     # SIGKILL (or the OOM killer) gives the schedule no chance to pass a stop on: its crawl, in
     # a session of its own, ran on holding the lock. The kernel now sends it SIGTERM.
-    import socket
-
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen()  # accepts connections, never answers
-    db = f"sqlite:///{tmp_path / 'c.db'}"
-    args = ["--source", "official-registry", "--registry-url", f"http://127.0.0.1:{silent.getsockname()[1]}"]
-    args += ["--no-introspect", "--cache-dir", str(tmp_path / "cache"), "--db", db]
-    sched = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "schedule", "--every", "1h", "--", *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     lock = tmp_path / "cache" / "crawl.lock"
-    try:
+    with _scheduled_on_a_silent_registry(tmp_path, **quiet) as (sched, args):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
             time.sleep(0.2)
@@ -347,21 +340,8 @@ def test_a_schedule_killed_outright_still_stops_its_crawl(tmp_path: Path) -> Non
         time.sleep(2)  # the crawl is waiting on the silent registry
         sched.kill()
         sched.wait(timeout=10)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and Path(f"/proc/{crawl_pid}").exists():
-            stat = Path(f"/proc/{crawl_pid}/stat").read_text()
-            if stat.split(") ")[1][0] == "Z":
-                break
-            time.sleep(0.2)
-        alive = (
-            Path(f"/proc/{crawl_pid}").exists() and Path(f"/proc/{crawl_pid}/stat").read_text().split(") ")[1][0] != "Z"
-        )
-        if alive:
-            os.kill(crawl_pid, signal.SIGKILL)
-        assert not alive, "the crawl outlived its schedule"
-    finally:
-        silent.close()
-    assert removed_and_last_status(db) == ([], "interrupted")
+        assert process_ended(crawl_pid, timeout=60), "the crawl outlived its schedule"
+    assert removed_and_last_status(f"sqlite:///{tmp_path / 'c.db'}") == ([], "interrupted")
     again = run_cli("crawl", *args, timeout=120)  # the same cache directory, so the same lock
     assert again.returncode != 4 and "another crawl is running" not in again.stderr, again.stderr
 
@@ -610,25 +590,35 @@ def _stop_crawl(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - first
 
 
+SECOND_PAGE = "/v0.1/servers?limit=100&version=latest&cursor=p2"
+
+
+def _full_crawl_of_two_pages(http_routes: Any, tmp_path: Path, *, delay: float) -> tuple[list[str], str, Path]:
+    """A registry of two pages whose second answers after ``delay`` seconds, and the arguments
+    of a full crawl of it (``catalog crawl …``) with its database and cache."""
+    base, routes = http_routes
+    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
+    routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
+    routes.set(SECOND_PAGE, registry_page([entry("io.github.test/b")]), delay=delay)
+    argv = ["crawl", "--source", "official-registry", "--registry-url", base]
+    argv += ["--full", "--no-introspect", "--cache-dir", str(cache), "--db", db]
+    return argv, db, cache
+
+
 def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_path: Path) -> None:
     # A second Ctrl-C (or SIGTERM, as `catalog schedule` sends a few seconds after the first)
     # stops the reactor before the spider closes its run: the crawl said "crawl finished",
     # exited 0, and left its run "running".
     base, routes = http_routes
-    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
-    second = "/v0.1/servers?limit=100&version=latest&cursor=p2"
-    routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
-    routes.set(second, registry_page([entry("io.github.test/b")]), delay=20)
-    argv = ["crawl", "--source", "official-registry", "--registry-url", base]
-    argv += ["--full", "--no-introspect", "--cache-dir", str(cache), "--db", db]
-    done, _ = _stop_crawl(argv, routes, [(signal.SIGINT, 0), (signal.SIGINT, 1)], hit=second, timeout=60)
+    argv, db, cache = _full_crawl_of_two_pages(http_routes, tmp_path, delay=20)
+    done, _ = _stop_crawl(argv, routes, [(signal.SIGINT, 0), (signal.SIGINT, 1)], hit=SECOND_PAGE, timeout=60)
     out, err = done.stdout, done.stderr
     assert done.returncode == 130 and "stopped before the end" in err, (out, err)
     assert "forced, before the run could be closed" in out, out
     # What it stored is said (its counters were written only when the run closed: "0 servers").
     assert out.startswith("crawl stopped: 1 servers, "), out
     assert removed_and_last_status(db) == ([], "interrupted")
-    routes.set(second, registry_page([entry("io.github.test/b")]))
+    routes.set(SECOND_PAGE, registry_page([entry("io.github.test/b")]))
     resumed = crawl(db, base, cache, "--no-introspect", "--resume")
     assert resumed.returncode == 0, resumed.stderr
 
@@ -636,14 +626,9 @@ def test_a_crawl_forced_to_stop_is_interrupted_not_finished(http_routes, tmp_pat
 def test_one_stop_sent_twice_at_once_is_not_a_forced_stop(http_routes, tmp_path: Path) -> None:
     # systemd signals every process of a service at once and `catalog schedule` forwards its
     # own SIGTERM: the crawl took the pair as "send again to force" and was forced at once.
-    base, routes = http_routes
-    db, cache = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "cache"
-    second = "/v0.1/servers?limit=100&version=latest&cursor=p2"
-    routes.set("/v0.1/servers", registry_page([entry("io.github.test/a")], next_cursor="p2"))
-    routes.set(second, registry_page([entry("io.github.test/b")]), delay=4)
-    argv = ["crawl", "--source", "official-registry", "--registry-url", base]
-    argv += ["--full", "--no-introspect", "--cache-dir", str(cache), "--db", db]
-    done, _ = _stop_crawl(argv, routes, [(signal.SIGTERM, 0), (signal.SIGTERM, 0.05)], hit=second, timeout=60)
+    argv, db, _ = _full_crawl_of_two_pages(http_routes, tmp_path, delay=4)
+    stops = [(signal.SIGTERM, 0), (signal.SIGTERM, 0.05)]
+    done, _ = _stop_crawl(argv, http_routes[1], stops, hit=SECOND_PAGE, timeout=60)
     out, err = done.stdout, done.stderr
     assert done.returncode == 130 and "stopped before the end" in err, (out, err)
     assert "forced" not in out, out  # the spider closed its run itself

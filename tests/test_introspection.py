@@ -21,13 +21,37 @@ from crawler.introspection.client import introspect_http
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
 from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
 from crawler.introspection.sandbox import Limits, drops_privileges
-from tests.conftest import PACKAGE_CACHE, ROOT, SERVERS, console_wheel, free_port, refused_port, run_cli
+from tests.conftest import (
+    PACKAGE_CACHE,
+    ROOT,
+    SERVERS,
+    console_wheel,
+    free_port,
+    process_ended,
+    refused_port,
+    run_cli,
+)
 
 pytestmark = pytest.mark.live
 
 
 def cfg(timeout: float = 30.0) -> RunnerConfig:
     return RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=timeout)
+
+
+@pytest.fixture
+def local_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """A directory under /var/tmp (not hidden from the sandbox, as /tmp is) open to the install's
+    uid, and its ``links`` folder as pip's only index (PIP_NO_INDEX, PIP_FIND_LINKS): installs
+    of the wheels put there need no network. Removed after the test."""
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    base.chmod(0o755)
+    links = base / "links"
+    links.mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    yield base, links
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def names(result) -> set[str]:  # type: ignore[no-untyped-def]
@@ -295,11 +319,7 @@ def test_without_the_sandbox_a_servers_children_die_with_it(tmp_path: Path) -> N
     config = RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, sandbox_mode="none")
     result = asyncio.run(run_sandboxed(orphan, config))
     assert result.outcome == "crashed", (result.outcome, result.error)
-    stat = Path(f"/proc/{pid_file.read_text()}/stat")
-    deadline = time.monotonic() + 5
-    while stat.exists() and stat.read_text().split(") ")[1][0] != "Z" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z", "the server's child outlived it"
+    assert process_ended(int(pid_file.read_text())), "the server's child outlived it"
 
 
 def test_sandbox_blocks_network_hides_secrets_and_gives_a_fresh_home(
@@ -446,7 +466,7 @@ def test_what_an_install_leaves_behind_cannot_hang_or_steer_the_crawler(tmp_path
     assert not slot.exists()
 
 
-def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_distributions_are_never_built(local_index: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     # Building an sdist runs its setup.py, and an install has network: a review's build script
     # reached the local PostgreSQL over loopback and ran a command on the host. Wheels only.
     import socket
@@ -459,8 +479,7 @@ def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytes
     listener.listen()
     listener.settimeout(0.5)
     port = listener.getsockname()[1]
-    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    base.chmod(0o755)
+    base, links = local_index
     source = base / "evilpkg-1.0"
     source.mkdir()
     (source / "setup.py").write_text(
@@ -468,13 +487,9 @@ def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytes
         "from setuptools import setup\nsetup(name='evilpkg', version='1.0')\n"
     )
     (source / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n")
-    links = base / "links"
-    links.mkdir()
     with tarfile.open(links / "evilpkg-1.0.tar.gz", "w:gz") as tar:
         tar.add(source, arcname="evilpkg-1.0")
     (base / "cache").mkdir()
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
     # pip's inverted spelling for --no-build-isolation: the venv's own setuptools builds it, so
     # the script would run (it does, without --only-binary) rather than fail fetching setuptools.
     monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")
@@ -485,21 +500,15 @@ def test_source_distributions_are_never_built(tmp_path: Path, monkeypatch: pytes
             listener.accept()  # the build script never ran
     finally:
         listener.close()
-        shutil.rmtree(base)
 
 
-def test_two_installs_of_one_package_at_once_share_one_finished_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_installs_of_one_package_at_once_share_one_finished_install(local_index: tuple[Path, Path]) -> None:
     # A scheduled crawl beside a person's `catalog introspect` (or two sources listing one
     # package) installed the same slot at once: the second removed the directory the first was
     # building, and one failed. The second now waits for the first and reuses its install.
-    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    base.chmod(0o755)
-    links = base / "links"
-    links.mkdir()
+    base, links = local_index
     console_wheel(links, "lockprobe", "1.0", "def main():\n    print('hello')\n")
     (base / "cache").mkdir()
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
 
     # Two processes, each installing it twice at once.
     script = (
@@ -512,22 +521,19 @@ def test_two_installs_of_one_package_at_once_share_one_finished_install(monkeypa
         "    print(json.dumps([g.command if not isinstance(g, BaseException) else repr(g) for g in got]))\n"
         "asyncio.run(main())\n"
     )
-    try:
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", script, str(base / "cache")], cwd=ROOT, stdout=subprocess.PIPE, text=True
-            )
-            for _ in range(2)
-        ]
-        results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
-        assert all(isinstance(c, list) for r in results for c in r), results  # no install failed
-        commands = {tuple(c) for r in results for c in r}
-        assert len(commands) == 1, commands  # one install, shared
-        (command,) = commands
-        assert Path(command[0]).name == "lockprobe"
-        assert subprocess.run(list(command), capture_output=True, text=True, check=True).stdout == "hello\n"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(base / "cache")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert all(isinstance(c, list) for r in results for c in r), results  # no install failed
+    commands = {tuple(c) for r in results for c in r}
+    assert len(commands) == 1, commands  # one install, shared
+    (command,) = commands
+    assert Path(command[0]).name == "lockprobe"
+    assert subprocess.run(list(command), capture_output=True, text=True, check=True).stdout == "hello\n"
 
 
 #: A server that writes its pid to the file named by its argument, then reads requests and
@@ -551,21 +557,6 @@ def _started(pid_file: Path, proc: subprocess.Popen[str], timeout: float = 120) 
     return int(pid_file.read_text())
 
 
-def _gone(pid: int, timeout: float = 5) -> bool:
-    """Whether the process has ended (or is a zombie nobody reaps yet)."""
-    stat = Path(f"/proc/{pid}/stat")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if stat.read_text().split(") ")[1][0] == "Z":
-                return True
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        time.sleep(0.05)
-    os.kill(pid, 9)  # not left behind by the test either
-    return False
-
-
 def test_process_groups_still_remembered_are_killed_at_exit() -> None:
     # The last line of defence when a server's own shutdown never runs (a forced stop).
     script = (
@@ -582,8 +573,8 @@ def test_process_groups_still_remembered_are_killed_at_exit() -> None:
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     tracked, untracked = map(int, out.stdout.split())
     try:
-        assert _gone(tracked), "a remembered group outlived the interpreter"
-        assert not _gone(untracked, timeout=0.5), "a forgotten group was killed"
+        assert process_ended(tracked), "a remembered group outlived the interpreter"
+        assert not process_ended(untracked, timeout=0.5), "a forgotten group was killed"
     finally:
         os.kill(untracked, signal.SIGKILL)
 
@@ -607,16 +598,13 @@ def test_introspect_ended_by_sigterm_kills_an_unsandboxed_server(tmp_path: Path)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
-    assert _gone(pid), "the server outlived `catalog introspect`"
+    assert process_ended(pid), "the server outlived `catalog introspect`"
 
 
-def test_a_forced_stop_kills_the_unsandboxed_servers(tmp_path: Path) -> None:
+def test_a_forced_stop_kills_the_unsandboxed_servers(tmp_path: Path, local_index: tuple[Path, Path]) -> None:
     # Two signals stop the reactor with the conversation still waiting on the server: its
     # shutdown never ran, and a stranger's unsandboxed server ran on after the crawl exited.
-    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    base.chmod(0o755)
-    links = base / "links"
-    links.mkdir()
+    base, links = local_index
     console_wheel(links, "stubbornprobe", "1.0", STUBBORN)
     pid_file = base / "server.pid"
     entry = {
@@ -635,29 +623,20 @@ def test_a_forced_stop_kills_the_unsandboxed_servers(tmp_path: Path) -> None:
     }
     curated = base / "servers.json"
     curated.write_text(json.dumps({"servers": [{"server": entry}]}))
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(links)}
     argv = ["crawl", "--source", "curated", "--curated", str(curated), "--unsafe-no-sandbox", "--timeout", "120"]
     argv += ["--cache-dir", str(base / "cache"), "--db", f"sqlite:///{tmp_path / 'c.db'}"]
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "catalog", *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        pid = _started(pid_file, proc)
-        proc.send_signal(signal.SIGINT)
-        # Forced: after SAME_STOP_SECONDS (sooner is the same stop) and before the server's
-        # shutdown (0.5 s for stdin to close, 0.5 s after SIGTERM, then SIGKILL) could end it.
-        time.sleep(0.7)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130, (out, err)
-        assert _gone(pid), "the server outlived the crawl"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catalog", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    pid = _started(pid_file, proc)
+    proc.send_signal(signal.SIGINT)
+    # Forced: after SAME_STOP_SECONDS (sooner is the same stop) and before the server's
+    # shutdown (0.5 s for stdin to close, 0.5 s after SIGTERM, then SIGKILL) could end it.
+    time.sleep(0.7)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert process_ended(pid), "the server outlived the crawl"
 
 
 def test_packages_are_refused_without_a_sandbox_unless_asked(tmp_path: Path) -> None:

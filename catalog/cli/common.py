@@ -117,35 +117,15 @@ def replaced_atomically(path: str) -> Iterator[TextIO]:
         except FileNotFoundError:
             info = None
         special = path.startswith(("/dev/", "/proc/")) or str(target).startswith(("/dev/", "/proc/"))
-        if special or (info is not None and (not stat.S_ISREG(info.st_mode) or info.st_nlink > 1)):
-            in_place = True
-        else:
-            in_place = False
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-            except PermissionError:  # a file we may write in a directory we may not
-                in_place = True
+        in_place = special or (info is not None and (not stat.S_ISREG(info.st_mode) or info.st_nlink > 1))
+        beside = None if in_place else _new_file_beside(target, info)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, path) from None
-    if in_place:
+    if beside is None:  # in place, as before
         with replaced_in_place(path) as out:
             yield out
         return
-    try:
-        if info is not None:
-            os.chown(tmp, info.st_uid, info.st_gid)
-            mode = stat.S_IMODE(info.st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-    except PermissionError:  # not ours to give its owner or group: written in place instead
-        os.close(fd)
-        os.unlink(tmp)
-        with replaced_in_place(path) as out:
-            yield out
-        return
+    fd, tmp = beside
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             yield out
@@ -158,6 +138,30 @@ def replaced_atomically(path: str) -> Iterator[TextIO]:
         if isinstance(exc, OSError) and not exc.filename:  # a write of ours: name the file
             raise OSError(exc.errno, exc.strerror, path) from None
         raise
+
+
+def _new_file_beside(target: Path, info: os.stat_result | None) -> tuple[int, str] | None:
+    """An empty file beside ``target`` (open, and its name) with the target's owner, group and
+    mode (a new one: the umask's), or None where that is not ours to make: a directory we may
+    not write, an owner or group we cannot give."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except PermissionError:
+        return None
+    try:
+        if info is not None:
+            os.fchown(fd, info.st_uid, info.st_gid)
+            mode = stat.S_IMODE(info.st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
+    except PermissionError:
+        os.close(fd)
+        os.unlink(tmp)
+        return None
+    return fd, tmp
 
 
 @contextmanager

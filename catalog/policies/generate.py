@@ -53,8 +53,8 @@ class ToolPolicy:
     #: The level the rule follows (``Verdict.policy_risk``): the risk, or a stricter one the
     #: classifier found plausible when in doubt.  Empty means ``risk``.
     policy_risk: str = ""
-    #: A person's override about another definition (the tool changed since) that would make
-    #: this one's rule looser: kept out of every decision and shown for review.
+    #: A person's override about another definition (the tool changed since) that is not an
+    #: outright deny: kept out of every decision and shown for review.
     set_aside: Override | None = None
 
     def __post_init__(self) -> None:

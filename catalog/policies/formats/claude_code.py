@@ -20,16 +20,15 @@ def rule_name(server: str, tool: str) -> str:
 
 
 def bucket(p: ToolPolicy) -> str:
-    decision = p.decision
-    if decision == "custom" and p.override is not None:
+    if p.decision == "custom" and p.override is not None:
         # A person's own rule, by what it does: one that denies outright is a deny (it was
         # asked about, so a user could approve a tool the team had banned); one that only
         # guards or limits is asked about; an empty rule allows.
-        decision = custom_strictness(p.override.rule or {})[0]
-        return {"deny": "deny", "allow": "allow"}.get(decision, "ask")
-    if decision in ("deny", "hide"):
+        does = custom_strictness(p.override.rule or {})[0]
+        return {"deny": "deny", "allow": "allow"}.get(does, "ask")
+    if p.decision in ("deny", "hide"):
         return "deny"
-    if decision == "allow" or (decision == "limit" and not p.active_guards and p.level == "medium"):
+    if p.decision == "allow" or (p.decision == "limit" and not p.active_guards and p.level == "medium"):
         return "allow"
     return "ask"
 
