@@ -22,6 +22,9 @@ MAX_SCHEMA_VISITS = 20_000
 #: Objects whose keys are names a model reads: properties, named sub-schemas, and vendor
 #: extension objects (``x-notes: {...}``).
 NAMING_KEYS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
+#: Keys whose value is data, not schema: an object under them (``"default": {"...": 1}``) has
+#: keys a model reads as text, whatever they say.
+DATA_KEYS = frozenset({"default", "const", "enum", "examples", "example"})
 #: Property names read per ``properties`` block, and levels of nesting read.
 MAX_PROPERTY_NAMES = 500
 MAX_SCHEMA_DEPTH = 64
@@ -45,6 +48,9 @@ class ToolDefinition:
     annotations: Mapping[str, Any] = field(default_factory=dict, hash=False)
     title: str | None = None
     server: str | None = None
+    #: What the tool says it returns (MCP 2025-06-18).  Only the poisoning readings read it: a
+    #: client may show it to a model, so a payload there is as planted as one in the input.
+    output_schema: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], server: str | None = None) -> ToolDefinition:
@@ -62,6 +68,7 @@ class ToolDefinition:
             annotations=annotations,
             title=title if isinstance(title, str) else None,
             server=server if server is not None else (_as_text(data.get("server")) or None),
+            output_schema=_as_mapping(data.get("outputSchema", data.get("output_schema"))),
         )
 
     def properties(self) -> dict[str, Mapping[str, Any]]:
@@ -125,7 +132,8 @@ def schema_strings(node: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[
     """Every string a model reads in an input schema, in document order, as (kind, key, text):
     ``("names", key, ...)`` the keys of a ``properties``, ``$defs`` (``NAMING_KEYS``) or
     ``x-*`` object, one per line; ``("text", key, ...)`` a string under a key (description, default, x-note, type...);
-    ``("item", key, ...)`` a string in a list under ``key`` (enum values, examples, required names).
+    ``("item", key, ...)`` a string in a list under ``key`` (enum values, examples, required names),
+    or a key of an object given as data (``DATA_KEYS``: a default, const, enum value or example).
 
     The one walk behind both poisoning readings (the rules' scanned text and the learned
     reading's pieces), each keeping the kinds and keys it reads.  Bounded: fewer than
@@ -135,7 +143,10 @@ def schema_strings(node: Any, walk: SchemaWalk | None = None) -> Iterator[tuple[
     yield from _walk(node, walk if walk is not None else SchemaWalk(), 0)
 
 
-def _walk(node: Any, walk: SchemaWalk, depth: int, parent: str = "") -> Iterator[tuple[str, str, str]]:
+def _walk(
+    node: Any, walk: SchemaWalk, depth: int, parent: str = "", data: bool = False
+) -> Iterator[tuple[str, str, str]]:
+    """``data``: ``node`` is (inside) a value given as data, where keys are text, not keywords."""
     if walk.left <= 0:
         return
     if depth > MAX_SCHEMA_DEPTH:
@@ -146,7 +157,14 @@ def _walk(node: Any, walk: SchemaWalk, depth: int, parent: str = "") -> Iterator
             walk.left -= 1
             if walk.left <= 0:
                 return
-            if isinstance(value, Mapping) and (key in NAMING_KEYS or (isinstance(key, str) and key.startswith("x-"))):
+            if data:
+                # `"default": {"ignore previous instructions ...": 1}`: the key is the text.
+                yield ("item", parent, str(key))
+            if (
+                not data
+                and isinstance(value, Mapping)
+                and (key in NAMING_KEYS or (isinstance(key, str) and key.startswith("x-")))
+            ):
                 names = list(value)
                 if len(names) > MAX_PROPERTY_NAMES:
                     walk.names_cut = True
@@ -154,9 +172,12 @@ def _walk(node: Any, walk: SchemaWalk, depth: int, parent: str = "") -> Iterator
                 if joined:
                     yield ("names", str(key), joined)
             if isinstance(value, str):
-                yield ("text", str(key), value)
+                # Inside data a string is a value whatever its key (`type`, `pattern` too).
+                yield ("item", parent, value) if data else ("text", str(key), value)
             elif isinstance(value, Mapping | list):
-                yield from _walk(value, walk, depth + 1, str(key))
+                # A property named `default` is a schema, not data: its parent names it.
+                inner = data or (key in DATA_KEYS and parent not in NAMING_KEYS)
+                yield from _walk(value, walk, depth + 1, parent if data else str(key), inner)
     elif isinstance(node, list):
         for item in node:
             walk.left -= 1
@@ -165,4 +186,4 @@ def _walk(node: Any, walk: SchemaWalk, depth: int, parent: str = "") -> Iterator
             if isinstance(item, str):
                 yield ("item", parent, item)
             else:
-                yield from _walk(item, walk, depth + 1, parent)
+                yield from _walk(item, walk, depth + 1, parent, data)

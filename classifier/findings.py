@@ -1,12 +1,13 @@
 """Findings that do not depend on the risk level: tool poisoning and annotation mismatch.
 
 Poisoning is scanned in every text a model would read: the description, the title, and
-every string inside the input schema (descriptions, names, enum values, defaults,
-extensions), plus what hides in encoded blobs and look-alike letters.  Some rules read only
-the schema's property names or only its values (``where`` in ``poisoning.toml``), each on a
-line of its own and as words: what a parameter is called, or which value it offers, can be an
-instruction that the same words in prose are not.  Invisible Unicode is a finding on its own:
-nobody needs a run of zero-width characters in a tool description.
+every string inside the input and output schemas (descriptions, names, enum values, defaults,
+extensions, and the keys of objects given as defaults or examples), plus what hides in
+encoded blobs and look-alike letters.  Some rules read only the schema's property names or
+only its values (``where`` in ``poisoning.toml``), each on a line of its own and as words:
+what a parameter is called, or which value it offers, can be an instruction that the same
+words in prose are not.  Invisible Unicode is a finding on its own: nobody needs a run of
+zero-width characters in a tool description.
 """
 
 from __future__ import annotations
@@ -59,12 +60,17 @@ _BLANKS = str.maketrans({"\u115f": " ", "\u1160": " ", "\u2800": " "})
 
 
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\xad")
-#: Cyrillic and Greek letters that look Latin: a word mixing them with Latin letters is a disguise.
+#: Cyrillic, Greek, Armenian and Cherokee letters that look Latin: a word mixing them with
+#: Latin letters is a disguise.
 _LOOKALIKES = str.maketrans(
-    "аеорсухіјѕԁһӏοαεικνρτυχАВЕКМНОРСТХІЈЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧİı",
-    "aeopcyxijsdhloaeikvptuxABEKMHOPCTXIJSABEZHIKMNOPTYXIi",
+    "аеорсухіјѕԁһӏοαεικνρτυχАВЕКМНОРСТХІЈЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧİı"
+    "օոսհզցյՕՍ"
+    "\u13aa\u13f4\u13df\u13ac\u13c0\u13bb\u13ab\u13e6\u13de\u13b7\u13e2\u13da\u13a2\u13d9\u13b3\u13c3"
+    "\u13a0\u13a1\u13d2\u13a5\u13d4\u13d5\u13cf\u13c2",
+    "aeopcyxijsdhloaeikvptuxABEKMHOPCTXIJSABEZHIKMNOPTYXIionuhqgjOUABCEGHJKLMPSTVWZDRRiWSbh",
 )
-_MIXED_SCRIPT = re.compile(r"[A-Za-z][\u0400-\u04ff\u0370-\u03ff]|[\u0400-\u04ff\u0370-\u03ff][A-Za-z]|[İı]")
+_OTHER_SCRIPT = "\u0370-\u03ff\u0400-\u04ff\u0530-\u058f\u13a0-\u13ff"
+_MIXED_SCRIPT = re.compile(rf"[A-Za-z][{_OTHER_SCRIPT}]|[{_OTHER_SCRIPT}][A-Za-z]|[İı]")
 #: A lower-case letter or digit followed by a capital: where a camelCase name splits.
 _CAMEL_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 #: Keys whose string values are identifiers, not text a model is asked to read.
@@ -133,8 +139,8 @@ def _schema_texts(schema: Any, walk: SchemaWalk | None = None) -> Iterator[tuple
                 yield ("values" if value else "text"), text.replace("_", " "), text
 
 
-def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
-    """The schema's texts as the scan reads them (each within ``PART_LIMIT``, all within
+def _schema_read(schema: Any, which: str = "input") -> tuple[list[str], dict[str, list[str]], str]:
+    """The ``which`` (input or output) schema's texts as the scan reads them (each within ``PART_LIMIT``, all within
     ``SCHEMA_LIMIT``), those among them that names-only and values-only rules read (by
     :func:`_schema_texts`' kinds), and what that walk left unread ("" when nothing): a text past
     ``PART_LIMIT``, text past ``SCHEMA_LIMIT`` in all, or the walk's own bounds (too many keys
@@ -156,10 +162,10 @@ def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
                 words = _as_words(raw[: len(part)])
                 apart[kind].append((words if kind == "names" else " ".join(words.splitlines()))[:PART_LIMIT])
         if not unread and len(text) > PART_LIMIT:
-            unread = f"an input schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
+            unread = f"an {which} schema text of {len(text):,} characters: text past {PART_LIMIT:,} is not read"
         total += len(text)
         if not unread and total > SCHEMA_LIMIT:
-            unread = f"an input schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
+            unread = f"an {which} schema of more than {SCHEMA_LIMIT:,} characters of text: the rest is not read"
         if unread and budget <= 0:
             return read, apart, unread  # nothing more would be read, and the finding is decided
     if unread:
@@ -168,20 +174,20 @@ def _schema_read(schema: Any) -> tuple[list[str], dict[str, list[str]], str]:
         return (
             read,
             apart,
-            f"an input schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read",
+            f"an {which} schema of more than {MAX_SCHEMA_VISITS:,} keys and list items: the rest is not read",
         )
     if walk.too_deep:
         return (
             read,
             apart,
-            f"an input schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read",
+            f"an {which} schema nested more than {MAX_SCHEMA_DEPTH} levels deep: the deeper levels are not read",
         )
     if walk.names_cut:
         return (
             read,
             apart,
             (
-                f"an input schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
+                f"an {which} schema with more than {MAX_PROPERTY_NAMES} properties in one object:"
                 " the names past it are not read"
             ),
         )
@@ -241,6 +247,12 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
     parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT], name if name != defn.name else ""]
     schema_texts, apart, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], {}, "")
     parts.extend(schema_texts)
+    if defn.output_schema:
+        # Its own budget: a large input schema cannot push a payload in the output one out.
+        out_texts, out_apart, out_cut = _schema_read(defn.output_schema, "output")
+        parts.extend(out_texts)
+        apart = {kind: apart.get(kind, []) + out_apart[kind] for kind in out_apart}
+        cut = cut or out_cut
     if len(title) > TITLE_LIMIT:  # said first: the title is read before the schema
         cut = f"a {len(title):,}-character title: text past {TITLE_LIMIT:,} is not read"
     text = "\n".join(p for p in parts if p)
@@ -272,6 +284,10 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 
 
+#: Hex written a byte at a time: `69 67 6e`, `69:67:6e`, `\\x69\\x67`, `0x69, 0x67`, `\\u0069`
+#: (sixteen bytes or more).  One separator or prefix per byte, so the match is linear.
+_SPACED_HEX = re.compile(r"(?:(?:\\x|\\u00|0x)?[0-9A-Fa-f]{2}(?:,\s?|[\s:;-])?){16,}")
+_HEX_DRESSING = re.compile(r"\\x|\\u00|0x|[^0-9A-Fa-f]")
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^\s%]{0,16}){6,}")
 _ENTITIES = re.compile(r"(?:&#x?[0-9A-Fa-f]{1,6};){6,}")
 
@@ -296,6 +312,19 @@ def _decoded_blobs(text: str, limit: int = BLOB_LIMIT) -> tuple[str, bool]:
         found += decoded[:limit]
         more = more or len(decoded) > limit
     blobs: list[str] = []
+    for match in _SPACED_HEX.finditer(text):
+        run = match.group()
+        if run.isalnum():
+            continue  # plain hex: read with base64 below
+        if len(blobs) >= limit:
+            more = True
+            break
+        try:
+            plain = bytes.fromhex(_HEX_DRESSING.sub("", run)).decode("utf-8")
+        except ValueError:
+            continue
+        if " " in plain and sum(ch.isprintable() for ch in plain) >= 0.95 * len(plain):
+            blobs.append(plain)
     # One scan finds both: a hex run is a base64-alphabet run made of hex digits only.
     for match in _BASE64.finditer(text):
         if len(blobs) >= limit:

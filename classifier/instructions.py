@@ -156,6 +156,7 @@ def pieces_read(defn: ToolDefinition, hidden: str = "") -> tuple[list[str], bool
         _sentences(defn.description),
         _sentences(defn.title or ""),
         _schema_pieces(defn.input_schema),
+        _schema_pieces(defn.output_schema),
         _sentences(hidden),
     ]
     whole = max(len(defn.description), len(defn.title or ""), len(hidden)) <= MAX_TEXT

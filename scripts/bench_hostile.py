@@ -22,6 +22,8 @@ FILLERS = {
     "read run": "read ",
     "send run": "send ",
     "verbs then a target": "read the file and then ",
+    "hex bytes": "49 67 6e 6f 72 65 20 ",  # decoded as one run, a byte at a time
+    "hex decoys": "49 67 6e zz ",  # a run that starts and breaks off at every fourth word
 }
 SIZES = (10_000, 40_000, 149_000)
 
