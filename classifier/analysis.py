@@ -360,9 +360,18 @@ class ActionChoice(NamedTuple):
     binding: bool = False
 
 
+#: Abbreviations whose full stop ends no sentence ("Get an invoice by name (e.g. INV-001).").
+_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|incl|eg|ie|no|nr|mr|mrs|ms|dr|st|al)|\.[a-z])\.$", re.I)
+
+
 def first_sentence(text: str, limit: int = 160) -> str:
+    """The description's opening sentence (what the rationale quotes), within ``limit``."""
     text = " ".join(text[: limit * 4].split())
-    sentence = _SENTENCE.split(text, maxsplit=1)[0] if text else ""
+    sentence = text
+    for end in _SENTENCE.finditer(text):
+        if not _ABBREVIATION.search(text[max(0, end.start() - 12) : end.start()]):
+            sentence = text[: end.start()]
+            break
     if len(sentence) > limit:
         sentence = sentence[: limit - 1].rstrip() + "…"
     return sentence
@@ -409,16 +418,20 @@ def _described_as_location(schema: Mapping[str, Any]) -> bool:
     return type(doc) is str and _LOCATION_DESCRIBED.match(doc) is not None
 
 
-def _nested(props: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Properties of object parameters (and of objects inside arrays), two levels deep at most."""
+def _nested(props: Mapping[str, Any], depth: int = 0) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """Properties of object parameters (and of objects inside arrays), two levels deep at most,
+    as (path from the tool's own parameter, name, schema): the rationale names
+    ``spec.file_path``, not a ``file_path`` the tool does not take."""
     if depth >= 2:
         return
-    for schema in props.values():
-        for node in (schema, schema.get("items")):
+    for outer, schema in props.items():
+        for node, step in ((schema, "."), (schema.get("items"), "[].")):
             if type(node) is dict and type(node.get("properties")) is dict:
                 inner = {str(k): v for k, v in node["properties"].items() if type(v) is dict}
-                yield from inner.items()
-                yield from _nested(inner, depth + 1)
+                for key, found in inner.items():
+                    yield f"{outer}{step}{key}", key, found
+                for path, leaf, deeper in _nested(inner, depth + 1):
+                    yield f"{outer}{step}{path}", leaf, deeper
 
 
 def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
@@ -517,7 +530,9 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
     if not path_params and nested:
         # A location can sit one or two levels down (``spec.git.repo_clone_url``).
         path_params = tuple(
-            p for p, s in _nested(props) if _names_a_location(p.lower(), name_parts(p)) and _unconstrained_string(s)
+            path
+            for path, p, s in _nested(props)
+            if _names_a_location(p.lower(), name_parts(p)) and _unconstrained_string(s)
         )
     batch = next((t for t in name_tokens if t in BATCH_WORDS), "")
     if not batch:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -70,6 +71,34 @@ TELLING_PARAMS = frozenset(
         "token",
     }
 )
+#: Words that make a telling last word mean something else: a page token, a currency code, a
+#: date range's `to`, a model's `max_tokens` (a review found them named as evidence).
+_NOT_TELLING = {
+    "token": frozenset({"page", "next", "continuation", "cursor", "max", "min", "sync", "limit", "count", "prev"}),
+    "code": frozenset(
+        {"currency", "country", "language", "lang", "zip", "postal", "status", "error", "http", "response"}
+        | {"region", "color", "colour", "product", "promo", "discount", "airport", "iata", "area", "locale"}
+        | {"exit", "return", "item", "sku", "unit", "province", "state", "postcode", "phone", "station"}
+    ),
+    "to": frozenset({"date", "time", "day", "year", "month", "timestamp", "page", "index", "line", "row", "version"}),
+}
+
+
+def _telling(name: str) -> bool:
+    """Whether a parameter's name says what the tool can be made to do: its last word is one of
+    ``TELLING_PARAMS`` (``file_path``, ``recipient_email``), or it starts with ``to`` or a
+    recipient (``to_address``, ``emailTo``), and no word around it makes it something else."""
+    tokens = split_name(name)
+    if not tokens:
+        return False
+    head = tokens[-1] if tokens[-1] in TELLING_PARAMS else ""
+    if not head and tokens[0] in ("to", "email", "recipient"):
+        head = tokens[0]
+    if not head or (head == "to" and tokens[0] not in ("to", "email", "mail", "send", "forward", "recipient")):
+        return False  # `reply_to_message_id`, `moveToTrash`: not a recipient
+    return not (_NOT_TELLING.get(head, frozenset()) & set(tokens))
+
+
 #: Below this joint confidence (category x action) the verdict is in doubt: a stricter
 #: plausible reading sets the level the recommended policy follows, and the risk itself where
 #: that reading is ``DOUBT_SETS_RISK``.
@@ -138,6 +167,33 @@ def _confidence(score: float, runner_up: float, action_source: str) -> float:
     return round(max(0.05, min(0.99, base)), 3)
 
 
+#: camelCase steps and separators, so a name's words can be found as written.
+_NAME_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-./:]+")
+
+
+_STARRED = re.compile(r"\*([^*\s][^*]{0,60})\*")
+
+
+@lru_cache(maxsize=4096)
+def _written_form(stem: str) -> re.Pattern[str]:
+    """A word whose stem is ``stem`` (``fund`` -> funds, ``reply`` -> replies)."""
+    base = re.escape(stem[:-1]) + "(?:y|ie)" if stem.endswith("y") and len(stem) > 2 else re.escape(stem)
+    return re.compile(rf"(?<![^\W_]){base}[^\W_]*", re.IGNORECASE)
+
+
+def _as_written(word: str, defn: ToolDefinition) -> str:
+    """``word`` (a stem the rules or the model read) as the definition writes it, lower-cased:
+    the name's words first, then the description's; the stem itself where neither has it
+    (a review found *fund* quoted for `transfer_funds`)."""
+    if not word or not word.isascii():
+        return word
+    pattern = _written_form(word)
+    for text in (_NAME_STEP.sub(" ", defn.name), defn.description[:4000]):
+        if m := pattern.search(text):
+            return m.group().lower()
+    return word
+
+
 def _rationale(
     defn: ToolDefinition,
     facts: Facts,
@@ -157,18 +213,18 @@ def _rationale(
     what = first_sentence(defn.description) or f"Tool `{defn.name}` (no description)"
     ev: list[str] = []
     if action_verb and action_source in ("name", "description"):
-        ev.append(f"verb *{action_verb}* in the {action_source}")
+        ev.append(f"verb *{_as_written(action_verb, defn)}* in the {action_source}")
     if cat_evidence:
-        ev.append("domain words " + ", ".join(f"*{w}*" for w in cat_evidence[:4]))
+        ev.append("domain words " + ", ".join(f"*{_as_written(w, defn)}*" for w in cat_evidence[:4]))
     if action_note:
-        ev.append(action_note)
+        ev.append(_STARRED.sub(lambda m: f"*{_as_written(m.group(1), defn)}*", action_note))
     text = what if what.endswith(("。", "！", "？")) else what.rstrip(".") + "."
     if ev:
         text += " Evidence: " + "; ".join(ev) + "."
     if facts.batch:
         limit = f" up to {facts.max_items} items" if facts.max_items else " several items"
         text += f" Acts on{limit} per call (batch form *{facts.batch}*)."
-    telling = [p for p in facts.param_names if set(split_name(p)) & TELLING_PARAMS][:4]
+    telling = [p for p in facts.param_names if _telling(p)][:4]
     if telling:
         text += " Parameters: " + ", ".join(f"`{p}`" for p in telling) + "."
     declared = [f"{k}: {str(v).lower()}" for k, v in sorted(facts.annotations.items()) if isinstance(v, bool)]
@@ -299,11 +355,12 @@ def combine(
     return category, action, [logit(pc), logit(pa), margin, agree]
 
 
-def _words(head_contributions: list[tuple[str, float]]) -> str:
+def _words(head_contributions: list[tuple[str, float]], defn: ToolDefinition) -> str:
     shown = list(
         dict.fromkeys(f.split(":", 1)[1] for f, _ in head_contributions if not f.startswith(("r", "f:", "a:")))
     )
-    return ", ".join(f"*{w}*" for w in shown[:3])
+    shown = [w for w in shown if not w.startswith("<")]  # `d:<none>`: no description, not a word
+    return ", ".join(f"*{_as_written(w, defn)}*" for w in shown[:3])
 
 
 def _learned_reading(
@@ -338,10 +395,17 @@ def _learned_reading(
     doubt = confidence if own_confidence is None else min(confidence, own_confidence)
     read_private = None if private is None else private.overall(sure=doubt >= DOUBT)
     best = _read_as(defn, facts, category, action, rules, poisoned, read_private)
-    cat_words = _words(model.category.contributions(feats, category, limit=8))
-    act_words = _words(model.action.contributions(feats, action, limit=8))
-    if category == rule_category.id:
+    cat_words = _words(model.category.contributions(feats, category, limit=8), defn)
+    act_words = _words(model.action.contributions(feats, action, limit=8), defn)
+    model_top, p_top = p_cat[0]
+    if category == rule_category.id == model_top:
         note = f"Rules and learned model: {category} (model p={pc:.2f})"
+    elif category == rule_category.id:
+        # The rules' category stood: the model leant elsewhere, not enough to override them.
+        note = (
+            f"Rules: {category} (the learned model leans to {model_top}, p={p_top:.2f}, below the"
+            f" {CATEGORY_OVERRIDE} it needs to override the rules; p({category})={pc:.2f})"
+        )
     else:
         note = f"Learned model: {category} (p={pc:.2f}" + (f"; {cat_words}" if cat_words else "") + ")"
     note += f", {action} (p={pa:.2f}" + (f"; {act_words}" if act_words else "") + f"); confidence {confidence:.2f}."
@@ -349,6 +413,8 @@ def _learned_reading(
         note += f" On its own words alone the confidence is {doubt:.2f}."
     if doubt >= DOUBT:
         return best, confidence, note, ""
+    # Said where the figure shown is the one with its siblings, above DOUBT.
+    below = f"Below {DOUBT}" if confidence < DOUBT else f"Below {DOUBT} on its own words"
     strictest = best
     # A category the tool's own words make plausible stays so whatever its siblings say:
     # context may sharpen a verdict, never hide a stricter reading.
@@ -370,11 +436,11 @@ def _learned_reading(
             if risk_rank(alt.risk) > risk_rank(strictest.risk):
                 strictest = alt
     if strictest is best:
-        return best, confidence, note, f" Below {DOUBT}, yet no plausible reading is stricter."
+        return best, confidence, note, f" {below}, yet no plausible reading is stricter."
     if strictest.risk != DOUBT_SETS_RISK:
         stricter = f"{CATEGORY_TITLE[strictest.category]} + {strictest.action.id}"
         doubt_note = (
-            f" Below {DOUBT}: the recommended policy follows the stricter reading {stricter}"
+            f" {below}: the recommended policy follows the stricter reading {stricter}"
             f" ⇒ {strictest.risk} (rule {strictest.rule_id}); the risk stays {best.risk},"
             f" as doubt alone raises a risk only to {DOUBT_SETS_RISK}."
         )
@@ -382,23 +448,43 @@ def _learned_reading(
         # did not decide would claim the tool does what its verdict says it does not.
         return replace(best, policy_risk=strictest.risk), confidence, note, doubt_note
     doubt_note = (
-        f" Below {DOUBT}: risk follows the stricter reading"
+        f" {below}: risk follows the stricter reading"
         f" {strictest.category} + {strictest.action.id} ({strictest.rule_id})."
     )
     merged = _Reading(
         best.category,
         best.action,
-        tuple(dict.fromkeys(best.findings + strictest.findings)),
+        best.findings + _doubted_mismatches(best, strictest),
         strictest.risk,
         strictest.rule_id,
         strictest.why,
         strictest.modifiers,
         (
             f"{CATEGORY_TITLE[strictest.category]} + {strictest.action.id}",
-            f"{best.risk} (rule {best.rule_id})",
+            f"{best.risk} (rule {best.rule_id}" + "".join(f"; {m}" for m in best.modifiers) + ")",
         ),
     )
     return merged, confidence, note, doubt_note
+
+
+def _doubted_mismatches(best: _Reading, strictest: _Reading) -> tuple[Finding, ...]:
+    """The stricter reading's annotation mismatches that the verdict's own reading lacks,
+    said as what they are: the declaration contradicts a plausible reading that set the risk,
+    not the action the verdict gives (a review found "the model says *sync* (delete)" on a
+    tool the verdict reads as a write)."""
+    own = {f.rule for f in best.findings}
+    return tuple(
+        Finding(
+            f.id,
+            f"{f.evidence.split(' but ', 1)[0]}, yet in doubt the risk follows a plausible"
+            f" {strictest.action.id} reading ({CATEGORY_TITLE[strictest.category]} + {strictest.action.id}),"
+            f" which that contradicts; the verdict's own reading is {best.action.id}",
+            rule=f.rule,
+            severe=f.severe,
+        )
+        for f in strictest.findings
+        if f.id == "annotation_mismatch" and f.rule not in own
+    )
 
 
 class Prediction(NamedTuple):
@@ -636,7 +722,7 @@ def classify(
     findings = list(reading.findings)
     reason = None
     if rule_id != "critical.poisoning":
-        reason = _unknown_reason(act, cat.score, bool(defn.description), confidence if model else None)
+        reason = _unknown_reason(act, cat.score, bool(defn.description.strip()), confidence if model else None)
     if reason:
         risk, rule_id, why, modifiers = UNKNOWN, "unknown.evidence", reason, []
     evidence = cat.evidence if reading.category == cat.id else ()

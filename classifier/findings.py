@@ -472,12 +472,18 @@ def learned_poisoning(
 def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Finding]:
     ann = defn.annotations
     found: list[Finding] = []
-    said = f"the {action.source} says *{action.verb}*" if action.verb else f"it does {action.id}"
+    if action.source == "model":
+        # The learned model chose the action; a verb the rules found is not what it "said".
+        said = f"the learned model reads it as {action.id}"
+    elif action.verb:
+        said = f"the {action.source} says *{action.verb}* ({action.id})"
+    else:
+        said = f"it does {action.id}"
     if ann.get("readOnlyHint") is True and action.id != "read":
         found.append(
             Finding(
                 "annotation_mismatch",
-                f"declares readOnlyHint: true but {said} ({action.id})",
+                f"declares readOnlyHint: true but {said}",
                 rule="read-only-but-acts",
             )
         )
@@ -485,7 +491,7 @@ def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Find
         found.append(
             Finding(
                 "annotation_mismatch",
-                f"declares destructiveHint: false but {said} ({action.id})",
+                f"declares destructiveHint: false but {said}",
                 rule="non-destructive-but-destroys",
             )
         )

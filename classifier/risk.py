@@ -239,7 +239,7 @@ def assess(c: Context) -> tuple[str, str, str, list[str]]:
         )
     if c.action.id == "send" and (
         "forward" in c.facts.name_tokens
-        or (c.facts.path_params and any(p.lower().startswith(("file", "path", "attach")) for p in c.facts.path_params))
+        or any(p.rsplit(".", 1)[-1].lower().startswith(("file", "path", "attach")) for p in c.facts.path_params)
     ):
         new = _raise(level)
         if new != level:
