@@ -66,6 +66,7 @@ class CrawlOptions:
     concurrency: int = 8
     cache_dir: str | None = None
     sandbox: str = "auto"
+    private_remotes: bool = False
     progress: bool = False
     full: bool = False
     resume: bool = False
@@ -334,6 +335,7 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             "CATALOG_INTROSPECT_CONCURRENCY": opts.concurrency,
             "CATALOG_CACHE_DIR": str(cache_dir),
             "CATALOG_SANDBOX": opts.sandbox,
+            "CATALOG_PRIVATE_REMOTES": opts.private_remotes,
             # Servers per transaction; smaller loses less to a crash, larger writes faster.  With
             # several sources, each server: their pipelines share one thread, and two open
             # batches holding rows the other wants would wait on each other for good.

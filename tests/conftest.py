@@ -34,6 +34,9 @@ PG_BASE = os.environ.get("CATALOG_TEST_PG", "postgresql+psycopg://root@127.0.0.1
 PACKAGE_CACHE = Path(os.environ.get("CATALOG_TEST_CACHE", ROOT / ".cache" / "test-packages")) / os.environ.get(
     "PYTEST_XDIST_WORKER", "main"
 )
+#: Every server the tests run is on loopback, which a crawl does not reach unless told
+#: (`--allow-private-remotes`); the test of that guard removes the variable.
+os.environ.setdefault("MCP_CATALOG_PRIVATE_REMOTES", "1")
 
 
 def free_port() -> int:
@@ -230,10 +233,12 @@ def process_ended(pid: int, timeout: float = 5) -> bool:
     return False
 
 
-def console_wheel(links: Path, name: str, version: str, source: str) -> None:
+def console_wheel(links: Path, name: str, version: str, source: str, scripts: dict[str, str] | None = None) -> None:
     """Write a wheel of module ``name`` (``source``, with a ``main``) whose console script of
-    that name calls ``main``, by hand (a zip with its dist-info), into ``links`` (pip's
-    ``--find-links``): installing it needs no network and runs none of its code."""
+    that name calls ``main`` (or whose ``scripts`` call the functions they name), by hand (a
+    zip with its dist-info), into ``links`` (pip's ``--find-links``): installing it needs no
+    network and runs none of its code."""
+    entry_points = "".join(f"{script} = {name}:{func}\n" for script, func in (scripts or {name: "main"}).items())
     import base64
     import hashlib
     import zipfile
@@ -243,7 +248,7 @@ def console_wheel(links: Path, name: str, version: str, source: str) -> None:
         f"{name}.py": source,
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
+        f"{info}/entry_points.txt": f"[console_scripts]\n{entry_points}",
     }
     record = []
     for path, body in files.items():

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.live
 
 
 def cfg(timeout: float = 30.0) -> RunnerConfig:
-    return RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=timeout)
+    return RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=timeout, private_remotes=True)
 
 
 @pytest.fixture
@@ -234,6 +235,76 @@ def test_no_sandbox_reaches_a_unix_socket_of_the_machine() -> None:
     assert install.startswith("refused"), install
 
 
+def test_no_sandboxed_server_holds_memory_the_address_space_limit_misses(tmp_path: Path) -> None:
+    # A helper's hunt: 24 memfds of 256 MiB and SysV segments (detached, so never mapped)
+    # held 6 GiB from one server under a 4 GiB RLIMIT_AS. Both calls are refused; an
+    # anonymous shared mapping (counted by the limit) still works.
+    from crawler.introspection.sandbox import resolve_mode, seccomp_fd, wrap
+
+    probe = (
+        "import ctypes, mmap, os\n"
+        "try: os.memfd_create('x'); print('memfd made')\n"
+        "except OSError as e: print('memfd refused', e.errno)\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('shmget', libc.shmget(0, 1 << 20, 0o1600), ctypes.get_errno())\n"
+        "m = mmap.mmap(-1, 1 << 20); m[:5] = b'hello'; print('mmap', m[:5].decode())\n"
+    )
+    python = os.path.realpath(sys.executable)
+    home = tmp_path / "home"
+    home.mkdir()
+    fd = seccomp_fd()
+    try:
+        wrapped = wrap([python, "-c", probe], home=home, mode=resolve_mode("auto"), seccomp_fd=fd)
+        done = subprocess.run(wrapped, capture_output=True, text=True, timeout=30, check=False, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert done.stdout.splitlines() == ["memfd refused 38", "shmget -1 13", "mmap hello"], (done.stdout, done.stderr)
+
+
+def test_a_server_cannot_read_the_crawlers_own_directories() -> None:
+    # A helper's hunt: through the read-only root a server read catalog.db in the crawler's
+    # working directory (outside /home, /root and /tmp) and this checkout, and could publish
+    # them as tool descriptions. Both are hidden; the interpreter and the system stay visible.
+    where = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    where.chmod(0o755)
+    (where / "catalog.db").write_text("overrides")
+    (where / "catalog.db").chmod(0o644)
+    # Paths spelled backwards: nothing the sandbox shows for a command's file arguments.
+    targets = [str(where / "catalog.db"), str(ROOT / "README.md"), "/etc/hostname"]
+    probe = (
+        "import pathlib\n"
+        f"for t in {[t[::-1] for t in targets]!r}:\n"
+        "    p = pathlib.Path(t[::-1])\n"
+        "    try: print('read' if p.read_text() else 'empty')\n"
+        "    except OSError: print('hidden')\n"
+    )
+    runner = (
+        "import shutil, subprocess, sys, tempfile\n"
+        "from pathlib import Path\n"
+        "from crawler.introspection.sandbox import resolve_mode, wrap\n"
+        "home = Path(tempfile.mkdtemp(dir='/var/tmp'))\n"
+        "try:\n"
+        "    cmd = wrap([sys.argv[1], '-c', sys.argv[2]], home=home, mode=resolve_mode('auto'))\n"
+        "    print(subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout, end='')\n"
+        "finally:\n"
+        "    shutil.rmtree(home, ignore_errors=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", runner, os.path.realpath(sys.executable), probe],
+            cwd=where,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert done.stdout.splitlines() == ["hidden", "hidden", "read"], (done.stdout, done.stderr)
+
+
 def test_streamable_http_server_on_loopback(trading_server: str) -> None:
     ok = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=10))
     assert ok.outcome == "ok", ok.error
@@ -376,7 +447,7 @@ def test_transient_failures_are_retried_and_others_are_not(trading_server: str) 
         introspect_entry(
             [],
             [{"type": "streamable-http", "url": f"{trading_server}/flaky/a/mcp"}],
-            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retry_delay=0.1),
+            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retry_delay=0.1, private_remotes=True),
         )
     )
     # The first attempt may spend both 503s (the SDK probes, then falls back to initialize).
@@ -385,7 +456,7 @@ def test_transient_failures_are_retried_and_others_are_not(trading_server: str) 
         introspect_entry(
             [],
             [{"type": "streamable-http", "url": f"{trading_server}/flaky/b/mcp"}],
-            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retries=0),
+            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retries=0, private_remotes=True),
         )
     )
     assert no_retry[0].outcome == "error" and "HTTP 503" in (no_retry[0].error or "")
@@ -393,7 +464,7 @@ def test_transient_failures_are_retried_and_others_are_not(trading_server: str) 
         introspect_entry(
             [],
             [{"type": "streamable-http", "url": f"{trading_server}/private/mcp"}],
-            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retry_delay=0.1),
+            RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retry_delay=0.1, private_remotes=True),
         )
     )
     assert auth[0].outcome == "auth_required" and "retries" not in auth[0].server_info
@@ -426,6 +497,22 @@ def test_unsupported_packages_are_recorded_as_skipped() -> None:
     assert [a.outcome for a in refused] == ["skipped"] * 5
     assert all("nothing is installed" in (a.error or "") for a in refused)
     assert "not a pypi version" in (refused[-1].error or "")
+
+
+def test_one_entry_is_tried_a_bounded_number_of_ways() -> None:
+    # A helper's hunt: an entry listing one hanging package ten times waited out ten
+    # timeouts; a thousand copies would have held a crawl slot for hours.
+    from crawler.introspection.plans import MAX_ATTEMPTS, PackagePlan, SkippedPlan, plans_for
+
+    hanging = {"registryType": "pypi", "identifier": "hangprobe", "version": "1.0", "transport": {"type": "stdio"}}
+    assert plans_for([hanging] * 1000, []) == [PackagePlan("pypi", "hangprobe", "1.0")]
+    distinct = [{**hanging, "identifier": f"hangprobe{i}"} for i in range(1000)]
+    remotes = [{"type": "streamable-http", "url": f"https://example.com/{i}"} for i in range(3)]
+    plans = plans_for(distinct, remotes)
+    assert len(plans) == MAX_ATTEMPTS + 1 and [type(p).__name__ for p in plans[:3]] == ["RemotePlan"] * 3
+    assert isinstance(plans[-1], SkippedPlan) and plans[-1].reason.startswith(f"{1003 - MAX_ATTEMPTS} more")
+    oci = [{"registryType": "oci", "identifier": f"docker.io/a/b{i}:1"} for i in range(100)]
+    assert len(plans_for(oci, [])) == 10
 
 
 def test_what_an_install_leaves_behind_cannot_hang_or_steer_the_crawler(tmp_path: Path) -> None:
@@ -706,8 +793,73 @@ def test_node_servers_get_a_heap_cap_instead_of_an_address_space_limit(tmp_path:
     node = wrap(["node", "server.js"], home=tmp_path, mode="none", limits=Limits(memory_bytes=2 * 1024**3))
     python = wrap(["python3", "server.py"], home=tmp_path, mode="none", limits=Limits(memory_bytes=2 * 1024**3))
     assert not any(a.startswith("--as=") for a in node) and "--max-old-space-size=1024" in node
-    assert node[node.index("node") + 1] == "--max-old-space-size=1024"
+    (at,) = [i for i, a in enumerate(node) if Path(a).name == "node"]
+    assert Path(node[at]).is_absolute() and node[at + 1] == "--max-old-space-size=1024"
     assert f"--as={2 * 1024**3}" in python
+    # A package's console script named `node` is no Node server: what was installed decides.
+    script = wrap([str(tmp_path / "bin" / "node")], home=tmp_path, mode="none", node=False)
+    assert any(a.startswith("--as=") for a in script)
+
+
+#: A stdio server (raw JSON-RPC, no dependencies) whose one tool reports what it was started
+#: with: the variable PROBE and its address-space limit; ``impostor`` stands in for the
+#: sandbox's own tools and leaves a mark where it can.
+ENV_PROBE = (
+    "import json, os, resource, sys\n"
+    "def main():\n"
+    "    for line in sys.stdin:\n"
+    "        msg = json.loads(line)\n"
+    "        if 'id' not in msg:\n"
+    "            continue\n"
+    "        if msg['method'] == 'initialize':\n"
+    "            result = {'protocolVersion': msg['params']['protocolVersion'], 'capabilities': {'tools': {}},\n"
+    "                      'serverInfo': {'name': 'envprobe', 'version': '1.0'}}\n"
+    "        elif msg['method'] == 'tools/list':\n"
+    "            seen = f\"probe={os.environ.get('PROBE')} as={resource.getrlimit(resource.RLIMIT_AS)[0]}\"\n"
+    "            result = {'tools': [{'name': 'probe', 'description': seen, 'inputSchema': {'type': 'object'}}]}\n"
+    "        else:\n"
+    "            result = {}\n"
+    "        print(json.dumps({'jsonrpc': '2.0', 'id': msg['id'], 'result': result}), flush=True)\n"
+    "def impostor():\n"
+    "    try:\n"
+    "        open(MARK, 'a').write(sys.argv[0] + '\\n')\n"
+    "    finally:\n"
+    "        sys.exit(3)\n"
+)
+
+
+def test_an_entrys_variables_reach_the_server_and_nothing_else(local_index: tuple[Path, Path]) -> None:
+    # A helper's hunt: a catalogue entry's PATH chose the sandbox's own tools, so a package's
+    # console script named `bwrap` ran as root outside every namespace (and one named
+    # `setpriv` inside it as root, before the uid switch); one named `node` escaped the
+    # address-space limit. The entry's variables now reach the server alone, the sandbox's
+    # tools come from our PATH, and Node is what npm installed.
+    base, links = local_index
+    mark = base / "impostor-ran"
+    source = ENV_PROBE.replace("MARK", repr(str(mark)))
+    impostors = {tool: "impostor" for tool in ("bwrap", "setpriv", "prlimit", "env", "python3")}
+    console_wheel(links, "envprobe", "1.0", source, {"envprobe": "main", **impostors})
+    console_wheel(links, "nodeprobe", "1.0", source, {"node": "main"})
+    cache = base / "cache"
+
+    def entry(name: str) -> dict[str, Any]:
+        bin_dir = cache / "pypi" / f"{name}_1.0" / "venv" / "bin"
+        variables = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "PROBE": "hello"}
+        return {
+            "registryType": "pypi",
+            "identifier": name,
+            "version": "1.0",
+            "transport": {"type": "stdio"},
+            "environmentVariables": [{"name": k, "value": v} for k, v in variables.items()],
+        }
+
+    config = RunnerConfig(cache_dir=cache, timeout=60)
+    for name in ("envprobe", "nodeprobe"):
+        attempts = asyncio.run(introspect_entry([entry(name)], [], config))
+        assert attempts[-1].ok, [(a.outcome, a.error) for a in attempts]
+        (tool,) = attempts[-1].tools
+        assert tool["description"] == f"probe=hello as={Limits().memory_bytes}", (name, tool)
+    assert not mark.exists(), mark.read_text()
 
 
 def test_console_scripts_are_read_without_running_the_packages_pth_files(tmp_path: Path) -> None:
@@ -896,3 +1048,64 @@ def test_introspect_refuses_a_name_the_store_cannot_hold_before_starting_anythin
         "introspect", "--name", "x" * 401, "--no-store", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"
     )
     assert out.returncode == 2 and "--name" in out.stderr and not marker.exists(), out
+
+
+def test_what_a_server_says_of_itself_is_kept_within_bounds() -> None:
+    # A helper's hunt: a 5 MB server name and 5 MB of experimental capabilities were stored
+    # whole with every attempt (the catalogue grew 10 MB a run).
+    spec = {"tools": [{"name": "noop", "inputSchema": {"type": "object"}}], "info": 200_000}
+    server = [sys.executable, str(SERVERS / "stdio_listing.py"), json.dumps(spec)]
+    result = asyncio.run(run_sandboxed(server, cfg(), readonly=[SERVERS, Path(sys.prefix)]))
+    assert result.ok, result.error
+    stored = json.dumps(result.server_info)
+    assert len(stored) < 10_000, len(stored)
+    assert result.server_info["name"].startswith("nnn") and result.server_info["name"].endswith("…")
+    assert set(result.server_info["capabilities"]["experimental"]["x"]) == {"0", "1", "2"}
+
+
+def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_server: str) -> None:
+    # A helper's hunt: a catalogue entry's remote made the crawler POST to a loopback
+    # `computeMetadata` URL with the header the entry chose. By default no request (a
+    # redirect's neither) goes to a loopback, private or link-local address.
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    port = listener.server_address[1]
+    try:
+        urls = [
+            f"http://127.0.0.1:{port}/computeMetadata/v1/token",
+            f"http://localhost:{port}/mcp",
+            f"http://[::ffff:127.0.0.1]:{port}/mcp",
+            f"http://0x7f000001:{port}/mcp",
+        ]
+        header = [{"name": "Metadata-Flavor", "value": "Google"}]
+        remotes = [{"type": "streamable-http", "url": urls[0], "headers": header}]
+        default = RunnerConfig(cache_dir=PACKAGE_CACHE, timeout=10, retries=0)  # as a crawl is, unless told
+        assert default.private_remotes is False
+        for url in urls:
+            (attempt,) = asyncio.run(introspect_entry([], [{**remotes[0], "url": url}], default))
+            assert attempt.outcome == "refused" and "off the public internet" in (attempt.error or ""), (url, attempt)
+        assert seen == []
+        # Allowed (an internal registry's servers), the same entry is reached.
+        allowed = asyncio.run(
+            introspect_entry([], remotes, RunnerConfig(**{**default.__dict__, "private_remotes": True}))
+        )
+        assert allowed[0].outcome != "ok" and seen, allowed
+        ok = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=10, private_ok=True))
+        assert ok.outcome == "ok", ok.error
+    finally:
+        listener.shutdown()
+        listener.server_close()

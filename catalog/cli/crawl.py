@@ -58,6 +58,14 @@ def crawl(
         bool,
         typer.Option("--unsafe-no-sandbox", help="Run packages without the bubblewrap sandbox (only resource limits)."),
     ] = False,
+    allow_private_remotes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-remotes",
+            envvar="MCP_CATALOG_PRIVATE_REMOTES",
+            help="Reach remotes at loopback, private and link-local addresses (an internal registry's servers).",
+        ),
+    ] = False,
     full: Annotated[
         bool,
         typer.Option(
@@ -103,6 +111,7 @@ def crawl(
         concurrency=concurrency,
         cache_dir=cache_dir,
         sandbox="none" if unsafe_no_sandbox else "auto",
+        private_remotes=allow_private_remotes,
         progress=is_terminal(),
         full=full,
         resume=resume,

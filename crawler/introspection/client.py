@@ -7,6 +7,7 @@ wants credentials (auth_required), or prints garbage (error).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import tempfile
@@ -40,6 +41,26 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+#: How much of a server's own description of itself (name, version, capabilities) is kept per
+#: attempt: every attempt is stored, and a hunt's 5 MB server name grew the catalogue by 10 MB
+#: per run.  Real servers say a few hundred bytes.
+INFO_TEXT, INFO_ITEMS, INFO_DEPTH = 1_000, 100, 8
+
+
+def bounded(value: Any, depth: int = 0) -> Any:
+    """``value`` (JSON) with every string cut at ``INFO_TEXT`` characters, every object and list
+    at ``INFO_ITEMS`` entries and nesting at ``INFO_DEPTH`` levels (deeper is ``"…"``)."""
+    if isinstance(value, str):
+        return value if len(value) <= INFO_TEXT else value[: INFO_TEXT - 1] + "…"
+    if depth >= INFO_DEPTH and isinstance(value, dict | list):
+        return "…"
+    if isinstance(value, dict):
+        return {bounded(str(k)): bounded(v, depth + 1) for k, v in list(value.items())[:INFO_ITEMS]}
+    if isinstance(value, list):
+        return [bounded(v, depth + 1) for v in value[:INFO_ITEMS]]
+    return value
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -56,6 +77,9 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
             return "error", f"HTTP {status} from the server"
     if isinstance(exc, ProtocolNoise):
         return "error", str(exc)
+    inward = next((e for e in leaves if isinstance(e, PrivateRemote)), None)
+    if inward is not None:
+        return "refused", str(inward)
     leaf = next((e for e in leaves if not isinstance(e, anyio.get_cancelled_exc_class())), leaves[0])
     name = type(leaf).__name__
     text = str(leaf) or name
@@ -192,9 +216,11 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
             ) as client:
                 result.protocol_version = client.protocol_version
                 info = client.server_info
-                result.server_info = info.model_dump(mode="json", exclude_none=True) if info else {}
+                result.server_info = bounded(info.model_dump(mode="json", exclude_none=True)) if info else {}
                 caps = client.server_capabilities
-                result.server_info["capabilities"] = caps.model_dump(mode="json", exclude_none=True) if caps else {}
+                result.server_info["capabilities"] = (
+                    bounded(caps.model_dump(mode="json", exclude_none=True)) if caps else {}
+                )
                 if client.instructions:
                     result.server_info["instructions"] = client.instructions[:20_000]
                 result.tools = await _list_all_tools(client, result)
@@ -299,7 +325,33 @@ class ResponseTooLarge(RefusedAnswer):
     """A remote server sent more than ``MAX_RESPONSE_BYTES``."""
 
 
-def _capped_clients(limit: int) -> Any:
+async def private_address(host: str, port: int) -> str:
+    """The first address ``host`` names or resolves to that is not on the public internet
+    (loopback, private, link-local such as a cloud's metadata service at 169.254.169.254,
+    reserved), or "" (none, or it does not resolve: the connection then fails on its own)."""
+    import ipaddress
+    import socket
+
+    try:
+        found = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return ""
+        found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in found:
+        mapped = getattr(address, "ipv4_mapped", None)
+        if not (mapped or address).is_global:
+            return str(address)
+    return ""
+
+
+class PrivateRemote(RefusedAnswer):
+    """A remote (or a redirect) at an address off the public internet, not reached."""
+
+
+def _capped_clients(limit: int, private_ok: bool = True) -> Any:
     """An ``httpx_client_factory`` for the SDK's transports whose clients count every
     response body as it streams in, across the whole session: past ``limit`` bytes in all,
     reading fails (:class:`ResponseTooLarge`) instead of growing without bound.  Counted on
@@ -340,19 +392,39 @@ def _capped_clients(limit: int) -> Any:
             raise RefusedAnswer(f"the server sent a {encoding[:20]}-compressed answer when asked for none")
         response.stream = Counted(response.stream)
 
+    async def public_only(request: Any) -> None:  # every request, a redirect's too
+        url = request.url
+        address = await private_address(url.host, url.port or (443 if url.scheme == "https" else 80))
+        if address:
+            raise PrivateRemote(
+                f"{url.host[:100]} is at {address}, off the public internet: not reached from the crawler's"
+                " network (--allow-private-remotes reaches it)"
+            )
+
     def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
         headers = {**(headers or {}), "Accept-Encoding": "identity"}
         client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
         client.event_hooks["response"].append(count)
+        if not private_ok:
+            client.event_hooks["request"].append(public_only)
         return client
 
     return factory
 
 
 async def introspect_http(
-    url: str, *, transport: str = "streamable-http", headers: Mapping[str, str] | None = None, timeout: float = 30.0
+    url: str,
+    *,
+    transport: str = "streamable-http",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    private_ok: bool = True,
 ) -> IntrospectionResult:
-    """Connect to a remote server over streamable HTTP or SSE; 401/403 are ``auth_required``."""
+    """Connect to a remote server over streamable HTTP or SSE; 401/403 are ``auth_required``.
+    Without ``private_ok`` no request (a redirect's neither) goes to an address off the public
+    internet: a catalogue entry chooses the URL and its headers, and the crawler's network may
+    reach a cloud's metadata service or a company's internal ones (a helper's hunt made it POST
+    to a loopback `computeMetadata` URL with `Metadata-Flavor: Google`)."""
     import httpx2
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
@@ -362,7 +434,7 @@ async def introspect_http(
     started = time.monotonic()
     try:
         http_timeout = httpx2.Timeout(timeout, read=timeout)
-        clients = _capped_clients(MAX_RESPONSE_BYTES)
+        clients = _capped_clients(MAX_RESPONSE_BYTES, private_ok)
         if transport == "sse":
             server: Any = sse_client(
                 url,

@@ -136,4 +136,42 @@ def plans_for(packages: Sequence[Mapping[str, Any]], remotes: Sequence[Mapping[s
             if value is not None:
                 env[var["name"]] = value
         plans.append(PackagePlan(registry, ident, version, tuple(args), env, tuple(placeholders)))
-    return plans
+    return _bounded(plans)
+
+
+#: Ways to run one server tried at most (attempts stop at the first that lists tools), and
+#: skipped ones recorded at most.  A hunt's entry listed one hanging package ten times: each
+#: waited out its timeout, so one entry could hold a crawl slot for hours.
+MAX_ATTEMPTS = 6
+MAX_SKIPPED = 10
+
+
+def _bounded(plans: list[Any]) -> list[Any]:
+    """``plans`` without repeats, at most ``MAX_ATTEMPTS`` to try and ``MAX_SKIPPED`` skipped,
+    and one skipped record saying how many more there were."""
+    kept: list[Any] = []
+    seen: set[str] = set()
+    tried = skipped = dropped = 0
+    for plan in plans:
+        key = repr(plan)
+        if key in seen:
+            continue
+        seen.add(key)
+        if isinstance(plan, SkippedPlan):
+            if skipped < MAX_SKIPPED:
+                skipped += 1
+                kept.append(plan)
+            continue
+        if tried < MAX_ATTEMPTS:
+            tried += 1
+            kept.append(plan)
+        else:
+            dropped += 1
+    if dropped:
+        kept.append(
+            SkippedPlan(
+                f"{dropped} more",
+                f"{dropped} more packages or remotes not tried: one server is tried at most {MAX_ATTEMPTS} ways",
+            )
+        )
+    return kept

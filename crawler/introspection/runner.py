@@ -33,6 +33,9 @@ class RunnerConfig:
     retries: int = 2
     retry_delay: float = 1.0
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    #: Whether remotes at loopback, private or link-local addresses are reached (an internal
+    #: registry's servers); off, a catalogue entry cannot aim the crawler's network inward.
+    private_remotes: bool = False
 
 
 async def run_sandboxed(
@@ -42,8 +45,10 @@ async def run_sandboxed(
     env: Mapping[str, str] | None = None,
     readonly: Sequence[Path] = (),
     target: str | None = None,
+    node: bool | None = None,
 ) -> IntrospectionResult:
-    """Start a stdio server command in the sandbox and list its tools."""
+    """Start a stdio server command in the sandbox and list its tools; ``env`` is the server's
+    own variables, ``node`` whether it runs on Node (see :func:`sandbox.wrap`)."""
     try:
         mode = sandbox.resolve_mode(cfg.sandbox_mode)
     except sandbox.SandboxUnavailable as exc:
@@ -53,11 +58,18 @@ async def run_sandboxed(
     try:
         filter_fd = sandbox.seccomp_fd() if mode == "bwrap" else None
         wrapped = sandbox.wrap(
-            command, home=home, mode=mode, readonly_paths=readonly, limits=cfg.limits, seccomp_fd=filter_fd
+            command,
+            home=home,
+            mode=mode,
+            readonly_paths=readonly,
+            limits=cfg.limits,
+            seccomp_fd=filter_fd,
+            env=env,
+            node=node,
         )
         return await introspect_stdio(
             wrapped,
-            env=sandbox.sandbox_env(home, dict(env or {})),
+            env=sandbox.sandbox_env(home),
             cwd=str(home),
             timeout=cfg.timeout,
             target=target or " ".join(command),
@@ -122,7 +134,12 @@ async def _package_once(plan: PackagePlan, cfg: RunnerConfig, extra: tuple[str, 
             f"installation took longer than {cfg.install_timeout:g}s",
         )
     result = await run_sandboxed(
-        [*installed.command, *plan.args], cfg, env=plan.env, readonly=[installed.directory], target=plan.label
+        [*installed.command, *plan.args],
+        cfg,
+        env=plan.env,
+        readonly=[installed.directory],
+        target=plan.label,
+        node=plan.registry == "npm",  # by what was installed, never by a command's name
     )
     if plan.placeholders:
         result.server_info["placeholders"] = list(plan.placeholders)
@@ -144,7 +161,13 @@ async def _remote(plan: RemotePlan, cfg: RunnerConfig) -> IntrospectionResult:
     server would cost its timeout again)."""
     delay = cfg.retry_delay
     for attempt in range(cfg.retries + 1):
-        result = await introspect_http(plan.url, transport=plan.transport, headers=plan.headers, timeout=cfg.timeout)
+        result = await introspect_http(
+            plan.url,
+            transport=plan.transport,
+            headers=plan.headers,
+            timeout=cfg.timeout,
+            private_ok=cfg.private_remotes,
+        )
         if not is_transient(result) or attempt == cfg.retries:
             break
         await asyncio.sleep(delay)

@@ -1,28 +1,30 @@
 """Running strangers' servers in a bubblewrap sandbox.
 
-What a sandboxed server gets: a read-only view of the file system with every home
-directory hidden, a fresh HOME and /tmp in memory of a set size, an empty /run, its own PID,
-IPC, UTS and network namespaces (no network at all for stdio servers), no Unix socket of the
-machine (listed sockets masked, and a seccomp filter refusing ``socket(AF_UNIX)`` and the
-other ways to one), CPU-time, address-space, open-file, file-size and (when we run as root,
-by switching it to an unprivileged uid of its own) process-count limits, and death with its
-parent, so killing the sandbox kills the whole tree. Installation happens in a separate step
-(see ``installer``) in the same sandbox with network, never inside a run.
+What a sandboxed server gets: a read-only view of the file system with every home directory,
+the crawler's working directory and its checkout hidden, a fresh HOME and /tmp in memory of
+a set size, an empty /run, its own PID, IPC, UTS and network namespaces (no network at all
+for stdio servers), no Unix socket of the machine (listed sockets masked, and a seccomp
+filter refusing ``socket(AF_UNIX)`` and the other ways to one), CPU-time, address-space,
+open-file, file-size and (when we run as root, by switching it to an unprivileged uid of its
+own) process-count limits, and death with its parent, so killing the sandbox kills the whole
+tree. Installation happens in a separate step (see ``installer``) in the same sandbox with
+network, never inside a run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 
@@ -55,6 +57,16 @@ def sandbox_uid(workdir: Path) -> int:
     HOME, an install's directory): stable for that path."""
     lo, span = SANDBOX_UIDS
     return lo + zlib.crc32(str(workdir).encode()) % span
+
+
+@cache
+def system_tool(name: str) -> str:
+    """The absolute path of one of the tools the sandbox is built from (bwrap, setpriv,
+    prlimit, env), found on *our* PATH, or ``name`` where it is missing.  Never the bare name
+    on a command line: a process is looked up on the PATH of the environment it is given, and a
+    catalogue entry's variables once chose PATH, so a package's console script named ``bwrap``
+    ran as root outside every namespace (a helper's hunt)."""
+    return shutil.which(name) or name
 
 
 @lru_cache(maxsize=1)
@@ -100,10 +112,33 @@ def is_under(path: Path, root: Path) -> bool:
     return True
 
 
+#: Where the programs a sandbox runs live: a directory holding any of them is never hidden.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc")
+
+
+def _own_directories() -> list[Path]:
+    """The crawler's working directory and this checkout: where ``catalog.db`` (overrides
+    included), the settings and a test's package cache live.  A server read the catalogue
+    through the read-only root and could publish it as a tool description (a helper's hunt).
+    Not a directory that holds the system's or Python's programs (a crawl started in /usr)."""
+    programs = [Path(d) for d in SYSTEM_DIRS] + [Path(sys.base_prefix).resolve()]
+    node = shutil.which("node")
+    if node:
+        programs.append(Path(node).resolve().parent)
+    found = []
+    with contextlib.suppress(OSError):
+        found.append(Path.cwd().resolve())
+    found.append(Path(__file__).resolve().parents[2])
+    return [d for d in found if d != Path("/") and not any(is_under(prog, d) for prog in programs)]
+
+
 def hidden_roots() -> list[Path]:
+    """Directories every sandbox hides behind an empty in-memory one: the home directories and
+    the crawler's own (:func:`_own_directories`); none inside another."""
     real_home = Path(os.path.expanduser("~")).resolve()
-    roots = (real_home, Path("/root"), Path("/home"))
-    return list(dict.fromkeys(h for h in roots if h.is_dir() and h != Path("/")))
+    roots = [h for h in (real_home, Path("/root"), Path("/home"), *_own_directories()) if h.is_dir()]
+    roots = [h for h in dict.fromkeys(roots) if h != Path("/")]
+    return [h for h in roots if not any(other != h and is_under(h, other) for other in roots)]
 
 
 def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
@@ -176,7 +211,7 @@ def _mask_sockets(already_hidden: Sequence[Path]) -> list[str]:
 def _bwrap_sizes() -> bool:
     """bwrap 0.7 and later can size a tmpfs (--size); 0.6 (Ubuntu 22.04) cannot."""
     try:
-        out = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run([system_tool("bwrap"), "--help"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return "--size" in out.stdout + out.stderr
@@ -204,7 +239,12 @@ def prlimit_args(limits: Limits, *, address_space: bool = True, processes: bool 
     """Resource limits on the command that follows; none where prlimit is missing."""
     if shutil.which("prlimit") is None:
         return []
-    args = ["prlimit", f"--cpu={limits.cpu_seconds}", f"--nofile={limits.open_files}", f"--fsize={limits.file_bytes}"]
+    args = [
+        system_tool("prlimit"),
+        f"--cpu={limits.cpu_seconds}",
+        f"--nofile={limits.open_files}",
+        f"--fsize={limits.file_bytes}",
+    ]
     if address_space:
         args.append(f"--as={limits.memory_bytes}")
     if processes:
@@ -230,7 +270,7 @@ def bwrap_args(
     /run (every daemon's sockets) is an empty in-memory directory too; with it (installs:
     /run may hold the resolver's configuration), each Unix socket is masked instead."""
     privileged = drops_privileges()
-    args = ["bwrap", "--die-with-parent", "--new-session"]
+    args = [system_tool("bwrap"), "--die-with-parent", "--new-session"]
     if privileged:
         # As root: no user namespace, so the program can be switched to a uid of its own, where the
         # process-count limit binds and root-only files are out of reach.
@@ -260,13 +300,14 @@ def bwrap_args(
     args += [*extra, "--chdir", str(workdir), "--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp", "--"]
     if privileged:
         uid = sandbox_uid(workdir)
-        args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        args += [system_tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         args += ["--inh-caps=-all", "--bounding-set=-all", "--"]
     return args
 
 
-#: Per seccomp audit architecture: (socket, socketpair, io_uring_setup) system call numbers.
-_CALLS = {0xC000003E: (41, 53, 425), 0xC00000B7: (198, 199, 425)}  # x86_64, aarch64
+#: Per seccomp audit architecture: (socket, socketpair, io_uring_setup, memfd_create, shmget)
+#: system call numbers.
+_CALLS = {0xC000003E: (41, 53, 425, 319, 29), 0xC00000B7: (198, 199, 425, 279, 194)}  # x86_64, aarch64
 _X32_BIT = 0x40000000
 
 
@@ -277,7 +318,9 @@ def no_unix_sockets_filter() -> bytes:
     ``socketpair`` of any type but a stream (a datagram pair can ``sendto`` a path; Python and
     Node use stream pairs within a process); ``io_uring_setup`` (io_uring makes sockets without
     the ``socket`` call); every x32 call and every call of another architecture (i386 through
-    ``int 0x80``, where ``socketcall`` is another way in)."""
+    ``int 0x80``, where ``socketcall`` is another way in).  Also memory the address-space
+    limit does not count: ``memfd_create`` (ENOSYS, as on old kernels) and System V
+    ``shmget`` (a hunt held 6 GiB in 24 memfds and 5 GiB of SysV segments from one server)."""
     ld, jeq, jge, ret, alu_and = 0x20, 0x15, 0x35, 0x06, 0x54  # BPF_LD|W|ABS, JMP JEQ/JGE K, RET K, ALU AND K
     # (label, code, k, jump if true, jump if false): jumps name labels, None falls through.
     x86, arm = 0xC000003E, 0xC00000B7
@@ -289,11 +332,15 @@ def no_unix_sockets_filter() -> bytes:
         (None, jge, _X32_BIT, "refuse", None),
         (None, jeq, _CALLS[x86][0], "domain", None),
         (None, jeq, _CALLS[x86][1], "type", None),
-        (None, jeq, _CALLS[x86][2], "refuse", "allow"),
+        (None, jeq, _CALLS[x86][2], "refuse", None),
+        (None, jeq, _CALLS[x86][3], "absent", None),
+        (None, jeq, _CALLS[x86][4], "refuse", "allow"),
         ("arm", ld, 0, None, None),
         (None, jeq, _CALLS[arm][0], "domain", None),
         (None, jeq, _CALLS[arm][1], "type", None),
-        (None, jeq, _CALLS[arm][2], "refuse", "allow"),
+        (None, jeq, _CALLS[arm][2], "refuse", None),
+        (None, jeq, _CALLS[arm][3], "absent", None),
+        (None, jeq, _CALLS[arm][4], "refuse", "allow"),
         ("domain", ld, 16, None, None),  # seccomp_data.args[0] (low 32 bits): the domain
         (None, jeq, 1, "refuse", "allow"),  # AF_UNIX
         ("type", ld, 24, None, None),  # seccomp_data.args[1]: the type, with SOCK_* flags
@@ -301,6 +348,7 @@ def no_unix_sockets_filter() -> bytes:
         (None, jeq, 1, "allow", "refuse"),  # SOCK_STREAM
         ("allow", ret, 0x7FFF0000, None, None),  # SECCOMP_RET_ALLOW
         ("refuse", ret, 0x00050000 | 13, None, None),  # SECCOMP_RET_ERRNO | EACCES
+        ("absent", ret, 0x00050000 | 38, None, None),  # ENOSYS: callers fall back to a file or mmap
     ]
     where = {label: i for i, (label, *_) in enumerate(listing) if label}
     code = b""
@@ -320,6 +368,16 @@ def seccomp_fd() -> int:
     return fd
 
 
+#: What a variable's name may be: anything else (``=``, NUL, a leading digit) cannot be set.
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def server_variables(env: Mapping[str, str]) -> list[str]:
+    """``NAME=VALUE`` arguments for ``env`` from a catalogue entry's variables, those that can
+    be set (a name ``env`` reads as a name, a value without NUL)."""
+    return [f"{k}={v}" for k, v in env.items() if _VARIABLE.fullmatch(k) and "\0" not in v]
+
+
 def wrap(
     command: Sequence[str],
     *,
@@ -328,23 +386,40 @@ def wrap(
     readonly_paths: Sequence[Path] = (),
     limits: Limits = Limits(),
     seccomp_fd: int | None = None,
+    env: Mapping[str, str] | None = None,
+    node: bool | None = None,
 ) -> list[str]:
     """The command line that runs a server's ``command`` sandboxed, with no network (or merely
     resource-limited for ``none``); ``seccomp_fd``, open in the child, holds
-    :func:`no_unix_sockets_filter` for bwrap to apply."""
+    :func:`no_unix_sockets_filter` for bwrap to apply.
+
+    ``env`` (a catalogue entry's variables: a stranger's choice) is set by ``env`` as the very
+    last step, after the sandbox, the uid switch and the limits: PATH or LD_PRELOAD there
+    reach the server's own processes, never bwrap, setpriv or prlimit.  ``node`` says the
+    server runs on Node (an npm install), whose address space is left unlimited; ``None``
+    decides by the command's name, which only a person's own command line may do (a package
+    shipping a console script named ``node`` escaped the memory limit that way)."""
     command = list(command)
-    node = Path(command[0]).name == "node"
+    if node is None:
+        node = Path(command[0]).name == "node"
     if node:
         # V8 reserves far more address space than it uses (WebAssembly cages): an address-space
         # limit kills Node servers at start. Node's heap is capped by its own flag instead.
         command = [command[0], f"--max-old-space-size={limits.memory_bytes // 2**20 // 2}", *command[1:]]
+    roots = program_roots(command[0])
+    if "/" not in command[0]:
+        # `node` of an npm install: found on our PATH, not on one the entry's variables set.
+        command[0] = system_tool(command[0])
+    variables = server_variables(env or {})
+    if variables:
+        command = [system_tool("env"), "--", *variables, *command]
     if mode == "none":
         return [*prlimit_args(limits, address_space=not node), *command]
     sandbox = bwrap_args(
         workdir=home,
         home=home,
         network=False,
-        readonly_paths=[*readonly_paths, *program_roots(command[0])],
+        readonly_paths=[*readonly_paths, *roots],
         limits=limits,
         extra=["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else (),
     )
@@ -380,9 +455,11 @@ def give(tree: Path, uid: int) -> None:
             raise OSError(f"{step[0]} of {tree} failed: {done.stderr.strip()[:200]}")
 
 
-def sandbox_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A minimal environment: nothing of the caller's secrets leaks through variables."""
-    env = {
+def sandbox_env(home: Path) -> dict[str, str]:
+    """A minimal environment for the sandbox's own tools: nothing of the caller's secrets leaks
+    through variables, and nothing of a catalogue entry's (those go to the server alone, see
+    :func:`wrap`)."""
+    return {
         "HOME": str(home),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -391,5 +468,3 @@ def sandbox_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, st
         "NODE_NO_WARNINGS": "1",
         "npm_config_update_notifier": "false",
     }
-    env.update(extra or {})
-    return env

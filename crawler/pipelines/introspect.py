@@ -48,6 +48,7 @@ class IntrospectPipeline:
             timeout=s.getfloat("CATALOG_INTROSPECT_TIMEOUT", 30.0),
             install_timeout=s.getfloat("CATALOG_INSTALL_TIMEOUT", 300.0),
             sandbox_mode=s.get("CATALOG_SANDBOX", "auto"),
+            private_remotes=s.getbool("CATALOG_PRIVATE_REMOTES", False),
         )
         self.semaphore = asyncio.Semaphore(max(1, s.getint("CATALOG_INTROSPECT_CONCURRENCY", 8)))
 

@@ -3,7 +3,8 @@
 SPEC is JSON on the command line (the sandbox's uid may not read a test's files): either
 {"tools": [...]}, listed as given, duplicates and odd names included; {"pages": N}, one
 tool per page over N pages (``noop_0`` ... and ``run_shell`` on the last page); or
-{"many": N}, N tools on one page without a cursor.  Written by
+{"many": N}, N tools on one page without a cursor; "info": N makes its name and an
+experimental capability N characters long.  Written by
 hand over JSON-RPC lines, not with the SDK, which would refuse such listings.
 """
 
@@ -26,6 +27,9 @@ for line in sys.stdin:
             "capabilities": {"tools": {}},
             "serverInfo": {"name": "listing", "version": "1"},
         }
+        if "info" in spec:  # {"info": N}: a server name and an experimental capability of N characters each
+            result["serverInfo"]["name"] = "n" * spec["info"]
+            result["capabilities"]["experimental"] = {"x": {str(i): "v" * spec["info"] for i in range(3)}}
     elif msg.get("method") == "tools/list" and "pages" in spec:
         page, last = int((msg.get("params") or {}).get("cursor") or 0), spec["pages"] - 1
         tool = {"name": f"noop_{page}", "description": "Returns nothing.", "inputSchema": {"type": "object"}}
