@@ -233,31 +233,39 @@ def process_ended(pid: int, timeout: float = 5) -> bool:
     return False
 
 
-def console_wheel(links: Path, name: str, version: str, source: str, scripts: dict[str, str] | None = None) -> None:
+def console_wheel(
+    links: Path,
+    name: str,
+    version: str,
+    source: str,
+    scripts: dict[str, str] | None = None,
+    data: dict[str, bytes] | None = None,
+) -> None:
     """Write a wheel of module ``name`` (``source``, with a ``main``) whose console script of
-    that name calls ``main`` (or whose ``scripts`` call the functions they name), by hand (a
-    zip with its dist-info), into ``links`` (pip's ``--find-links``): installing it needs no
-    network and runs none of its code."""
-    entry_points = "".join(f"{script} = {name}:{func}\n" for script, func in (scripts or {name: "main"}).items())
+    that name calls ``main`` (or whose ``scripts`` call the functions they name), plus ``data``
+    files, by hand (a zip with its dist-info), into ``links`` (pip's ``--find-links``):
+    installing it needs no network and runs none of its code."""
     import base64
     import hashlib
     import zipfile
 
+    entry_points = "".join(f"{script} = {name}:{func}\n" for script, func in (scripts or {name: "main"}).items())
     info = f"{name}-{version}.dist-info"
-    files = {
+    texts = {
         f"{name}.py": source,
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/entry_points.txt": f"[console_scripts]\n{entry_points}",
     }
+    files = {path: body.encode() for path, body in texts.items()} | (data or {})
     record = []
-    for path, body in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(body.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(body.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    with zipfile.ZipFile(links / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
-        for path, body in files.items():
-            wheel.writestr(path, body)
+    for path, raw in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(raw)}")
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(links / f"{name}-{version}-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as wheel:
+        for path, raw in files.items():
+            wheel.writestr(path, raw)
 
 
 @pytest.fixture

@@ -499,6 +499,26 @@ def test_unsupported_packages_are_recorded_as_skipped() -> None:
     assert "not a pypi version" in (refused[-1].error or "")
 
 
+def test_an_install_that_grows_past_its_disk_budget_is_stopped_and_removed(
+    local_index: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A helper's hunt: a 2 MB wheel of zeros unpacked to 2 GB and stayed in the cache. The
+    # budget is lowered here so a small bomb stands for a large one.
+    from crawler.introspection import installer
+
+    base, links = local_index
+    console_wheel(links, "bombprobe", "1.0", "def main():\n    pass\n", data={"bombprobe_data.bin": bytes(48 << 20)})
+    assert (links / "bombprobe-1.0-py3-none-any.whl").stat().st_size < 1 << 20
+    monkeypatch.setattr(installer, "MAX_INSTALL_BYTES", 32 << 20)
+    cache = base / "cache"
+    with pytest.raises(InstallError, match=r"more than 0\.03125 GiB on disk"):
+        asyncio.run(install_pypi("bombprobe", "1.0", cache, timeout=120, mode="auto"))
+    assert not (cache / "pypi" / "bombprobe_1.0").exists()
+    monkeypatch.setattr(installer, "MAX_INSTALL_BYTES", 4 << 30)
+    installed = asyncio.run(install_pypi("bombprobe", "1.0", cache, timeout=120, mode="auto"))
+    assert Path(installed.command[0]).name == "bombprobe"
+
+
 def test_one_entry_is_tried_a_bounded_number_of_ways() -> None:
     # A helper's hunt: an entry listing one hanging package ten times waited out ten
     # timeouts; a thousand copies would have held a crawl slot for hours.

@@ -85,7 +85,32 @@ async def _slot_lock(slot: Path, timeout: float) -> AsyncIterator[None]:
         os.close(fd)  # releases the lock
 
 
-async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[int, str]:
+#: What one install may take on disk in all (each file also stops at INSTALL_LIMITS.file_bytes):
+#: a hunt's 2 MB wheel of zeros unpacked to 2 GB, so a 100 MB upload could fill a disk.
+#: Measured every WATCH_SECONDS while the install runs, and once more when it ends.
+MAX_INSTALL_BYTES = 4 * 1024**3
+WATCH_SECONDS = 1.0
+
+
+def tree_bytes(tree: Path) -> int:
+    """Bytes ``tree`` takes on disk (``du``: however deep it nests, links not followed, one file
+    system); 0 where it cannot be measured."""
+    done = subprocess.run(
+        ["du", "-s", "-x", "-B1", "--", str(tree)], capture_output=True, text=True, check=False, timeout=60
+    )
+    head = done.stdout.split(maxsplit=1)
+    return int(head[0]) if head and head[0].isdigit() else 0
+
+
+class TooLarge(Exception):
+    """An install grew past ``MAX_INSTALL_BYTES`` and was stopped."""
+
+
+async def _run(
+    cmd: list[str], timeout: float, env: dict[str, str] | None = None, watch: Path | None = None
+) -> tuple[int, str]:
+    """Run ``cmd`` in a process group of its own; with ``watch``, kill it (``TooLarge``) once
+    that directory takes more than ``MAX_INSTALL_BYTES``."""
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         env=env,
@@ -94,6 +119,19 @@ async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None
         start_new_session=True,
     )
     reaper.track(proc.pid)
+    grew: list[int] = []
+
+    async def guard(tree: Path) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            size = await asyncio.to_thread(tree_bytes, tree)
+            if size > MAX_INSTALL_BYTES:
+                grew.append(size)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, 9)
+                return
+
+    watcher = asyncio.ensure_future(guard(watch)) if watch is not None else None
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except (TimeoutError, asyncio.CancelledError):
@@ -102,7 +140,11 @@ async def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None
         await proc.wait()
         raise
     finally:
+        if watcher is not None:
+            watcher.cancel()
         reaper.untrack(proc.pid)
+    if grew:
+        raise TooLarge(grew[0])
     return proc.returncode or 0, out.decode("utf-8", "replace")
 
 
@@ -137,12 +179,20 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
             )
         _give(slot, sandbox.sandbox_uid(slot))
     try:
-        code, out = await _run(cmd, timeout, env)
+        code, out = await _run(cmd, timeout, env, watch=slot)
         if code and any(mark in out for mark in NETWORK_TROUBLE):
             await asyncio.sleep(2)
-            code, out = await _run(cmd, timeout, env)
+            code, out = await _run(cmd, timeout, env, watch=slot)
+        if tree_bytes(slot) > MAX_INSTALL_BYTES:  # one that finished between two looks
+            raise TooLarge(tree_bytes(slot))
+    except TooLarge as exc:
+        _remove(slot)
+        raise InstallError(
+            f"the install took more than {MAX_INSTALL_BYTES / 1024**3:g} GiB on disk ({exc.args[0]:,} bytes):"
+            " stopped and removed"
+        ) from None
     finally:
-        if handover:
+        if handover and slot.exists():
             _give(slot, os.getuid())
     return code, out
 
