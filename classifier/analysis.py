@@ -300,7 +300,11 @@ CRYPTO_VALUE = frozenset(
 )
 #: What an account holds: converting or exchanging it moves value.
 VALUE_HELD = frozenset({"dust", "bnb", "asset", "coin", "token", "crypto", "balance", "position", "currency", "fund"})
-_MAX_ITEMS = re.compile(r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b", re.IGNORECASE)
+_MAX_ITEMS = re.compile(
+    r"\b(?:max(?:imum)?|up to|at most)\s*(?:of\s*)?(\d{1,6})\b"
+    r"(?!\s*(?:characters?|chars?|bytes?|[kmg]b|length|tokens?|seconds?|minutes?|hours?|days?|%|words?|lines?)\b)",
+    re.IGNORECASE,
+)
 #: A sentence ends at . ! ? before a space, and at a CJK full stop (no space follows one) unless
 #: a closing bracket or quote does.
 _SENTENCE = re.compile(r"(?<=[.!?])\s|(?<=[。！？])(?![」』）)\]\"”’])")

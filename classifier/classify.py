@@ -221,9 +221,12 @@ def _rationale(
     text = what if what.endswith(("。", "！", "？")) else what.rstrip(".") + "."
     if ev:
         text += " Evidence: " + "; ".join(ev) + "."
-    if facts.batch:
+    # "List all channels" is no batch call to speak of: a read's "all" or "many" in its
+    # description is left unsaid (the fact still counts for the model and the rules).
+    loose = action == "read" and facts.batch in ("all", "many") and facts.batch not in facts.name_tokens
+    if facts.batch and not (loose and not facts.max_items):
         limit = f" up to {facts.max_items} items" if facts.max_items else " several items"
-        text += f" Acts on{limit} per call (batch form *{facts.batch}*)."
+        text += f" Acts on{limit} per call (batch form *{_as_written(facts.batch, defn)}*)."
     telling = [p for p in facts.param_names if _telling(p)][:4]
     if telling:
         text += " Parameters: " + ", ".join(f"`{p}`" for p in telling) + "."

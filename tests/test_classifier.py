@@ -345,6 +345,18 @@ def test_the_rationale_quotes_the_definitions_own_words() -> None:
     assert "`to`" in _rationale(sender)
 
 
+def test_a_batch_is_claimed_only_where_the_definition_makes_one() -> None:
+    # "max 500 characters" was read as an item cap ("Acts on up to 500 items"), and a read's
+    # "List all channels" as a batch form.
+    capped = _rationale({"name": "bulk_update_records", "description": "Update records. Notes max 500 characters."})
+    assert "500" not in capped.split("Evidence:", 1)[1] and "batch form *bulk*" in capped
+    assert "Acts on" not in _rationale({"name": "list_channels", "description": "List all channels in the workspace."})
+    deleting = _rationale({"name": "delete_all_files", "description": "Delete all files in a folder."})
+    assert "Acts on several items per call (batch form *all*)" in deleting
+    seed = classify(SEED).rationale
+    assert "Acts on up to 10 items per call (batch form *batch*)" in seed
+
+
 def test_the_opening_sentence_survives_abbreviations() -> None:
     text = _rationale({"name": "get_invoice", "description": "Get an invoice by name (e.g. INV-001). Returns lines."})
     assert text.startswith("Get an invoice by name (e.g. INV-001). Evidence:"), text
