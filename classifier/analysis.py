@@ -365,7 +365,7 @@ class ActionChoice(NamedTuple):
 
 
 #: Abbreviations whose full stop ends no sentence ("Get an invoice by name (e.g. INV-001).").
-_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|incl|eg|ie|no|nr|mr|mrs|ms|dr|st|al)|\.[a-z])\.$", re.I)
+_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|incl|eg|ie|nr|mr|mrs|dr|al)|\b[a-z]\.[a-z])\.$", re.I)
 
 
 def first_sentence(text: str, limit: int = 160) -> str:

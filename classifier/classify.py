@@ -80,7 +80,10 @@ _NOT_TELLING = {
         | {"region", "color", "colour", "product", "promo", "discount", "airport", "iata", "area", "locale"}
         | {"exit", "return", "item", "sku", "unit", "province", "state", "postcode", "phone", "station"}
     ),
-    "to": frozenset({"date", "time", "day", "year", "month", "timestamp", "page", "index", "line", "row", "version"}),
+    "to": frozenset(
+        {"date", "time", "day", "year", "month", "timestamp", "page", "index", "line", "row", "version"}
+        | {"currency", "language", "lang", "format", "unit", "timezone", "locale", "type", "status"}
+    ),
 }
 
 
@@ -92,7 +95,7 @@ def _telling(name: str) -> bool:
     if not tokens:
         return False
     head = tokens[-1] if tokens[-1] in TELLING_PARAMS else ""
-    if not head and tokens[0] in ("to", "email", "recipient"):
+    if not head and tokens[0] in ("to", "recipient"):
         head = tokens[0]
     if not head or (head == "to" and tokens[0] not in ("to", "email", "mail", "send", "forward", "recipient")):
         return False  # `reply_to_message_id`, `moveToTrash`: not a recipient
@@ -189,8 +192,10 @@ def _as_written(word: str, defn: ToolDefinition) -> str:
         return word
     pattern = _written_form(word)
     for text in (_NAME_STEP.sub(" ", defn.name), defn.description[:4000]):
-        if m := pattern.search(text):
-            return m.group().lower()
+        for m in pattern.finditer(text):
+            # The same word, not a longer one it begins (`set` is not in `settings`).
+            if split_name(m.group()) == [word]:
+                return m.group().lower()
     return word
 
 

@@ -69,7 +69,15 @@ _LOOKALIKES = str.maketrans(
     "\u13a0\u13a1\u13d2\u13a5\u13d4\u13d5\u13cf\u13c2",
     "aeopcyxijsdhloaeikvptuxABEKMHOPCTXIJSABEZHIKMNOPTYXIionuhqgjOUABCEGHJKLMPSTVWZDRRiWSbh",
 )
-_OTHER_SCRIPT = "\u0370-\u03ff\u0400-\u04ff\u0530-\u058f\u13a0-\u13ff"
+# Cherokee small letters (U+AB70-ABBF, U+13F8-13FD) read as their capitals' look-alikes, in lower case.
+_LOOKALIKES.update(
+    {
+        ord(chr(capital).lower()): ord(chr(latin).lower())
+        for capital, latin in list(_LOOKALIKES.items())
+        if 0x13A0 <= capital <= 0x13FF and chr(capital).lower() != chr(capital)
+    }
+)
+_OTHER_SCRIPT = "\u0370-\u03ff\u0400-\u04ff\u0530-\u058f\u13a0-\u13ff\uab70-\uabbf"
 _MIXED_SCRIPT = re.compile(rf"[A-Za-z][{_OTHER_SCRIPT}]|[{_OTHER_SCRIPT}][A-Za-z]|[İı]")
 #: A lower-case letter or digit followed by a capital: where a camelCase name splits.
 _CAMEL_STEP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -284,10 +292,11 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 
 
-#: Hex written a byte at a time: `69 67 6e`, `69:67:6e`, `\\x69\\x67`, `0x69, 0x67`, `\\u0069`
-#: (sixteen bytes or more).  One separator or prefix per byte, so the match is linear.
-_SPACED_HEX = re.compile(r"(?:(?:\\x|\\u00|0x)?[0-9A-Fa-f]{2}(?:,\s?|[\s:;-])?){16,}")
-_HEX_DRESSING = re.compile(r"\\x|\\u00|0x|[^0-9A-Fa-f]")
+#: Hex written a byte at a time: `69 67 6e`, `69:67:6e`, `\\x69\\x67`, `0x69, 0x67`, `\\u0069`, a C
+#: array over several lines (sixteen bytes or more).  Separators are no hex digits, so the
+#: match is linear.
+_SPACED_HEX = re.compile(r"(?:(?:\\x|\\u00|0[xX])?[0-9A-Fa-f]{2}(?:,\s{0,8}|[\s:;.-]{1,8})?){16,}")
+_HEX_DRESSING = re.compile(r"\\x|\\u00|0[xX]|[^0-9A-Fa-f]")
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^\s%]{0,16}){6,}")
 _ENTITIES = re.compile(r"(?:&#x?[0-9A-Fa-f]{1,6};){6,}")
 

@@ -511,7 +511,7 @@ def test_an_install_that_grows_past_its_disk_budget_is_stopped_and_removed(
     assert (links / "bombprobe-1.0-py3-none-any.whl").stat().st_size < 1 << 20
     monkeypatch.setattr(installer, "MAX_INSTALL_BYTES", 32 << 20)
     cache = base / "cache"
-    with pytest.raises(InstallError, match=r"more than 0\.03125 GiB on disk"):
+    with pytest.raises(InstallError, match=r"more than 0\.03125 GiB or 500,000 files on disk"):
         asyncio.run(install_pypi("bombprobe", "1.0", cache, timeout=120, mode="auto"))
     assert not (cache / "pypi" / "bombprobe_1.0").exists()
     monkeypatch.setattr(installer, "MAX_INSTALL_BYTES", 4 << 30)
@@ -1129,3 +1129,81 @@ def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_
     finally:
         listener.shutdown()
         listener.server_close()
+
+
+def test_review_of_the_hidden_directories_and_the_sandboxs_own_tools(tmp_path: Path) -> None:
+    # A review of this session's sandbox changes. A directory inside the system's programs
+    # (/usr/lib, with libc) is never hidden; a tool reached through a link in a hidden home
+    # is run by its real path; a command path with `=` is no variable to `env`.
+    from crawler.introspection import sandbox
+
+    for where in ("/usr/lib", "/etc/ssl"):
+        roots = subprocess.run(
+            [sys.executable, "-c", "from crawler.introspection.sandbox import hidden_roots; print(hidden_roots())"],
+            cwd=where,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert where not in roots and "/usr" not in roots, roots
+    links = tmp_path / "bin"
+    links.mkdir()
+    (links / "zz-env").symlink_to(shutil.which("env") or "/usr/bin/env")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{links}:{os.environ['PATH']}")
+        assert sandbox.system_tool.__wrapped__("zz-env") == str(Path(shutil.which("env") or "").resolve())
+    odd = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="run=1-"))
+    odd.chmod(0o755)
+    script = odd / "server.sh"
+    script.write_text('#!/bin/sh\necho "probe=$PROBE"\n')
+    script.chmod(0o755)
+    home = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        cmd = sandbox.wrap([str(script)], home=home, mode=sandbox.resolve_mode("auto"), env={"PROBE": "x=y"})
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        shutil.rmtree(odd, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+    assert done.stdout == "probe=x=y\n", (done.stdout, done.stderr)
+
+
+def test_a_server_started_in_a_hidden_working_directory_still_finds_its_script() -> None:
+    # A review: `catalog introspect -- python server.py` started in a project directory that
+    # is now hidden (the crawler's working directory) asked to show that directory itself,
+    # which only paths strictly inside it were.
+    where = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    where.chmod(0o755)
+    shutil.copy(SERVERS / "stdio_listing.py", where / "server.py")
+    spec = json.dumps({"tools": [{"name": "noop", "inputSchema": {"type": "object"}}]})
+    try:
+        out = run_cli(
+            "introspect", "--no-store", "--format", "json", "--", sys.executable, "server.py", spec, cwd=where
+        )
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    assert "noop" in out.stdout
+
+
+def test_shared_memory_in_dev_is_sized_and_the_disk_watch_counts_files(tmp_path: Path) -> None:
+    # A review: bwrap's own /dev/shm is as large as RAM and writable unprivileged; a tree of
+    # many empty files took no bytes; NAT64 and 6to4 addresses hide private IPv4 ones.
+    from crawler.introspection import installer
+    from crawler.introspection.client import private_address
+    from crawler.introspection.sandbox import _bwrap_sizes, bwrap_args
+
+    args = bwrap_args(workdir=tmp_path, home=tmp_path, network=False, limits=Limits(scratch_bytes=16 << 20))
+    at = args.index("/dev/shm")
+    assert args[at - 1] == "--tmpfs" and (not _bwrap_sizes() or str(16 << 20) in args[at - 5 : at])
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(200):
+        (many / str(i)).touch()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(installer, "MAX_INSTALL_FILES", 100)
+        assert installer.tree_bytes(many) > installer.MAX_INSTALL_BYTES
+    assert installer.tree_bytes(many) < installer.MAX_INSTALL_BYTES
+    for hidden in ("64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:10.0.0.1", "169.254.169.254", "0.0.0.0"):
+        assert asyncio.run(private_address(hidden, 80)), hidden
+    assert asyncio.run(private_address("2001:4860:4860::8888", 80)) == ""

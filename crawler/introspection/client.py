@@ -337,12 +337,18 @@ async def private_address(host: str, port: int) -> str:
     except ValueError:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
+        except OSError:
             return ""
         found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    nat64 = ipaddress.ip_network("64:ff9b::/96")
     for address in found:
-        mapped = getattr(address, "ipv4_mapped", None)
-        if not (mapped or address).is_global:
+        inner: list[Any] = [address]
+        if isinstance(address, ipaddress.IPv6Address):
+            # IPv4 inside IPv6: mapped, 6to4, and NAT64 (which reaches private IPv4 too).
+            inner += [address.ipv4_mapped, address.sixtofour]
+            if address in nat64:
+                inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if any(a is not None and not a.is_global for a in inner):
             return str(address)
     return ""
 
@@ -394,7 +400,13 @@ def _capped_clients(limit: int, private_ok: bool = True) -> Any:
 
     async def public_only(request: Any) -> None:  # every request, a redirect's too
         url = request.url
-        address = await private_address(url.host, url.port or (443 if url.scheme == "https" else 80))
+        try:
+            # The name httpx connects to (IDNA 2008, as sent), not the decoded one, which
+            # Python's resolver would encode by IDNA 2003 into another name (`faß` -> `fass`).
+            host = url.raw_host.decode("ascii")
+        except UnicodeError:
+            raise PrivateRemote(f"{url.host[:100]!r} is no host name the crawler can check: not reached") from None
+        address = await private_address(host, url.port or (443 if url.scheme == "https" else 80))
         if address:
             raise PrivateRemote(
                 f"{url.host[:100]} is at {address}, off the public internet: not reached from the crawler's"

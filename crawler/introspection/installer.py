@@ -92,14 +92,28 @@ MAX_INSTALL_BYTES = 4 * 1024**3
 WATCH_SECONDS = 1.0
 
 
+#: Files one install may make (an inode each): millions of empty files take no bytes, yet
+#: exhaust a file system's inodes and make every look at the tree slow.
+MAX_INSTALL_FILES = 500_000
+
+
 def tree_bytes(tree: Path) -> int:
     """Bytes ``tree`` takes on disk (``du``: however deep it nests, links not followed, one file
-    system); 0 where it cannot be measured."""
-    done = subprocess.run(
-        ["du", "-s", "-x", "-B1", "--", str(tree)], capture_output=True, text=True, check=False, timeout=60
-    )
-    head = done.stdout.split(maxsplit=1)
-    return int(head[0]) if head and head[0].isdigit() else 0
+    system), or more than ``MAX_INSTALL_BYTES`` where it holds more than ``MAX_INSTALL_FILES``
+    files or cannot be measured within a minute (a tree built to be slow to walk); 0 where it
+    is missing."""
+    sizes = []
+    for unit in ("-B1", "--inodes"):
+        try:
+            done = subprocess.run(
+                ["du", "-s", "-x", unit, "--", str(tree)], capture_output=True, text=True, check=False, timeout=60
+            )
+        except subprocess.TimeoutExpired:
+            return MAX_INSTALL_BYTES + 1
+        head = done.stdout.split(maxsplit=1)
+        sizes.append(int(head[0]) if head and head[0].isdigit() else 0)
+    size, files = sizes
+    return MAX_INSTALL_BYTES + 1 if files > MAX_INSTALL_FILES else size
 
 
 class TooLarge(Exception):
@@ -183,13 +197,14 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
         if code and any(mark in out for mark in NETWORK_TROUBLE):
             await asyncio.sleep(2)
             code, out = await _run(cmd, timeout, env, watch=slot)
-        if tree_bytes(slot) > MAX_INSTALL_BYTES:  # one that finished between two looks
-            raise TooLarge(tree_bytes(slot))
+        final = await asyncio.to_thread(tree_bytes, slot)
+        if final > MAX_INSTALL_BYTES:  # one that finished between two looks
+            raise TooLarge(final)
     except TooLarge as exc:
         _remove(slot)
         raise InstallError(
-            f"the install took more than {MAX_INSTALL_BYTES / 1024**3:g} GiB on disk ({exc.args[0]:,} bytes):"
-            " stopped and removed"
+            f"the install took more than {MAX_INSTALL_BYTES / 1024**3:g} GiB or {MAX_INSTALL_FILES:,} files on"
+            f" disk ({exc.args[0]:,} bytes counted): stopped and removed"
         ) from None
     finally:
         if handover and slot.exists():

@@ -66,7 +66,9 @@ def system_tool(name: str) -> str:
     on a command line: a process is looked up on the PATH of the environment it is given, and a
     catalogue entry's variables once chose PATH, so a package's console script named ``bwrap``
     ran as root outside every namespace (a helper's hunt)."""
-    return shutil.which(name) or name
+    found = shutil.which(name)
+    # Resolved: a link in a home directory (hidden in the sandbox) to the real program.
+    return str(Path(found).resolve()) if found else name
 
 
 @lru_cache(maxsize=1)
@@ -121,6 +123,7 @@ def _own_directories() -> list[Path]:
     included), the settings and a test's package cache live.  A server read the catalogue
     through the read-only root and could publish it as a tool description (a helper's hunt).
     Not a directory that holds the system's or Python's programs (a crawl started in /usr)."""
+    # Not the crawler's own virtualenv (sys.prefix): servers run on the Python it is made from.
     programs = [Path(d) for d in SYSTEM_DIRS] + [Path(sys.base_prefix).resolve()]
     node = shutil.which("node")
     if node:
@@ -128,8 +131,12 @@ def _own_directories() -> list[Path]:
     found = []
     with contextlib.suppress(OSError):
         found.append(Path.cwd().resolve())
-    found.append(Path(__file__).resolve().parents[2])
-    return [d for d in found if d != Path("/") and not any(is_under(prog, d) for prog in programs)]
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():  # installed as a package, this is site-packages
+        found.append(checkout)
+    # Neither a directory holding programs (a crawl started in /usr) nor one inside them
+    # (started in /usr/lib, whose libc every program needs).
+    return [d for d in found if d != Path("/") and not any(is_under(prog, d) or is_under(d, prog) for prog in programs)]
 
 
 def hidden_roots() -> list[Path]:
@@ -154,7 +161,9 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
     needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
     shown: list[Path] = []
     for path in dict.fromkeys(needed):
-        root = _root_holding(path, (*hidden, Path("/tmp")))
+        # A path equal to a hidden directory is shown too: `catalog introspect -- python
+        # server.py` started in the working directory asks for that directory itself.
+        root = _root_holding(path, (*hidden, Path("/tmp")), strict=False)
         if root is None or not path.exists() or any(is_under(path, done) for done in shown):
             continue
         shown.append(path)
@@ -162,10 +171,11 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
     return args
 
 
-def _root_holding(path: Path, roots: Sequence[Path]) -> Path | None:
+def _root_holding(path: Path, roots: Sequence[Path], *, strict: bool = True) -> Path | None:
     """The first of ``roots`` (in-memory file systems the sandbox lays over the host's) that
-    ``path`` lies strictly inside: where it must be shown again, or ``None``."""
-    return next((root for root in roots if is_under(path, root) and path != root), None)
+    ``path`` lies strictly inside (or is, unless ``strict``): where it must be shown again, or
+    ``None``."""
+    return next((root for root in roots if is_under(path, root) and (path != root or not strict)), None)
 
 
 def open_parents(path: Path, root: Path) -> list[str]:
@@ -283,6 +293,9 @@ def bwrap_args(
         if network:
             args.append("--share-net")
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    # bwrap's /dev/shm is a tmpfs as large as RAM, writable by the sandbox's user where it
+    # runs unprivileged (a review held 859 MB there): sized like /tmp.
+    args += _scratch("/dev/shm", limits.scratch_bytes, "1777")
     args += _scratch("/tmp", limits.scratch_bytes, "1777")
     hidden = [*hidden_roots(), Path("/tmp")]
     if not network:
@@ -412,6 +425,9 @@ def wrap(
         command[0] = system_tool(command[0])
     variables = server_variables(env or {})
     if variables:
+        if "=" in command[0]:
+            # env would read `/cache/run=1/bin/server` as one more variable: sh starts it.
+            command = [system_tool("sh"), "-c", 'exec "$0" "$@"', *command]
         command = [system_tool("env"), "--", *variables, *command]
     if mode == "none":
         return [*prlimit_args(limits, address_space=not node), *command]
