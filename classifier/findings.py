@@ -237,6 +237,8 @@ class Scanned(NamedTuple):
     cut: str = ""  # what the scan left unread, said for a finding ("" when nothing)
     names: str = ""  # the schema's property names as read (one per line): what `where = "names"` rules read
     values: str = ""  # its enum values, defaults, consts and examples (one per line): `where = "values"`
+    #: (start, end, which part) of each part of ``text``: the description, the title, ...
+    spans: tuple[tuple[int, int, str], ...] = ()
 
 
 def _joined(parts: Scanned) -> str:
@@ -252,18 +254,29 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
     # The tool's own name, read as words, is text a model reads too: a tool named
     # `ignore_all_previous_instructions_and_...` passed where a parameter so named was caught.
     name = _as_words(defn.name[:TITLE_LIMIT])
-    parts = [defn.description[:DESCRIPTION_LIMIT], title[:TITLE_LIMIT], name if name != defn.name else ""]
+    parts = [
+        (defn.description[:DESCRIPTION_LIMIT], "the description"),
+        (title[:TITLE_LIMIT], "the title"),
+        (name if name != defn.name else "", "the tool's name (read as words)"),
+    ]
     schema_texts, apart, cut = _schema_read(defn.input_schema) if defn.input_schema else ([], {}, "")
-    parts.extend(schema_texts)
+    parts += [(t, "the input schema") for t in schema_texts]
     if defn.output_schema:
         # Its own budget: a large input schema cannot push a payload in the output one out.
         out_texts, out_apart, out_cut = _schema_read(defn.output_schema, "output")
-        parts.extend(out_texts)
+        parts += [(t, "the output schema") for t in out_texts]
         apart = {kind: apart.get(kind, []) + out_apart[kind] for kind in out_apart}
         cut = cut or out_cut
     if len(title) > TITLE_LIMIT:  # said first: the title is read before the schema
         cut = f"a {len(title):,}-character title: text past {TITLE_LIMIT:,} is not read"
-    text = "\n".join(p for p in parts if p)
+    # Where each part sits in the joined text, so a finding can say where it read what it quotes.
+    spans: list[tuple[int, int, str]] = []
+    at = 0
+    for part, where in parts:
+        if part:
+            spans.append((at, at + len(part), where))
+            at += len(part) + 1
+    text = "\n".join(p for p, _ in parts if p)
     decoded, more = _decoded_blobs(text)
     extra = [decoded]
     if more and not cut:
@@ -285,6 +298,7 @@ def scanned_parts(defn: ToolDefinition) -> Scanned:
         cut,
         "\n".join(apart.get("names", ())),
         "\n".join(apart.get("values", ())),
+        tuple(spans),
     )
 
 
@@ -362,8 +376,21 @@ def _line(lines: str, at: int) -> str:
     return line if len(line) <= 160 else line[:159] + "…"
 
 
-def _snippet(text: str, start: int, end: int) -> str:
-    lo, hi = max(0, start - 20), min(len(text), end + 20)
+def _part_at(scanned: Scanned, at: int) -> tuple[int, int, str]:
+    """(start, end, name) of the part of the scanned text that holds position ``at``."""
+    for lo, hi, place in scanned.spans:
+        if lo <= at < hi:
+            return lo, hi, place
+    start = len(scanned.text) + 1
+    if at >= start:
+        return start, start + len(scanned.hidden), "text decoded or unmasked from the definition"
+    return 0, len(scanned.text), "the definition"
+
+
+def _snippet(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) -> str:
+    """The match with up to 20 characters either side, within ``lo``..``hi`` (its own part: a
+    quote never runs from one parameter's text into the next one's)."""
+    lo, hi = max(lo, start - 20), min(len(text) if hi is None else hi, end + 20)
     s = " ".join(text[lo:hi].split())
     return s if len(s) <= 160 else s[:159] + "…"
 
@@ -398,13 +425,16 @@ def poisoning(defn: ToolDefinition, rules: RuleSet, parts: Scanned | None = None
             if rule.unless_described.search(own):
                 continue  # the tool says it works with that: its input may ask for it
         if m:
-            quoted = _snippet(where, m.start(), m.end()) if rule.where == "text" else _line(where, m.start())
-            what = {"names": "the parameter or schema name (read as words) ", "values": "the schema value "}
-            found.append(
-                Finding(
-                    "tool_poisoning", f"{rule.why}: {what.get(rule.where, '')}“{quoted}”", rule=rule.id, severe=True
-                )
-            )
+            if rule.where == "text":
+                lo, hi, place = _part_at(scanned, m.start())
+                quoted = _snippet(where, m.start(), m.end(), lo, hi)
+                what = f"in {place} "
+            else:
+                quoted = _line(where, m.start())
+                what = {"names": "the parameter or schema name (read as words) ", "values": "the schema value "}[
+                    rule.where
+                ]
+            found.append(Finding("tool_poisoning", f"{rule.why}: {what}“{quoted}”", rule=rule.id, severe=True))
     if unread := _unread(defn, scanned):
         found.append(
             Finding(
