@@ -72,5 +72,5 @@ def test_the_seed_example() -> None:
     assert (verdict.category, verdict.action, verdict.risk) == ("financial", "transact", "critical")
     assert verdict.risk_rule == "critical.transact"
     text = verdict.rationale
-    for evidence in ("*cancel*", "*order*", "batch", "up to 10"):
+    for evidence in ("*cancel*", "*orders*", "batch", "up to 10"):
         assert evidence in text, text
