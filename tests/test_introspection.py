@@ -511,7 +511,7 @@ def test_an_install_that_grows_past_its_disk_budget_is_stopped_and_removed(
     assert (links / "bombprobe-1.0-py3-none-any.whl").stat().st_size < 1 << 20
     monkeypatch.setattr(installer, "MAX_INSTALL_BYTES", 32 << 20)
     cache = base / "cache"
-    with pytest.raises(InstallError, match=r"more than 0\.03125 GiB or 500,000 files on disk"):
+    with pytest.raises(InstallError, match=r"the install takes [\d,]+ bytes \(at most 0\.03125 GiB\) on disk"):
         asyncio.run(install_pypi("bombprobe", "1.0", cache, timeout=120, mode="auto"))
     assert not (cache / "pypi" / "bombprobe_1.0").exists()
     monkeypatch.setattr(installer, "MAX_INSTALL_BYTES", 4 << 30)
@@ -821,25 +821,12 @@ def test_node_servers_get_a_heap_cap_instead_of_an_address_space_limit(tmp_path:
     assert any(a.startswith("--as=") for a in script)
 
 
-#: A stdio server (raw JSON-RPC, no dependencies) whose one tool reports what it was started
-#: with: the variable PROBE and its address-space limit; ``impostor`` stands in for the
-#: sandbox's own tools and leaves a mark where it can.
-ENV_PROBE = (
-    "import json, os, resource, sys\n"
-    "def main():\n"
-    "    for line in sys.stdin:\n"
-    "        msg = json.loads(line)\n"
-    "        if 'id' not in msg:\n"
-    "            continue\n"
-    "        if msg['method'] == 'initialize':\n"
-    "            result = {'protocolVersion': msg['params']['protocolVersion'], 'capabilities': {'tools': {}},\n"
-    "                      'serverInfo': {'name': 'envprobe', 'version': '1.0'}}\n"
-    "        elif msg['method'] == 'tools/list':\n"
-    "            seen = f\"probe={os.environ.get('PROBE')} as={resource.getrlimit(resource.RLIMIT_AS)[0]}\"\n"
-    "            result = {'tools': [{'name': 'probe', 'description': seen, 'inputSchema': {'type': 'object'}}]}\n"
-    "        else:\n"
-    "            result = {}\n"
-    "        print(json.dumps({'jsonrpc': '2.0', 'id': msg['id'], 'result': result}), flush=True)\n"
+#: A stdio server (``stdio_listing.py``, no dependencies) whose one tool reports what it was
+#: started with: the variable PROBE and its address-space limit; ``impostor`` stands in for
+#: the sandbox's own tools and leaves a mark where it can.
+ENV_PROBE = (SERVERS / "stdio_listing.py").read_text(encoding="utf-8") + (
+    "\ndef main():\n"
+    "    serve({'probe': True})\n"
     "def impostor():\n"
     "    try:\n"
     "        open(MARK, 'a').write(sys.argv[0] + '\\n')\n"
@@ -1200,10 +1187,14 @@ def test_shared_memory_in_dev_is_sized_and_the_disk_watch_counts_files(tmp_path:
     many.mkdir()
     for i in range(200):
         (many / str(i)).touch()
+    counted = installer.footprint(many)
+    assert counted.files > 200 and counted.excess() is None
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(installer, "MAX_INSTALL_FILES", 100)
-        assert installer.tree_bytes(many) > installer.MAX_INSTALL_BYTES
-    assert installer.tree_bytes(many) < installer.MAX_INSTALL_BYTES
+        # Which bound was passed is said: not a byte count standing in for a file count.
+        assert counted.excess() == f"holds {counted.files:,} files (at most 100)"
+    assert installer.footprint(tmp_path / "missing") == installer.Footprint()
+    assert installer.Footprint(measured=False).excess() == "could not be measured within a minute"
     for hidden in ("64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:10.0.0.1", "169.254.169.254", "0.0.0.0"):
         assert asyncio.run(private_address(hidden, 80)), hidden
     assert asyncio.run(private_address("2001:4860:4860::8888", 80)) == ""

@@ -97,11 +97,29 @@ WATCH_SECONDS = 1.0
 MAX_INSTALL_FILES = 500_000
 
 
-def tree_bytes(tree: Path) -> int:
-    """Bytes ``tree`` takes on disk (``du``: however deep it nests, links not followed, one file
-    system), or more than ``MAX_INSTALL_BYTES`` where it holds more than ``MAX_INSTALL_FILES``
-    files or cannot be measured within a minute (a tree built to be slow to walk); 0 where it
-    is missing."""
+@dataclass(frozen=True)
+class Footprint:
+    """What an install's tree takes on disk: bytes and files as ``du`` counts them (however deep
+    it nests, links not followed, one file system), and whether it could be counted at all."""
+
+    bytes: int = 0
+    files: int = 0
+    measured: bool = True
+
+    def excess(self) -> str | None:
+        """Which bound the tree passes, in words, or ``None`` within both."""
+        if not self.measured:
+            return "could not be measured within a minute"
+        if self.files > MAX_INSTALL_FILES:
+            return f"holds {self.files:,} files (at most {MAX_INSTALL_FILES:,})"
+        if self.bytes > MAX_INSTALL_BYTES:
+            return f"takes {self.bytes:,} bytes (at most {MAX_INSTALL_BYTES / 1024**3:g} GiB)"
+        return None
+
+
+def footprint(tree: Path) -> Footprint:
+    """Measure ``tree``; a missing one takes nothing, one built to be slow to walk is not
+    measured (and so over its budget)."""
     sizes = []
     for unit in ("-B1", "--inodes"):
         try:
@@ -109,22 +127,21 @@ def tree_bytes(tree: Path) -> int:
                 ["du", "-s", "-x", unit, "--", str(tree)], capture_output=True, text=True, check=False, timeout=60
             )
         except subprocess.TimeoutExpired:
-            return MAX_INSTALL_BYTES + 1
+            return Footprint(measured=False)
         head = done.stdout.split(maxsplit=1)
         sizes.append(int(head[0]) if head and head[0].isdigit() else 0)
-    size, files = sizes
-    return MAX_INSTALL_BYTES + 1 if files > MAX_INSTALL_FILES else size
+    return Footprint(bytes=sizes[0], files=sizes[1])
 
 
 class TooLarge(Exception):
-    """An install grew past ``MAX_INSTALL_BYTES`` and was stopped."""
+    """An install grew past its disk budget and was stopped; the message says which bound."""
 
 
 async def _run(
     cmd: list[str], timeout: float, env: dict[str, str] | None = None, watch: Path | None = None
 ) -> tuple[int, str]:
     """Run ``cmd`` in a process group of its own; with ``watch``, kill it (``TooLarge``) once
-    that directory takes more than ``MAX_INSTALL_BYTES``."""
+    that directory passes its disk budget (:meth:`Footprint.excess`)."""
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         env=env,
@@ -133,14 +150,14 @@ async def _run(
         start_new_session=True,
     )
     reaper.track(proc.pid)
-    grew: list[int] = []
+    grew: list[str] = []
 
     async def guard(tree: Path) -> None:
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            size = await asyncio.to_thread(tree_bytes, tree)
-            if size > MAX_INSTALL_BYTES:
-                grew.append(size)
+            excess = (await asyncio.to_thread(footprint, tree)).excess()
+            if excess:
+                grew.append(excess)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, 9)
                 return
@@ -197,15 +214,12 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
         if code and any(mark in out for mark in NETWORK_TROUBLE):
             await asyncio.sleep(2)
             code, out = await _run(cmd, timeout, env, watch=slot)
-        final = await asyncio.to_thread(tree_bytes, slot)
-        if final > MAX_INSTALL_BYTES:  # one that finished between two looks
-            raise TooLarge(final)
+        excess = (await asyncio.to_thread(footprint, slot)).excess()
+        if excess:  # one that finished between two looks
+            raise TooLarge(excess)
     except TooLarge as exc:
         _remove(slot)
-        raise InstallError(
-            f"the install took more than {MAX_INSTALL_BYTES / 1024**3:g} GiB or {MAX_INSTALL_FILES:,} files on"
-            f" disk ({exc.args[0]:,} bytes counted): stopped and removed"
-        ) from None
+        raise InstallError(f"the install {exc.args[0]} on disk: stopped and removed") from None
     finally:
         if handover and slot.exists():
             _give(slot, os.getuid())
