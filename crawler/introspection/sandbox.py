@@ -118,19 +118,16 @@ def is_under(path: Path, root: Path) -> bool:
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc")
 
 
-def _own_directories() -> list[Path]:
+def _own_directories(cwd: Path | None, node: str | None) -> list[Path]:
     """The crawler's working directory and this checkout: where ``catalog.db`` (overrides
     included), the settings and a test's package cache live.  A server read the catalogue
     through the read-only root and could publish it as a tool description (a helper's hunt).
     Not a directory that holds the system's or Python's programs (a crawl started in /usr)."""
     # Not the crawler's own virtualenv (sys.prefix): servers run on the Python it is made from.
     programs = [Path(d) for d in SYSTEM_DIRS] + [Path(sys.base_prefix).resolve()]
-    node = shutil.which("node")
     if node:
         programs.append(Path(node).resolve().parent)
-    found = []
-    with contextlib.suppress(OSError):
-        found.append(Path.cwd().resolve())
+    found = [cwd] if cwd is not None else []
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file():  # installed as a package, this is site-packages
         found.append(checkout)
@@ -141,11 +138,20 @@ def _own_directories() -> list[Path]:
 
 def hidden_roots() -> list[Path]:
     """Directories every sandbox hides behind an empty in-memory one: the home directories and
-    the crawler's own (:func:`_own_directories`); none inside another."""
-    real_home = Path(os.path.expanduser("~")).resolve()
-    roots = [h for h in (real_home, Path("/root"), Path("/home"), *_own_directories()) if h.is_dir()]
+    the crawler's own (:func:`_own_directories`); none inside another.  Asked several times
+    per sandbox start, worked out once per home, working directory and PATH."""
+    cwd = None
+    with contextlib.suppress(OSError):
+        cwd = Path.cwd().resolve()
+    return list(_hidden_roots(Path(os.path.expanduser("~")).resolve(), cwd, os.environ.get("PATH", "")))
+
+
+@lru_cache(maxsize=8)
+def _hidden_roots(real_home: Path, cwd: Path | None, path: str) -> tuple[Path, ...]:
+    node = shutil.which("node", path=path or None)
+    roots = [h for h in (real_home, Path("/root"), Path("/home"), *_own_directories(cwd, node)) if h.is_dir()]
     roots = [h for h in dict.fromkeys(roots) if h != Path("/")]
-    return [h for h in roots if not any(other != h and is_under(h, other) for other in roots)]
+    return tuple(h for h in roots if not any(other != h and is_under(h, other) for other in roots))
 
 
 def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
