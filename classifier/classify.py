@@ -37,7 +37,7 @@ from classifier.context import Privacy, ServerContext, apply_matrix, contexts, l
 from classifier.context import apply as apply_context
 from classifier.definition import ToolDefinition
 from classifier.features import extract, known_rows
-from classifier.findings import annotation_mismatch, learned_poisoning, poisoning, scanned_parts
+from classifier.findings import DECLARED, annotation_mismatch, learned_poisoning, poisoning, scanned_parts
 from classifier.risk import PRIVATE_ABOVE, Context, assess, privacy_decides
 from classifier.rules import RuleSet, code_digest, load_rules
 from classifier.tokens import split_name
@@ -484,14 +484,14 @@ def _doubted_mismatches(best: _Reading, strictest: _Reading) -> tuple[Finding, .
     return tuple(
         Finding(
             f.id,
-            f"{f.evidence.split(' but ', 1)[0]}, yet in doubt the risk follows a plausible"
+            f"{DECLARED[f.rule]}, yet in doubt the risk follows a plausible"
             f" {strictest.action.id} reading ({CATEGORY_TITLE[strictest.category]} + {strictest.action.id}),"
             f" which that contradicts; the verdict's own reading is {best.action.id}",
             rule=f.rule,
             severe=f.severe,
         )
         for f in strictest.findings
-        if f.id == "annotation_mismatch" and f.rule not in own
+        if f.id == "annotation_mismatch" and f.rule in DECLARED and f.rule not in own
     )
 
 

@@ -508,6 +508,14 @@ def learned_poisoning(
     ]
 
 
+#: What the tool declares, per annotation_mismatch rule: the half of a finding's evidence that
+#: stands whatever reading of the tool it is held against.
+DECLARED = {
+    "read-only-but-acts": "declares readOnlyHint: true",
+    "non-destructive-but-destroys": "declares destructiveHint: false",
+}
+
+
 def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Finding]:
     ann = defn.annotations
     found: list[Finding] = []
@@ -522,7 +530,7 @@ def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Find
         found.append(
             Finding(
                 "annotation_mismatch",
-                f"declares readOnlyHint: true but {said}",
+                f"{DECLARED['read-only-but-acts']} but {said}",
                 rule="read-only-but-acts",
             )
         )
@@ -530,7 +538,7 @@ def annotation_mismatch(defn: ToolDefinition, action: ActionChoice) -> list[Find
         found.append(
             Finding(
                 "annotation_mismatch",
-                f"declares destructiveHint: false but {said}",
+                f"{DECLARED['non-destructive-but-destroys']} but {said}",
                 rule="non-destructive-but-destroys",
             )
         )
