@@ -1106,6 +1106,20 @@ def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_
             (attempt,) = asyncio.run(introspect_entry([], [{**remotes[0], "url": url}], default))
             assert attempt.outcome == "refused" and "off the public internet" in (attempt.error or ""), (url, attempt)
         assert seen == []
+        # DNS rebinding: a name that answers a public address when the request is checked and
+        # loopback when the connection is made. A DNS server of the attacker's stands behind
+        # `resolve` (this machine's resolver cannot be told to answer so).
+        answers: list[str] = []
+
+        async def rebinding(host: str, port: int) -> list[str]:
+            answers.append(host)
+            return ["93.184.216.34"] if len(answers) == 1 else ["127.0.0.1"]
+
+        rebound = asyncio.run(
+            introspect_http(f"http://rebind.test:{port}/mcp", timeout=10, private_ok=False, resolve=rebinding)
+        )
+        assert rebound.outcome == "refused" and "rebind.test is at 127.0.0.1" in (rebound.error or ""), rebound
+        assert answers[:2] == ["rebind.test", "rebind.test"] and seen == []
         # Allowed (an internal registry's servers), the same entry is reached.
         allowed = asyncio.run(
             introspect_entry([], remotes, RunnerConfig(**{**default.__dict__, "private_remotes": True}))

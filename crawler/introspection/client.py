@@ -8,11 +8,12 @@ wants credentials (auth_required), or prints garbage (error).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -325,39 +326,105 @@ class ResponseTooLarge(RefusedAnswer):
     """A remote server sent more than ``MAX_RESPONSE_BYTES``."""
 
 
-async def private_address(host: str, port: int) -> str:
-    """The first address ``host`` names or resolves to that is not on the public internet
-    (loopback, private, link-local such as a cloud's metadata service at 169.254.169.254,
-    reserved), or "" (none, or it does not resolve: the connection then fails on its own)."""
+async def resolved(host: str, port: int) -> list[str]:
+    """The addresses ``host`` names (an address itself) or resolves to; raises OSError."""
     import ipaddress
     import socket
 
+    with contextlib.suppress(ValueError):
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+
+
+def off_public(address: str) -> bool:
+    """Whether ``address`` is off the public internet: loopback, private, link-local (a cloud's
+    metadata service at 169.254.169.254), reserved, or IPv4 of those inside IPv6."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    inner: list[Any] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv4 inside IPv6: mapped, 6to4, and NAT64 (which reaches private IPv4 too).
+        inner += [ip.ipv4_mapped, ip.sixtofour]
+        if ip in ipaddress.ip_network("64:ff9b::/96"):
+            inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return any(a is not None and not a.is_global for a in inner)
+
+
+#: How a host name becomes addresses: :func:`resolved`, or a test's stand-in for a DNS server.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def private_address(host: str, port: int, resolve: Resolver = resolved) -> str:
+    """The first address ``host`` names or resolves to that is not on the public internet
+    (:func:`off_public`), or "" (none, or it does not resolve: the connection then fails on
+    its own)."""
     try:
-        found = [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
-            return ""
-        found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-    nat64 = ipaddress.ip_network("64:ff9b::/96")
-    for address in found:
-        inner: list[Any] = [address]
-        if isinstance(address, ipaddress.IPv6Address):
-            # IPv4 inside IPv6: mapped, 6to4, and NAT64 (which reaches private IPv4 too).
-            inner += [address.ipv4_mapped, address.sixtofour]
-            if address in nat64:
-                inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        if any(a is not None and not a.is_global for a in inner):
-            return str(address)
-    return ""
+        found = await resolve(host, port)
+    except OSError:
+        return ""
+    return next((address for address in found if off_public(address)), "")
+
+
+def _public_connections(client: Any, resolve: Resolver) -> None:
+    """Make ``client``'s direct connections go only to public addresses, checked when each is
+    opened: the name is resolved once, every address checked, and the connection made to a
+    checked address, never to the name.  A check before the request alone let a name that
+    resolves to a public address for the check and to 127.0.0.1 for the connection through
+    (DNS rebinding).  TLS still verifies the certificate against the name.  Connections
+    through a proxy (``HTTPS_PROXY``) go to the proxy, which resolves the target itself; the
+    request hook checks the target's name for those."""
+    import httpcore2
+
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    if not isinstance(pool, httpcore2.AsyncConnectionPool) or not hasattr(pool, "_network_backend"):
+        raise RuntimeError("this httpx2 has no connection pool the crawler knows how to guard")
+    inner = pool._network_backend
+
+    class PublicOnly(httpcore2.AsyncNetworkBackend):
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> Any:
+            try:
+                found = await resolve(host, port)
+            except OSError as exc:
+                raise httpcore2.ConnectError(f"{host[:100]} does not resolve: {exc}") from None
+            private = next((address for address in found if off_public(address)), "")
+            if private:
+                raise PrivateRemote(
+                    f"{host[:100]} is at {private}, off the public internet: not reached from the crawler's"
+                    " network (--allow-private-remotes reaches it)"
+                )
+            failure: Exception = httpcore2.ConnectError(f"{host[:100]} has no address")
+            for address in found:
+                try:
+                    return await inner.connect_tcp(
+                        address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                    )
+                except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
+                    failure = exc
+            raise failure
+
+        async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
+            raise PrivateRemote("a Unix socket is off the public internet: not reached")
+
+        async def sleep(self, seconds: float) -> None:
+            await inner.sleep(seconds)
+
+    pool._network_backend = PublicOnly()
 
 
 class PrivateRemote(RefusedAnswer):
     """A remote (or a redirect) at an address off the public internet, not reached."""
 
 
-def _capped_clients(limit: int, private_ok: bool = True) -> Any:
+def _capped_clients(limit: int, private_ok: bool = True, resolve: Resolver = resolved) -> Any:
     """An ``httpx_client_factory`` for the SDK's transports whose clients count every
     response body as it streams in, across the whole session: past ``limit`` bytes in all,
     reading fails (:class:`ResponseTooLarge`) instead of growing without bound.  Counted on
@@ -406,7 +473,7 @@ def _capped_clients(limit: int, private_ok: bool = True) -> Any:
             host = url.raw_host.decode("ascii")
         except UnicodeError:
             raise PrivateRemote(f"{url.host[:100]!r} is no host name the crawler can check: not reached") from None
-        address = await private_address(host, url.port or (443 if url.scheme == "https" else 80))
+        address = await private_address(host, url.port or (443 if url.scheme == "https" else 80), resolve)
         if address:
             raise PrivateRemote(
                 f"{url.host[:100]} is at {address}, off the public internet: not reached from the crawler's"
@@ -418,7 +485,8 @@ def _capped_clients(limit: int, private_ok: bool = True) -> Any:
         client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
         client.event_hooks["response"].append(count)
         if not private_ok:
-            client.event_hooks["request"].append(public_only)
+            client.event_hooks["request"].append(public_only)  # a clear refusal, and the proxies' check
+            _public_connections(client, resolve)  # the check that holds: at connection time
         return client
 
     return factory
@@ -431,12 +499,14 @@ async def introspect_http(
     headers: Mapping[str, str] | None = None,
     timeout: float = 30.0,
     private_ok: bool = True,
+    resolve: Resolver = resolved,
 ) -> IntrospectionResult:
     """Connect to a remote server over streamable HTTP or SSE; 401/403 are ``auth_required``.
     Without ``private_ok`` no request (a redirect's neither) goes to an address off the public
     internet: a catalogue entry chooses the URL and its headers, and the crawler's network may
     reach a cloud's metadata service or a company's internal ones (a helper's hunt made it POST
-    to a loopback `computeMetadata` URL with `Metadata-Flavor: Google`)."""
+    to a loopback `computeMetadata` URL with `Metadata-Flavor: Google`).  ``resolve`` turns
+    host names into addresses (:func:`resolved`, the system's resolver)."""
     import httpx2
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
@@ -446,7 +516,7 @@ async def introspect_http(
     started = time.monotonic()
     try:
         http_timeout = httpx2.Timeout(timeout, read=timeout)
-        clients = _capped_clients(MAX_RESPONSE_BYTES, private_ok)
+        clients = _capped_clients(MAX_RESPONSE_BYTES, private_ok, resolve)
         if transport == "sse":
             server: Any = sse_client(
                 url,
