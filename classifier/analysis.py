@@ -383,6 +383,28 @@ def first_sentence(text: str, limit: int = 160) -> str:
 
 #: Switches that make a write replace or discard what was there ("overwrite without history").
 OVERWRITE_PARAMS = frozenset({"overwrite", "force", "force_overwrite", "replace", "hard", "force_push"})
+#: What a ``force`` flag's own description says when forcing discards something; one that
+#: says otherwise is taken at its word (git add's "Allow adding otherwise ignored files",
+#: "Force installation even if already installed").
+_FORCE_DISCARDS = re.compile(
+    r"overwrit|discard|delet|remov|bypass|safety|irreversib|destroy|lose|lost|replac|wipe|clobber|reset"
+    r"|uncommitted|unsaved|history|kill|terminat|prune|purge",
+    re.IGNORECASE,
+)
+
+
+def _discarding_flag(low: str, schema: Mapping[str, Any]) -> bool:
+    """Whether a boolean switch named in OVERWRITE_PARAMS discards what was there: by its name,
+    except ``force``, which forces whatever its description says (discarding where it says
+    nothing)."""
+    if low not in OVERWRITE_PARAMS or schema.get("type") not in ("boolean", None):
+        return False
+    doc = schema.get("description")
+    if low != "force" or not isinstance(doc, str) or not doc.strip():
+        return True
+    return _FORCE_DISCARDS.search(doc[:500]) is not None
+
+
 #: The same switches as values of an operation-like enum.
 OVERWRITE_VALUES = frozenset({"force", "overwrite", "force-push", "force_push"})
 
@@ -446,6 +468,20 @@ def _unconstrained_string(schema: Mapping[str, Any]) -> bool:
         items = schema.get("items")
         return isinstance(items, Mapping) and _unconstrained_string(items)
     return "enum" not in schema and "pattern" not in schema and "const" not in schema
+
+
+#: Name verbs of a tool that makes or changes a stored thing.
+STORING_VERBS = frozenset({"create", "update", "add", "set", "edit", "modify", "save", "define", "register", "new"})
+
+
+def _stored_methods(values: list[str], name_tokens: tuple[str, ...]) -> bool:
+    """Whether an operation enum is HTTP methods (it holds GET and POST, WebDAV's or not) of
+    something the tool stores: they are the tool's own operations when it sends a request
+    (``curl``, ``postgrestRequest``), and a field of what it keeps when its name creates or
+    updates one (Postman's ``updateCollectionRequest`` sends nothing; read as a delete, a
+    review found it critical)."""
+    lowered = {v.lower() for v in values}
+    return "get" in lowered and "post" in lowered and any(t in STORING_VERBS for t in name_tokens)
 
 
 #: An operation parameter without an enum that lists its values in prose ("Operation to
@@ -519,12 +555,12 @@ def gather(defn: ToolDefinition, rules: RuleSet) -> Facts:
             query.append(p)
         if _unconstrained_string(s) and (_names_a_location(low, tokens) or _described_as_location(s)):
             paths.append(p)
-        if low in OVERWRITE_PARAMS and s.get("type") in ("boolean", None):
+        if _discarding_flag(low, s):
             overwrite.append(p)
         if low in operation_names:
             enum = s.get("enum")
             values = [str(v) for v in enum[:64]] if isinstance(enum, list) else _listed_operations(s)
-            if values:
+            if values and not _stored_methods(values, name_tokens):
                 operation_values.extend(values)
                 overwrite += [f"{p}={v}" for v in values if v.lower() in overwrite_values]
         nested = nested or "properties" in s or "items" in s

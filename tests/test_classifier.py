@@ -399,6 +399,62 @@ def test_a_batch_is_claimed_only_where_the_definition_makes_one() -> None:
     assert "Acts on up to 10 items per call (batch form *batch*)" in seed
 
 
+def test_a_force_flag_discards_only_where_it_says_so_or_says_nothing() -> None:
+    # A rationale audit: git_add's `force` ("Allow adding otherwise ignored files") made the
+    # tool a destroying one (critical); git_push's ("overwrites remote history") is one.
+    from classifier.analysis import gather
+    from classifier.rules import load_rules
+
+    def flags(doc: str | None) -> tuple[str, ...]:
+        force = {"type": "boolean"} | ({"description": doc} if doc is not None else {})
+        schema = {"type": "object", "properties": {"force": force}}
+        return gather(ToolDefinition(name="git_op", description="", input_schema=schema), load_rules()).overwrite_params
+
+    assert flags("Allow adding otherwise ignored files.") == ()
+    assert flags("Force installation even if Chromium is already installed.") == ()
+    assert flags("Force push (overwrites remote history).") == ("force",)
+    assert flags("Force the operation, bypassing safety checks.") == ("force",)
+    assert flags(None) == flags("") == ("force",)
+    add = {
+        "name": "git_add",
+        "description": "Stage files for the next commit.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "paths": {"type": "array", "items": {"type": "string"}},
+                "force": {"type": "boolean", "description": "Allow adding otherwise ignored files."},
+            },
+        },
+    }
+    verdict = classify(ToolDefinition.from_mapping(add))
+    assert (verdict.action, verdict.risk) == ("write", "medium"), verdict.rationale
+
+
+def test_http_methods_are_the_tools_operations_only_where_it_sends_the_request() -> None:
+    # A rationale audit: Postman's updateCollectionRequest stores a request whose `method` may
+    # be DELETE; it sends nothing, yet read as a delete it was critical.
+    from classifier.analysis import gather
+    from classifier.rules import load_rules
+
+    method = {"type": "string", "enum": ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND"]}
+    schema = {"type": "object", "properties": {"method": method, "url": {"type": "string"}}}
+
+    def operations(name: str) -> tuple[str, ...]:
+        return gather(ToolDefinition(name=name, description="", input_schema=schema), load_rules()).operation_values
+
+    assert operations("updateCollectionRequest") == operations("create_request") == ()
+    assert "DELETE" in operations("send_http_request") and "DELETE" in operations("curl")
+    mode = {"type": "object", "properties": {"method": {"type": "string", "enum": ["create", "delete"]}}}
+    stored = gather(ToolDefinition(name="update_index", description="", input_schema=mode), load_rules())
+    assert stored.operation_values == ("create", "delete")  # not HTTP methods: the tool's own operations
+    update = classify(
+        ToolDefinition(
+            name="updateCollectionRequest", description="Updates a request in a collection.", input_schema=schema
+        )
+    )
+    assert update.action == "write", update.rationale
+
+
 def test_a_word_is_quoted_only_where_the_definition_has_that_word() -> None:
     # A review: the written form of a stem was the first word *beginning* with it (`add` ->
     # "address", `read` -> "ready", `set` -> "settings").
