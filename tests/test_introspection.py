@@ -821,6 +821,28 @@ def test_node_servers_get_a_heap_cap_instead_of_an_address_space_limit(tmp_path:
     assert any(a.startswith("--as=") for a in script)
 
 
+def test_node_memory_outside_its_heap_is_limited_too(tmp_path: Path) -> None:
+    # A hunt: with no address-space limit, a Node server held gigabytes in Buffers outside
+    # V8's heap cap. Its written memory (RLIMIT_DATA) is limited: 768 MB of Buffers stop at a
+    # 512 MiB budget, in the sandbox as a crawl runs it; twice that much room holds them.
+    from crawler.introspection.sandbox import Limits, resolve_mode, sandbox_env, wrap
+
+    grab = (
+        "const held = [];"
+        "try { for (let i = 0; i < 6; i++) held.push(Buffer.alloc(128 * 1024 * 1024, 1));"
+        " console.log('held', held.length) }"
+        " catch (e) { console.log('refused after', held.length) }"
+    )
+    mode = resolve_mode("auto")
+    command = wrap(["node", "-e", grab], home=tmp_path, mode=mode, limits=Limits(memory_bytes=512 << 20), node=True)
+    assert f"--data={512 << 20}" in command
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, env=sandbox_env(tmp_path))
+    assert out.stdout.startswith("refused after"), (out.stdout, out.stderr[-500:])
+    roomy = wrap(["node", "-e", grab], home=tmp_path, mode=mode, limits=Limits(memory_bytes=2 << 30), node=True)
+    held = subprocess.run(roomy, capture_output=True, text=True, timeout=60, env=sandbox_env(tmp_path))
+    assert held.stdout.startswith("held 6"), (held.stdout, held.stderr[-500:])
+
+
 #: A stdio server (``stdio_listing.py``, no dependencies) whose one tool reports what it was
 #: started with: the variable PROBE and its address-space limit; ``impostor`` stands in for
 #: the sandbox's own tools and leaves a mark where it can.

@@ -263,6 +263,12 @@ def prlimit_args(limits: Limits, *, address_space: bool = True, processes: bool 
     ]
     if address_space:
         args.append(f"--as={limits.memory_bytes}")
+    else:
+        # Node (V8 reserves far more address space than it uses): RLIMIT_DATA counts only the
+        # private writable memory, the reservations it commits included, so Buffers and other
+        # allocations outside V8's heap stop there too (a hunt's Node server held gigabytes
+        # outside its heap cap).
+        args.append(f"--data={limits.memory_bytes}")
     if processes:
         args.append(f"--nproc={limits.processes}")
     return [*args, "--"]
@@ -415,9 +421,11 @@ def wrap(
     ``env`` (a catalogue entry's variables: a stranger's choice) is set by ``env`` as the very
     last step, after the sandbox, the uid switch and the limits: PATH or LD_PRELOAD there
     reach the server's own processes, never bwrap, setpriv or prlimit.  ``node`` says the
-    server runs on Node (an npm install), whose address space is left unlimited; ``None``
+    server runs on Node (an npm install), whose address space is not limited; ``None``
     decides by the command's name, which only a person's own command line may do (a package
-    shipping a console script named ``node`` escaped the memory limit that way)."""
+    shipping a console script named ``node`` escaped the memory limit that way).  Node's
+    written memory is limited instead (:func:`prlimit_args`: RLIMIT_DATA), its heap by V8's own
+    flag."""
     command = list(command)
     if node is None:
         node = Path(command[0]).name == "node"
