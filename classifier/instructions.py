@@ -55,8 +55,11 @@ from classifier.tokens import name_parts, stem
 #: written groups F and H-O not used to widen the concepts are caught 0.806 at 0.95 (0.792
 #: before), 0.78 at 0.97.  With groups R-U learned (tenth session), the misreport and
 #: tool-kind concepts and pagination tokens no longer read as secrets: 18 tools (0.28 %) at
-#: 0.95, and the fifteen groups F, H-U held out one at a time are caught 0.784.
-INSTRUCTION_THRESHOLD = 0.95
+#: 0.95, and the fifteen groups F, H-U held out one at a time are caught 0.784.  With groups
+#: V-Y learned (twenty-second session; held out with ``--with-dev``): at 0.95 F, H-U 0.810 ->
+#: 0.827 but 22 -> 27 cross-validated false alarms; at 0.96, 0.822 for 22, the false alarms of
+#: before at more recall, taken.
+INSTRUCTION_THRESHOLD = 0.96
 #: Inverse regularisation strength of the instruction head (tune_instructions.py).
 INSTRUCTION_C = 1.0
 #: The two classes of the instruction head (the model checks them at load).

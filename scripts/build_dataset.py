@@ -41,7 +41,7 @@ from classifier.verdict import ACTIONS, CATEGORIES, RISK_LEVELS  # noqa: E402
 SPLITS = (("train", 70), ("dev", 85), ("test", 100))
 #: Payload groups planted in train/dev (the rules and the learned instruction reading were
 #: developed on them) and the groups written separately and planted only in test.
-DEVELOPMENT_GROUPS = "ACDEFHIJKLMNOPQRSTU"
+DEVELOPMENT_GROUPS = "ACDEFHIJKLMNOPQRSTUVWXY"
 TEST_GROUPS = "BG"
 
 
