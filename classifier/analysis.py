@@ -383,26 +383,36 @@ def first_sentence(text: str, limit: int = 160) -> str:
 
 #: Switches that make a write replace or discard what was there ("overwrite without history").
 OVERWRITE_PARAMS = frozenset({"overwrite", "force", "force_overwrite", "replace", "hard", "force_push"})
-#: What a ``force`` flag's own description says when forcing discards something; one that
-#: says otherwise is taken at its word (git add's "Allow adding otherwise ignored files",
-#: "Force installation even if already installed").
+#: A ``force`` flag forces a discard (git push --force, checkout -f, an existing file written
+#: over) unless its own description says it forces something harmless, and says no discard:
+#: git add's "Allow adding otherwise ignored files", "Force installation even if already
+#: installed", "Whether to force re-scan".  Harmless is the exception to name, not the rule: a
+#: review found "Force push (use with caution)", "强制推送" and "Write even if the file
+#: already exists" read as plain writes when discarding had to be named.
 _FORCE_DISCARDS = re.compile(
-    r"overwrit|discard|delet|remov|bypass|safety|irreversib|destroy|lose|lost|replac|wipe|clobber|reset"
-    r"|uncommitted|unsaved|history|kill|terminat|prune|purge",
+    r"overwrit|discard|delet|remov|safety|irreversib|destroy|\blos[et]\b|replac|wipe|clobber|reset"
+    r"|uncommitted|unsaved|history|kill|terminat|prune|purge|\bpush|already\s{1,8}exists?|throw\w{0,3}\s{1,8}away"
+    r"|confirm|bypass\w{0,3}\s{1,8}(\w{1,20}\s{1,8})?(safety|checks?|protection|guard|hooks?|verif|validation)",
+    re.IGNORECASE,
+)
+_FORCE_HARMLESS = re.compile(
+    r"\bignored\b|already\s{1,8}installed|\bre-?install|\bre-?scan|\bre-?run|\brefresh|\bre-?fetch|\bre-?index"
+    r"|\bre-?build|\bre-?generate|\bre-?compute|\bre-?download|\bcache",
     re.IGNORECASE,
 )
 
 
 def _discarding_flag(low: str, schema: Mapping[str, Any]) -> bool:
     """Whether a boolean switch named in OVERWRITE_PARAMS discards what was there: by its name,
-    except ``force``, which forces whatever its description says (discarding where it says
-    nothing)."""
+    except ``force``, which does unless its description names only something harmless
+    (:data:`_FORCE_HARMLESS`)."""
     if low not in OVERWRITE_PARAMS or schema.get("type") not in ("boolean", None):
         return False
     doc = schema.get("description")
-    if low != "force" or not isinstance(doc, str) or not doc.strip():
+    if low != "force" or not isinstance(doc, str):
         return True
-    return _FORCE_DISCARDS.search(doc[:500]) is not None
+    head = doc[:500]
+    return _FORCE_DISCARDS.search(head) is not None or _FORCE_HARMLESS.search(head) is None
 
 
 #: The same switches as values of an operation-like enum.

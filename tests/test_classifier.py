@@ -412,9 +412,20 @@ def test_a_force_flag_discards_only_where_it_says_so_or_says_nothing() -> None:
 
     assert flags("Allow adding otherwise ignored files.") == ()
     assert flags("Force installation even if Chromium is already installed.") == ()
+    assert flags("Whether to force re-scan (enterprise only).") == flags("Bypass the cache.") == ()
     assert flags("Force push (overwrites remote history).") == ("force",)
     assert flags("Force the operation, bypassing safety checks.") == ("force",)
     assert flags(None) == flags("") == ("force",)
+    # Discarding is the rule, harmless the exception to name (a review: these read as writes
+    # when discarding had to be named, and no list of words reads every language).
+    for doc in (
+        "Force push (use with caution).",
+        "Force checkout, throwing away local changes.",
+        "Write even if the file already exists.",
+        "强制推送",
+        "Force refresh and re-download, overwriting local edits.",
+    ):
+        assert flags(doc) == ("force",), doc
     add = {
         "name": "git_add",
         "description": "Stage files for the next commit.",
