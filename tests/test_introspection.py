@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from crawler.introspection.client import introspect_http
@@ -1142,6 +1144,21 @@ def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_
         )
         assert rebound.outcome == "refused" and "rebind.test is at 127.0.0.1" in (rebound.error or ""), rebound
         assert answers[:2] == ["rebind.test", "rebind.test"] and seen == []
+        # The connection goes to the address checked, never to the name again: allowed to
+        # reach loopback here, a name this machine cannot resolve still reaches the listener.
+        from crawler.introspection import client as client_module
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(client_module, "off_public", lambda address: False)
+
+            async def loopback(host: str, port: int) -> list[str]:
+                return ["127.0.0.1"]
+
+            reached = asyncio.run(
+                introspect_http(f"http://rebind.test:{port}/mcp", timeout=10, private_ok=False, resolve=loopback)
+            )
+        assert "HTTP 404" in (reached.error or "") and seen and set(seen) == {"/mcp"}, (reached, seen)
+        seen.clear()
         # Allowed (an internal registry's servers), the same entry is reached.
         allowed = asyncio.run(
             introspect_entry([], remotes, RunnerConfig(**{**default.__dict__, "private_remotes": True}))
@@ -1152,6 +1169,80 @@ def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_
     finally:
         listener.shutdown()
         listener.server_close()
+
+
+def test_through_a_proxy_a_name_that_does_not_resolve_here_is_not_handed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A review: behind HTTPS_PROXY the proxy resolves the name, so an intranet name the crawler
+    # cannot resolve went through unchecked (a forward proxy on loopback stands for it).
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked.append(self.path)
+            self.send_response(502)
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+
+        async def intranet(host: str, port: int) -> list[str]:
+            raise OSError("Name or service not known")
+
+        refused = asyncio.run(
+            introspect_http("http://jenkins.corp.internal/mcp", timeout=10, private_ok=False, resolve=intranet)
+        )
+        assert refused.outcome == "refused" and "does not resolve here" in (refused.error or ""), refused
+        assert asked == []
+        allowed = asyncio.run(introspect_http("http://jenkins.corp.internal/mcp", timeout=10, private_ok=True))
+        assert asked and allowed.outcome != "ok"  # allowed, the proxy is asked
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_addresses_are_raced_so_one_that_hangs_does_not_hold_the_others_back() -> None:
+    # A review: the checked addresses were tried one after another, each with the whole
+    # timeout, so a silently dropped IPv6 address ate the attempt before IPv4 was tried.
+    from crawler.introspection.client import _first_connection, _interleaved
+
+    assert _interleaved(["2001:db8::1", "2001:db8::2", "192.0.2.1", "192.0.2.2"]) == [
+        "2001:db8::1",
+        "192.0.2.1",
+        "2001:db8::2",
+        "192.0.2.2",
+    ]
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    tried: list[str] = []
+
+    async def connect(address: str) -> Any:
+        tried.append(address)
+        if address == "2001:db8::1":
+            await anyio.sleep(30)  # dropped silently: no answer, no refusal
+        return await anyio.connect_tcp(address, port)
+
+    async def main() -> float:
+        start = time.monotonic()
+        stream = await _first_connection(["2001:db8::1", "127.0.0.1"], connect)
+        await stream.aclose()
+        return time.monotonic() - start
+
+    try:
+        assert asyncio.run(main()) < 5 and tried == ["2001:db8::1", "127.0.0.1"]
+    finally:
+        listener.close()
 
 
 def test_review_of_the_hidden_directories_and_the_sandboxs_own_tools(tmp_path: Path) -> None:
@@ -1231,6 +1322,7 @@ def test_shared_memory_in_dev_is_sized_and_the_disk_watch_counts_files(tmp_path:
         assert counted.excess() == f"holds {counted.files:,} files (at most 100)"
     assert installer.footprint(tmp_path / "missing") == installer.Footprint()
     assert installer.Footprint(measured=False).excess() == "could not be measured within a minute"
-    for hidden in ("64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:10.0.0.1", "169.254.169.254", "0.0.0.0"):
+    hidden_ones = ("64:ff9b::7f00:1", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::", "::ffff:10.0.0.1", "169.254.169.254")
+    for hidden in (*hidden_ones, "0.0.0.0"):
         assert asyncio.run(private_address(hidden, 80)), hidden
     assert asyncio.run(private_address("2001:4860:4860::8888", 80)) == ""

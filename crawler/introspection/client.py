@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import tempfile
@@ -349,6 +350,10 @@ def off_public(address: str) -> bool:
         inner += [ip.ipv4_mapped, ip.sixtofour]
         if ip in ipaddress.ip_network("64:ff9b::/96"):
             inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip in ipaddress.ip_network("64:ff9b:1::/48"):
+            # Local-use NAT64 (RFC 8215), which Python 3.11 counts as global: it reaches
+            # whatever IPv4 a site's translator maps it to, its metadata service included.
+            return True
     return any(a is not None and not a.is_global for a in inner)
 
 
@@ -358,13 +363,58 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 async def private_address(host: str, port: int, resolve: Resolver = resolved) -> str:
     """The first address ``host`` names or resolves to that is not on the public internet
-    (:func:`off_public`), or "" (none, or it does not resolve: the connection then fails on
-    its own)."""
+    (:func:`off_public`), or "" (none, or it does not resolve: a direct connection then fails
+    on its own; see :func:`_capped_clients` for one through a proxy)."""
     try:
         found = await resolve(host, port)
     except OSError:
         return ""
     return next((address for address in found if off_public(address)), "")
+
+
+def _interleaved(addresses: list[str]) -> list[str]:
+    """``addresses`` with IPv6 and IPv4 alternating, the resolver's first family first (RFC
+    8305): one unreachable family does not queue every address of the other behind it."""
+    first = [a for a in addresses if (":" in a) == (":" in addresses[0])]
+    other = [a for a in addresses if (":" in a) != (":" in addresses[0])]
+    return [a for pair in itertools.zip_longest(first, other) for a in pair if a is not None]
+
+
+#: Happy eyeballs (RFC 8305): the next address is tried once the one before has failed or has
+#: not connected within this many seconds, the earlier attempts still running.
+CONNECT_STAGGER = 0.25
+
+
+async def _first_connection(addresses: list[str], connect: Callable[[str], Awaitable[Any]]) -> Any:
+    """The first of ``addresses`` that ``connect`` reaches, tried as :data:`CONNECT_STAGGER`
+    says; the others are cancelled (or closed, when two connect at once).  Raises the last
+    failure when none connects."""
+    won: list[Any] = []
+    failures: list[Exception] = []
+    async with anyio.create_task_group() as group:
+        for address in addresses:
+            failed = anyio.Event()
+
+            async def attempt(address: str = address, failed: anyio.Event = failed) -> None:
+                try:
+                    stream = await connect(address)
+                except Exception as exc:  # the backend's connection errors, whatever their type
+                    failures.append(exc)
+                    failed.set()
+                    return
+                if won:  # another attempt connected first
+                    with anyio.CancelScope(shield=True):
+                        await stream.aclose()
+                    return
+                won.append(stream)
+                group.cancel_scope.cancel()
+
+            group.start_soon(attempt)
+            with anyio.move_on_after(CONNECT_STAGGER):
+                await failed.wait()
+    if won:
+        return won[0]
+    raise failures[-1]
 
 
 def _public_connections(client: Any, resolve: Resolver) -> None:
@@ -401,15 +451,15 @@ def _public_connections(client: Any, resolve: Resolver) -> None:
                     f"{host[:100]} is at {private}, off the public internet: not reached from the crawler's"
                     " network (--allow-private-remotes reaches it)"
                 )
-            failure: Exception = httpcore2.ConnectError(f"{host[:100]} has no address")
-            for address in found:
-                try:
-                    return await inner.connect_tcp(
-                        address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                    )
-                except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
-                    failure = exc
-            raise failure
+            if not found:
+                raise httpcore2.ConnectError(f"{host[:100]} has no address")
+
+            async def connect(address: str) -> Any:
+                return await inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+
+            return await _first_connection(_interleaved(found), connect)
 
         async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
             raise PrivateRemote("a Unix socket is off the public internet: not reached")
@@ -465,7 +515,7 @@ def _capped_clients(limit: int, private_ok: bool = True, resolve: Resolver = res
             raise RefusedAnswer(f"the server sent a {encoding[:20]}-compressed answer when asked for none")
         response.stream = Counted(response.stream)
 
-    async def public_only(request: Any) -> None:  # every request, a redirect's too
+    async def public_only(request: Any, client: Any) -> None:  # every request, a redirect's too
         url = request.url
         try:
             # The name httpx connects to (IDNA 2008, as sent), not the decoded one, which
@@ -473,7 +523,18 @@ def _capped_clients(limit: int, private_ok: bool = True, resolve: Resolver = res
             host = url.raw_host.decode("ascii")
         except UnicodeError:
             raise PrivateRemote(f"{url.host[:100]!r} is no host name the crawler can check: not reached") from None
-        address = await private_address(host, url.port or (443 if url.scheme == "https" else 80), resolve)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if client._transport_for_url(url) is not client._transport:
+            # Through a proxy (HTTPS_PROXY, ALL_PROXY), which resolves the name itself: a name
+            # only it can resolve (an intranet's) is refused, never handed on unchecked.
+            try:
+                await resolve(host, port)
+            except OSError:
+                raise PrivateRemote(
+                    f"{url.host[:100]} does not resolve here, and a proxy would reach it unchecked: not reached"
+                    " (--allow-private-remotes reaches it)"
+                ) from None
+        address = await private_address(host, port, resolve)
         if address:
             raise PrivateRemote(
                 f"{url.host[:100]} is at {address}, off the public internet: not reached from the crawler's"
@@ -485,7 +546,11 @@ def _capped_clients(limit: int, private_ok: bool = True, resolve: Resolver = res
         client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
         client.event_hooks["response"].append(count)
         if not private_ok:
-            client.event_hooks["request"].append(public_only)  # a clear refusal, and the proxies' check
+
+            async def checked(request: Any) -> None:
+                await public_only(request, client)
+
+            client.event_hooks["request"].append(checked)  # a clear refusal, and the proxies' check
             _public_connections(client, resolve)  # the check that holds: at connection time
         return client
 
