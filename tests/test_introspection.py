@@ -134,7 +134,8 @@ def test_an_install_under_a_private_directory_is_a_clear_failure(tmp_path: Path)
 
     if not drops_privileges():
         pytest.skip("installs run as our own uid here: a private parent is no obstacle")
-    private = Path(tempfile.mkdtemp(dir="/var/tmp"))  # 0700, and not a hidden directory
+    # 0700, and not under a hidden directory: /run is kept where installs run (with network).
+    private = Path(tempfile.mkdtemp(dir="/run"))
     try:
         with pytest.raises(InstallError, match="cannot be reached by the sandbox's uid"):
             asyncio.run(install_pypi("mcp-server-time", None, private / "cache", timeout=60, mode="bwrap"))
@@ -305,6 +306,42 @@ def test_a_server_cannot_read_the_crawlers_own_directories() -> None:
     finally:
         shutil.rmtree(where, ignore_errors=True)
     assert done.stdout.splitlines() == ["hidden", "hidden", "read"], (done.stdout, done.stderr)
+
+
+def test_a_server_sees_only_the_top_level_directories_the_system_needs(tmp_path: Path) -> None:
+    # A limit the README named: world-readable files outside the hidden directories (a
+    # service's settings in /opt or /srv, logs in /var, a file at the top) could be read by a
+    # server and published in its descriptions. Only the system's own top-level directories
+    # stay; a top-level file reads as empty.
+    from crawler.introspection.sandbox import resolve_mode, wrap
+
+    Path("/opt").mkdir(exist_ok=True)
+    place = Path(tempfile.mkdtemp(dir="/opt", prefix="mcp-catalog-probe-"))
+    place.chmod(0o755)
+    (place / "settings.yaml").write_text("db_password: hunter2\n")
+    (place / "settings.yaml").chmod(0o644)
+    targets = [place / "settings.yaml"]
+    top = Path("/", place.name)
+    if os.access("/", os.W_OK):
+        top.write_text("region: internal\n")
+        top.chmod(0o644)
+        targets.append(top)
+    probe = (
+        "import pathlib\n"
+        f"for t in {[str(t)[::-1] for t in [*targets, Path('/etc/hostname')]]!r}:\n"
+        "    p = pathlib.Path(t[::-1])\n"
+        "    try: print('read' if p.read_text() else 'empty')\n"
+        "    except OSError: print('hidden')\n"
+    )
+    try:
+        cmd = wrap([os.path.realpath(sys.executable), "-c", probe], home=tmp_path, mode=resolve_mode("auto"))
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+        top.unlink(missing_ok=True)
+    seen = done.stdout.splitlines()
+    assert seen[0] == "hidden" and seen[-1] == "read", (done.stdout, done.stderr)
+    assert all(s in ("hidden", "empty") for s in seen[1:-1]), seen
 
 
 def test_streamable_http_server_on_loopback(trading_server: str) -> None:
@@ -1274,7 +1311,8 @@ def test_review_of_the_hidden_directories_and_the_sandboxs_own_tools(tmp_path: P
     script.chmod(0o755)
     home = Path(tempfile.mkdtemp(dir="/var/tmp"))
     try:
-        cmd = sandbox.wrap([str(script)], home=home, mode=sandbox.resolve_mode("auto"), env={"PROBE": "x=y"})
+        mode = sandbox.resolve_mode("auto")
+        cmd = sandbox.wrap([str(script)], home=home, mode=mode, env={"PROBE": "x=y"}, readonly_paths=[odd])
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     finally:
         shutil.rmtree(odd, ignore_errors=True)

@@ -136,10 +136,44 @@ def _own_directories(cwd: Path | None, node: str | None) -> list[Path]:
     return [d for d in found if d != Path("/") and not any(is_under(prog, d) or is_under(d, prog) for prog in programs)]
 
 
+#: What a sandbox keeps of the file system's top level: the system's programs, libraries and
+#: configuration, and the kernel's views (remounted or read-only); /tmp and /run are its own.
+#: Every other top-level directory (/var, /srv, /opt, /mnt, /media, a machine's /data or
+#: /work) is hidden like a home: a server read what was world-readable there (a service's
+#: configuration with its database password, other projects' files) and could publish it in
+#: its descriptions.  What a server needs from one (the Python it runs on, its Node, its
+#: install) is shown again, as from a home.
+KEPT_AT_TOP = frozenset(
+    {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "sys", "tmp", "run"}
+)
+
+
+def _elsewhere_at_top() -> tuple[list[Path], list[Path]]:
+    """The top-level directories and files outside :data:`KEPT_AT_TOP` (links followed; a link
+    into a kept directory, such as /bin -> usr/bin, is kept)."""
+    kept = [Path("/", name) for name in KEPT_AT_TOP]
+    dirs: list[Path] = []
+    files: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in sorted(Path("/").iterdir()):
+            if entry.name in KEPT_AT_TOP:
+                continue
+            with contextlib.suppress(OSError):
+                real = entry.resolve()
+                if real == Path("/") or any(is_under(real, k) for k in kept):
+                    continue
+                if real.is_dir():
+                    dirs.append(real)
+                elif real.is_file() and real.parent == Path("/"):
+                    files.append(real)
+    return dirs, files
+
+
 def hidden_roots() -> list[Path]:
-    """Directories every sandbox hides behind an empty in-memory one: the home directories and
-    the crawler's own (:func:`_own_directories`); none inside another.  Asked several times
-    per sandbox start, worked out once per home, working directory and PATH."""
+    """Directories every sandbox hides behind an empty in-memory one: the home directories,
+    the crawler's own (:func:`_own_directories`) and every top-level directory the system
+    does not need (:data:`KEPT_AT_TOP`); none inside another.  Asked several times per sandbox
+    start, worked out once per home, working directory and PATH."""
     cwd = None
     with contextlib.suppress(OSError):
         cwd = Path.cwd().resolve()
@@ -149,7 +183,10 @@ def hidden_roots() -> list[Path]:
 @lru_cache(maxsize=8)
 def _hidden_roots(real_home: Path, cwd: Path | None, path: str) -> tuple[Path, ...]:
     node = shutil.which("node", path=path or None)
-    roots = [h for h in (real_home, Path("/root"), Path("/home"), *_own_directories(cwd, node)) if h.is_dir()]
+    elsewhere = _elsewhere_at_top()[0]
+    roots = [
+        h for h in (real_home, Path("/root"), Path("/home"), *elsewhere, *_own_directories(cwd, node)) if h.is_dir()
+    ]
     roots = [h for h in dict.fromkeys(roots) if h != Path("/")]
     return tuple(h for h in roots if not any(other != h and is_under(h, other) for other in roots))
 
@@ -216,8 +253,10 @@ def unix_sockets() -> list[Path]:
 
 
 def _mask_sockets(already_hidden: Sequence[Path]) -> list[str]:
+    """Each Unix socket outside the hidden directories, and each file at the top level outside
+    :data:`KEPT_AT_TOP` (an in-memory directory cannot cover a file), replaced by /dev/null."""
     args: list[str] = []
-    for path in unix_sockets():
+    for path in [*unix_sockets(), *_elsewhere_at_top()[1]]:
         if not any(is_under(path, root) for root in already_hidden):
             args += ["--ro-bind", "/dev/null", str(path)]
     return args
