@@ -1,7 +1,8 @@
 """Running strangers' servers in a bubblewrap sandbox.
 
-What a sandboxed server gets: a read-only view of the file system with every home directory,
-the crawler's working directory and its checkout hidden, a fresh HOME and /tmp in memory of
+What a sandboxed server gets: a read-only view of the system's own top-level directories
+(:data:`KEPT_AT_TOP`), with every home directory, every other top-level directory, the
+crawler's working directory and its checkout hidden, a fresh HOME and /tmp in memory of
 a set size, an empty /run, its own PID, IPC, UTS and network namespaces (no network at all
 for stdio servers), no Unix socket of the machine (listed sockets masked, and a seccomp
 filter refusing ``socket(AF_UNIX)`` and the other ways to one), CPU-time, address-space,
