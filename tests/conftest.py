@@ -240,11 +240,12 @@ def console_wheel(
     source: str,
     scripts: dict[str, str] | None = None,
     data: dict[str, bytes] | None = None,
+    requires: tuple[str, ...] = (),
 ) -> None:
     """Write a wheel of module ``name`` (``source``, with a ``main``) whose console script of
     that name calls ``main`` (or whose ``scripts`` call the functions they name), plus ``data``
-    files, by hand (a zip with its dist-info), into ``links`` (pip's ``--find-links``):
-    installing it needs no network and runs none of its code."""
+    files and the dependencies ``requires``, by hand (a zip with its dist-info), into ``links``
+    (pip's ``--find-links``): installing it needs no network and runs none of its code."""
     import base64
     import hashlib
     import zipfile
@@ -253,7 +254,8 @@ def console_wheel(
     info = f"{name}-{version}.dist-info"
     texts = {
         f"{name}.py": source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires),
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/entry_points.txt": f"[console_scripts]\n{entry_points}",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -123,7 +124,11 @@ def _install_probe(probe: str, manager: str, under: str = "/var/tmp") -> str:
     slot.mkdir()
     try:
         (slot / ".home").mkdir()
-        _, out = asyncio.run(_install(["sh", "-c", probe], 60, slot, resolve_mode("auto"), manager))
+
+        async def untouched() -> None:
+            pass
+
+        _, out = asyncio.run(_install(["sh", "-c", probe], 60, slot, resolve_mode("auto"), manager, untouched))
     finally:
         shutil.rmtree(slot.parent)
     return out
@@ -644,6 +649,34 @@ def test_source_distributions_are_never_built(local_index: tuple[Path, Path], mo
             asyncio.run(install_pypi("evilpkg", None, base / "cache", timeout=120, mode="auto"))
         with pytest.raises(TimeoutError):
             listener.accept()  # the build script never ran
+    finally:
+        listener.close()
+
+
+def test_an_install_retried_for_network_trouble_starts_from_a_fresh_slot(local_index: tuple[Path, Path]) -> None:
+    # A hunt: a package made its own pip error read like network trouble (a console script
+    # named `ConnectionError`), and the retry's pip started the half-filled venv's Python,
+    # whose start-up ran the .pth file a dependency's wheel had installed: the package's code,
+    # with the install's network (it reached the local PostgreSQL as root).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    base, links = local_index
+    reach = f"import socket; socket.create_connection(('127.0.0.1', {port}), 2).sendall(b'ran')\n"
+    console_wheel(links, "pthdep", "1.0", "def main():\n    pass\n", data={"pthdep.pth": reach.encode()})
+    console_wheel(
+        links, "pthretry", "1.0", "def main():\n    pass\n", scripts={"ConnectionError": ""}, requires=("pthdep",)
+    )
+    (base / "cache").mkdir()
+    from crawler.introspection.installer import InstallError, install_pypi
+
+    try:
+        with contextlib.suppress(InstallError):  # pip refuses the entry point, twice
+            asyncio.run(install_pypi("pthretry", None, base / "cache", timeout=120, mode="auto"))
+        with pytest.raises(TimeoutError):
+            listener.accept()  # the .pth file never ran
     finally:
         listener.close()
 

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,10 +194,16 @@ NETWORK_TROUBLE = (
 )
 
 
-async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manager: str) -> tuple[int, str]:
+async def _install(
+    cmd: list[str], timeout: float, slot: Path, mode: str, manager: str, fresh: Callable[[], Awaitable[None]]
+) -> tuple[int, str]:
     """Run an install command, sandboxed, with only the environment it needs; once more after
-    a pause if it failed on the network. As root, the slot is the install's uid's while it
-    runs and ours again after (nothing it left behind stays its to change)."""
+    a pause if it failed on the network, in a slot ``fresh`` has made anew: what the first run
+    left there must never run, and pip run again starts the venv's Python, whose start-up runs
+    every ``.pth`` file a wheel installed (a hunt's package made its own pip error read like
+    network trouble and ran its code, with the install's network, on the retry). As root, the
+    slot is the install's uid's while it runs and ours again after (nothing it left behind
+    stays its to change)."""
     home = slot / ".home" if mode != "none" else Path(os.path.expanduser("~"))
     cmd, env = _sandboxed_install(cmd, slot, mode, manager), install_env(home, manager)
     handover = mode != "none" and sandbox.drops_privileges()
@@ -208,21 +214,29 @@ async def _install(cmd: list[str], timeout: float, slot: Path, mode: str, manage
                 f"the package cache {slot.parent} cannot be reached by the sandbox's uid: {blocked} is private "
                 "(give it o+x, or choose another --cache-dir)"
             )
-        _give(slot, sandbox.sandbox_uid(slot))
+
+    async def once() -> tuple[int, str]:
+        if handover:
+            _give(slot, sandbox.sandbox_uid(slot))
+        try:
+            code, out = await _run(cmd, timeout, env, watch=slot)
+            excess = (await asyncio.to_thread(footprint, slot)).excess()
+            if excess:  # one that finished between two looks
+                raise TooLarge(excess)
+            return code, out
+        finally:
+            if handover and slot.exists():
+                _give(slot, os.getuid())
+
     try:
-        code, out = await _run(cmd, timeout, env, watch=slot)
+        code, out = await once()
         if code and any(mark in out for mark in NETWORK_TROUBLE):
             await asyncio.sleep(2)
-            code, out = await _run(cmd, timeout, env, watch=slot)
-        excess = (await asyncio.to_thread(footprint, slot)).excess()
-        if excess:  # one that finished between two looks
-            raise TooLarge(excess)
+            await fresh()
+            code, out = await once()
     except TooLarge as exc:
         _remove(slot)
         raise InstallError(f"the install {exc.args[0]} on disk: stopped and removed") from None
-    finally:
-        if handover and slot.exists():
-            _give(slot, os.getuid())
     return code, out
 
 
@@ -359,12 +373,16 @@ async def _install_pypi(
         return Installed(done, slot)
     # Venvs are not relocatable, so it is built at its final path; the marker written last
     # tells a finished install from one a crash interrupted (which is redone).
-    _remove(slot)
-    (slot / ".home").mkdir(parents=True)
-    try:
+
+    async def fresh() -> None:
+        _remove(slot)
+        (slot / ".home").mkdir(parents=True)
         code, out = await _run([sys.executable, "-m", "venv", str(slot / "venv")], timeout)
         if code:
             raise InstallError(f"venv creation failed: {_last_error(out)}")
+
+    try:
+        await fresh()
         spec = f"{identifier}=={version}" if version and version != "latest" else identifier
         pip = [
             str(slot / "venv" / "bin" / "python"),
@@ -381,7 +399,7 @@ async def _install_pypi(
             spec,
             *extra,
         ]
-        code, out = await _install(pip, timeout, slot, mode, "pip")
+        code, out = await _install(pip, timeout, slot, mode, "pip", fresh)
         if code and ("from versions: none" in out or "No matching distribution" in out):
             raise InstallError(
                 f"pip install {spec} failed: no wheel of it or of a dependency for this Python and platform "
@@ -510,9 +528,13 @@ async def _install_npm(slot: Path, identifier: str, version: str | None, *, time
     done = _finished(marker)
     if done is not None:
         return Installed(done, slot)
-    _remove(slot)
-    slot.mkdir(parents=True)
-    (slot / ".home").mkdir()
+
+    async def fresh() -> None:
+        _remove(slot)
+        slot.mkdir(parents=True)
+        (slot / ".home").mkdir()
+
+    await fresh()
     spec = f"{identifier}@{version}" if version and version != "latest" else identifier
     npm = [
         "npm",
@@ -531,7 +553,7 @@ async def _install_npm(slot: Path, identifier: str, version: str | None, *, time
     try:
         if shutil.which("npm") is None:
             raise InstallError("npm is not installed on this machine")
-        code, out = await _install(npm, timeout, slot, mode, "npm")
+        code, out = await _install(npm, timeout, slot, mode, "npm", fresh)
         if code:
             raise InstallError(f"npm install {spec} failed: {_last_error(out)}")
         meta = json.loads(_read_plain(slot / "node_modules" / identifier / "package.json") or "null")
