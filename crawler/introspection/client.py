@@ -350,9 +350,11 @@ def off_public(address: str) -> bool:
         inner += [ip.ipv4_mapped, ip.sixtofour]
         if ip in ipaddress.ip_network("64:ff9b::/96"):
             inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip in ipaddress.ip_network("64:ff9b:1::/48"):
-            # Local-use NAT64 (RFC 8215), which Python 3.11 counts as global: it reaches
-            # whatever IPv4 a site's translator maps it to, its metadata service included.
+        # Ranges Python 3.11 counts as global that reach elsewhere: local-use NAT64 (RFC 8215:
+        # whatever IPv4 a site's translator maps it to, its metadata service included),
+        # site-local (deprecated, still routed inside some sites), IPv4-compatible and SIIT
+        # (IPv4 in the low 32 bits).
+        if any(ip in ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10", "::/96", "::ffff:0:0:0/96")):
             return True
     return any(a is not None and not a.is_global for a in inner)
 

@@ -133,8 +133,16 @@ def _own_directories(cwd: Path | None, node: str | None) -> list[Path]:
     if (checkout / "pyproject.toml").is_file():  # installed as a package, this is site-packages
         found.append(checkout)
     # Neither a directory holding programs (a crawl started in /usr) nor one inside them
-    # (started in /usr/lib, whose libc every program needs).
-    return [d for d in found if d != Path("/") and not any(is_under(prog, d) or is_under(d, prog) for prog in programs)]
+    # (started in /usr/lib, whose libc every program needs), nor /tmp or /run, which every
+    # sandbox replaces with its own (a crawl started in /tmp hid the sandbox's /tmp).
+    scratch = (Path("/tmp"), Path("/run"))
+    return [
+        d
+        for d in found
+        if d != Path("/")
+        and not any(is_under(d, place) for place in scratch)
+        and not any(is_under(prog, d) or is_under(d, prog) for prog in programs)
+    ]
 
 
 #: What a sandbox keeps of the file system's top level: the system's programs, libraries and
@@ -362,6 +370,10 @@ def bwrap_args(
         args += [*(open_parents(real, root) if root else []), "--bind", str(real), str(real)]
     if home_in_memory:
         args += _scratch(str(home), limits.scratch_bytes, "1777" if privileged else "0700")
+    # Once everything shown inside them is in place, the hidden directories' empty file systems
+    # are made read-only: run unprivileged, each would be the server's own to fill, unsized,
+    # in RAM no memory limit counts (a hunt wrote 400 MB into each of nine).
+    args += [a for h in hidden_roots() for a in ("--remount-ro", str(h))]
     args += [*extra, "--chdir", str(workdir), "--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp", "--"]
     if privileged:
         uid = sandbox_uid(workdir)
