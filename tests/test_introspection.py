@@ -701,6 +701,28 @@ def test_an_install_retried_for_network_trouble_starts_from_a_fresh_slot(local_i
         listener.close()
 
 
+def test_a_local_index_and_the_resolvers_links_are_shown_to_installs(
+    local_index: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A hunt: once the sandbox hid /opt, /var and /mnt, a `file://` index (this machine's own
+    # pip.conf names one in /opt) and WSL's /etc/resolv.conf -> /mnt/wsl/resolv.conf were out
+    # of pip's sight. What variables and settings files name as file:// is shown, and so are
+    # the targets of the resolver's links.
+    from crawler.introspection import installer
+
+    base, links = local_index
+    console_wheel(links, "fileurlprobe", "1.0", "def main():\n    pass\n")
+    monkeypatch.setenv("PIP_FIND_LINKS", f"file://{links}")
+    installed = asyncio.run(installer.install_pypi("fileurlprobe", None, base / "cache", timeout=120, mode="auto"))
+    assert Path(installed.command[0]).name == "fileurlprobe"
+    target = tmp_path / "wsl" / "resolv.conf"
+    target.parent.mkdir()
+    target.write_text("nameserver 10.255.255.53\n")
+    (tmp_path / "resolv.conf").symlink_to(target)
+    monkeypatch.setattr(installer, "NETWORK_CONFIG", (str(tmp_path / "resolv.conf"),))
+    assert target in installer.named_files("pip")
+
+
 def test_two_installs_of_one_package_at_once_share_one_finished_install(local_index: tuple[Path, Path]) -> None:
     # A scheduled crawl beside a person's `catalog introspect` (or two sources listing one
     # package) installed the same slot at once: the second removed the directory the first was

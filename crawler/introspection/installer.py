@@ -303,20 +303,53 @@ def registry_settings(manager: str, home: Path) -> list[tuple[Path, str]]:
     return [(source, where) for source, where in files if source.is_file()]
 
 
+#: The resolver's and the certificates' configuration, which may be links into a directory the
+#: sandbox hides (WSL's /etc/resolv.conf -> /mnt/wsl/resolv.conf): their targets are shown.
+NETWORK_CONFIG = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/ssl/certs")
+_FILE_URL = re.compile(r"file://(/[^\s'\"]+)")
+
+
+def _file_urls(text: str) -> list[Path]:
+    """The local paths of ``file://`` URLs in ``text`` (a local package index)."""
+    from urllib.parse import unquote
+
+    return [Path(unquote(m.group(1))) for m in _FILE_URL.finditer(text)]
+
+
 def named_files(manager: str) -> list[Path]:
     """What the install's kept variables name (PATH's directories, PIP_CONFIG_FILE, PIP_CERT,
-    npm_config_cafile, SSL_CERT_FILE, ...): shown read-only wherever it is, even in a home
-    directory (a ``~/.cargo/bin`` on PATH), but never a whole home."""
+    npm_config_cafile, SSL_CERT_FILE, ...), the local indexes (``file://``) they and the
+    manager's settings files name, and the targets of the resolver's and certificates' links
+    (:data:`NETWORK_CONFIG`): shown read-only wherever they are, even in a home directory (a
+    ``~/.cargo/bin`` on PATH), but never a whole home.  A hunt found a ``file://`` index and
+    WSL's resolver settings out of pip's sight once the sandbox hid /opt and /mnt."""
     homes = set(sandbox.hidden_roots())
-    paths = []
+    found: list[Path] = []
+    texts: list[str] = []
     for key, value in install_env(Path("/"), manager).items():
         if key == "HOME":
             continue
-        for part in [value] if "://" in value else value.split(os.pathsep):
-            path = Path(part)
+        texts.append(value)
+        found += [Path(part) for part in value.split(os.pathsep)] if "://" not in value else []
+        if key.lower() in ("pip_config_file", "npm_config_userconfig"):
+            texts.append(_small_text(Path(value)))
+    texts += [_small_text(source) for source, _ in registry_settings(manager, Path(os.path.expanduser("~")))]
+    found += [path for text in texts for path in _file_urls(text)]
+    found += [Path(name).resolve() for name in NETWORK_CONFIG if Path(name).is_symlink()]
+    paths = []
+    for path in dict.fromkeys(found):
+        with contextlib.suppress(OSError):
             if path.is_absolute() and path.exists() and path.resolve() not in homes:
                 paths.append(path)
     return paths
+
+
+def _small_text(path: Path, limit: int = 64 * 1024) -> str:
+    """A settings file's text, if it is a small plain file; "" otherwise."""
+    with contextlib.suppress(OSError, ValueError):
+        if path.is_file() and path.stat().st_size <= limit:
+            return path.read_text(encoding="utf-8", errors="replace")
+    return ""
 
 
 #: What an install keeps of our environment: its package manager's own settings, proxies and

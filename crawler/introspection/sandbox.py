@@ -154,6 +154,9 @@ def _own_directories(cwd: Path | None, node: str | None) -> list[Path]:
 #: install) is shown again, as from a home.
 KEPT_AT_TOP = frozenset(
     {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "sys", "tmp", "run"}
+    # Package stores whose programs load their libraries from there (Nix, Guix, snaps): read-only
+    # and world-readable by design.
+    | {"nix", "gnu", "snap"}
 )
 
 
@@ -210,7 +213,7 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
     args: list[str] = []
     for h in hidden:
         args += ["--perms", "0755", "--tmpfs", str(h)]
-    needed = [Path(sys.base_prefix).resolve(), *(Path(p).resolve() for p in readonly_paths)]
+    needed = [Path(sys.base_prefix).resolve(), *_interpreter_libraries(), *(Path(p).resolve() for p in readonly_paths)]
     shown: list[Path] = []
     for path in dict.fromkeys(needed):
         # A path equal to a hidden directory is shown too: `catalog introspect -- python
@@ -221,6 +224,22 @@ def hide_homes(readonly_paths: Sequence[Path] = ()) -> list[str]:
         shown.append(path)
         args += [*open_parents(path, root), "--ro-bind", str(path), str(path)]
     return args
+
+
+@cache
+def _interpreter_libraries() -> tuple[Path, ...]:
+    """The shared libraries the interpreters servers run on (this Python's, and Node's) load,
+    as the host's dynamic loader finds them (``ldd``): a Python or Node built into /opt with its
+    OpenSSL elsewhere would not start with only its own directory shown (a hunt).  Our own
+    interpreters, never a package's program."""
+    found: list[Path] = []
+    for exe in (os.path.realpath(sys.executable), shutil.which("node")):
+        if not exe:
+            continue
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=10, check=False).stdout
+            found += [Path(m).resolve() for m in re.findall(r"=>\s+(/\S+)", out)]
+    return tuple(dict.fromkeys(p for p in found if p.is_file()))
 
 
 def _root_holding(path: Path, roots: Sequence[Path], *, strict: bool = True) -> Path | None:
