@@ -721,6 +721,10 @@ def test_a_local_index_and_the_resolvers_links_are_shown_to_installs(
     (tmp_path / "resolv.conf").symlink_to(target)
     monkeypatch.setattr(installer, "NETWORK_CONFIG", (str(tmp_path / "resolv.conf"),))
     assert target in installer.named_files("pip")
+    # A PEP 503 index links to its files beside it (../../files/x.whl): CI's first run of this
+    # change failed on exactly that. Plain paths in pip.conf count as much as file:// URLs.
+    conf = "[global]\nfind-links = /srv/wheels\nextra-index-url = file:///opt/pypi/simple file:///opt/more/simple\n"
+    assert installer._file_urls(conf) == [Path("/opt/pypi"), Path("/opt/more"), Path("/srv/wheels")]
 
 
 def test_two_installs_of_one_package_at_once_share_one_finished_install(local_index: tuple[Path, Path]) -> None:

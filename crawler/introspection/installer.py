@@ -309,11 +309,20 @@ NETWORK_CONFIG = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/
 _FILE_URL = re.compile(r"file://(/[^\s'\"]+)")
 
 
+#: Settings naming a local index, a directory of wheels or a certificate by path (pip.conf).
+_PATH_SETTING = re.compile(r"^\s*(?:find[-_]links|(?:extra[-_])?index[-_]url|cert|client[-_]cert)\s*[=:]\s*(.*)$", re.M)
+
+
 def _file_urls(text: str) -> list[Path]:
-    """The local paths of ``file://`` URLs in ``text`` (a local package index)."""
+    """The local paths a package manager's settings or variables name: ``file://`` URLs (a
+    local index) and plain paths given to pip's find-links, index and certificate settings.
+    A PEP 503 index named ``simple`` links to its files beside it (``../../files/x.whl``): its
+    parent is shown whole."""
     from urllib.parse import unquote
 
-    return [Path(unquote(m.group(1))) for m in _FILE_URL.finditer(text)]
+    found = [Path(unquote(m.group(1))) for m in _FILE_URL.finditer(text)]
+    found += [Path(v) for m in _PATH_SETTING.finditer(text) for v in m.group(1).split() if v.startswith("/")]
+    return [path.parent if path.name == "simple" else path for path in found]
 
 
 def named_files(manager: str) -> list[Path]:
