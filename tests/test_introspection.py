@@ -1210,28 +1210,40 @@ def test_what_a_server_says_of_itself_is_kept_within_bounds() -> None:
     assert set(result.server_info["capabilities"]["experimental"]["x"]) == {"0", "1", "2"}
 
 
-def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_server: str) -> None:
-    # A helper's hunt: a catalogue entry's remote made the crawler POST to a loopback
-    # `computeMetadata` URL with the header the entry chose. By default no request (a
-    # redirect's neither) goes to a loopback, private or link-local address.
+@contextlib.contextmanager
+def recording_listener(status: int) -> Iterator[tuple[int, list[str]]]:
+    """An HTTP listener on loopback answering every GET and POST with ``status``: yields its
+    port and the paths (a proxy's: the URLs) it was asked for."""
     import http.server
     import threading
 
-    seen: list[str] = []
+    asked: list[str] = []
 
     class Listener(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            seen.append(self.path)
-            self.send_response(404)
+            asked.append(self.path)
+            self.send_response(status)
             self.end_headers()
+
+        do_GET = do_POST
 
         def log_message(self, *args: object) -> None:
             pass
 
     listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listener)
     threading.Thread(target=listener.serve_forever, daemon=True).start()
-    port = listener.server_address[1]
     try:
+        yield listener.server_address[1], asked
+    finally:
+        listener.shutdown()
+        listener.server_close()
+
+
+def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_server: str) -> None:
+    # A helper's hunt: a catalogue entry's remote made the crawler POST to a loopback
+    # `computeMetadata` URL with the header the entry chose. By default no request (a
+    # redirect's neither) goes to a loopback, private or link-local address.
+    with recording_listener(404) as (port, seen):
         urls = [
             f"http://127.0.0.1:{port}/computeMetadata/v1/token",
             f"http://localhost:{port}/mcp",
@@ -1282,36 +1294,15 @@ def test_remotes_off_the_public_internet_are_not_reached_unless_allowed(trading_
         assert allowed[0].outcome != "ok" and seen, allowed
         ok = asyncio.run(introspect_http(f"{trading_server}/mcp", timeout=10, private_ok=True))
         assert ok.outcome == "ok", ok.error
-    finally:
-        listener.shutdown()
-        listener.server_close()
 
 
 def test_through_a_proxy_a_name_that_does_not_resolve_here_is_not_handed_on(monkeypatch: pytest.MonkeyPatch) -> None:
     # A review: behind HTTPS_PROXY the proxy resolves the name, so an intranet name the crawler
     # cannot resolve went through unchecked (a forward proxy on loopback stands for it).
-    import http.server
-    import threading
-
-    asked: list[str] = []
-
-    class Proxy(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            asked.append(self.path)
-            self.send_response(502)
-            self.end_headers()
-
-        do_GET = do_POST
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
+    with recording_listener(502) as (proxy_port, asked):
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
             monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
 
         async def intranet(host: str, port: int) -> list[str]:
             raise OSError("Name or service not known")
@@ -1323,9 +1314,6 @@ def test_through_a_proxy_a_name_that_does_not_resolve_here_is_not_handed_on(monk
         assert asked == []
         allowed = asyncio.run(introspect_http("http://jenkins.corp.internal/mcp", timeout=10, private_ok=True))
         assert asked and allowed.outcome != "ok"  # allowed, the proxy is asked
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
 
 
 def test_addresses_are_raced_so_one_that_hangs_does_not_hold_the_others_back() -> None:

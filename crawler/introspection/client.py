@@ -371,7 +371,12 @@ async def private_address(host: str, port: int, resolve: Resolver = resolved) ->
         found = await resolve(host, port)
     except OSError:
         return ""
-    return next((address for address in found if off_public(address)), "")
+    return _first_private(found)
+
+
+def _first_private(addresses: list[str]) -> str:
+    """The first of ``addresses`` off the public internet (:func:`off_public`), or ""."""
+    return next((address for address in addresses if off_public(address)), "")
 
 
 def _interleaved(addresses: list[str]) -> list[str]:
@@ -447,12 +452,9 @@ def _public_connections(client: Any, resolve: Resolver) -> None:
                 found = await resolve(host, port)
             except OSError as exc:
                 raise httpcore2.ConnectError(f"{host[:100]} does not resolve: {exc}") from None
-            private = next((address for address in found if off_public(address)), "")
+            private = _first_private(found)
             if private:
-                raise PrivateRemote(
-                    f"{host[:100]} is at {private}, off the public internet: not reached from the crawler's"
-                    " network (--allow-private-remotes reaches it)"
-                )
+                raise _not_reached(host, private)
             if not found:
                 raise httpcore2.ConnectError(f"{host[:100]} has no address")
 
@@ -474,6 +476,14 @@ def _public_connections(client: Any, resolve: Resolver) -> None:
 
 class PrivateRemote(RefusedAnswer):
     """A remote (or a redirect) at an address off the public internet, not reached."""
+
+
+def _not_reached(host: str, address: str) -> PrivateRemote:
+    """The refusal of ``host``, found at ``address``: the request hook's and the connection's."""
+    return PrivateRemote(
+        f"{host[:100]} is at {address}, off the public internet: not reached from the crawler's"
+        " network (--allow-private-remotes reaches it)"
+    )
 
 
 def _capped_clients(limit: int, private_ok: bool = True, resolve: Resolver = resolved) -> Any:
@@ -538,10 +548,7 @@ def _capped_clients(limit: int, private_ok: bool = True, resolve: Resolver = res
                 ) from None
         address = await private_address(host, port, resolve)
         if address:
-            raise PrivateRemote(
-                f"{url.host[:100]} is at {address}, off the public internet: not reached from the crawler's"
-                " network (--allow-private-remotes reaches it)"
-            )
+            raise _not_reached(url.host, address)
 
     def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
         headers = {**(headers or {}), "Accept-Encoding": "identity"}
