@@ -27,7 +27,7 @@ from catalog.errors import CatalogError, UsageError
 from catalog.store.db import open_store, resolve_url
 from catalog.store.models import CrawlRun, utcnow
 from catalog.store.repository import complete_runs, mark_interrupted_runs
-from catalog.verdicts import assess_changes, classify_pending
+from catalog.verdicts import assess_changes, classify_pending, scan_pending_instructions
 from crawler.introspection import reaper
 from crawler.introspection.installer import default_cache_dir
 from crawler.items import local_path
@@ -399,6 +399,7 @@ def _run_locked(opts: CrawlOptions, url: str, store: Any, cache_dir: Path) -> Cr
             run.error = FORCED_STOP
         session.commit()
         classified = classify_pending(session)
+        scan_pending_instructions(session)
         assess_changes(session)
         session.commit()
         runs = session.scalars(select(CrawlRun).where(CrawlRun.job == job).order_by(CrawlRun.id)).all()

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from catalog.store.instructions import current_instructions, instruction_changes
 from catalog.store.models import DefinitionChange, Server, Tool
 from catalog.store.repository import current_tools
 from classifier.verdict import FINDING_IDS, UNKNOWN
@@ -50,6 +51,10 @@ class CatalogFinding:
     #: For ``definition_changed``: the definition it replaced, and when that was seen.
     old_hash: str | None = None
     detected_at: datetime | None = None
+    #: What the finding is in: ``tool`` (a tool's definition) or ``instructions`` (the server's
+    #: instructions, which reach the model with all its tools; ``tool`` is "" and ``hash`` is
+    #: the instructions text's).
+    place: str = "tool"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,10 +147,64 @@ def collect_findings(
                     detected_at=change.detected_at,
                 )
             )
+    found += _instruction_findings(session, server, kinds, since)
     order = {k: i for i, k in enumerate(FINDING_IDS)}
     rank = {True: 0, None: 1, False: 2}
     found.sort(key=lambda f: (rank[f.severe], order.get(f.kind, len(order)), f.server, f.tool))
     return found
+
+
+def _instruction_findings(
+    session: Session, server: str | None, kinds: tuple[str, ...], since: datetime | None
+) -> list[CatalogFinding]:
+    """Findings in the servers' current instructions: their latest scan's poisoning, and a
+    change of text since an earlier crawl (severe when poisoning came with it, not judged while
+    the new text has no scan)."""
+    said = current_instructions(session, None if server is None else [server], text=False)
+    found: list[CatalogFinding] = []
+    for name, now in sorted(said.items()):
+        for f in now.findings or []:
+            if isinstance(f, dict) and f.get("id") in kinds:
+                found.append(
+                    CatalogFinding(
+                        server=name,
+                        tool="",
+                        hash=now.hash,
+                        kind=str(f["id"]),
+                        evidence=str(f.get("evidence") or "")[:MAX_EVIDENCE],
+                        severe=True,
+                        rule=str(f.get("rule") or ""),
+                        place="instructions",
+                    )
+                )
+    if "definition_changed" in kinds:
+        for change in instruction_changes(session, list(said)):
+            if since is not None and change.detected_at < since:
+                continue
+            now = said[change.server]
+            was = change.old_findings
+            severe = None if now.findings is None or was is None else (now.poisoned and not _poisoned(was))
+            found.append(
+                CatalogFinding(
+                    server=change.server,
+                    tool="",
+                    hash=change.new_hash,
+                    kind="definition_changed",
+                    evidence=(
+                        f"instructions changed ({change.old_length:,} -> {change.new_length:,} characters)"
+                        + ("; poisoning added" if severe else "")
+                    ),
+                    severe=severe,
+                    old_hash=change.old_hash,
+                    detected_at=change.detected_at,
+                    place="instructions",
+                )
+            )
+    return found
+
+
+def _poisoned(findings: list[dict[str, Any]]) -> bool:
+    return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in findings)
 
 
 def counts(found: list[CatalogFinding]) -> dict[str, int]:

@@ -9,7 +9,7 @@ from catalog.store.db import open_store
 from catalog.store.models import Classification
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import current_tools, finish_run, record_attempt, record_tools, start_run, upsert_server
-from catalog.verdicts import assess_changes, classify_pending
+from catalog.verdicts import assess_changes, classify_pending, scan_pending_instructions
 
 
 def store_introspection(db_url: str | None, server_name: str, result: Any) -> dict[str, Classification]:
@@ -43,6 +43,7 @@ def store_introspection(db_url: str | None, server_name: str, result: Any) -> di
                 changes = record_tools(session, server, result.tools, complete=result.complete, run_id=run.id)
                 counters["new_definitions"] = changes.new_definitions
                 classify_pending(session)
+                scan_pending_instructions(session)
                 # Judge its definition changes now, as a crawl does: left for the next crawl,
                 # a rug pull stored here was judged after that crawl began and `diff --severe`
                 # never reported it.

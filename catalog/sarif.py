@@ -41,7 +41,7 @@ FINGERPRINT = "mcpCatalogFinding/v1"
 RULES: dict[str, dict[str, str]] = {
     "tool_poisoning": {
         "name": "ToolPoisoning",
-        "short": "The tool's description carries instructions aimed at the model, not the user.",
+        "short": "A tool's description, or a server's instructions, carry orders aimed at the model against the user.",
         "full": "Hidden tags, 'do not tell the user', requests to read credentials or other tools' data, "
         "invisible Unicode, or instructions to call other tools: text an agent may obey. The recommended "
         "policy hides the tool.",
@@ -72,6 +72,21 @@ def _uri(server: str, tool: str) -> str:
     return "mcp/_" + quote(server, safe="") + "/_" + quote(tool, safe="")
 
 
+def _tool_location(server: str, tool: str) -> dict[str, Any]:
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": _uri(server, tool)}},
+        "logicalLocations": [{"name": tool, "fullyQualifiedName": f"{server}/{tool}", "kind": "function"}],
+    }
+
+
+def _server_location(server: str) -> dict[str, Any]:
+    """A server's instructions: the server itself, ``mcp/_SERVER`` (a tool is one segment below)."""
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": "mcp/_" + quote(server, safe="")}},
+        "logicalLocations": [{"name": server, "fullyQualifiedName": server, "kind": "module"}],
+    }
+
+
 def plain_text(text: str) -> str:
     """``text`` as SARIF plain text shows it: braces doubled (no placeholder), square brackets
     escaped with the backslashes before them doubled (no embedded link)."""
@@ -80,7 +95,9 @@ def plain_text(text: str) -> str:
 
 
 def _fingerprint(f: CatalogFinding, occurrence: int) -> str:
-    key = "\x00".join((f.server, f.tool, f.kind, f.rule, f.hash, f.old_hash or "", str(occurrence)))
+    parts = (f.server, f.tool, f.kind, f.rule, f.hash, f.old_hash or "", str(occurrence))
+    # A server's instructions are a place of their own ("" cannot be a stored tool's name).
+    key = "\x00".join((*parts, f.place) if f.place != "tool" else parts)
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -88,15 +105,14 @@ def _result(f: CatalogFinding, index: dict[str, int], occurrence: int) -> dict[s
     rule = RULES[f.kind]
     # Severe, or a change not judged yet (not known to be mild): an error.
     level = rule["level"] if f.severe is False else "error"
-    text = f"{f.server} :: {f.tool}: {f.evidence}" if f.evidence else f"{f.server} :: {f.tool}"
-    properties: dict[str, Any] = {
-        "server": f.server,
-        "tool": f.tool,
-        "definitionHash": f.hash,
-        "risk": f.risk,
-        "category": f.category,
-        "severe": f.severe,
-    }
+    instructions = f.place == "instructions"
+    where = f"{f.server} (server instructions)" if instructions else f"{f.server} :: {f.tool}"
+    text = f"{where}: {f.evidence}" if f.evidence else where
+    properties: dict[str, Any] = {"server": f.server, "severe": f.severe}
+    if instructions:
+        properties["instructionsHash"] = f.hash
+    else:
+        properties |= {"tool": f.tool, "definitionHash": f.hash, "risk": f.risk, "category": f.category}
     if f.rule:
         properties["rule"] = f.rule
     if f.old_hash:
@@ -108,14 +124,7 @@ def _result(f: CatalogFinding, index: dict[str, int], occurrence: int) -> dict[s
         "ruleIndex": index[f.kind],
         "level": level,
         "message": {"text": plain_text(text)},
-        "locations": [
-            {
-                "physicalLocation": {"artifactLocation": {"uri": _uri(f.server, f.tool)}},
-                "logicalLocations": [
-                    {"name": f.tool, "fullyQualifiedName": f"{f.server}/{f.tool}", "kind": "function"}
-                ],
-            }
-        ],
+        "locations": [_server_location(f.server) if instructions else _tool_location(f.server, f.tool)],
         "partialFingerprints": {FINGERPRINT: _fingerprint(f, occurrence)},
         "properties": properties,
     }

@@ -16,7 +16,16 @@ from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog.store.models import Classification, DefinitionChange, Server, Tool, ToolDefinitionRow, utcnow
+from catalog.store.instructions import unscanned
+from catalog.store.models import (
+    Classification,
+    DefinitionChange,
+    InstructionScan,
+    Server,
+    Tool,
+    ToolDefinitionRow,
+    utcnow,
+)
 from catalog.store.repository import server_contexts as server_context_hashes
 from catalog.store.repository import unclassified
 from classifier import ToolDefinition, Verdict, classifier_version, classify
@@ -76,6 +85,28 @@ def classify_pending(session: Session) -> int:
             # the crawl fail with a database error after its work was stored.
             continue
         done += len(rows)
+    return done
+
+
+def scan_pending_instructions(session: Session) -> int:
+    """Scan every listed server's current instructions that this classifier has not scanned
+    (each text once, however many servers send it) for poisoning."""
+    from classifier.server_instructions import scan_instructions
+
+    version = classifier_version()
+    now = utcnow()
+    done = 0
+    for digest, text, length in unscanned(session, version):
+        found = scan_instructions(text, length)
+        row = InstructionScan(
+            hash=digest, classifier_version=version, findings=[asdict(f) for f in found], created_at=now
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue  # scanned by another process meanwhile: the same findings
+        done += 1
     return done
 
 

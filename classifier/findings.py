@@ -245,17 +245,18 @@ def _joined(parts: Scanned) -> str:
     return parts.text + "\n" + parts.hidden if parts.hidden else parts.text
 
 
-def scanned_parts(defn: ToolDefinition) -> Scanned:
+def scanned_parts(defn: ToolDefinition, described_as: str = "the description") -> Scanned:
     """:func:`scanned_text` as its parts: the definition's own text (each part within its own
     cap, so the join needs none), what decodes out of it, and the first thing the scan left
     unread (the title, the schema, encoded runs, normalised text; the description's own cap
-    has its finding in :func:`poisoning`)."""
+    has its finding in :func:`poisoning`).  ``described_as`` is what a finding calls the
+    description (a server's instructions are read as one)."""
     title = defn.title or ""
     # The tool's own name, read as words, is text a model reads too: a tool named
     # `ignore_all_previous_instructions_and_...` passed where a parameter so named was caught.
     name = _as_words(defn.name[:TITLE_LIMIT])
     parts = [
-        (defn.description[:DESCRIPTION_LIMIT], "the description"),
+        (defn.description[:DESCRIPTION_LIMIT], described_as),
         (title[:TITLE_LIMIT], "the title"),
         (name if name != defn.name else "", "the tool's name (read as words)"),
     ]

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import pytest
 
+from classifier.server_instructions import scan_instructions
 from crawler.introspection.client import introspect_http
 from crawler.introspection.installer import InstallError, install_npm, install_pypi
 from crawler.introspection.runner import RunnerConfig, introspect_entry, run_sandboxed
@@ -102,6 +103,10 @@ def test_npm_packages_install_and_answer_in_the_sandbox() -> None:
     write = next(t for t in fs[-1].tools if t["name"] == "write_file")
     assert write["annotations"]["destructiveHint"] is True
     assert everything[-1].ok and {"echo", "get-sum"} <= names(everything[-1])
+    # Its instructions order the model's use of its own tools ("Use `get-roots-list` ... before
+    # file operations"): what instructions are for, not poisoning.
+    told = everything[-1].server_info["instructions"]
+    assert "get-roots-list" in told and scan_instructions(told) == ()
 
 
 def test_install_of_a_missing_package_is_a_clear_failure(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ def _line(f: CatalogFinding) -> str:
     tag = "SEVERE " if f.severe else "UNJUDGED " if f.severe is None else ""
     rule = f" [{f.rule}]" if f.rule else ""
     evidence = f.evidence if len(f.evidence) <= SHOWN_EVIDENCE else f.evidence[:SHOWN_EVIDENCE] + "…"
+    if f.place == "instructions":
+        return f"  {tag}{f.kind}{rule}  {f.server} :: (server instructions)  {evidence}"
     return f"  {tag}{f.kind}{rule}  {f.server} :: {f.tool}  ({f.risk})  {evidence}"
 
 
@@ -70,8 +72,9 @@ def findings(
     ),
     db: DbOption = None,
 ) -> None:
-    """Every finding on the catalogue's current tools: tool poisoning and annotation mismatches
-    from their verdicts, and definitions that changed since an earlier crawl."""
+    """Every finding on the catalogue's current tools and servers' instructions: tool poisoning
+    and annotation mismatches from their verdicts, poisoning in what a server's `initialize`
+    tells the model, and definitions and instructions that changed since an earlier crawl."""
     kinds = tuple(dict.fromkeys(kind or FINDING_IDS))
     odd = [k for k in kinds if k not in FINDING_IDS]
     if odd:

@@ -23,6 +23,7 @@ from catalog.policies.collect import policy_for
 from catalog.policies.formats.seed import seed_document
 from catalog.policies.generate import NOT_CLASSIFIED, dumps
 from catalog.policies.settings import load_settings
+from catalog.store.instructions import with_server_findings
 from catalog.store.overrides import all_overrides
 from catalog.store.repository import ToolView, current_tools, server_names, similar_tool_names, unknown_server
 
@@ -58,7 +59,7 @@ def recommend(
         raise CatalogError(f"unknown format {output!r} (text or json)")
     settings = load_settings(settings_file)
     with store_session(db) as session:
-        view = find_one(session, tool, server)
+        view = with_server_findings(session, [find_one(session, tool, server)])[0]
         policy = policy_for(view, settings, all_overrides(session), session)
         changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
     doc = seed_document([policy], pin=pin)

@@ -14,11 +14,20 @@ from sqlalchemy.orm import Session
 
 from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
 from catalog.errors import NotFound
+from catalog.store.instructions import CurrentInstructions, current_instructions
 from catalog.store.models import IntrospectionAttempt, Server
 from catalog.store.repository import current_tools, latest_listing, unknown_server
 
 #: Attempts shown, newest first: a few crawls' worth for a server with a remote and packages.
 ATTEMPTS = 10
+#: Characters of a server's instructions in the JSON view (the store keeps them whole).
+SHOWN_INSTRUCTIONS = 4000
+
+
+def _instructions(said: CurrentInstructions | None) -> dict[str, Any] | None:
+    if said is None:
+        return None
+    return {"hash": said.hash, "length": said.length, "text": said.text[:SHOWN_INSTRUCTIONS], "findings": said.findings}
 
 
 def describe(session: Session, name: str) -> dict[str, Any]:
@@ -27,6 +36,7 @@ def describe(session: Session, name: str) -> dict[str, Any]:
     if row is None or row.removed_at is not None:
         raise NotFound(unknown_server(session, name))
     tools = current_tools(session, server=name)
+    said = current_instructions(session, [name]).get(name)
     attempts = session.scalars(
         select(IntrospectionAttempt)
         .where(IntrospectionAttempt.server_id == row.id)
@@ -53,6 +63,15 @@ def describe(session: Session, name: str) -> dict[str, Any]:
         # Who listed them: the server itself (introspected), or only a catalogue entry (a
         # claim nobody here has checked against the server).
         "tools_listed_by": latest_listing(session, row) if tools else None,
+        # What its `initialize` told the model, and the latest scan of it (None: not scanned yet).
+        "instructions": None
+        if said is None
+        else {
+            "hash": said.hash,
+            "length": said.length,
+            "text": said.text[:SHOWN_INSTRUCTIONS],
+            "findings": said.findings,
+        },
         "attempts": [
             {
                 "run": a.crawl_run_id,
@@ -76,8 +95,8 @@ def server(
     output: FormatOption = TextOrJson.TEXT,
     db: DbOption = None,
 ) -> None:
-    """One server: its sources and versions, its tools by risk and its latest introspection
-    attempts with their outcomes and reasons."""
+    """One server: its sources and versions, its tools by risk, the scan of its instructions and
+    its latest introspection attempts with their outcomes and reasons."""
     with store_session(db) as session:
         data = describe(session, name)
     if output == "json":
@@ -94,6 +113,15 @@ def server(
         + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(risks.items())) + ")" if risks else "")
         + (", as a catalogue lists them (not the server's own listing)" if claimed else ""),
     ]
+    told = data["instructions"]
+    if told is not None:
+        scanned = told["findings"]
+        poisoned = [f for f in scanned or [] if f.get("id") == "tool_poisoning"]
+        state = (
+            "not scanned yet" if scanned is None else f"POISONED ({len(poisoned)} findings)" if poisoned else "clean"
+        )
+        lines.append(f"  instructions: {told['length']:,} characters, {state}")
+        lines += [f"    {f.get('rule', '')}: {str(f.get('evidence', ''))[:240]}" for f in poisoned]
     for a in data["attempts"]:
         why = f": {a['error'][:200]}" if a["error"] else ""
         lines.append(

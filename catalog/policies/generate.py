@@ -56,6 +56,10 @@ class ToolPolicy:
     #: A person's override about another definition (the tool changed since) that is not an
     #: outright deny: kept out of every decision and shown for review.
     set_aside: Override | None = None
+    #: The poisoning found in the server's instructions (the first finding's evidence), ""
+    #: when none: they reach the model with this tool, so the tool is hidden as if its own
+    #: description carried it (``poisoned`` is set too).
+    server_poisoning: str = ""
 
     def __post_init__(self) -> None:
         """A person's decision holds for the definition they decided about. Once the tool's
@@ -127,6 +131,11 @@ class ToolPolicy:
             lines.append(
                 f"the classifier is in doubt: the rule follows the stricter plausible level {self.level}"
                 f" (the risk is {self.risk})"
+            )
+        if self.server_poisoning:
+            lines.append(
+                "the server's instructions, which reach the model with this tool, carry tool poisoning"
+                f" ({self.server_poisoning})"
             )
         lines.extend(g.why for g in self.active_guards)
         return lines
@@ -268,12 +277,21 @@ NOT_CLASSIFIED = (
 )
 
 
+def _server_poisoning(view: Any) -> str:
+    """The first poisoning finding in the tool's server's instructions, as "rule: evidence"."""
+    for f in getattr(view, "server_findings", ()):
+        if f.get("id") == "tool_poisoning":
+            return f"{f.get('rule') or 'poisoning'}: {f.get('evidence', '')}"
+    return ""
+
+
 def build_policy(view: Any, settings: PolicySettings, override: Override | None = None) -> ToolPolicy:
     """From a stored tool (``ToolView``) with its verdict.  A tool without one yet is
     ``unknown``, which no format lets run unattended, and a person's override still applies:
     left out, it stayed enabled in Codex (which lists only what it disables) and the override
     made for it was dropped from every export."""
     v = view.verdict
+    told = _server_poisoning(view)
     if v is None:
         return ToolPolicy(
             tool=view.name,
@@ -283,6 +301,8 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
             hash=view.hash,
             override=override,
             settings=settings,
+            poisoned=bool(told),
+            server_poisoning=told,
         )
     return ToolPolicy(
         tool=view.name,
@@ -293,7 +313,8 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
         action=v.action,
         rationale=v.rationale,
         hash=view.hash,
-        poisoned=v.poisoned,
+        poisoned=v.poisoned or bool(told),
+        server_poisoning=told,
         guards=tuple(guards_for(view.definition, v.category, v.action, settings)),
         override=override,
         settings=settings,

@@ -21,7 +21,7 @@ from catalog.store import jsonvalues
 
 DEFAULT_URL = "sqlite:///catalog.db"
 ENV_VAR = "CATALOG_DATABASE_URL"
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -167,6 +168,43 @@ class Classification(Base):
     def poisoned(self) -> bool:
         """Whether the verdict carries a ``tool_poisoning`` finding."""
         return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in self.findings or [])
+
+
+class ServerInstructions(Base):
+    """What a server told the model about using it: the ``instructions`` of its ``initialize``
+    result, each distinct text once per server.  A client puts it in the model's context beside
+    the tools, so it is scanned for poisoning as a description is, and a changed text is kept
+    beside the old one (the same rug-pull watch as a tool's definition history)."""
+
+    __tablename__ = "server_instructions"
+    __table_args__ = (UniqueConstraint("server_id", "hash", name="uq_server_instructions_server_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    hash: Mapped[str] = mapped_column(StoredText(64), index=True)
+    text: Mapped[str] = mapped_column(StoredText())
+    #: The length the server sent: longer than ``text`` when the introspection kept only the start.
+    length: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the server's latest successful ``initialize`` said (at most one row per server; none
+    #: when it said nothing).  Kept here, not on ``servers``, so code that reads servers works on
+    #: a catalogue at any revision.
+    current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstructionScan(Base):
+    """The poisoning findings in one instructions text by one classifier version: keyed like a
+    verdict, so an unchanged text is never scanned twice by the same classifier."""
+
+    __tablename__ = "instruction_scans"
+    __table_args__ = (UniqueConstraint("hash", "classifier_version", name="uq_instruction_scans_hash_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hash: Mapped[str] = mapped_column(StoredText(64), index=True)
+    classifier_version: Mapped[str] = mapped_column(StoredText(64))
+    findings: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CrawlRun(Base):

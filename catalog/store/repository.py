@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from catalog.store.changes import describe_change
+from catalog.store.instructions import record_instructions
 from catalog.store.jsonvalues import finite
 from catalog.store.models import (
     Classification,
@@ -257,6 +258,14 @@ def record_tools(
 def record_attempt(
     session: Session, server: Server, rec: AttemptRecord, run_id: int | None = None, now: datetime | None = None
 ) -> IntrospectionAttempt:
+    """Store one attempt.  A successful one's ``instructions`` become the server's current
+    instructions (kept once, :mod:`catalog.store.instructions`); the attempt keeps their hash."""
+    info = dict(rec.server_info)
+    text, length = info.pop("instructions", None), info.pop("instructions_length", None)
+    if rec.outcome == "ok":
+        session.flush()  # the server's id, for a server added in this transaction
+        if digest := record_instructions(session, server, text, length, now):
+            info["instructions_hash"] = digest
     attempt = IntrospectionAttempt(
         server_id=server.id,
         crawl_run_id=run_id,
@@ -268,7 +277,7 @@ def record_attempt(
         tools_count=rec.tools_count,
         protocol_version=(rec.protocol_version or None) and rec.protocol_version[:40],
         server_version=server.version,
-        server_info=dict(rec.server_info),
+        server_info=info,
         started_at=now or utcnow(),
     )
     session.add(attempt)
@@ -379,6 +388,14 @@ class ToolView:
     hash: str
     definition: dict[str, Any]
     verdict: Classification | None
+    #: What the latest scan found in the server's current instructions (dicts of ``Finding``):
+    #: they reach the model with every tool of the server.  Filled by
+    #: :func:`catalog.store.instructions.with_server_findings` where a policy is made.
+    server_findings: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def server_poisoned(self) -> bool:
+        return any(f.get("id") == "tool_poisoning" for f in self.server_findings)
 
 
 def context_hash(server: str, hashes: Iterable[str]) -> str:

@@ -31,6 +31,9 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: objects took 5 GB, so they are counted as the bytes arrive (as for stdio messages).
 MAX_RESPONSE_CONTAINERS = 1_000_000
 MAX_PAGES = 500
+#: Characters of a server's ``instructions`` kept: the classifier reads a description up to
+#: the same length (classifier.findings.DESCRIPTION_LIMIT) and calls anything longer poisoning.
+INSTRUCTIONS_LIMIT = 150_000
 CLIENT_NAME = "mcp-catalog"
 
 
@@ -224,7 +227,11 @@ async def _session(server: Any, result: IntrospectionResult, timeout: float) -> 
                     bounded(caps.model_dump(mode="json", exclude_none=True)) if caps else {}
                 )
                 if client.instructions:
-                    result.server_info["instructions"] = client.instructions[:20_000]
+                    # Scanned for poisoning as a description is (within the same cap); the
+                    # length says how much a hostile server sent past it.
+                    result.server_info["instructions"] = client.instructions[:INSTRUCTIONS_LIMIT]
+                    if len(client.instructions) > INSTRUCTIONS_LIMIT:
+                        result.server_info["instructions_length"] = len(client.instructions)
                 result.tools = await _list_all_tools(client, result)
     except BaseException as exc:
         # What the server did explains its failure, never a stop from outside: a cancelled

@@ -5,7 +5,8 @@ SPEC is JSON on the command line (the sandbox's uid may not read a test's files)
 tool per page over N pages (``noop_0`` ... and ``run_shell`` on the last page); or
 {"many": N}, N tools on one page without a cursor; {"probe": true}, one tool whose
 description says what the server was started with (the variable PROBE and its address-space
-limit); "info": N makes its name and an experimental capability N characters long.  Written by
+limit); "info": N makes its name and an experimental capability N characters long, and
+"instructions" is sent as the ``initialize`` result's instructions.  Written by
 hand over JSON-RPC lines, not with the SDK, which would refuse such listings; importable (a
 test packs this file into a wheel and calls :func:`serve`).
 """
@@ -54,6 +55,8 @@ def serve(spec: dict[str, Any]) -> None:
                 "capabilities": {"tools": {}},
                 "serverInfo": {"name": "listing", "version": "1"},
             }
+            if "instructions" in spec:  # what the server tells the model about using it
+                result["instructions"] = spec["instructions"]
             if "info" in spec:  # {"info": N}: a server name and an experimental capability of N characters each
                 result["serverInfo"]["name"] = "n" * spec["info"]
                 result["capabilities"]["experimental"] = {"x": {str(i): "v" * spec["info"] for i in range(3)}}

@@ -1,0 +1,80 @@
+"""``scan_instructions(text) -> findings``: poisoning in what a server tells the model.
+
+A server's ``initialize`` result may carry ``instructions``, which clients put in the model's
+context beside the server's tools.  A planted payload there works as one in a tool's
+description does, for every tool of the server at once, so the text is read by the same
+poisoning rules.
+
+Not by all of them.  Instructions are written *to the model* and are *about the server's own
+tools*: "Use `get-roots-list` before file operations", "prefer `search_docs` for questions
+about this library", "always call `resolve-library-id` first" are what the field is for.
+The rules whose only evidence is that a text orders the model's use of tools, or addresses
+the model at all, would call every honest server's instructions poisoned: they are left out
+(``ORDINARY_IN_INSTRUCTIONS``), and so is the learned instruction reading, which rates how
+much a sentence reads like something aimed at the model.  What stays is what no server's
+instructions need: hiding things from the user, reading the user's credentials and files,
+sending data out, overriding the client's own instructions, giving orders about *other*
+servers' tools, skipping the user's approval, invisible characters and encoded payloads.
+"""
+
+from __future__ import annotations
+
+from classifier.definition import ToolDefinition
+from classifier.findings import DESCRIPTION_LIMIT, learned_poisoning, poisoning, scanned_parts
+from classifier.rules import RuleSet, load_rules
+from classifier.verdict import Finding
+
+#: Poisoning rules whose evidence is ordinary in server instructions (see the module's text).
+ORDINARY_IN_INSTRUCTIONS = frozenset(
+    {
+        "tool-order",  # "call X before Y"
+        "tool-priority",
+        "tool-preference",  # "prefer this server's search for ..."
+        "tool-hook-when",  # "when you use X, first call Y"
+        "cross-tool-hook",
+        "forward-to-tool",  # "pass the results of X to Y"
+        "model-note-i18n",  # addresses the model, in another language: instructions do
+    }
+)
+
+#: Whether the learned instruction reading reads instructions too (see the module's text).
+LEARNED = False
+
+#: How a finding names where it read the text it quotes.
+PLACE = "the server's instructions"
+
+
+def scan_instructions(
+    text: str, length: int | None = None, rules: RuleSet | None = None, *, learned: bool = LEARNED
+) -> tuple[Finding, ...]:
+    """The poisoning findings in a server's instructions.  ``length`` is how long the text the
+    server sent was, when only its start was kept (past the scan's cap it is a finding, as an
+    oversized description is); ``learned`` whether the learned instruction reading reads it
+    where the rules found nothing."""
+    rules = rules or load_rules()
+    # Read as the description of a tool that has nothing else: the rules' places, caps, decoding
+    # and invisible-character checks are a description's.
+    defn = ToolDefinition(name="instructions", description=text)
+    scanned = scanned_parts(defn, described_as=PLACE)
+    found = [f for f in poisoning(defn, rules, scanned) if f.rule not in ORDINARY_IN_INSTRUCTIONS]
+    if not found and learned:
+        from classifier.classify import current_model
+
+        model = current_model()
+        if model is not None and model.instruction_reader is not None:
+            found = learned_poisoning(defn, rules, model.instruction_reader, scanned)
+    sent = max(length or 0, len(text))
+    if sent > DESCRIPTION_LIMIT and not any(f.rule == "oversized-text" for f in found):
+        found.append(
+            Finding(
+                "tool_poisoning",
+                f"{sent:,} characters of instructions: text past {DESCRIPTION_LIMIT:,} is not read,"
+                " and nothing legitimate needs that much",
+                rule="oversized-text",
+                severe=True,
+            )
+        )
+    return tuple(
+        Finding(f.id, f.evidence.replace("-character description:", "-character instructions text:"), f.rule, f.severe)
+        for f in found
+    )
