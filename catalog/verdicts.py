@@ -89,17 +89,21 @@ def classify_pending(session: Session) -> int:
 
 
 def scan_pending_instructions(session: Session) -> int:
-    """Scan every listed server's current instructions that this classifier has not scanned
-    (each text once, however many servers send it) for poisoning."""
+    """Scan for poisoning every listed server's current instructions that this classifier has
+    not scanned against the server's current tools (each text and tool set once)."""
     from classifier.server_instructions import scan_instructions
 
     version = classifier_version()
     now = utcnow()
     done = 0
-    for digest, text, length in unscanned(session, version):
-        found = scan_instructions(text, length)
+    for digest, text, length, tools, context in unscanned(session, version):
+        found = scan_instructions(text, length, tools=tools)
         row = InstructionScan(
-            hash=digest, classifier_version=version, findings=[asdict(f) for f in found], created_at=now
+            hash=digest,
+            classifier_version=version,
+            context_hash=context,
+            findings=[asdict(f) for f in found],
+            created_at=now,
         )
         try:
             with session.begin_nested():

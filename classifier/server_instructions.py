@@ -19,6 +19,10 @@ servers' tools, skipping the user's approval, invisible characters and encoded p
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
+from dataclasses import replace
+
 from classifier.definition import ToolDefinition
 from classifier.findings import DESCRIPTION_LIMIT, learned_poisoning, poisoning, scanned_parts
 from classifier.rules import RuleSet, load_rules
@@ -44,19 +48,56 @@ LEARNED = False
 PLACE = "the server's instructions"
 
 
+#: A tool named where a hook or an ordering names one: "when send_email is used",
+#: "call `track_usage`", "the read_file tool".  Snake-case only: a hyphenated English word
+#: ("up-to-date") is no tool name.
+_TOOL_NAMED = re.compile(
+    r"""(?:\bwhen(?:ever)?|\bevery\s+time|\beach\s+time|\bcall|\binvoke|\buse|\busing|\brun|\bafter|\bbefore)"""
+    r"""\s+(?:the\s+|a\s+|an\s+|any\s+)?[`'"]?([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b"""
+    r"""|\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)[`'"]?\s+(?:tool\b|is\s+(?:used|called|invoked|run))""",
+    re.IGNORECASE,
+)
+
+
+def foreign_tools(evidence: str, tools: Collection[str] | None) -> list[str]:
+    """Tool names a finding's quote names that are none of the server's own ``tools`` (none
+    when the server's tools are not known)."""
+    if tools is None:
+        return []
+    start, end = evidence.find("“"), evidence.rfind("”")
+    quoted = evidence[start + 1 : end] if 0 <= start < end else evidence
+    own = {t.lower() for t in tools}
+    named = [a or b for a, b in _TOOL_NAMED.findall(quoted)]
+    return list(dict.fromkeys(n for n in named if n.lower() not in own))
+
+
 def scan_instructions(
-    text: str, length: int | None = None, rules: RuleSet | None = None, *, learned: bool = LEARNED
+    text: str,
+    length: int | None = None,
+    rules: RuleSet | None = None,
+    *,
+    tools: Collection[str] | None = None,
+    learned: bool = LEARNED,
 ) -> tuple[Finding, ...]:
     """The poisoning findings in a server's instructions.  ``length`` is how long the text the
     server sent was, when only its start was kept (past the scan's cap it is a finding, as an
-    oversized description is); ``learned`` whether the learned instruction reading reads it
-    where the rules found nothing."""
+    oversized description is); ``tools`` the names of the server's own tools, where known: an
+    ordering or hook that names another tool is shadowing, not instructions; ``learned``
+    whether the learned instruction reading reads the text where the rules found nothing."""
     rules = rules or load_rules()
     # Read as the description of a tool that has nothing else: the rules' places, caps, decoding
     # and invisible-character checks are a description's.
     defn = ToolDefinition(name="instructions", description=text)
     scanned = scanned_parts(defn, described_as=PLACE)
-    found = [f for f in poisoning(defn, rules, scanned) if f.rule not in ORDINARY_IN_INSTRUCTIONS]
+    found: list[Finding] = []
+    for f in poisoning(defn, rules, scanned):
+        if f.rule in ORDINARY_IN_INSTRUCTIONS:
+            foreign = foreign_tools(f.evidence, tools)
+            if not foreign:
+                continue  # the server ordering its own tools: what instructions are for
+            named = ", ".join(f"`{n}`" for n in foreign)
+            f = replace(f, evidence=f"{f.evidence}; {named} is none of the server's own tools")
+        found.append(f)
     if not found and learned:
         from classifier.classify import current_model
 

@@ -9,12 +9,14 @@ scripts/collect_packages.json (real servers found to answer tools/list here) unl
 --packages names other files (lists of server.json package objects).
 
 Usage: .venv/bin/python scripts/collect_tools.py -o tools.jsonl [--packages FILE ...] [--concurrency 6]
+       [--instructions instructions.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -41,8 +43,11 @@ def packages(files: list[Path]) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-async def collect(pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: int, out: TextIO) -> list[dict[str, Any]]:
-    """Introspect every package; each server's tools are written to ``out`` as soon as it answers."""
+async def collect(
+    pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: int, out: TextIO, told: TextIO | None = None
+) -> list[dict[str, Any]]:
+    """Introspect every package; each server's tools are written to ``out`` as soon as it
+    answers, and what its ``initialize`` told the model (``instructions``) to ``told``."""
     sem = asyncio.Semaphore(concurrency)
     today = datetime.now(UTC).date().isoformat()
 
@@ -73,6 +78,20 @@ async def collect(pkgs: list[dict[str, Any]], cfg: RunnerConfig, concurrency: in
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         out.flush()
+        said = last.server_info.get("instructions")
+        if told is not None and last.ok and isinstance(said, str) and said.strip():
+            row = {
+                "package": p["identifier"],
+                "registry": p["registryType"],
+                "version": p.get("version"),
+                "server": last.server_info.get("name"),
+                "server_version": last.server_info.get("version"),
+                "introspected": today,
+                "tools": sorted({t["name"] for t in last.tools}),
+                "instructions": said,
+            }
+            told.write(json.dumps(row, ensure_ascii=False) + "\n")
+            told.flush()
         return rows
 
     results = await asyncio.gather(*(one(p) for p in pkgs))
@@ -85,10 +104,12 @@ def main() -> None:
     ap.add_argument("--packages", type=Path, nargs="*", default=[])
     ap.add_argument("--concurrency", type=int, default=6)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--instructions", type=Path, help="Also write each server's instructions here (JSONL).")
     args = ap.parse_args()
     cfg = RunnerConfig(cache_dir=default_cache_dir(), timeout=args.timeout, install_timeout=600)
-    with args.output.open("w", encoding="utf-8") as fh:
-        rows = asyncio.run(collect(packages(args.packages), cfg, args.concurrency, fh))
+    with args.output.open("w", encoding="utf-8") as fh, contextlib.ExitStack() as stack:
+        told = stack.enter_context(args.instructions.open("w", encoding="utf-8")) if args.instructions else None
+        rows = asyncio.run(collect(packages(args.packages), cfg, args.concurrency, fh, told))
     servers = len({r["server"] for r in rows})
     print(f"{len(rows)} tools from {servers} servers -> {args.output}", file=sys.stderr)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import literal, select, true, update
 from sqlalchemy.orm import Session
 
-from catalog.store.models import InstructionScan, Server, ServerInstructions, utcnow
+from catalog.store.models import InstructionScan, Server, ServerInstructions, Tool, utcnow
 
 if TYPE_CHECKING:  # repository imports this module
     from catalog.store.repository import ToolView
@@ -85,15 +85,31 @@ class CurrentInstructions:
         return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in self.findings or [])
 
 
-def current_instructions(
-    session: Session, servers: Iterable[str] | None = None, *, text: bool = True
-) -> dict[str, CurrentInstructions]:
-    """Server name -> its current instructions and their latest scan (by any classifier version,
-    as a tool's latest verdict is read), for servers still listed (only ``servers`` when given);
-    ``text=False`` leaves the texts unread."""
+def tools_context(names: Iterable[str]) -> str:
+    """The key of a server's tool set a scan was made against (a hook on a tool that is none of
+    the server's own is shadowing, so the scan depends on which tools those are)."""
+    h = hashlib.sha256()
+    for name in sorted(set(names)):
+        h.update(name.encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()
+
+
+def _tool_names(session: Session, server_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Server id -> the names of its current tools."""
+    ids = sorted(set(server_ids))
+    out: dict[int, list[str]] = {i: [] for i in ids}
+    for i in range(0, len(ids), 500):
+        q = select(Tool.server_id, Tool.name).where(Tool.server_id.in_(ids[i : i + 500]), Tool.removed_at.is_(None))
+        for sid, name in session.execute(q):
+            out[sid].append(name)
+    return out
+
+
+def _current(session: Session, servers: Iterable[str] | None, text: bool) -> list[Any]:
+    """(server id, name, hash, length, text or "") of listed servers' current instructions."""
     body = ServerInstructions.text if text else literal("")
     q = (
-        select(Server.name, ServerInstructions.hash, ServerInstructions.length, body)
+        select(Server.id, Server.name, ServerInstructions.hash, ServerInstructions.length, body)
         .join(
             ServerInstructions,
             (ServerInstructions.server_id == Server.id) & ServerInstructions.current.is_(True),
@@ -103,37 +119,67 @@ def current_instructions(
     if servers is not None:
         names = sorted(set(servers))
         if not names:
-            return {}
-        q = q.where(Server.name.in_(names))
-    rows = session.execute(q).all()
-    scans: dict[str, list[dict[str, Any]]] = {}
-    hashes = sorted({h for _, h, _, _ in rows})
+            return []
+        rows: list[Any] = []
+        for i in range(0, len(names), 500):
+            rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
+        return rows
+    return list(session.execute(q).all())
+
+
+def current_instructions(
+    session: Session, servers: Iterable[str] | None = None, *, text: bool = True
+) -> dict[str, CurrentInstructions]:
+    """Server name -> its current instructions and their latest scan against its current tools
+    (else their latest scan at all: a catalogue not re-scanned yet), by any classifier version
+    as a tool's latest verdict is read, for servers still listed (only ``servers`` when given);
+    ``text=False`` leaves the texts unread."""
+    rows = _current(session, servers, text)
+    names = _tool_names(session, (sid for sid, *_ in rows))
+    contexts = {sid: tools_context(names[sid]) for sid, *_ in rows}
+    exact: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    latest: dict[str, list[dict[str, Any]]] = {}
+    hashes = sorted({h for _, _, h, _, _ in rows})
     for i in range(0, len(hashes), 500):
         found = (
-            select(InstructionScan.hash, InstructionScan.findings)
+            select(InstructionScan.hash, InstructionScan.context_hash, InstructionScan.findings)
             .where(InstructionScan.hash.in_(hashes[i : i + 500]))
             .order_by(InstructionScan.created_at, InstructionScan.id)
         )
-        scans.update({h: list(f or []) for h, f in session.execute(found)})  # oldest first: the latest wins
-    return {name: CurrentInstructions(name, h, t, n, scans.get(h)) for name, h, n, t in rows}
+        for h, context, findings in session.execute(found):  # oldest first: the latest wins
+            exact[(h, context)] = latest[h] = list(findings or [])
+    return {
+        name: CurrentInstructions(name, h, t, n, exact.get((h, contexts[sid]), latest.get(h)))
+        for sid, name, h, n, t in rows
+    }
 
 
-def unscanned(session: Session, version: str) -> list[tuple[str, str, int]]:
-    """(hash, text, length sent) of every listed server's current instructions that classifier
-    ``version`` has not scanned, each text once."""
-    scanned = select(InstructionScan.hash).where(InstructionScan.classifier_version == version)
-    q = (
-        select(ServerInstructions.hash, ServerInstructions.text, ServerInstructions.length)
-        .join(
-            Server,
-            (ServerInstructions.server_id == Server.id) & ServerInstructions.current.is_(True),
+def unscanned(session: Session, version: str) -> list[tuple[str, str, int, list[str], str]]:
+    """(hash, text, length sent, the server's tool names, their context) of every listed
+    server's current instructions that classifier ``version`` has not scanned against that
+    server's tools, each (text, tool set) once."""
+    rows = _current(session, None, text=False)
+    names = _tool_names(session, (sid for sid, *_ in rows))
+    done: set[tuple[str, str]] = set()
+    hashes = sorted({h for _, _, h, _, _ in rows})
+    for i in range(0, len(hashes), 500):
+        q = select(InstructionScan.hash, InstructionScan.context_hash).where(
+            InstructionScan.classifier_version == version, InstructionScan.hash.in_(hashes[i : i + 500])
         )
-        .where(Server.removed_at.is_(None), ServerInstructions.hash.not_in(scanned))
-    )
-    seen: dict[str, tuple[str, str, int]] = {}
-    for digest, body, length in session.execute(q):
-        seen.setdefault(digest, (digest, body, length))
-    return list(seen.values())
+        done.update((h, c) for h, c in session.execute(q))
+    pending: dict[tuple[str, str], tuple[str, int, list[str]]] = {}
+    for sid, _, h, n, _ in rows:
+        context = tools_context(names[sid])
+        if (h, context) not in done:
+            pending.setdefault((h, context), (h, n, sorted(set(names[sid]))))
+    texts: dict[str, str] = {}
+    wanted = sorted({h for h, _ in pending})
+    for i in range(0, len(wanted), 500):
+        q2 = select(ServerInstructions.hash, ServerInstructions.text).where(
+            ServerInstructions.hash.in_(wanted[i : i + 500])
+        )
+        texts.update({h: t for h, t in session.execute(q2)})
+    return [(h, texts[h], n, tools, context) for (h, context), (_, n, tools) in pending.items()]
 
 
 @dataclass(frozen=True)

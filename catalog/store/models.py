@@ -194,15 +194,23 @@ class ServerInstructions(Base):
 
 
 class InstructionScan(Base):
-    """The poisoning findings in one instructions text by one classifier version: keyed like a
-    verdict, so an unchanged text is never scanned twice by the same classifier."""
+    """The poisoning findings in one instructions text by one classifier version against one
+    tool set: keyed like a verdict, so an unchanged text on an unchanged server is never
+    scanned twice by the same classifier."""
 
     __tablename__ = "instruction_scans"
-    __table_args__ = (UniqueConstraint("hash", "classifier_version", name="uq_instruction_scans_hash_version"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "hash", "classifier_version", "context_hash", name="uq_instruction_scans_hash_version_context"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hash: Mapped[str] = mapped_column(StoredText(64), index=True)
     classifier_version: Mapped[str] = mapped_column(StoredText(64))
+    #: The server's tool set it was scanned against (``catalog.store.instructions.tools_context``):
+    #: an ordering of tools that are none of the server's own is shadowing.
+    context_hash: Mapped[str] = mapped_column(StoredText(64), default="")
     findings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -2,8 +2,8 @@
 
 A client puts a server's ``instructions`` in the model's context beside its tools, so they
 can carry the same poisoning as a tool description.  Each distinct text is kept once per
-server (history, for the rug-pull watch), the current one marked, and scans
-are keyed by text hash and classifier version as verdicts are.  Catalogues introspected
+server (history, for the rug-pull watch), the current one marked, and scans are keyed by text
+hash, classifier version and the server's tool set, as verdicts are.  Catalogues introspected
 before this revision kept the text in their attempts' ``server_info``: each server's latest
 successful attempt gives its current text.
 
@@ -59,9 +59,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.Column("classifier_version", sa.String(64), nullable=False),
+        sa.Column("context_hash", sa.String(64), nullable=False),
         sa.Column("findings", sa.JSON, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("hash", "classifier_version", name="uq_instruction_scans_hash_version"),
+        sa.UniqueConstraint(
+            "hash", "classifier_version", "context_hash", name="uq_instruction_scans_hash_version_context"
+        ),
     )
     op.create_index("ix_instruction_scans_hash", "instruction_scans", ["hash"])
     conn = op.get_bind()
