@@ -174,16 +174,13 @@ def _instruction_findings(
                         evidence=str(f.get("evidence") or "")[:MAX_EVIDENCE],
                         severe=True,
                         rule=str(f.get("rule") or ""),
+                        risk="critical",  # poisoning is critical (the rubric), wherever it is
                         place="instructions",
                     )
                 )
     if "definition_changed" in kinds:
-        for change in instruction_changes(session, list(said)):
-            if since is not None and change.detected_at < since:
-                continue
-            now = said[change.server]
-            was = change.old_findings
-            severe = None if now.findings is None or was is None else (now.poisoned and not _poisoned(was))
+        for change in instruction_changes(session, list(said), since):
+            severe = change.severe
             found.append(
                 CatalogFinding(
                     server=change.server,
@@ -195,16 +192,13 @@ def _instruction_findings(
                         + ("; poisoning added" if severe else "")
                     ),
                     severe=severe,
+                    risk="critical" if severe else UNKNOWN,
                     old_hash=change.old_hash,
                     detected_at=change.detected_at,
                     place="instructions",
                 )
             )
     return found
-
-
-def _poisoned(findings: list[dict[str, Any]]) -> bool:
-    return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in findings)
 
 
 def counts(found: list[CatalogFinding]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError, NotFound, UsageError
+from catalog.store.instructions import instruction_changes
 from catalog.store.models import CrawlRun, DefinitionChange, Server, Tool, as_utc, utcnow
 
 
@@ -123,6 +124,20 @@ def diff_since(session: Session, since: datetime) -> Diff:
         Change(server, tool, c.old_hash, c.new_hash, c.detected_at, c.severe, c.summary or {})
         for c, tool, server in changes
     ]
+    # A server's instructions reach the model with every tool: their change is one too (tool "").
+    d.changed += [
+        Change(
+            c.server,
+            "",
+            c.old_hash,
+            c.new_hash,
+            c.detected_at,
+            c.severe,
+            {"instructions": [c.old_length, c.new_length], "poisoning_added": bool(c.severe)},
+        )
+        for c in instruction_changes(session, since=since)
+    ]
+    d.changed.sort(key=lambda c: (c.server, c.tool))
     return d
 
 

@@ -10,11 +10,17 @@ tools*: "Use `get-roots-list` before file operations", "prefer `search_docs` for
 about this library", "always call `resolve-library-id` first" are what the field is for.
 The rules whose only evidence is that a text orders the model's use of tools, or addresses
 the model at all, would call every honest server's instructions poisoned: they are left out
-(``ORDINARY_IN_INSTRUCTIONS``), and so is the learned instruction reading, which rates how
-much a sentence reads like something aimed at the model.  What stays is what no server's
-instructions need: hiding things from the user, reading the user's credentials and files,
-sending data out, overriding the client's own instructions, giving orders about *other*
-servers' tools, skipping the user's approval, invisible characters and encoded payloads.
+(``ORDINARY_IN_INSTRUCTIONS``) unless what they quote names a tool that is none of the
+server's own (shadowing).  What stays is what no server's instructions need: hiding things
+from the user, reading the user's credentials and files, sending data out, overriding the
+client's own instructions, giving orders about other servers' tools, skipping the user's
+approval, invisible characters and encoded payloads.
+
+The learned instruction reading (``LEARNED``) reads them too where the rules found nothing.
+It rates how much a sentence reads like the payloads planted for a model, not how much it
+speaks to the model (it learned from tool descriptions that do that honestly too): on the
+instructions of 44 real servers it raised no alarm, and it finds 92 of the 119 held-out
+planted payloads where the rules alone find 59 (scripts/measure_instructions.py).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ ORDINARY_IN_INSTRUCTIONS = frozenset(
 )
 
 #: Whether the learned instruction reading reads instructions too (see the module's text).
-LEARNED = False
+LEARNED = True
 
 #: How a finding names where it read the text it quotes.
 PLACE = "the server's instructions"

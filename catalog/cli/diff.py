@@ -29,9 +29,12 @@ def _render(d: Diff, severe_only: bool) -> list[str]:
         tag = "SEVERE " if c.severe else "UNJUDGED " if c.severe is None else ""
         risk = s.get("risk")
         lines.append(
-            f"  ~ {tag}{c.server} :: {c.tool}  {c.old_hash[:12]} -> {c.new_hash[:12]}"
+            f"  ~ {tag}{c.server} :: {c.tool or '(server instructions)'}  {c.old_hash[:12]} -> {c.new_hash[:12]}"
             + (f"  risk {risk[0]} -> {risk[1]}" if risk else "")
         )
+        if s.get("instructions"):
+            old, new = s["instructions"]
+            lines.append(f"      instructions changed ({old:,} -> {new:,} characters)")
         if s.get("poisoning_added"):
             lines.append("      poisoning added (definition_changed + tool_poisoning)")
         if s.get("fields"):

@@ -23,7 +23,7 @@ from catalog.policies.collect import policy_for
 from catalog.policies.formats.seed import seed_document
 from catalog.policies.generate import NOT_CLASSIFIED, dumps
 from catalog.policies.settings import load_settings
-from catalog.store.instructions import with_server_findings
+from catalog.store.instructions import with_instructions
 from catalog.store.overrides import all_overrides
 from catalog.store.repository import ToolView, current_tools, server_names, similar_tool_names, unknown_server
 
@@ -59,7 +59,7 @@ def recommend(
         raise CatalogError(f"unknown format {output!r} (text or json)")
     settings = load_settings(settings_file)
     with store_session(db) as session:
-        view = with_server_findings(session, [find_one(session, tool, server)])[0]
+        view = with_instructions(session, [find_one(session, tool, server)])[0]
         policy = policy_for(view, settings, all_overrides(session), session)
         changes = [c for c in changes_of(session, view.server, view.name) if c.new_hash == view.hash]
     doc = seed_document([policy], pin=pin)
@@ -83,7 +83,9 @@ def recommend(
             f"  Why          : {NOT_CLASSIFIED}",
         ]
     else:
-        doubt = policy.level != v.risk and policy.override is None
+        # In doubt: the verdict's own stricter plausible level (not the server's instructions).
+        doubt = policy.level != v.risk and policy.override is None and policy.risk == v.risk
+        doubt = doubt and not policy.server_poisoning
         verdict = [
             f"  Category     : {v.category}",
             f"  Action       : {v.action}",

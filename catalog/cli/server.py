@@ -27,7 +27,13 @@ SHOWN_INSTRUCTIONS = 4000
 def _instructions(said: CurrentInstructions | None) -> dict[str, Any] | None:
     if said is None:
         return None
-    return {"hash": said.hash, "length": said.length, "text": said.text[:SHOWN_INSTRUCTIONS], "findings": said.findings}
+    return {
+        "hash": said.hash,
+        "length": said.length,
+        "since": said.since.isoformat() if said.since else None,
+        "text": said.text[:SHOWN_INSTRUCTIONS],
+        "findings": said.findings,
+    }
 
 
 def describe(session: Session, name: str) -> dict[str, Any]:
@@ -64,14 +70,7 @@ def describe(session: Session, name: str) -> dict[str, Any]:
         # claim nobody here has checked against the server).
         "tools_listed_by": latest_listing(session, row) if tools else None,
         # What its `initialize` told the model, and the latest scan of it (None: not scanned yet).
-        "instructions": None
-        if said is None
-        else {
-            "hash": said.hash,
-            "length": said.length,
-            "text": said.text[:SHOWN_INSTRUCTIONS],
-            "findings": said.findings,
-        },
+        "instructions": _instructions(said),
         "attempts": [
             {
                 "run": a.crawl_run_id,

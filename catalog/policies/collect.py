@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from catalog.policies.generate import Override, ToolPolicy, build_policy
 from catalog.policies.settings import PolicySettings
-from catalog.store.instructions import with_server_findings
+from catalog.store.instructions import with_instructions
 from catalog.store.models import OverrideRow
 from catalog.store.overrides import SERVERS_DIGEST, all_overrides, override_for, vouches
 from catalog.store.repository import ToolView, current_tools
@@ -45,5 +45,5 @@ def collect(
     session: Session, settings: PolicySettings, *, server: str | None = None, tool: str | None = None
 ) -> list[ToolPolicy]:
     rows = all_overrides(session)
-    views = with_server_findings(session, current_tools(session, name=tool, server=server))
+    views = with_instructions(session, current_tools(session, name=tool, server=server))
     return [policy_for(view, settings, rows, session) for view in views]

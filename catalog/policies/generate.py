@@ -58,8 +58,11 @@ class ToolPolicy:
     set_aside: Override | None = None
     #: The poisoning found in the server's instructions (the first finding's evidence), ""
     #: when none: they reach the model with this tool, so the tool is hidden as if its own
-    #: description carried it (``poisoned`` is set too).
+    #: description carried it (``poisoned`` is set too, and the level is critical).
     server_poisoning: str = ""
+    #: Since when the server has said those instructions: a person's decision made before
+    #: that was made about other instructions, and is set aside as for a changed definition.
+    poisoned_since: datetime | None = None
 
     def __post_init__(self) -> None:
         """A person's decision holds for the definition they decided about. Once the tool's
@@ -72,9 +75,22 @@ class ToolPolicy:
         decided = self.override or self.set_aside
         object.__setattr__(self, "override", decided)
         object.__setattr__(self, "set_aside", None)
-        if decided is not None and self.stale_override and not _denies_outright(decided):
+        if (
+            decided is not None
+            and (self.stale_override or self.decided_before_poisoning)
+            and not _denies_outright(decided)
+        ):
             object.__setattr__(self, "override", None)
             object.__setattr__(self, "set_aside", decided)
+
+    @property
+    def decided_before_poisoning(self) -> bool:
+        """A person decided before the server's instructions turned poisoned: about other
+        instructions (an "allow" kept a rug-pulled server's tool in every allow list)."""
+        o = self.override or self.set_aside
+        if o is None or not self.server_poisoning:
+            return False
+        return o.created_at is None or self.poisoned_since is None or o.created_at < self.poisoned_since
 
     @property
     def level(self) -> str:
@@ -118,9 +134,10 @@ class ToolPolicy:
         lines = []
         if self.set_aside is not None:
             o = self.set_aside
+            about = "another definition" if self.stale_override else "the server's earlier instructions"
             lines.append(
                 f"override by {o.author} set aside: {o.decision} ({o.reason or 'no reason given'}) was decided about "
-                "another definition; the generated rule applies until someone decides again (`catalog override`)"
+                f"{about}; the generated rule applies until someone decides again (`catalog override`)"
             )
         if self.override is not None:
             o = self.override
@@ -132,6 +149,8 @@ class ToolPolicy:
                 f"the classifier is in doubt: the rule follows the stricter plausible level {self.level}"
                 f" (the risk is {self.risk})"
             )
+        if self.risk == "unknown" and self.rationale == NOT_SCANNED:
+            lines.append(NOT_SCANNED)
         if self.server_poisoning:
             lines.append(
                 "the server's instructions, which reach the model with this tool, carry tool poisoning"
@@ -277,32 +296,58 @@ NOT_CLASSIFIED = (
 )
 
 
-def _server_poisoning(view: Any) -> str:
-    """The first poisoning finding in the tool's server's instructions, as "rule: evidence"."""
-    for f in getattr(view, "server_findings", ()):
-        if f.get("id") == "tool_poisoning":
+#: Why a tool whose server's instructions are not scanned yet is ``unknown``.
+NOT_SCANNED = (
+    "its server's instructions are not scanned yet (a crawl stopped before scanning them): they reach the model "
+    "with the tool, so it is not let run unattended until the next crawl scans them"
+)
+
+
+def _server_poisoning(told: Any) -> str:
+    """The first poisoning finding in the server's instructions, as "rule: evidence"."""
+    for f in (told.findings or []) if told is not None else []:
+        if isinstance(f, dict) and f.get("id") == "tool_poisoning":
             return f"{f.get('rule') or 'poisoning'}: {f.get('evidence', '')}"
     return ""
 
 
 def build_policy(view: Any, settings: PolicySettings, override: Override | None = None) -> ToolPolicy:
-    """From a stored tool (``ToolView``) with its verdict.  A tool without one yet is
-    ``unknown``, which no format lets run unattended, and a person's override still applies:
-    left out, it stayed enabled in Codex (which lists only what it disables) and the override
-    made for it was dropped from every export."""
+    """From a stored tool (``ToolView``) with its verdict and its server's instructions.  A tool
+    without a verdict yet, or whose server's instructions are not scanned yet, is ``unknown``,
+    which no format lets run unattended, and a person's override still applies: left out, it
+    stayed enabled in Codex (which lists only what it disables) and the override made for it
+    was dropped from every export.  Poisoned instructions hide every tool of their server."""
     v = view.verdict
-    told = _server_poisoning(view)
-    if v is None:
+    told = getattr(view, "instructions", None)
+    poisoning = _server_poisoning(told)
+    since = told.since if told is not None else None
+    if v is None or (told is not None and told.findings is None):
         return ToolPolicy(
             tool=view.name,
             risk="unknown",
             server=view.server,
-            rationale=NOT_CLASSIFIED,
+            rationale=NOT_CLASSIFIED if v is None else NOT_SCANNED,
             hash=view.hash,
             override=override,
             settings=settings,
-            poisoned=bool(told),
-            server_poisoning=told,
+            server_poisoning=poisoning,
+            poisoned_since=since,
+        )
+    if poisoning:
+        return ToolPolicy(
+            tool=view.name,
+            risk=v.risk,
+            policy_risk="critical",  # as any poisoned tool's (critical.poisoning): kept by --min-risk
+            server=view.server,
+            category=v.category,
+            action=v.action,
+            rationale=f"{v.rationale} Hidden: its server's instructions carry tool poisoning ({poisoning[:300]}).",
+            hash=view.hash,
+            poisoned=True,
+            override=override,
+            settings=settings,
+            server_poisoning=poisoning,
+            poisoned_since=since,
         )
     return ToolPolicy(
         tool=view.name,
@@ -313,8 +358,7 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
         action=v.action,
         rationale=v.rationale,
         hash=view.hash,
-        poisoned=v.poisoned or bool(told),
-        server_poisoning=told,
+        poisoned=v.poisoned,
         guards=tuple(guards_for(view.definition, v.category, v.action, settings)),
         override=override,
         settings=settings,

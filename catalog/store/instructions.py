@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import literal, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.store.models import InstructionScan, Server, ServerInstructions, Tool, utcnow
@@ -25,38 +26,73 @@ if TYPE_CHECKING:  # repository imports this module
     from catalog.store.repository import ToolView
 
 
-def text_hash(text: str) -> str:
-    """The key of one instructions text (lone surrogates, which JSON can carry, hash too)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def text_hash(text: str, length: int | None = None) -> str:
+    """The key of one instructions text (lone surrogates, which JSON can carry, hash too).  A
+    text kept only in part is keyed by what was kept and the length sent: a payload appended
+    past the cap makes another text, scanned anew (it was the same prefix, never re-read)."""
+    h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    if length is not None and length > len(text):
+        h.update(f"\x00{length}".encode())
+    return h.hexdigest()
+
+
+def _kept(text: Any) -> str | None:
+    """The text as the store keeps it (without NULs), None when it says nothing."""
+    if not isinstance(text, str):
+        return None
+    text = text.replace("\x00", "")
+    return text if text.strip() else None
 
 
 def record_instructions(
     session: Session, server: Server, text: Any, length: Any = None, now: datetime | None = None
 ) -> str | None:
-    """Keep what a successful introspection said (``text`` None or empty: it said nothing) as
-    the server's current instructions; returns the text's hash.  ``length`` is what the server
-    sent when the introspection kept only the start of it."""
-    if not isinstance(text, str) or not text.replace("\x00", "").strip():
+    """Keep what a successful introspection said (``text`` None or blank: it said nothing) as
+    the server's current instructions; returns their hash.  ``length`` is what the server sent
+    when the introspection kept only the start of it."""
+    # One writer per server at a time (`catalog introspect` beside a crawl): the second waits for
+    # the first's commit, then sees its row; both marked theirs current, or failed on the key.
+    session.execute(select(Server.id).where(Server.id == server.id).with_for_update())
+    kept = _kept(text)
+    if kept is None:
         _no_longer_current(session, server, None)
         return None
-    text = text.replace("\x00", "")  # as StoredText stores it: the hash is of what is kept
-    digest = text_hash(text)
+    sent = length if isinstance(length, int) and length > len(kept) else len(kept)
+    digest = text_hash(kept, sent)
     now = now or utcnow()
-    sent = length if isinstance(length, int) and length > len(text) else len(text)
-    row = session.scalar(
-        select(ServerInstructions).where(ServerInstructions.server_id == server.id, ServerInstructions.hash == digest)
-    )
     _no_longer_current(session, server, digest)
-    if row is None:
-        session.add(
-            ServerInstructions(
-                server_id=server.id, hash=digest, text=text, length=sent, current=True, first_seen=now, last_seen=now
+
+    def stored() -> ServerInstructions | None:
+        return session.scalar(
+            select(ServerInstructions).where(
+                ServerInstructions.server_id == server.id, ServerInstructions.hash == digest
             )
         )
-    else:
-        row.last_seen = now
-        row.length = max(row.length, sent)
-        row.current = True
+
+    row = stored()
+    if row is None:
+        try:
+            with session.begin_nested():  # `catalog introspect` beside a crawl may store it first
+                session.add(
+                    ServerInstructions(
+                        server_id=server.id,
+                        hash=digest,
+                        text=kept,
+                        length=sent,
+                        current=True,
+                        current_since=now,
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                )
+            return digest
+        except IntegrityError:
+            row = stored()
+            if row is None:
+                raise
+    if not row.current:
+        row.current, row.current_since = True, now  # (back) in use since now: a change seen now
+    row.last_seen = now
     return digest
 
 
@@ -79,6 +115,8 @@ class CurrentInstructions:
     length: int
     #: The latest scan's findings (dicts of ``Finding``); None: not scanned yet.
     findings: list[dict[str, Any]] | None
+    #: Since when the server has said this (the crawl that first saw it, or saw it come back).
+    since: datetime | None = None
 
     @property
     def poisoned(self) -> bool:
@@ -106,25 +144,33 @@ def _tool_names(session: Session, server_ids: Iterable[int]) -> dict[int, list[s
 
 
 def _current(session: Session, servers: Iterable[str] | None, text: bool) -> list[Any]:
-    """(server id, name, hash, length, text or "") of listed servers' current instructions."""
+    """(server id, name, hash, length, text or "", since) of listed servers' current
+    instructions: one per server (two writers at once could each mark one; the later stands)."""
     body = ServerInstructions.text if text else literal("")
     q = (
-        select(Server.id, Server.name, ServerInstructions.hash, ServerInstructions.length, body)
+        select(
+            Server.id,
+            Server.name,
+            ServerInstructions.hash,
+            ServerInstructions.length,
+            body,
+            ServerInstructions.current_since,
+        )
         .join(
             ServerInstructions,
             (ServerInstructions.server_id == Server.id) & ServerInstructions.current.is_(True),
         )
         .where(Server.removed_at.is_(None))
+        .order_by(ServerInstructions.current_since, ServerInstructions.id)
     )
-    if servers is not None:
+    rows: list[Any] = []
+    if servers is None:
+        rows = list(session.execute(q).all())
+    else:
         names = sorted(set(servers))
-        if not names:
-            return []
-        rows: list[Any] = []
         for i in range(0, len(names), 500):
             rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
-        return rows
-    return list(session.execute(q).all())
+    return list({row[0]: row for row in rows}.values())  # the latest of a server's wins
 
 
 def current_instructions(
@@ -139,7 +185,7 @@ def current_instructions(
     contexts = {sid: tools_context(names[sid]) for sid, *_ in rows}
     exact: dict[tuple[str, str], list[dict[str, Any]]] = {}
     latest: dict[str, list[dict[str, Any]]] = {}
-    hashes = sorted({h for _, _, h, _, _ in rows})
+    hashes = sorted({row[2] for row in rows})
     for i in range(0, len(hashes), 500):
         found = (
             select(InstructionScan.hash, InstructionScan.context_hash, InstructionScan.findings)
@@ -149,8 +195,8 @@ def current_instructions(
         for h, context, findings in session.execute(found):  # oldest first: the latest wins
             exact[(h, context)] = latest[h] = list(findings or [])
     return {
-        name: CurrentInstructions(name, h, t, n, exact.get((h, contexts[sid]), latest.get(h)))
-        for sid, name, h, n, t in rows
+        name: CurrentInstructions(name, h, t, n, exact.get((h, contexts[sid]), latest.get(h)), since)
+        for sid, name, h, n, t, since in rows
     }
 
 
@@ -161,14 +207,14 @@ def unscanned(session: Session, version: str) -> list[tuple[str, str, int, list[
     rows = _current(session, None, text=False)
     names = _tool_names(session, (sid for sid, *_ in rows))
     done: set[tuple[str, str]] = set()
-    hashes = sorted({h for _, _, h, _, _ in rows})
+    hashes = sorted({row[2] for row in rows})
     for i in range(0, len(hashes), 500):
         q = select(InstructionScan.hash, InstructionScan.context_hash).where(
             InstructionScan.classifier_version == version, InstructionScan.hash.in_(hashes[i : i + 500])
         )
         done.update((h, c) for h, c in session.execute(q))
     pending: dict[tuple[str, str], tuple[str, int, list[str]]] = {}
-    for sid, _, h, n, _ in rows:
+    for sid, _, h, n, _, _ in rows:
         context = tools_context(names[sid])
         if (h, context) not in done:
             pending.setdefault((h, context), (h, n, sorted(set(names[sid]))))
@@ -191,62 +237,88 @@ class InstructionsChange:
     new_hash: str
     old_length: int
     new_length: int
-    #: When the old text was last seen or the new one first, whichever is later: the change
-    #: happened after it (a text that came back keeps its first sighting).
+    #: The crawl that saw the current text first, or saw it come back.
     detected_at: datetime
-    #: The latest scan of the old text (None: never scanned).
+    #: The latest scans of the old and the new text (None: never scanned).
     old_findings: list[dict[str, Any]] | None
+    new_findings: list[dict[str, Any]] | None
+
+    @property
+    def severe(self) -> bool | None:
+        """Poisoning came with the new text (None: the new text is not scanned yet).  An old
+        text replaced before any scan counts as clean: only the new one can make it severe."""
+        if self.new_findings is None:
+            return None
+        return _poisoned(self.new_findings) and not _poisoned(self.old_findings or [])
 
 
-def instruction_changes(session: Session, servers: Iterable[str]) -> list[InstructionsChange]:
-    """For each named server whose current instructions replaced another text: that change."""
-    names = sorted(set(servers))
-    out: list[InstructionsChange] = []
-    for i in range(0, len(names), 500):
+def _poisoned(findings: list[dict[str, Any]]) -> bool:
+    return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in findings)
+
+
+def _latest_scans(session: Session, hashes: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    wanted = sorted(set(hashes))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in range(0, len(wanted), 500):
         q = (
-            select(Server.name, ServerInstructions)
-            .join(ServerInstructions, ServerInstructions.server_id == Server.id)
-            .where(Server.name.in_(names[i : i + 500]))
-            .order_by(ServerInstructions.last_seen, ServerInstructions.id)
+            select(InstructionScan.hash, InstructionScan.findings)
+            .where(InstructionScan.hash.in_(wanted[i : i + 500]))
+            .order_by(InstructionScan.created_at, InstructionScan.id)
         )
-        kept: dict[str, tuple[ServerInstructions | None, ServerInstructions | None]] = {}
-        for name, row in session.execute(q):
-            now, before = kept.get(name, (None, None))
-            if row.current:
-                now = row
-            else:
-                before = row  # ordered by last sighting: the last one wins
-            kept[name] = (now, before)
-        for name, (now, before) in kept.items():
-            if now is None or before is None:
-                continue
-            old = session.scalars(
-                select(InstructionScan.findings)
-                .where(InstructionScan.hash == before.hash)
-                .order_by(InstructionScan.created_at.desc(), InstructionScan.id.desc())
-                .limit(1)
-            ).first()
-            out.append(
-                InstructionsChange(
-                    server=name,
-                    old_hash=before.hash,
-                    new_hash=now.hash,
-                    old_length=before.length,
-                    new_length=now.length,
-                    detected_at=max(now.first_seen, before.last_seen),
-                    old_findings=None if old is None else list(old),
-                )
-            )
+        out.update({h: list(f or []) for h, f in session.execute(q)})  # oldest first: the latest wins
     return out
 
 
-def with_server_findings(session: Session, views: Sequence[ToolView]) -> list[ToolView]:
-    """The views with their servers' instruction findings (``ToolView.server_findings``): a
-    policy made for a tool hides it when its server's instructions are poisoned."""
-    said = current_instructions(session, {v.server for v in views}, text=False) if views else {}
-    return [
-        replace(v, server_findings=tuple(f for f in (said[v.server].findings or []) if isinstance(f, dict)))
-        if v.server in said
-        else v
-        for v in views
+def instruction_changes(
+    session: Session, servers: Iterable[str] | None = None, since: datetime | None = None
+) -> list[InstructionsChange]:
+    """For each listed server (only ``servers`` when given) whose current instructions replaced
+    another text, that change (only those seen since ``since`` when given)."""
+    q = (
+        select(Server.name, ServerInstructions)
+        .join(ServerInstructions, ServerInstructions.server_id == Server.id)
+        .where(Server.removed_at.is_(None))
+        .order_by(ServerInstructions.last_seen, ServerInstructions.id)
+    )
+    rows: list[Any] = []
+    if servers is None:
+        rows = list(session.execute(q).all())
+    else:
+        names = sorted(set(servers))
+        for i in range(0, len(names), 500):
+            rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
+    kept: dict[str, tuple[ServerInstructions | None, ServerInstructions | None]] = {}
+    for name, row in rows:
+        now, before = kept.get(name, (None, None))
+        if row.current and (now is None or (row.current_since, row.id) >= (now.current_since, now.id)):
+            now = row
+        elif not row.current:
+            before = row  # ordered by last sighting: the last one wins
+        kept[name] = (now, before)
+    pairs = [
+        (name, now, before)
+        for name, (now, before) in sorted(kept.items())
+        if now is not None and before is not None and (since is None or now.current_since >= since)
     ]
+    scans = _latest_scans(session, [h for _, now, before in pairs for h in (now.hash, before.hash)])
+    return [
+        InstructionsChange(
+            server=name,
+            old_hash=before.hash,
+            new_hash=now.hash,
+            old_length=before.length,
+            new_length=now.length,
+            detected_at=now.current_since,
+            old_findings=scans.get(before.hash),
+            new_findings=scans.get(now.hash),
+        )
+        for name, now, before in pairs
+    ]
+
+
+def with_instructions(session: Session, views: Sequence[ToolView]) -> list[ToolView]:
+    """The views with their servers' current instructions and scan (``ToolView.instructions``,
+    without the text): a policy hides a tool whose server's instructions are poisoned, and
+    does not let one run unattended while they are not scanned."""
+    said = current_instructions(session, {v.server for v in views}, text=False) if views else {}
+    return [replace(v, instructions=said[v.server]) if v.server in said else v for v in views]

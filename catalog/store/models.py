@@ -189,6 +189,8 @@ class ServerInstructions(Base):
     #: when it said nothing).  Kept here, not on ``servers``, so code that reads servers works on
     #: a catalogue at any revision.
     current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    #: Since when it is current: the crawl that first saw it, or saw it come back.
+    current_since: Mapped[datetime] = mapped_column(default=utcnow)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from catalog.store.changes import describe_change
-from catalog.store.instructions import record_instructions
+from catalog.store.instructions import CurrentInstructions, record_instructions
 from catalog.store.jsonvalues import finite
 from catalog.store.models import (
     Classification,
@@ -388,14 +388,10 @@ class ToolView:
     hash: str
     definition: dict[str, Any]
     verdict: Classification | None
-    #: What the latest scan found in the server's current instructions (dicts of ``Finding``):
-    #: they reach the model with every tool of the server.  Filled by
-    #: :func:`catalog.store.instructions.with_server_findings` where a policy is made.
-    server_findings: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def server_poisoned(self) -> bool:
-        return any(f.get("id") == "tool_poisoning" for f in self.server_findings)
+    #: The server's current instructions and their latest scan (text left out), where a policy
+    #: is made (:func:`catalog.store.instructions.with_instructions`): they reach the model with
+    #: every tool of the server.
+    instructions: CurrentInstructions | None = None
 
 
 def context_hash(server: str, hashes: Iterable[str]) -> str:

@@ -34,8 +34,22 @@ attempts = sa.table(
 
 
 def text_hash(text: str) -> str:
-    """catalog.store.instructions.text_hash as of this revision."""
+    """catalog.store.instructions.text_hash as of this revision (a whole text)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def latest_ok(conn: sa.Connection) -> list[tuple[int, int, object, object]]:
+    """(server id, attempt id, server_info, started_at) of each server's latest successful attempt."""
+    latest = (
+        sa.select(attempts.c.server_id, sa.func.max(attempts.c.id).label("id"))
+        .where(attempts.c.outcome == "ok")
+        .group_by(attempts.c.server_id)
+        .subquery()
+    )
+    q = sa.select(attempts.c.server_id, attempts.c.id, attempts.c.server_info, attempts.c.started_at).join(
+        latest, latest.c.id == attempts.c.id
+    )
+    return [tuple(row) for row in conn.execute(q)]  # type: ignore[misc]
 
 
 def upgrade() -> None:
@@ -47,6 +61,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("length", sa.Integer, nullable=False),
         sa.Column("current", sa.Boolean, nullable=False),
+        sa.Column("current_since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("server_id", "hash", name="uq_server_instructions_server_hash"),
@@ -68,30 +83,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_instruction_scans_hash", "instruction_scans", ["hash"])
     conn = op.get_bind()
-    latest = (
-        sa.select(attempts.c.server_id, sa.func.max(attempts.c.id).label("id"))
-        .where(attempts.c.outcome == "ok")
-        .group_by(attempts.c.server_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        sa.select(attempts.c.server_id, attempts.c.server_info, attempts.c.started_at).join(
-            latest, latest.c.id == attempts.c.id
-        )
-    ).all()
-    for server_id, info, seen in rows:
-        text = info.get("instructions") if isinstance(info, dict) else None
-        if not isinstance(text, str) or not text:
+    for server_id, _, info, seen in latest_ok(conn):
+        said = info.get("instructions") if isinstance(info, dict) else None
+        text = said.replace("\x00", "") if isinstance(said, str) else ""
+        if not text.strip():  # blank: said nothing, as catalog.store.instructions keeps it
             continue
-        text = text.replace("\x00", "")
-        digest = text_hash(text)
         conn.execute(
             kept.insert().values(
                 server_id=server_id,
-                hash=digest,
+                hash=text_hash(text),
                 text=text,
                 length=len(text),
                 current=True,
+                current_since=seen,
                 first_seen=seen,
                 last_seen=seen,
             )
@@ -99,5 +103,20 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # What later crawls were told goes back where this revision found it: into each server's
+    # latest successful attempt (they keep only its hash since), so an upgrade finds it again.
+    conn = op.get_bind()
+    kept = sa.table(
+        "server_instructions",
+        sa.column("server_id", sa.Integer),
+        sa.column("text", sa.Text),
+        sa.column("current", sa.Boolean),
+    )
+    current = dict(conn.execute(sa.select(kept.c.server_id, kept.c.text).where(kept.c.current.is_(True))).all())
+    for server_id, attempt_id, info, _ in latest_ok(conn):
+        if server_id in current:
+            restored = {k: v for k, v in (info if isinstance(info, dict) else {}).items() if k != "instructions_hash"}
+            restored["instructions"] = current[server_id]
+            conn.execute(sa.update(attempts).where(attempts.c.id == attempt_id).values(server_info=restored))
     op.drop_table("instruction_scans")
     op.drop_table("server_instructions")
