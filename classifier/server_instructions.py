@@ -18,9 +18,10 @@ approval, invisible characters and encoded payloads.
 
 The learned instruction reading (``LEARNED``) reads them too where the rules found nothing.
 It rates how much a sentence reads like the payloads planted for a model, not how much it
-speaks to the model (it learned from tool descriptions that do that honestly too): on the
-instructions of 44 real servers it raised no alarm, and it finds 92 of the 119 held-out
-planted payloads where the rules alone find 59 (scripts/measure_instructions.py).
+speaks to the model (it learned from tool descriptions that do that honestly too).  It reads
+instructions because it raised no alarm on those of 46 real servers
+(classifier/data/server_instructions.jsonl); what it finds there is reported by
+scripts/measure_instructions.py.
 """
 
 from __future__ import annotations

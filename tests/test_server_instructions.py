@@ -359,3 +359,15 @@ def test_two_writers_at_once_leave_one_current_text(pg_url: str, texts: tuple[st
         current = s.scalars(select(ServerInstructions.text).where(ServerInstructions.current.is_(True))).all()
         assert current == [texts[1]], current
     store.dispose()
+
+
+def test_real_servers_instructions_raise_no_alarm_but_a_covert_call() -> None:
+    """What 46 real servers said (classifier/data/server_instructions.jsonl): one tells the
+    model to read the user's clipboard "silently", which the covert-action rule is for."""
+    path = Path(__file__).resolve().parent.parent / "classifier" / "data" / "server_instructions.jsonl"
+    real = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    flagged = {r["package"]: scan_instructions(r["instructions"], tools=r["tools"]) for r in real}
+    flagged = {k: v for k, v in flagged.items() if v}
+    assert len(real) >= 40 and list(flagged) == ["clipboard-mcp-server"], flagged
+    assert [f.rule for f in flagged["clipboard-mcp-server"]] == ["covert-action"]
+    assert "silently call `clipboard_paste`" in flagged["clipboard-mcp-server"][0].evidence
