@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.store.instructions import current_instructions, instruction_changes
+from catalog.store.instructions import InstructionsChange, current_instructions, instruction_changes
 from catalog.store.models import DefinitionChange, Server, Tool
 from catalog.store.repository import current_tools
 from classifier.verdict import FINDING_IDS, UNKNOWN
@@ -187,10 +187,7 @@ def _instruction_findings(
                     tool="",
                     hash=change.new_hash,
                     kind="definition_changed",
-                    evidence=(
-                        f"instructions changed ({change.old_length:,} -> {change.new_length:,} characters)"
-                        + ("; poisoning added" if severe else "")
-                    ),
+                    evidence=change_text(change),
                     severe=severe,
                     risk="critical" if severe else UNKNOWN,
                     old_hash=change.old_hash,
@@ -199,6 +196,18 @@ def _instruction_findings(
                 )
             )
     return found
+
+
+def change_text(change: InstructionsChange) -> str:
+    """An instructions change as one line: the lengths and what came with it."""
+    text = (
+        f"instructions appeared ({change.new_length:,} characters)"
+        if not change.old_hash
+        else f"instructions changed ({change.old_length:,} -> {change.new_length:,} characters)"
+    )
+    if change.poisoning_added:
+        return text + "; poisoning added"
+    return text + "; still poisoned" if change.severe else text
 
 
 def counts(found: list[CatalogFinding]) -> dict[str, int]:

@@ -133,7 +133,7 @@ def diff_since(session: Session, since: datetime) -> Diff:
             c.new_hash,
             c.detected_at,
             c.severe,
-            {"instructions": [c.old_length, c.new_length], "poisoning_added": bool(c.severe)},
+            {"instructions": [c.old_length, c.new_length], "poisoning_added": c.poisoning_added},
         )
         for c in instruction_changes(session, since=since)
     ]

@@ -55,26 +55,42 @@ LEARNED = True
 PLACE = "the server's instructions"
 
 
-#: A tool named where a hook or an ordering names one: "when send_email is used",
-#: "call `track_usage`", "the read_file tool".  Snake-case only: a hyphenated English word
-#: ("up-to-date") is no tool name.
+#: A tool named where a hook or an ordering names one: "when send_email is used", "call
+#: `track_usage`", "the read_file tool", "before create_issue".  Snake-case only: a hyphenated
+#: English word ("up-to-date") is no tool name; "use" and "run" are left out, as they name
+#: parameters as often ("use page_size to keep results small").
 _TOOL_NAMED = re.compile(
-    r"""(?:\bwhen(?:ever)?|\bevery\s+time|\beach\s+time|\bcall|\binvoke|\buse|\busing|\brun|\bafter|\bbefore)"""
+    r"""(?:\bwhen(?:ever)?|\bevery\s+time|\beach\s+time|\bcall|\binvoke|\bafter|\bbefore)"""
     r"""\s+(?:the\s+|a\s+|an\s+|any\s+)?[`'"]?([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b"""
     r"""|\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)[`'"]?\s+(?:tool\b|is\s+(?:used|called|invoked|run))""",
     re.IGNORECASE,
 )
+#: Where a sentence ends, for reading a quote's whole sentence.
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
 
 
-def foreign_tools(evidence: str, tools: Collection[str] | None) -> list[str]:
-    """Tool names a finding's quote names that are none of the server's own ``tools`` (none
-    when the server's tools are not known)."""
+def _sentence_of(quote: str, text: str) -> str:
+    """The sentence(s) of ``text`` a finding's quote (cut short, maybe mid-word) comes from: a
+    tool name cut in half by the quote is read whole (`lve_library_id` was "another tool")."""
+    at = text.find(quote) if quote else -1
+    if at < 0:
+        return quote
+    starts = [m.end() for m in _SENTENCE_END.finditer(text, 0, at)]
+    start = starts[-1] if starts else 0
+    end_match = _SENTENCE_END.search(text, at + len(quote))
+    return text[start : end_match.start() if end_match else len(text)]
+
+
+def foreign_tools(evidence: str, tools: Collection[str] | None, text: str = "") -> list[str]:
+    """Tool names the sentence a finding quotes (from ``text``, the instructions) names in
+    tool position that are none of the server's own ``tools`` (none when those are unknown)."""
     if tools is None:
         return []
     start, end = evidence.find("“"), evidence.rfind("”")
     quoted = evidence[start + 1 : end] if 0 <= start < end else evidence
+    sentence = _sentence_of(quoted.strip("…"), text)
     own = {t.lower() for t in tools}
-    named = [a or b for a, b in _TOOL_NAMED.findall(quoted)]
+    named = [a or b for a, b in _TOOL_NAMED.findall(sentence)]
     return list(dict.fromkeys(n for n in named if n.lower() not in own))
 
 
@@ -99,7 +115,7 @@ def scan_instructions(
     found: list[Finding] = []
     for f in poisoning(defn, rules, scanned):
         if f.rule in ORDINARY_IN_INSTRUCTIONS:
-            foreign = foreign_tools(f.evidence, tools)
+            foreign = foreign_tools(f.evidence, tools, text)
             if not foreign:
                 continue  # the server ordering its own tools: what instructions are for
             named = ", ".join(f"`{n}`" for n in foreign)

@@ -34,7 +34,8 @@ def _render(d: Diff, severe_only: bool) -> list[str]:
         )
         if s.get("instructions"):
             old, new = s["instructions"]
-            lines.append(f"      instructions changed ({old:,} -> {new:,} characters)")
+            what = f"appeared ({new:,} characters)" if not c.old_hash else f"changed ({old:,} -> {new:,} characters)"
+            lines.append(f"      instructions {what}" + ("; poisoned" if c.severe else ""))
         if s.get("poisoning_added"):
             lines.append("      poisoning added (definition_changed + tool_poisoning)")
         if s.get("fields"):

@@ -320,7 +320,9 @@ def build_policy(view: Any, settings: PolicySettings, override: Override | None 
     v = view.verdict
     told = getattr(view, "instructions", None)
     poisoning = _server_poisoning(told)
-    since = told.since if told is not None else None
+    # When the poisoning was first found against these tools (a decision made before it was made
+    # without knowing it): a rug pull of the text, or a tool set that turned it into shadowing.
+    since = (told.poisoned_since or told.since) if told is not None else None
     if v is None or (told is not None and told.findings is None):
         return ToolPolicy(
             tool=view.name,

@@ -20,7 +20,7 @@ from sqlalchemy import literal, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog.store.models import InstructionScan, Server, ServerInstructions, Tool, utcnow
+from catalog.store.models import InstructionScan, IntrospectionAttempt, Server, ServerInstructions, Tool, utcnow
 
 if TYPE_CHECKING:  # repository imports this module
     from catalog.store.repository import ToolView
@@ -117,6 +117,9 @@ class CurrentInstructions:
     findings: list[dict[str, Any]] | None
     #: Since when the server has said this (the crawl that first saw it, or saw it come back).
     since: datetime | None = None
+    #: When a scan first found poisoning in it against the server's current tools: a person's
+    #: decision made before that was made without knowing it.
+    poisoned_since: datetime | None = None
 
     @property
     def poisoned(self) -> bool:
@@ -173,29 +176,50 @@ def _current(session: Session, servers: Iterable[str] | None, text: bool) -> lis
     return list({row[0]: row for row in rows}.values())  # the latest of a server's wins
 
 
+def _scans(
+    session: Session, hashes: Iterable[str]
+) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[tuple[str, str], datetime]]:
+    """(hash, tools context) -> the latest scan's findings, and -> when a scan first found
+    poisoning there (by any classifier version, as a tool's latest verdict is read)."""
+    wanted = sorted(set(hashes))
+    latest: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    first_poisoned: dict[tuple[str, str], datetime] = {}
+    for i in range(0, len(wanted), 500):
+        q = (
+            select(
+                InstructionScan.hash, InstructionScan.context_hash, InstructionScan.findings, InstructionScan.created_at
+            )
+            .where(InstructionScan.hash.in_(wanted[i : i + 500]))
+            .order_by(InstructionScan.created_at, InstructionScan.id)
+        )
+        for h, context, findings, made in session.execute(q):  # oldest first: the latest wins
+            latest[(h, context)] = list(findings or [])
+            if _poisoned(latest[(h, context)]):
+                first_poisoned.setdefault((h, context), made)
+    return latest, first_poisoned
+
+
 def current_instructions(
     session: Session, servers: Iterable[str] | None = None, *, text: bool = True
 ) -> dict[str, CurrentInstructions]:
     """Server name -> its current instructions and their latest scan against its current tools
-    (else their latest scan at all: a catalogue not re-scanned yet), by any classifier version
-    as a tool's latest verdict is read, for servers still listed (only ``servers`` when given);
-    ``text=False`` leaves the texts unread."""
+    (None: not scanned against them yet; a scan against other tools, another server's or its
+    own before they changed, does not stand in), for servers still listed (only ``servers``
+    when given); ``text=False`` leaves the texts unread."""
     rows = _current(session, servers, text)
     names = _tool_names(session, (sid for sid, *_ in rows))
     contexts = {sid: tools_context(names[sid]) for sid, *_ in rows}
-    exact: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    latest: dict[str, list[dict[str, Any]]] = {}
-    hashes = sorted({row[2] for row in rows})
-    for i in range(0, len(hashes), 500):
-        found = (
-            select(InstructionScan.hash, InstructionScan.context_hash, InstructionScan.findings)
-            .where(InstructionScan.hash.in_(hashes[i : i + 500]))
-            .order_by(InstructionScan.created_at, InstructionScan.id)
-        )
-        for h, context, findings in session.execute(found):  # oldest first: the latest wins
-            exact[(h, context)] = latest[h] = list(findings or [])
+    latest, first_poisoned = _scans(session, (row[2] for row in rows))
     return {
-        name: CurrentInstructions(name, h, t, n, exact.get((h, contexts[sid]), latest.get(h)), since)
+        name: CurrentInstructions(
+            name,
+            h,
+            t,
+            n,
+            latest.get((h, contexts[sid])),
+            since,
+            first_poisoned.get((h, contexts[sid])),
+        )
         for sid, name, h, n, t, since in rows
     }
 
@@ -230,7 +254,8 @@ def unscanned(session: Session, version: str) -> list[tuple[str, str, int, list[
 
 @dataclass(frozen=True)
 class InstructionsChange:
-    """A server's current instructions replaced other text seen by an earlier crawl."""
+    """A server's current instructions replaced other text seen by an earlier crawl, or came
+    where its earlier successful listings said nothing (``old_hash`` "")."""
 
     server: str
     old_hash: str
@@ -239,43 +264,35 @@ class InstructionsChange:
     new_length: int
     #: The crawl that saw the current text first, or saw it come back.
     detected_at: datetime
-    #: The latest scans of the old and the new text (None: never scanned).
+    #: The latest scan of the old text (by any server: None, never scanned or no old text) and
+    #: of the new one against the server's current tools (None: not scanned against them yet).
     old_findings: list[dict[str, Any]] | None
     new_findings: list[dict[str, Any]] | None
 
     @property
     def severe(self) -> bool | None:
-        """Poisoning came with the new text (None: the new text is not scanned yet).  An old
-        text replaced before any scan counts as clean: only the new one can make it severe."""
-        if self.new_findings is None:
-            return None
-        return _poisoned(self.new_findings) and not _poisoned(self.old_findings or [])
+        """The new text carries poisoning (None: not scanned yet).  Still poisoned after an
+        edit counts too: a CI gate on the changes since a date must not lose a rug pull
+        because the text changed again after it."""
+        return None if self.new_findings is None else _poisoned(self.new_findings)
+
+    @property
+    def poisoning_added(self) -> bool:
+        return bool(self.severe) and not _poisoned(self.old_findings or [])
 
 
 def _poisoned(findings: list[dict[str, Any]]) -> bool:
     return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in findings)
 
 
-def _latest_scans(session: Session, hashes: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    wanted = sorted(set(hashes))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for i in range(0, len(wanted), 500):
-        q = (
-            select(InstructionScan.hash, InstructionScan.findings)
-            .where(InstructionScan.hash.in_(wanted[i : i + 500]))
-            .order_by(InstructionScan.created_at, InstructionScan.id)
-        )
-        out.update({h: list(f or []) for h, f in session.execute(q)})  # oldest first: the latest wins
-    return out
-
-
 def instruction_changes(
     session: Session, servers: Iterable[str] | None = None, since: datetime | None = None
 ) -> list[InstructionsChange]:
     """For each listed server (only ``servers`` when given) whose current instructions replaced
-    another text, that change (only those seen since ``since`` when given)."""
+    another text, or came after successful listings that said nothing, that change (only those
+    seen since ``since`` when given)."""
     q = (
-        select(Server.name, ServerInstructions)
+        select(Server.id, Server.name, ServerInstructions)
         .join(ServerInstructions, ServerInstructions.server_id == Server.id)
         .where(Server.removed_at.is_(None))
         .order_by(ServerInstructions.last_seen, ServerInstructions.id)
@@ -287,33 +304,56 @@ def instruction_changes(
         names = sorted(set(servers))
         for i in range(0, len(names), 500):
             rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
-    kept: dict[str, tuple[ServerInstructions | None, ServerInstructions | None]] = {}
-    for name, row in rows:
-        now, before = kept.get(name, (None, None))
+    kept: dict[int, tuple[str, ServerInstructions | None, ServerInstructions | None]] = {}
+    for sid, name, row in rows:
+        _, now, before = kept.get(sid, (name, None, None))
         if row.current and (now is None or (row.current_since, row.id) >= (now.current_since, now.id)):
             now = row
         elif not row.current:
             before = row  # ordered by last sighting: the last one wins
-        kept[name] = (now, before)
-    pairs = [
-        (name, now, before)
-        for name, (now, before) in sorted(kept.items())
-        if now is not None and before is not None and (since is None or now.current_since >= since)
+        kept[sid] = (name, now, before)
+    found = [
+        (sid, name, now, before)
+        for sid, (name, now, before) in kept.items()
+        if now is not None and (since is None or now.current_since >= since)
     ]
-    scans = _latest_scans(session, [h for _, now, before in pairs for h in (now.hash, before.hash)])
-    return [
-        InstructionsChange(
-            server=name,
-            old_hash=before.hash,
-            new_hash=now.hash,
-            old_length=before.length,
-            new_length=now.length,
-            detected_at=now.current_since,
-            old_findings=scans.get(before.hash),
-            new_findings=scans.get(now.hash),
+    # A first text is a change only where an earlier successful listing said nothing.
+    firsts = [(sid, now) for sid, _, now, before in found if before is None]
+    said_nothing = {sid for sid, now in firsts if _listed_before(session, sid, now.current_since)}
+    found = [f for f in found if f[3] is not None or f[0] in said_nothing]
+    names_of = _tool_names(session, (sid for sid, *_ in found))
+    latest, _ = _scans(session, [h for *_, now, before in found for h in (now.hash, before.hash if before else "")])
+    old_scans: dict[str, list[dict[str, Any]]] = {h: v for (h, _), v in latest.items()}
+    return sorted(
+        (
+            InstructionsChange(
+                server=name,
+                old_hash=before.hash if before else "",
+                new_hash=now.hash,
+                old_length=before.length if before else 0,
+                new_length=now.length,
+                detected_at=now.current_since,
+                old_findings=old_scans.get(before.hash) if before else None,
+                new_findings=latest.get((now.hash, tools_context(names_of[sid]))),
+            )
+            for sid, name, now, before in found
+        ),
+        key=lambda c: c.server,
+    )
+
+
+def _listed_before(session: Session, server_id: int, when: datetime) -> bool:
+    """Whether a successful introspection of the server came before ``when`` (it said nothing)."""
+    q = (
+        select(IntrospectionAttempt.id)
+        .where(
+            IntrospectionAttempt.server_id == server_id,
+            IntrospectionAttempt.outcome == "ok",
+            IntrospectionAttempt.started_at < when,
         )
-        for name, now, before in pairs
-    ]
+        .limit(1)
+    )
+    return session.scalar(q) is not None
 
 
 def with_instructions(session: Session, views: Sequence[ToolView]) -> list[ToolView]:
