@@ -115,6 +115,9 @@ def test_poisoned_instructions_hide_every_tool_until_the_server_drops_them(tmp_p
     exported = json.loads(run_cli("export", "--server", NAME, "--db", db).stdout)
     assert exported["hide"] == ["get_me", "get_note"], exported  # every tool of the server
     assert "POISONED" in run_cli("server", NAME, "--db", db).stdout
+    counted = json.loads(run_cli("stats", "--format", "json", "--db", db).stdout)["instructions"]
+    assert counted == {"servers_with_instructions": 1, "poisoned": 1, "not_scanned": 0}
+    assert "instructions: 1 server(s) send them, 1 poisoned" in run_cli("stats", "--db", db).stdout
     sarif = json.loads(run_cli("findings", "--format", "sarif", "--db", db).stdout)
     located = [r["locations"][0] for r in sarif["runs"][0]["results"]]
     assert all(loc["logicalLocations"][0]["kind"] == "module" for loc in located), located

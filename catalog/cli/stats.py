@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from catalog.cli.common import DbOption, FormatOption, TextOrJson, friendly, say, say_lines, store_session
+from catalog.store.instructions import current_instructions
 from catalog.store.repository import current_tools
 from catalog.store.repository import stats as store_stats
 
@@ -21,6 +22,12 @@ def stats(
         s = store_stats(session)
         # Verdicts only: the definitions (megabytes each, from a hostile server) are not read.
         tools = current_tools(session, definitions=False)
+        said = current_instructions(session, text=False)
+    told = {
+        "servers_with_instructions": len(said),
+        "poisoned": sum(1 for i in said.values() if i.poisoned),
+        "not_scanned": sum(1 for i in said.values() if i.findings is None),
+    }
     risks = Counter(t.verdict.risk if t.verdict else "unclassified" for t in tools)
     cats = Counter(t.verdict.category for t in tools if t.verdict)
     # Tools with each finding of their verdict (`catalog findings` lists them, with evidence).
@@ -52,6 +59,7 @@ def stats(
                     "risk": dict(risks),
                     "category": dict(cats),
                     "findings": {k: flagged[k] for k in ("tool_poisoning", "annotation_mismatch")},
+                    "instructions": told,
                     "introspection": s["introspection"],
                     "recent_runs": runs,
                 },
@@ -70,6 +78,10 @@ def stats(
     lines.append(
         f"findings: poisoned tools {flagged['tool_poisoning']}, annotation mismatches "
         f"{flagged['annotation_mismatch']} (catalog findings lists them)"
+    )
+    lines.append(
+        f"instructions: {told['servers_with_instructions']} server(s) send them, {told['poisoned']} poisoned"
+        + (f", {told['not_scanned']} not scanned yet" if told["not_scanned"] else "")
     )
     lines.append("introspection: " + (", ".join(f"{k} {v}" for k, v in sorted(s["introspection"].items())) or "none"))
     for r in runs:
