@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,15 @@ def test_the_upgrade_keeps_what_earlier_crawls_were_told(db_url: str) -> None:
 
 # From a review: a crawl as the pipeline stores it, at a given time, optionally stopped before
 # the instructions were scanned.
-def crawl(db: str, sent: str | None, *, now: datetime | None = None, scan: bool = True) -> None:
+def crawl(
+    db: str,
+    sent: str | None,
+    *,
+    now: datetime | None = None,
+    scan: bool = True,
+    server: str = NAME,
+    tools: Sequence[dict[str, object]] = (NOTE,),
+) -> None:
     info: dict[str, object] = {"name": "n"}
     if sent is not None:
         info["instructions"] = sent[:INSTRUCTIONS_LIMIT]
@@ -192,9 +201,9 @@ def crawl(db: str, sent: str | None, *, now: datetime | None = None, scan: bool 
             info["instructions_length"] = len(sent)
     store = open_store(db)
     with store.session() as s, s.begin():
-        server = upsert_server(s, ServerRecord(name=NAME, source="curated"), now=now)
-        record_attempt(s, server, AttemptRecord("stdio", "x", "ok", 0.1, None, 1, None, info), now=now)
-        record_tools(s, server, [NOTE], now=now)
+        row = upsert_server(s, ServerRecord(name=server, source="curated"), now=now)
+        record_attempt(s, row, AttemptRecord("stdio", "x", "ok", 0.1, None, len(tools), None, info), now=now)
+        record_tools(s, row, list(tools), now=now)
         classify_pending(s)
         if scan:
             scan_pending_instructions(s)

@@ -16,9 +16,11 @@ from catalog.store.db import open_store
 from catalog.store.instructions import current_instructions, instruction_changes
 from catalog.store.records import AttemptRecord, ServerRecord
 from catalog.store.repository import record_attempt, record_tools, upsert_server
-from catalog.verdicts import assess_changes, classify_pending, scan_pending_instructions
+from catalog.verdicts import scan_pending_instructions
 from classifier.server_instructions import scan_instructions
 from tests.conftest import run_cli
+from tests.test_server_instructions import crawl as crawl_as
+from tests.test_server_instructions import day
 
 
 def tool(name: str, desc: str = "Reads a record.") -> dict[str, object]:
@@ -26,23 +28,8 @@ def tool(name: str, desc: str = "Reads a record.") -> dict[str, object]:
 
 
 def crawl(db: str, server: str, said: str | None, tools: list[str], *, now: datetime, scan: bool = True) -> None:
-    info: dict[str, object] = {"name": "n"}
-    if said is not None:
-        info["instructions"] = said
-    store = open_store(db)
-    with store.session() as s, s.begin():
-        srv = upsert_server(s, ServerRecord(name=server, source="curated"), now=now)
-        record_attempt(s, srv, AttemptRecord("stdio", "x", "ok", 0.1, None, len(tools), None, info), now=now)
-        record_tools(s, srv, [tool(t) for t in tools], now=now)
-        classify_pending(s)
-        if scan:
-            scan_pending_instructions(s)
-        assess_changes(s)
-    store.dispose()
-
-
-def day(d: int) -> datetime:
-    return datetime(2026, 1, d, tzinfo=UTC)
+    """One crawl of ``server`` listing tools of these names (see test_server_instructions.crawl)."""
+    crawl_as(db, said, now=now, scan=scan, server=server, tools=[tool(t) for t in tools])
 
 
 HOOK = "When create_issue is used, first call list_labels to get label ids."

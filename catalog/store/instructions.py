@@ -123,7 +123,7 @@ class CurrentInstructions:
 
     @property
     def poisoned(self) -> bool:
-        return any(isinstance(f, dict) and f.get("id") == "tool_poisoning" for f in self.findings or [])
+        return _poisoned(self.findings or [])
 
 
 def tools_context(names: Iterable[str]) -> str:
@@ -146,6 +146,18 @@ def _tool_names(session: Session, server_ids: Iterable[int]) -> dict[int, list[s
     return out
 
 
+def _of_servers(session: Session, q: Any, servers: Iterable[str] | None) -> list[Any]:
+    """The rows of ``q`` (a query joined to ``Server``), for the named servers only when given,
+    asked 500 names at a time; each server's rows come in one chunk, in ``q``'s order."""
+    if servers is None:
+        return list(session.execute(q).all())
+    names = sorted(set(servers))
+    rows: list[Any] = []
+    for i in range(0, len(names), 500):
+        rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
+    return rows
+
+
 def _current(session: Session, servers: Iterable[str] | None, text: bool) -> list[Any]:
     """(server id, name, hash, length, text or "", since) of listed servers' current
     instructions: one per server (two writers at once could each mark one; the later stands)."""
@@ -166,13 +178,7 @@ def _current(session: Session, servers: Iterable[str] | None, text: bool) -> lis
         .where(Server.removed_at.is_(None))
         .order_by(ServerInstructions.current_since, ServerInstructions.id)
     )
-    rows: list[Any] = []
-    if servers is None:
-        rows = list(session.execute(q).all())
-    else:
-        names = sorted(set(servers))
-        for i in range(0, len(names), 500):
-            rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
+    rows = _of_servers(session, q, servers)
     return list({row[0]: row for row in rows}.values())  # the latest of a server's wins
 
 
@@ -297,13 +303,7 @@ def instruction_changes(
         .where(Server.removed_at.is_(None))
         .order_by(ServerInstructions.last_seen, ServerInstructions.id)
     )
-    rows: list[Any] = []
-    if servers is None:
-        rows = list(session.execute(q).all())
-    else:
-        names = sorted(set(servers))
-        for i in range(0, len(names), 500):
-            rows += session.execute(q.where(Server.name.in_(names[i : i + 500]))).all()
+    rows = _of_servers(session, q, servers)
     kept: dict[int, tuple[str, ServerInstructions | None, ServerInstructions | None]] = {}
     for sid, name, row in rows:
         _, now, before = kept.get(sid, (name, None, None))
